@@ -1,0 +1,56 @@
+"""AgentMesh agent SDK: join a coordinator as an agent, or drive it as a client.
+
+    from agent_sdk import Agent
+    agent = Agent("planner", coordinator="localhost:50051", max_concurrency=4)
+
+    @agent.capability("task_planning")
+    async def plan(task):
+        await task.progress(0.5, "halfway")
+        return {"tasks": []}
+
+    agent.run()
+"""
+
+from agent_sdk._agent import SDK_VERSION, Agent, AgentStats, Task
+from agent_sdk._client import Client, TaskRequest
+from agent_sdk._errors import (
+    AgentMeshError,
+    AgentRejectedError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RetryableTaskError,
+    RpcError,
+    TaskError,
+    UnavailableError,
+)
+from agent_sdk._types import AgentInfo, TaskAssignment, TaskFailure
+
+__version__ = SDK_VERSION
+
+__all__ = [
+    # agents
+    "Agent",
+    "AgentStats",
+    "Task",
+    # operator client
+    "AgentInfo",
+    "Client",
+    "TaskAssignment",
+    "TaskFailure",
+    "TaskRequest",
+    # errors
+    "AgentMeshError",
+    "AgentRejectedError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ResourceExhaustedError",
+    "RetryableTaskError",
+    "RpcError",
+    "TaskError",
+    "UnavailableError",
+]

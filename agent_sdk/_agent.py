@@ -1,0 +1,510 @@
+"""The agent side: connect, say Hello, run capability handlers, report back.
+
+An ``Agent`` keeps one bidirectional stream to the coordinator. Three loops
+share it per session: the reader starts a handler per task (and cancels on
+request), the writer packs every update that is ready into one message, and
+the heartbeat loop keeps the agent alive in the registry. When the stream
+breaks the agent reconnects with bounded, jittered backoff; handlers keep
+running and their results are sent on the next session (the coordinator
+records a result once, whichever attempt it came from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+
+from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
+from agentmesh import wire
+from agentmesh.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+
+log = logging.getLogger("agent_sdk")
+
+SDK_VERSION = "0.1.0"
+PROTOCOL_VERSION = 1
+
+Handler = Callable[["Task"], Any]
+F = TypeVar("F", bound=Handler)
+
+# Errors from the coordinator that reconnecting cannot fix.
+_FATAL = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+}
+
+
+def channel_options(max_message_bytes: int = 4 * 1024 * 1024) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        # Keepalive is off by default: without it a vanished host can hang a stream.
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # We drive reconnects ourselves; grpc's own backoff can reach minutes.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+    ]
+
+
+class _Done:
+    """An already-finished awaitable, so ``task.progress()`` works with or without await."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class _Dispatch:
+    task_id: str
+    attempt: int
+
+
+class Task:
+    """What a capability handler receives: the task's input and its context.
+
+    Attributes: ``id``, ``attempt`` (1 for the first delivery), ``capability``,
+    ``input`` (a dict), ``deadline`` (aware datetime or None), ``idempotency_key``
+    (the same for every attempt: use it to make side effects idempotent),
+    ``name``, ``execution_id``, ``step_id``, ``labels``.
+    """
+
+    __slots__ = (
+        "_agent",
+        "attempt",
+        "capability",
+        "deadline",
+        "execution_id",
+        "id",
+        "idempotency_key",
+        "input",
+        "labels",
+        "name",
+        "step_id",
+    )
+
+    def __init__(self, agent: Agent, d: agent_pb2.TaskDispatch) -> None:
+        self._agent = agent
+        self.id: str = d.task_id
+        self.attempt: int = d.attempt
+        self.capability: str = d.capability
+        self.input: dict[str, Any] = wire.from_struct(d.input)
+        self.deadline: datetime | None = wire.from_timestamp(d.deadline)
+        self.idempotency_key: str = d.idempotency_key
+        self.name: str = d.name
+        self.execution_id: str = d.execution_id
+        self.step_id: str = d.step_id
+        self.labels: dict[str, str] = dict(d.labels)
+
+    def progress(self, fraction: float, message: str = "") -> _Done:
+        """Report progress (0..1). Safe from async handlers (``await`` it or not)
+        and from sync handlers running in a thread."""
+        update = agent_pb2.TaskUpdate(
+            task_id=self.id,
+            attempt=self.attempt,
+            progress=agent_pb2.TaskProgress(fraction=fraction, message=message),
+        )
+        self._agent._push_threadsafe(update)
+        return _Done()
+
+    def __repr__(self) -> str:
+        return f"Task(id={self.id!r}, capability={self.capability!r}, attempt={self.attempt})"
+
+
+@dataclass(slots=True)
+class AgentStats:
+    received: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    sessions: int = 0
+
+
+class Agent:
+    """An agent process's connection to the mesh.
+
+    Register handlers with ``@agent.capability("name")`` (async functions run on
+    the loop; plain functions run in a thread pool sized ``max_concurrency``),
+    then ``agent.run()`` (blocks, handles SIGTERM/SIGINT) or ``await agent.serve()``.
+    A handler's return value (JSON-serializable) is the task's output; raising
+    fails the task (``RetryableTaskError`` lets the coordinator retry it).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        coordinator: str = "localhost:50051",
+        *,
+        type: str | None = None,
+        max_concurrency: int = 1,
+        labels: dict[str, str] | None = None,
+        agent_id: str | None = None,
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 10.0,
+        drain_timeout: float = 30.0,
+        max_message_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.name = name
+        self.coordinator = coordinator
+        self.type = type or name
+        self.max_concurrency = max_concurrency
+        self.labels = dict(labels or {})
+        self.agent_id = agent_id or ""
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.drain_timeout = drain_timeout
+        self.max_message_bytes = max_message_bytes
+        self.stats = AgentStats()
+        self._handlers: dict[str, tuple[Handler, str]] = {}
+        self._running: dict[_Dispatch, asyncio.Task[None]] = {}
+        self._updates: list[agent_pb2.TaskUpdate] = []
+        self._control: list[agent_pb2.AgentMessage] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._connected: asyncio.Event | None = None
+        self._draining = False
+        self._executor: ThreadPoolExecutor | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- public API
+
+    def capability(self, name: str, *, description: str = "") -> Callable[[F], F]:
+        """Decorator: handle tasks for capability ``name``."""
+
+        def register(fn: F) -> F:
+            self.add_capability(name, fn, description=description)
+            return fn
+
+        return register
+
+    def add_capability(self, name: str, handler: Handler, *, description: str = "") -> None:
+        if not name:
+            raise ValueError("capability name must not be empty")
+        if name in self._handlers:
+            raise ValueError(f"capability {name!r} already has a handler")
+        self._handlers[name] = (handler, description)
+
+    @property
+    def capabilities(self) -> list[str]:
+        return list(self._handlers)
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then drain: finish in-flight tasks, report, exit."""
+        asyncio.run(self._run_with_signals())
+
+    async def _run_with_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        await self.serve()
+
+    def request_shutdown(self) -> None:
+        """Start a graceful shutdown without waiting for it (e.g. from a signal)."""
+        if self._loop is not None and self._shutdown_task is None:
+            self._shutdown_task = self._loop.create_task(self.shutdown())
+
+    async def wait_connected(self, timeout: float | None = None) -> str:
+        """Wait until the coordinator welcomed this agent; return its agent id."""
+        while self._connected is None:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(self._connected.wait(), timeout)
+        return self.agent_id
+
+    async def serve(self) -> None:
+        """Connect and serve tasks until ``shutdown()``; reconnect when the stream breaks.
+
+        Raises AgentRejectedError when the coordinator refuses the Hello.
+        Cancelling it drops the connection at once (no drain).
+        """
+        if not self._handlers:
+            raise ValueError("register at least one capability before serving")
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=self.name)
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                welcomed = False
+                try:
+                    welcomed = await self._session()
+                except grpc.aio.AioRpcError as e:
+                    if e.code() in _FATAL:
+                        raise AgentRejectedError(
+                            f"coordinator refused agent {self.name!r}: "
+                            f"{e.code().name}: {e.details()}"
+                        ) from None
+                    log.info("agent %s: stream to %s lost: %s: %s", self.name,
+                             self.coordinator, e.code().name, e.details())
+                except UnavailableError as e:
+                    log.info("agent %s: %s", self.name, e)
+                self._connected.clear()
+                if self._stop.is_set():
+                    break
+                failures = 1 if welcomed else failures + 1
+                delay = min(self.reconnect_max, self.reconnect_min * 2 ** (failures - 1))
+                delay = random.uniform(delay / 2, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            for t in list(self._running.values()):
+                t.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Drain: take no new tasks, let running ones finish (up to ``grace``
+        seconds, default ``drain_timeout``), send their results, disconnect."""
+        if self._stop is None or self._stop.is_set():
+            return
+        grace = self.drain_timeout if grace is None else grace
+        self._draining = True
+        self._send_control(agent_pb2.AgentMessage(goodbye=agent_pb2.Goodbye(reason="draining")))
+        running = list(self._running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for t in late:
+                t.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        # Give the writer a moment to flush the last results.
+        deadline = time.monotonic() + 5.0
+        while (self._updates or self._control) and time.monotonic() < deadline:
+            if self._connected is None or not self._connected.is_set():
+                break
+            await asyncio.sleep(0.01)
+        self._stop.set()
+        assert self._wake is not None
+        self._wake.set()
+
+    # ---------------------------------------------------------------- session
+
+    def _hello(self) -> agent_pb2.AgentMessage:
+        return agent_pb2.AgentMessage(
+            hello=agent_pb2.Hello(
+                name=self.name,
+                type=self.type,
+                capabilities=[
+                    types_pb2.Capability(name=n, description=desc)
+                    for n, (_, desc) in self._handlers.items()
+                ],
+                max_concurrency=0 if self._draining else self.max_concurrency,
+                labels=self.labels,
+                sdk_version=SDK_VERSION,
+                agent_id=self.agent_id,
+                protocol_version=PROTOCOL_VERSION,
+            )
+        )
+
+    async def _session(self) -> bool:
+        """One stream's life. Returns True if the coordinator welcomed us."""
+        assert self._stop is not None and self._connected is not None
+        async with grpc.aio.insecure_channel(
+            self.coordinator, options=channel_options(self.max_message_bytes)
+        ) as channel:
+            call = agent_pb2_grpc.AgentServiceStub(channel).Connect()
+            await call.write(self._hello())
+            first = await call.read()
+            if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
+                raise UnavailableError("coordinator closed the stream before Welcome")
+            welcome = first.welcome
+            self.agent_id = welcome.agent_id
+            self.stats.sessions += 1
+            self._connected.set()
+            log.info("agent %s connected to %s as %s", self.name, self.coordinator, self.agent_id)
+            interval = max(0.05, welcome.heartbeat_interval_ms / 1000)
+            parts = [
+                asyncio.create_task(self._read_loop(call), name="reader"),
+                asyncio.create_task(self._write_loop(call), name="writer"),
+                asyncio.create_task(self._heartbeat_loop(interval), name="heartbeat"),
+                asyncio.create_task(self._stop.wait(), name="stop"),
+            ]
+            try:
+                done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for p in parts:
+                    p.cancel()
+                await asyncio.gather(*parts, return_exceptions=True)
+            if parts[3] in done:
+                with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    await call.done_writing()
+                call.cancel()
+            for p in done:
+                if p is not parts[3] and not p.cancelled() and p.exception() is not None:
+                    exc = p.exception()
+                    assert exc is not None
+                    raise exc
+            return True
+
+    async def _read_loop(self, call: Any) -> None:
+        while True:
+            msg = await call.read()
+            if msg is grpc.aio.EOF:
+                return
+            kind = msg.WhichOneof("body")
+            if kind == "tasks":
+                for d in msg.tasks.tasks:
+                    self._start(d)
+            elif kind == "cancel":
+                t = self._running.get(_Dispatch(msg.cancel.task_id, msg.cancel.attempt))
+                if t is not None:
+                    log.info("task %s cancelled: %s", msg.cancel.task_id, msg.cancel.reason)
+                    t.cancel()
+            elif kind == "drain":
+                log.info("coordinator asks to drain: %s", msg.drain.reason)
+
+    async def _write_loop(self, call: Any) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            control, self._control = self._control, []
+            updates, self._updates = self._updates, []
+            try:
+                for m in control:
+                    await call.write(m)
+                if updates:
+                    await call.write(
+                        agent_pb2.AgentMessage(updates=agent_pb2.TaskUpdates(updates=updates))
+                    )
+            except BaseException:
+                # Not known to be sent: send again on the next session.
+                self._control[:0] = [m for m in control if m.WhichOneof("body") != "heartbeat"]
+                self._updates[:0] = updates
+                raise
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        while True:
+            self._send_control(
+                agent_pb2.AgentMessage(
+                    heartbeat=agent_pb2.Heartbeat(in_flight=len(self._running), healthy=True)
+                )
+            )
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ tasks
+
+    def _send_control(self, msg: agent_pb2.AgentMessage) -> None:
+        self._control.append(msg)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _push(self, update: agent_pb2.TaskUpdate) -> None:
+        self._updates.append(update)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _push_threadsafe(self, update: agent_pb2.TaskUpdate) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._push(update)
+        else:
+            loop.call_soon_threadsafe(self._push, update)
+
+    def _start(self, d: agent_pb2.TaskDispatch) -> None:
+        key = _Dispatch(d.task_id, d.attempt)
+        if key in self._running:
+            return  # duplicate delivery of an attempt we are running
+        self.stats.received += 1
+        self._push(agent_pb2.TaskUpdate(task_id=d.task_id, attempt=d.attempt, ack=agent_pb2.TaskAck()))
+        self._running[key] = asyncio.create_task(self._run(key, d), name=f"task-{d.task_id}")
+        n = len(self._running)
+        self.stats.in_flight = n
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, n)
+
+    async def _run(self, key: _Dispatch, d: agent_pb2.TaskDispatch) -> None:
+        started = time.monotonic()
+        result = agent_pb2.TaskResult()
+        try:
+            entry = self._handlers.get(d.capability)
+            if entry is None:
+                raise TaskError(
+                    f"agent {self.name!r} has no handler for capability {d.capability!r}",
+                    type="UnknownCapability",
+                )
+            out = await self._call(entry[0], Task(self, d))
+            try:
+                result.output.CopyFrom(wire.to_value(out))
+            except wire.PayloadError as e:
+                raise TaskError(f"handler output {e}", type="OutputNotSerializable") from None
+            self.stats.completed += 1
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            result.error.CopyFrom(
+                types_pb2.TaskError(type="CANCELLED", message="cancelled on the agent", retryable=True)
+            )
+        except TaskError as e:
+            self.stats.failed += 1
+            result.error.CopyFrom(
+                types_pb2.TaskError(
+                    type=e.type,
+                    message=e.message,
+                    retryable=e.retryable,
+                    details=_safe_struct(e.details),
+                )
+            )
+        except Exception as e:
+            self.stats.failed += 1
+            result.error.CopyFrom(
+                types_pb2.TaskError(
+                    type=type(e).__name__,
+                    message=str(e) or type(e).__name__,
+                    retryable=bool(getattr(e, "retryable", False)),
+                    stack=traceback.format_exc(limit=20),
+                )
+            )
+        finally:
+            result.duration_ms = int((time.monotonic() - started) * 1000)
+            self._push(agent_pb2.TaskUpdate(task_id=d.task_id, attempt=d.attempt, result=result))
+            self._running.pop(key, None)
+            self.stats.in_flight = len(self._running)
+
+    async def _call(self, handler: Handler, task: Task) -> Any:
+        if inspect.iscoroutinefunction(handler):
+            return await handler(task)
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(self._executor, handler, task)
+        if inspect.isawaitable(out):
+            return await out
+        return out
+
+
+def _safe_struct(details: dict[str, Any] | None) -> Any:
+    if not details:
+        return None
+    try:
+        return wire.to_struct(details)
+    except wire.PayloadError:
+        return wire.to_struct({"repr": repr(details)})
+

@@ -1,0 +1,117 @@
+"""Errors of the AgentMesh SDK.
+
+    AgentMeshError
+    ├── RpcError                 a call to the coordinator failed; ``.code`` is the gRPC code
+    │   ├── InvalidArgumentError
+    │   ├── NotFoundError
+    │   ├── FailedPreconditionError   e.g. no live agent advertises the capability
+    │   ├── ResourceExhaustedError    the coordinator refuses new work for now
+    │   ├── UnavailableError          coordinator unreachable or shutting down
+    │   └── DeadlineExceededError
+    ├── AgentRejectedError       the coordinator refused this agent's Hello (fatal)
+    └── TaskError                raise from a handler to fail a task in a structured way
+        └── RetryableTaskError   ... and let the coordinator retry it
+
+``rpc_error`` maps a grpc ``AioRpcError`` to the most specific of these, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+
+class AgentMeshError(Exception):
+    """Base class of every error the SDK raises."""
+
+
+class RpcError(AgentMeshError):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+class InvalidArgumentError(RpcError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFoundError(RpcError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class FailedPreconditionError(RpcError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhaustedError(RpcError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class UnavailableError(RpcError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceededError(RpcError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class AgentRejectedError(AgentMeshError):
+    """The coordinator refused the agent's Hello; reconnecting will not help."""
+
+
+class TaskError(AgentMeshError):
+    """Raise from a capability handler to fail the task with a structured error.
+
+    Any other exception fails the task too (type = the exception's class name);
+    this class lets you set ``type``, ``details`` and ``retryable`` explicitly.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,
+        details: dict[str, Any] | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type or self.__class__.__name__
+        self.details = details
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class RetryableTaskError(TaskError):
+    """A failure that may go away on another attempt (the coordinator retries it)."""
+
+    retryable = True
+
+
+_BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgumentError,
+        NotFoundError,
+        FailedPreconditionError,
+        ResourceExhaustedError,
+        UnavailableError,
+        DeadlineExceededError,
+    )
+}
+
+
+def rpc_error(e: grpc.aio.AioRpcError) -> RpcError:
+    code = e.code()
+    cls = _BY_CODE.get(code, RpcError)
+    return cls(e.details() or code.name, code)

@@ -1,0 +1,127 @@
+"""Values the SDK hands to its users (protobuf stays inside the SDK)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agentmesh import wire
+from agentmesh.v1 import types_pb2
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailure:
+    type: str
+    message: str
+    retryable: bool = False
+    details: dict[str, Any] | None = None
+    stack: str = ""
+
+    @classmethod
+    def from_proto(cls, e: types_pb2.TaskError) -> TaskFailure:
+        return cls(
+            type=e.type,
+            message=e.message,
+            retryable=e.retryable,
+            details=wire.from_struct(e.details) if e.HasField("details") else None,
+            stack=e.stack,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """The seed's AgentInfo."""
+
+    id: str
+    name: str
+    type: str
+    status: str  # online | busy | offline | error | draining
+    capabilities: list[str]
+    load_factor: float
+    task_count: int
+    success_rate: float
+    average_task_duration_ms: float
+    last_seen_time: datetime | None
+    max_concurrency: int
+    labels: dict[str, str] = field(default_factory=dict)
+    tasks_completed: int = 0
+    tasks_failed: int = 0
+    transport: str = ""
+
+    @classmethod
+    def from_proto(cls, a: types_pb2.AgentInfo) -> AgentInfo:
+        return cls(
+            id=a.id,
+            name=a.name,
+            type=a.type,
+            status=_enum_name(types_pb2.AgentStatus, a.status, "AGENT_STATUS_"),
+            capabilities=list(a.capabilities),
+            load_factor=a.load_factor,
+            task_count=a.task_count,
+            success_rate=a.success_rate,
+            average_task_duration_ms=a.average_task_duration_ms,
+            last_seen_time=wire.from_timestamp(a.last_seen_time),
+            max_concurrency=a.max_concurrency,
+            labels=dict(a.labels),
+            tasks_completed=a.tasks_completed,
+            tasks_failed=a.tasks_failed,
+            transport=a.transport,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAssignment:
+    """The seed's TaskAssignment: a task and where it stands."""
+
+    id: str
+    agent_id: str
+    task_name: str
+    capability: str
+    input: dict[str, Any]
+    status: str  # pending | assigned | running | completed | failed | cancelled
+    attempt: int
+    retry_count: int
+    result: Any = None
+    error: TaskFailure | None = None
+    created_time: datetime | None = None
+    assigned_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    execution_id: str = ""
+    step_id: str = ""
+    idempotency_key: str = ""
+    progress: float = 0.0
+    progress_message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    @classmethod
+    def from_proto(cls, t: types_pb2.TaskAssignment) -> TaskAssignment:
+        return cls(
+            id=t.id,
+            agent_id=t.agent_id,
+            task_name=t.task_name,
+            capability=t.capability,
+            input=wire.from_struct(t.input),
+            status=_enum_name(types_pb2.TaskStatus, t.status, "TASK_STATUS_"),
+            attempt=t.attempt,
+            retry_count=t.retry_count,
+            result=wire.from_value(t.result) if t.HasField("result") else None,
+            error=TaskFailure.from_proto(t.error) if t.HasField("error") else None,
+            created_time=wire.from_timestamp(t.created_time),
+            assigned_time=wire.from_timestamp(t.assigned_time),
+            start_time=wire.from_timestamp(t.start_time),
+            end_time=wire.from_timestamp(t.end_time),
+            execution_id=t.execution_id,
+            step_id=t.step_id,
+            idempotency_key=t.idempotency_key,
+            progress=t.progress,
+            progress_message=t.progress_message,
+        )

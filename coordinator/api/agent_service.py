@@ -1,0 +1,216 @@
+"""AgentService.Connect: one bidirectional stream per agent.
+
+The handler reads agent messages in a task of its own and writes coordinator
+messages from the agent's outbound queue, packing every task that is ready
+into one TaskBatch (never waiting on a timer to fill a batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+
+from agentmesh.v1 import agent_pb2, agent_pb2_grpc
+from coordinator import domain as d
+from coordinator.api import convert
+from coordinator.api.status import code_for
+from coordinator.errors import InvalidArgument, MeshError
+from coordinator.mesh import Mesh
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0
+PROTOCOL_VERSION = 1
+
+_CLOSE = object()
+
+
+class StreamSink:
+    """The mesh's handle on one agent stream. Methods only enqueue."""
+
+    __slots__ = ("closed", "queue", "reason")
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.closed = False
+        self.reason = ""
+
+    def send_tasks(self, tasks: Sequence[d.Task]) -> None:
+        if not self.closed:
+            self.queue.put_nowait([convert.dispatch(t) for t in tasks])
+
+    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
+        if not self.closed:
+            msg = agent_pb2.CancelTask(task_id=task_id, attempt=attempt, reason=reason)
+            self.queue.put_nowait(agent_pb2.CoordinatorMessage(cancel=msg))
+
+    def send_drain(self, reason: str) -> None:
+        if not self.closed:
+            self.queue.put_nowait(agent_pb2.CoordinatorMessage(drain=agent_pb2.Drain(reason=reason)))
+
+    def close(self, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.reason = reason
+            self.queue.put_nowait(_CLOSE)
+
+
+class AgentService(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, mesh: Mesh, coordinator_id: str) -> None:
+        self._mesh = mesh
+        self._coordinator_id = coordinator_id
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[agent_pb2.CoordinatorMessage]:
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_S)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no Hello within {HELLO_TIMEOUT_S:.0f}s of opening the stream",
+            )
+        if first.WhichOneof("body") != "hello":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the first message on an agent stream must be hello, got "
+                f"{first.WhichOneof('body') or 'an empty message'}",
+            )
+        hello = first.hello
+        if hello.protocol_version > PROTOCOL_VERSION:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"protocol version {hello.protocol_version} is newer than this "
+                f"coordinator's ({PROTOCOL_VERSION})",
+            )
+        sink = StreamSink()
+        try:
+            agent = self._mesh.join(convert.agent_spec(hello), sink, "stream")
+        except MeshError as e:
+            await context.abort(code_for(e), str(e))
+        settings = self._mesh.settings
+        yield agent_pb2.CoordinatorMessage(
+            welcome=agent_pb2.Welcome(
+                agent_id=agent.id,
+                session_id=agent.session_id,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
+                max_message_bytes=settings.max_message_bytes,
+                coordinator_id=self._coordinator_id,
+            )
+        )
+        reader = asyncio.create_task(self._read(agent, request_iterator, sink))
+        try:
+            async for msg in self._outbound(sink):
+                yield msg
+        finally:
+            reader.cancel()
+            current = self._mesh.agents.get(agent.id)
+            if current is agent:  # not replaced by a newer session
+                reason = sink.reason or "stream closed"
+                self._mesh.leave(agent.id, reason)
+        if isinstance(reader_error := _exception(reader), MeshError):
+            await context.abort(code_for(reader_error), str(reader_error))
+
+    async def _outbound(self, sink: StreamSink) -> AsyncIterator[agent_pb2.CoordinatorMessage]:
+        queue = sink.queue
+        while True:
+            item = await queue.get()
+            if item is _CLOSE:
+                return
+            if isinstance(item, list):
+                dispatches = item
+                # Pack everything else that is ready into the same batch.
+                while not queue.empty():
+                    nxt = queue.get_nowait()
+                    if isinstance(nxt, list):
+                        dispatches.extend(nxt)
+                        continue
+                    yield agent_pb2.CoordinatorMessage(tasks=agent_pb2.TaskBatch(tasks=dispatches))
+                    if nxt is _CLOSE:
+                        return
+                    assert isinstance(nxt, agent_pb2.CoordinatorMessage)
+                    dispatches = []
+                    yield nxt
+                    break
+                if dispatches:
+                    yield agent_pb2.CoordinatorMessage(tasks=agent_pb2.TaskBatch(tasks=dispatches))
+            else:
+                assert isinstance(item, agent_pb2.CoordinatorMessage)
+                yield item
+
+    async def _read(
+        self,
+        agent: d.Agent,
+        requests: AsyncIterator[agent_pb2.AgentMessage],
+        sink: StreamSink,
+    ) -> None:
+        mesh = self._mesh
+        try:
+            async for msg in requests:
+                mesh.touch(agent)
+                kind = msg.WhichOneof("body")
+                if kind == "updates":
+                    for u in msg.updates.updates:
+                        self._update(agent, u)
+                elif kind == "heartbeat":
+                    mesh.heartbeat(agent, msg.heartbeat.healthy)
+                    sink.queue.put_nowait(
+                        agent_pb2.CoordinatorMessage(
+                            heartbeat_ack=agent_pb2.HeartbeatAck(server_time=convert.ts(d.utcnow()))
+                        )
+                    )
+                elif kind == "flow":
+                    mesh.set_credits(agent, msg.flow.credits)
+                elif kind == "goodbye":
+                    mesh.drain_agent(agent)
+                elif kind == "hello":
+                    raise InvalidArgument("hello may only be sent once per stream")
+                else:
+                    raise InvalidArgument("empty agent message (no body set)")
+            sink.close("agent closed its stream")
+        except asyncio.CancelledError:
+            raise
+        except MeshError as e:
+            sink.close(f"protocol error: {e}")
+            raise
+        except grpc.RpcError:
+            sink.close("stream broken")
+        except Exception:
+            log.exception("agent %s: unexpected error reading stream", agent.id)
+            sink.close("internal error")
+            raise
+
+    def _update(self, agent: d.Agent, u: agent_pb2.TaskUpdate) -> None:
+        kind = u.WhichOneof("kind")
+        if kind == "result":
+            r = u.result
+            if r.WhichOneof("outcome") == "error":
+                self._mesh.on_result(
+                    agent, u.task_id, u.attempt, failure=convert.from_failure(r.error),
+                    duration_ms=r.duration_ms,
+                )
+            else:
+                self._mesh.on_result(
+                    agent, u.task_id, u.attempt, output=convert.from_value(r.output),
+                    duration_ms=r.duration_ms,
+                )
+        elif kind == "ack":
+            self._mesh.on_ack(u.task_id, u.attempt)
+        elif kind == "progress":
+            self._mesh.on_progress(u.task_id, u.attempt, u.progress.fraction, u.progress.message)
+        else:
+            raise InvalidArgument(f"task update for {u.task_id!r} has no ack, progress or result")
+
+
+def _exception(task: asyncio.Task[None]) -> BaseException | None:
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()

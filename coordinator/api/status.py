@@ -1,0 +1,53 @@
+"""Domain errors -> gRPC status codes, in one place."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from coordinator import errors
+
+log = logging.getLogger(__name__)
+
+CODES: dict[type[errors.MeshError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+R = TypeVar("R")
+Handler = Callable[..., Awaitable[R]]
+
+
+def code_for(error: errors.MeshError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def mapped(fn: Handler[R]) -> Handler[R]:
+    """Decorate a unary servicer method: domain errors abort with their code,
+    anything unexpected aborts INTERNAL (logged) instead of killing the call."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await fn(self, request, context)
+        except errors.MeshError as e:
+            await context.abort(code_for(e), str(e))
+        except (grpc.aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", fn.__qualname__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}")
+        raise AssertionError("unreachable")  # context.abort always raises
+
+    return wrapper

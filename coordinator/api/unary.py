@@ -1,0 +1,234 @@
+"""Unary services: RegistryService and TaskService (with polling agents)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+
+import grpc
+
+from agentmesh.v1 import registry_pb2, registry_pb2_grpc, task_pb2, task_pb2_grpc, types_pb2
+from coordinator import domain as d
+from coordinator.api import convert
+from coordinator.api.status import mapped
+from coordinator.errors import FailedPrecondition, InvalidArgument
+from coordinator.mesh import Mesh
+
+MAX_POLL_WAIT_MS = 60_000
+MAX_WAIT_TASK_MS = 3_600_000
+MAX_BULK = 10_000
+
+
+class MailboxSink:
+    """Tasks routed to a polling agent wait here until it calls PollTasks."""
+
+    __slots__ = ("closed", "mailbox", "ready")
+
+    def __init__(self) -> None:
+        self.mailbox: deque[tuple[d.Task, int]] = deque()
+        self.ready = asyncio.Event()
+        self.closed = False
+
+    def send_tasks(self, tasks: Sequence[d.Task]) -> None:
+        self.mailbox.extend((t, t.attempt) for t in tasks)
+        self.ready.set()
+
+    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
+        # A polling agent learns of cancellation from GetTaskStatus.
+        pass
+
+    def send_drain(self, reason: str) -> None:
+        pass
+
+    def close(self, reason: str) -> None:
+        self.closed = True
+        self.ready.set()
+
+
+class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, mesh: Mesh) -> None:
+        self._mesh = mesh
+
+    @mapped
+    async def RegisterAgent(
+        self, request: registry_pb2.RegisterAgentRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.RegisterAgentResponse:
+        spec = d.AgentSpec(
+            name=request.name,
+            type=request.type,
+            capabilities=convert.capabilities(request.capabilities),
+            max_concurrency=request.max_concurrency or 1,
+            labels=dict(request.labels),
+        )
+        agent = self._mesh.join(spec, MailboxSink(), "poll")
+        s = self._mesh.settings
+        return registry_pb2.RegisterAgentResponse(
+            agent_id=agent.id,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            heartbeat_timeout_ms=s.heartbeat_timeout_ms,
+        )
+
+    @mapped
+    async def Heartbeat(
+        self, request: registry_pb2.AgentHeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.AgentHeartbeatResponse:
+        agent = self._mesh.get_agent(request.agent_id)
+        if not agent.connected:
+            raise FailedPrecondition(
+                f"agent {agent.id!r} is offline (missed its heartbeats); register again"
+            )
+        self._mesh.heartbeat(agent)
+        return registry_pb2.AgentHeartbeatResponse(status=convert.AGENT_STATUS[agent.status])
+
+    @mapped
+    async def UnregisterAgent(
+        self, request: registry_pb2.UnregisterAgentRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.UnregisterAgentResponse:
+        moved = self._mesh.unregister(request.agent_id)
+        return registry_pb2.UnregisterAgentResponse(tasks_redispatched=moved)
+
+    @mapped
+    async def ListAgents(
+        self, request: registry_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListAgentsResponse:
+        agents = self._mesh.list_agents(request.include_offline, request.type)
+        return registry_pb2.ListAgentsResponse(agents=[convert.agent_info(a) for a in agents])
+
+    @mapped
+    async def GetAgent(
+        self, request: registry_pb2.GetAgentRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.AgentInfo:
+        return convert.agent_info(self._mesh.get_agent(request.agent_id))
+
+    @mapped
+    async def GetAgentCapabilities(
+        self, request: registry_pb2.GetAgentCapabilitiesRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetAgentCapabilitiesResponse:
+        agent = self._mesh.get_agent(request.agent_id)
+        return registry_pb2.GetAgentCapabilitiesResponse(
+            capabilities=[
+                types_pb2.Capability(name=c.name, description=c.description, version=c.version)
+                for c in agent.capabilities
+            ]
+        )
+
+    @mapped
+    async def FindAgentsByCapability(
+        self, request: registry_pb2.FindAgentsByCapabilityRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListAgentsResponse:
+        if not request.capability:
+            raise InvalidArgument("capability is required")
+        agents = self._mesh.find_agents(request.capability, request.include_offline)
+        return registry_pb2.ListAgentsResponse(agents=[convert.agent_info(a) for a in agents])
+
+
+class TaskService(task_pb2_grpc.TaskServiceServicer):
+    def __init__(self, mesh: Mesh) -> None:
+        self._mesh = mesh
+
+    @mapped
+    async def AssignTask(
+        self, request: task_pb2.AssignTaskRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.TaskAssignment:
+        if not request.HasField("task"):
+            raise InvalidArgument("task is required")
+        spec = convert.task_spec(request.task, request.agent_id)
+        return convert.assignment(self._mesh.submit(spec, request.wait_for_agent))
+
+    @mapped
+    async def BulkAssignTasks(
+        self, request: task_pb2.BulkAssignTasksRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.BulkAssignTasksResponse:
+        if len(request.tasks) > MAX_BULK:
+            raise InvalidArgument(f"at most {MAX_BULK} tasks per call, got {len(request.tasks)}")
+        specs = [convert.task_spec(t) for t in request.tasks]
+        tasks = self._mesh.submit_many(specs, request.wait_for_agent)
+        return task_pb2.BulkAssignTasksResponse(assignments=[convert.assignment(t) for t in tasks])
+
+    @mapped
+    async def GetTaskStatus(
+        self, request: task_pb2.GetTaskStatusRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.TaskAssignment:
+        return convert.assignment(self._mesh.get_task(request.task_id))
+
+    @mapped
+    async def WaitTask(
+        self, request: task_pb2.WaitTaskRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.TaskAssignment:
+        if request.timeout_ms > MAX_WAIT_TASK_MS:
+            raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_TASK_MS}")
+        timeout = request.timeout_ms / 1000 if request.timeout_ms else None
+        return convert.assignment(await self._mesh.wait(request.task_id, timeout))
+
+    @mapped
+    async def ListTasks(
+        self, request: task_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.ListTasksResponse:
+        status = convert.TASK_STATUS_FROM_PB.get(request.status)
+        tasks = self._mesh.list_tasks(status, request.agent_id, min(request.limit or 100, 10_000))
+        return task_pb2.ListTasksResponse(tasks=[convert.assignment(t) for t in tasks])
+
+    @mapped
+    async def CompleteTask(
+        self, request: task_pb2.CompleteTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.CompleteTaskResponse:
+        task = self._mesh.get_task(request.task_id)
+        recorded = self._mesh.on_result(
+            None, task.id, request.attempt, output=convert.from_value(request.result)
+        )
+        return task_pb2.CompleteTaskResponse(
+            recorded=recorded, status=convert.TASK_STATUS[task.status]
+        )
+
+    @mapped
+    async def FailTask(
+        self, request: task_pb2.FailTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.CompleteTaskResponse:
+        task = self._mesh.get_task(request.task_id)
+        failure = (
+            convert.from_failure(request.error)
+            if request.HasField("error")
+            else d.TaskFailure("Error", "failed by request")
+        )
+        recorded = self._mesh.on_result(None, task.id, request.attempt, failure=failure)
+        return task_pb2.CompleteTaskResponse(
+            recorded=recorded, status=convert.TASK_STATUS[task.status]
+        )
+
+    @mapped
+    async def CancelTask(
+        self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.TaskAssignment:
+        task = self._mesh.cancel(request.task_id, request.reason or "cancelled by request")
+        return convert.assignment(task)
+
+    @mapped
+    async def PollTasks(
+        self, request: task_pb2.PollTasksRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.PollTasksResponse:
+        agent = self._mesh.get_agent(request.agent_id)
+        if not isinstance(agent.sink, MailboxSink):
+            raise FailedPrecondition(
+                f"agent {agent.id!r} receives tasks on its stream; PollTasks is for "
+                "agents registered with RegisterAgent"
+            )
+        if not agent.connected:
+            raise FailedPrecondition(f"agent {agent.id!r} is offline; register again")
+        self._mesh.heartbeat(agent)
+        sink = agent.sink
+        wait_ms = min(request.wait_ms, MAX_POLL_WAIT_MS)
+        if not sink.mailbox and wait_ms and not sink.closed:
+            sink.ready.clear()
+            try:
+                await asyncio.wait_for(sink.ready.wait(), wait_ms / 1000)
+            except TimeoutError:
+                pass
+        out = []
+        limit = request.max_tasks or 1
+        while sink.mailbox and len(out) < limit:
+            task, attempt = sink.mailbox.popleft()
+            if task.attempt == attempt and not task.status.finished:
+                out.append(task)
+        self._mesh.touch(agent)
+        return task_pb2.PollTasksResponse(tasks=[convert.assignment(t) for t in out])

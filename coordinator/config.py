@@ -1,0 +1,145 @@
+"""Coordinator settings: defaults < config file < environment < command-line flags.
+
+The file may be TOML, YAML or JSON and may use the seed's camelCase names
+(``concurrencyLimit``, ``defaultTimeoutMs``, ``retryStrategy`` ...) or snake_case.
+Environment variables are ``AGENTMESH_<SNAKE_CASE_NAME>``, e.g.
+``AGENTMESH_DEFAULT_TIMEOUT_MS=60000``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from coordinator.retry import RetryPolicy, RetryStrategy
+
+ENV_PREFIX = "AGENTMESH_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending setting."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
+    # The seed's OrchestratorAgentConfig options.
+    agent_registry: str = Field("", description="reserved: external registry (etcd) endpoint")
+    workflow_dir: str = Field("", description="directory of workflow definitions to load")
+    state_persistence: Literal["memory", "file", "database"] = "memory"
+    concurrency_limit: int = Field(10, ge=1, description="running workflow executions")
+    default_timeout_ms: int = Field(300_000, ge=1, description="task timeout when none is given")
+    retry_strategy: RetryStrategy = RetryStrategy.EXPONENTIAL
+    max_retries: int = Field(3, ge=0)
+    retry_interval_ms: int = Field(1000, ge=0)
+    retry_backoff_rate: float = Field(2.0, ge=1.0)
+    retry_max_interval_ms: int = Field(30_000, ge=0)
+    retry_jitter: float = Field(0.2, ge=0.0, le=1.0)
+    error_handling_level: Literal["minimal", "standard", "aggressive"] = "standard"
+    monitoring_enabled: bool = True
+    metrics_interval: int = Field(10_000, ge=100, description="ms between metric samples")
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+    # Mesh mechanics.
+    heartbeat_interval_ms: int = Field(5_000, ge=50)
+    heartbeat_timeout_ms: int = Field(15_000, ge=100)
+    max_redeliveries: int = Field(5, ge=0, description="re-dispatches after agent loss")
+    max_pending_tasks: int = Field(100_000, ge=1)
+    task_retention: int = Field(100_000, ge=1, description="finished tasks kept for queries")
+    offline_agent_retention_s: float = Field(600.0, ge=0)
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_concurrent_rpcs: int = Field(10_000, ge=1)
+    shutdown_grace_s: float = Field(20.0, ge=0)
+    readiness_drain_s: float = Field(0.0, ge=0, description="wait after NOT_SERVING")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected host:port, got {v!r}")
+        return v
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            strategy=self.retry_strategy,
+            max_retries=self.max_retries,
+            interval_ms=self.retry_interval_ms,
+            backoff_rate=self.retry_backoff_rate,
+            max_interval_ms=self.retry_max_interval_ms,
+            jitter=self.retry_jitter,
+        )
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ConfigError(
+            f"config file {path} is not valid {path.suffix[1:] or 'json'}: {e}"
+        ) from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    # Allow a [coordinator] table / key so one file can configure several parts.
+    inner = data.get("coordinator")
+    return dict(inner) if isinstance(inner, dict) else data
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            out[name] = raw
+    return out
+
+
+def _normalise(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Map camelCase or snake_case keys to field names, keeping unknown keys to reject."""
+    by_alias = {to_camel(n): n for n in Settings.model_fields}
+    return {by_alias.get(k, k.replace("-", "_")): v for k, v in data.items()}
+
+
+def load_settings(
+    file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from every source, later sources winning.
+
+    Raises ConfigError with the offending setting named.
+    """
+    merged: dict[str, Any] = {}
+    if file:
+        merged.update(_normalise(_read_file(Path(file))))
+    merged.update(_from_env(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

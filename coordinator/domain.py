@@ -1,0 +1,213 @@
+"""Value types of the coordinator core. Protobuf never appears here.
+
+JSON-like payloads are plain Python values (``Json``). Entities that change over
+their life (``Agent``, ``Task``) are mutable dataclasses owned by ``mesh.Mesh``;
+everything handed across a boundary is a frozen snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol, TypeAlias
+
+Json: TypeAlias = bool | int | float | str | Sequence["Json"] | Mapping[str, "Json"] | None
+JsonObject: TypeAlias = dict[str, Json]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AgentStatus(StrEnum):
+    ONLINE = "online"
+    BUSY = "busy"
+    OFFLINE = "offline"
+    ERROR = "error"
+    DRAINING = "draining"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailure:
+    """A structured task error: ``type`` is a short class name, e.g. ``TIMEOUT``."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    details: JsonObject | None = None
+    stack: str = ""
+
+
+# Error types the coordinator itself produces.
+TIMEOUT = "TIMEOUT"
+AGENT_LOST = "AGENT_LOST"
+CANCELLED = "CANCELLED"
+SHUTDOWN = "COORDINATOR_SHUTDOWN"
+TOO_MANY_REDELIVERIES = "TOO_MANY_REDELIVERIES"
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilitySpec:
+    name: str
+    description: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """What an agent says about itself when it joins (Hello or RegisterAgent)."""
+
+    name: str
+    type: str
+    capabilities: tuple[CapabilitySpec, ...]
+    max_concurrency: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    sdk_version: str = ""
+    agent_id: str = ""  # requested id when reconnecting
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A task as submitted; defaults are filled in by the mesh."""
+
+    capability: str
+    input: JsonObject = field(default_factory=dict)
+    name: str = ""
+    timeout_ms: int = 0
+    idempotency_key: str = ""
+    max_retries: int | None = None
+    priority: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    execution_id: str = ""
+    step_id: str = ""
+    agent_id: str = ""  # pin to this agent
+
+
+class AgentSink(Protocol):
+    """How the mesh talks to a connected agent. Every method must not block."""
+
+    def send_tasks(self, tasks: Sequence[Task]) -> None: ...
+    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None: ...
+    def send_drain(self, reason: str) -> None: ...
+    def close(self, reason: str) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class Agent:
+    id: str
+    name: str
+    type: str
+    capabilities: tuple[CapabilitySpec, ...]
+    max_concurrency: int
+    labels: Mapping[str, str]
+    sdk_version: str
+    transport: str  # "stream" | "poll"
+    session_id: str
+    sink: AgentSink | None
+    credits: int
+    connected_at: datetime
+    last_seen: float  # monotonic
+    last_seen_wall: datetime
+    connected: bool = True
+    draining: bool = False
+    healthy: bool = True
+    # Slots held on this agent: (task id, attempt) -> task. Freed only when the
+    # agent reports on that attempt or goes away, so flow control stays honest.
+    in_flight: dict[tuple[str, int], Task] = field(default_factory=dict)
+    completed: int = 0
+    failed: int = 0
+    total_duration_ms: float = 0.0
+    capability_names: frozenset[str] = frozenset()
+
+    @property
+    def status(self) -> AgentStatus:
+        if not self.connected:
+            return AgentStatus.OFFLINE
+        if self.draining:
+            return AgentStatus.DRAINING
+        if not self.healthy:
+            return AgentStatus.ERROR
+        if len(self.in_flight) >= self.credits:
+            return AgentStatus.BUSY
+        return AgentStatus.ONLINE
+
+    @property
+    def routable(self) -> bool:
+        return self.connected and not self.draining and self.healthy
+
+    @property
+    def free_credits(self) -> int:
+        return self.credits - len(self.in_flight)
+
+    @property
+    def load_factor(self) -> float:
+        if self.credits <= 0:
+            return 1.0
+        return min(1.0, len(self.in_flight) / self.credits)
+
+    @property
+    def success_rate(self) -> float:
+        finished = self.completed + self.failed
+        return 1.0 if finished == 0 else self.completed / finished
+
+    @property
+    def average_task_duration_ms(self) -> float:
+        finished = self.completed + self.failed
+        return 0.0 if finished == 0 else self.total_duration_ms / finished
+
+
+@dataclass(eq=False, slots=True)
+class Task:
+    id: str
+    name: str
+    capability: str
+    input: JsonObject
+    timeout_ms: int
+    idempotency_key: str
+    max_retries: int
+    priority: int
+    labels: Mapping[str, str]
+    execution_id: str
+    step_id: str
+    pinned_agent: str
+    created_at: datetime
+    seq: int  # submission order, FIFO within a priority
+    status: TaskStatus = TaskStatus.PENDING
+    attempt: int = 0
+    retry_count: int = 0
+    redeliveries: int = 0
+    agent_id: str = ""
+    assigned_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    dispatched_mono: float = 0.0
+    deadline: datetime | None = None
+    result: Json = None
+    error: TaskFailure | None = None
+    progress: float = 0.0
+    progress_message: str = ""
+    queued: bool = False
+    timer: asyncio.TimerHandle | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def queue_key(self) -> tuple[int, int]:
+        return (-self.priority, self.seq)

@@ -1,14 +1,14 @@
 """AgentMesh agent SDK: join a coordinator as an agent, or drive it as a client.
 
-    from agent_sdk import Agent
-    agent = Agent("planner", coordinator="localhost:50051", max_concurrency=4)
+from agent_sdk import Agent
+agent = Agent("planner", coordinator="localhost:50051", max_concurrency=4)
 
-    @agent.capability("task_planning")
-    async def plan(task):
-        await task.progress(0.5, "halfway")
-        return {"tasks": []}
+@agent.capability("task_planning")
+async def plan(task):
+    await task.progress(0.5, "halfway")
+    return {"tasks": []}
 
-    agent.run()
+agent.run()
 """
 
 from agent_sdk._agent import SDK_VERSION, Agent, AgentStats, Task

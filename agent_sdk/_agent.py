@@ -260,8 +260,13 @@ class Agent:
                             f"coordinator refused agent {self.name!r}: "
                             f"{e.code().name}: {e.details()}"
                         ) from None
-                    log.info("agent %s: stream to %s lost: %s: %s", self.name,
-                             self.coordinator, e.code().name, e.details())
+                    log.info(
+                        "agent %s: stream to %s lost: %s: %s",
+                        self.name,
+                        self.coordinator,
+                        e.code().name,
+                        e.details(),
+                    )
                 except UnavailableError as e:
                     log.info("agent %s: %s", self.name, e)
                 self._connected.clear()
@@ -437,7 +442,9 @@ class Agent:
         if key in self._running:
             return  # duplicate delivery of an attempt we are running
         self.stats.received += 1
-        self._push(agent_pb2.TaskUpdate(task_id=d.task_id, attempt=d.attempt, ack=agent_pb2.TaskAck()))
+        self._push(
+            agent_pb2.TaskUpdate(task_id=d.task_id, attempt=d.attempt, ack=agent_pb2.TaskAck())
+        )
         self._running[key] = asyncio.create_task(self._run(key, d), name=f"task-{d.task_id}")
         n = len(self._running)
         self.stats.in_flight = n
@@ -462,7 +469,9 @@ class Agent:
         except asyncio.CancelledError:
             self.stats.cancelled += 1
             result.error.CopyFrom(
-                types_pb2.TaskError(type="CANCELLED", message="cancelled on the agent", retryable=True)
+                types_pb2.TaskError(
+                    type="CANCELLED", message="cancelled on the agent", retryable=True
+                )
             )
         except TaskError as e:
             self.stats.failed += 1
@@ -507,4 +516,3 @@ def _safe_struct(details: dict[str, Any] | None) -> Any:
         return wire.to_struct(details)
     except wire.PayloadError:
         return wire.to_struct({"repr": repr(details)})
-

@@ -113,7 +113,9 @@ class Client:
             )
         return int(resp.tasks_redispatched)
 
-    async def list_agents(self, *, include_offline: bool = False, type: str = "") -> list[AgentInfo]:
+    async def list_agents(
+        self, *, include_offline: bool = False, type: str = ""
+    ) -> list[AgentInfo]:
         async with _mapped():
             resp = await self._registry.ListAgents(
                 registry_pb2.ListAgentsRequest(include_offline=include_offline, type=type),

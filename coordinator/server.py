@@ -107,9 +107,7 @@ class Coordinator:
         for name in ["", *SERVICE_NAMES]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._monitor = asyncio.create_task(self._liveness_loop(), name="liveness")
-        log.info(
-            "coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port
-        )
+        log.info("coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port)
 
     @property
     def address(self) -> str:
@@ -145,8 +143,11 @@ class Coordinator:
             mesh.begin_shutdown()
             idle = await mesh.wait_idle(grace)
             left = mesh.abandon_all("coordinator shut down before the task finished")
-            log.info("drain %s; %d unfinished task(s) failed as retryable",
-                     "complete" if idle else "timed out", left)
+            log.info(
+                "drain %s; %d unfinished task(s) failed as retryable",
+                "complete" if idle else "timed out",
+                left,
+            )
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

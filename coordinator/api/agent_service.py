@@ -49,7 +49,9 @@ class StreamSink:
 
     def send_drain(self, reason: str) -> None:
         if not self.closed:
-            self.queue.put_nowait(agent_pb2.CoordinatorMessage(drain=agent_pb2.Drain(reason=reason)))
+            self.queue.put_nowait(
+                agent_pb2.CoordinatorMessage(drain=agent_pb2.Drain(reason=reason))
+            )
 
     def close(self, reason: str) -> None:
         if not self.closed:
@@ -194,12 +196,18 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             r = u.result
             if r.WhichOneof("outcome") == "error":
                 self._mesh.on_result(
-                    agent, u.task_id, u.attempt, failure=convert.from_failure(r.error),
+                    agent,
+                    u.task_id,
+                    u.attempt,
+                    failure=convert.from_failure(r.error),
                     duration_ms=r.duration_ms,
                 )
             else:
                 self._mesh.on_result(
-                    agent, u.task_id, u.attempt, output=convert.from_value(r.output),
+                    agent,
+                    u.task_id,
+                    u.attempt,
+                    output=convert.from_value(r.output),
                     duration_ms=r.duration_ms,
                 )
         elif kind == "ack":

@@ -1,0 +1,56 @@
+# The single entry point. Every target creates the venv it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: venv proto proto-check lint typecheck test unit integration demo serve bench image clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+proto: venv  ## regenerate agentmesh/v1 from protos/
+	$(BIN)/python scripts/gen_proto.py
+
+proto-check: venv  ## fail when the generated code is stale
+	@rm -rf build/proto-check && mkdir -p build/proto-check
+	@$(BIN)/python scripts/gen_proto.py build/proto-check
+	@diff -r -x __pycache__ agentmesh/v1 build/proto-check/agentmesh/v1 \
+		|| (echo "generated code is stale: run 'make proto' and commit" && exit 1)
+	@echo "generated code is up to date"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy coordinator agent_sdk agentmesh/wire.py tests bench
+
+test: venv proto-check lint  ## the whole suite, as CI runs it
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+demo: venv  ## the main job: coordinator + agents + tasks, end to end
+	$(BIN)/agentmesh demo
+
+serve: venv
+	$(BIN)/agentmesh serve
+
+bench: venv
+	$(BIN)/python bench/dispatch.py
+
+image:
+	docker build -f deploy/Dockerfile -t agentmesh:dev .
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

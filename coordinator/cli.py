@@ -1,0 +1,273 @@
+"""The ``agentmesh`` command.
+
+    agentmesh serve [--config FILE] [--listen HOST:PORT] [--<setting> VALUE ...]
+    agentmesh agents [--all] [--json]
+    agentmesh task assign --capability C --input JSON [--agent ID] [--wait] [--json]
+    agentmesh task get ID [--wait] [--json]
+    agentmesh demo
+
+Exit status: 0 success, 1 the task failed or was cancelled, 2 bad usage or
+input, 3 the coordinator refused the call or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from agent_sdk import AgentInfo, Client, RpcError, TaskAssignment
+from coordinator.config import ConfigError, Settings, load_settings
+
+DEFAULT_COORDINATOR = os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_settings_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML, YAML or JSON file (camelCase or snake_case keys)")
+    for name, info in Settings.model_fields.items():
+        p.add_argument(
+            _flag(name),
+            dest=f"set_{name}",
+            metavar="VALUE",
+            help=info.description or f"default: {info.default}",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentmesh", description="AgentMesh coordinator and CLI")
+    parser.add_argument(
+        "--coordinator",
+        "-c",
+        default=DEFAULT_COORDINATOR,
+        help="coordinator address (env AGENTMESH_COORDINATOR; default %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a coordinator")
+    _add_settings_flags(serve)
+
+    agents = sub.add_parser("agents", help="list the agents of the mesh")
+    agents.add_argument("--all", action="store_true", help="include offline agents")
+    agents.add_argument("--capability", help="only agents advertising this capability")
+    agents.add_argument("--json", action="store_true")
+
+    task = sub.add_parser("task", help="submit and inspect tasks")
+    tsub = task.add_subparsers(dest="task_command", required=True)
+    assign = tsub.add_parser("assign", help="submit a task")
+    assign.add_argument("--capability", default="")
+    assign.add_argument("--agent", default="", help="pin the task to this agent id")
+    assign.add_argument("--input", default="{}", help="JSON object, or @FILE")
+    assign.add_argument("--name", default="")
+    assign.add_argument("--timeout-ms", type=int, default=0)
+    assign.add_argument("--max-retries", type=int, default=None)
+    assign.add_argument("--idempotency-key", default="")
+    assign.add_argument("--priority", type=int, default=0)
+    assign.add_argument(
+        "--queue", action="store_true", help="queue even if no agent advertises the capability yet"
+    )
+    assign.add_argument("--wait", action="store_true", help="wait for the result, showing progress")
+    assign.add_argument("--json", action="store_true")
+    get = tsub.add_parser("get", help="show a task")
+    get.add_argument("task_id")
+    get.add_argument("--wait", action="store_true")
+    get.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="run a coordinator, agents and tasks end to end")
+    demo.add_argument("--tasks", type=int, default=20, help="tasks in the load phase")
+    return parser
+
+
+def _parse_input(raw: str) -> dict[str, Any]:
+    if raw.startswith("@"):
+        try:
+            with open(raw[1:]) as f:
+                raw = f.read()
+        except OSError as e:
+            raise UsageError(f"--input: cannot read {raw[1:]}: {e.strerror}") from None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            f"--input is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--input must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _ago(t: datetime | None) -> str:
+    if t is None:
+        return "-"
+    s = (datetime.now(UTC) - t).total_seconds()
+    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago"
+
+
+def _agents_table(agents: Sequence[AgentInfo]) -> str:
+    rows = [("ID", "TYPE", "STATUS", "LOAD", "TASKS", "OK%", "AVG MS", "SEEN", "CAPABILITIES")]
+    for a in agents:
+        rows.append(
+            (
+                a.id,
+                a.type,
+                a.status,
+                f"{a.task_count}/{a.max_concurrency}",
+                str(a.tasks_completed + a.tasks_failed),
+                f"{a.success_rate * 100:.0f}",
+                f"{a.average_task_duration_ms:.0f}",
+                _ago(a.last_seen_time),
+                ",".join(a.capabilities),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    )
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, dict):
+        return {k: _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_to_jsonable(v) for v in obj]
+    return obj
+
+
+def _show_task(t: TaskAssignment, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_to_jsonable(asdict(t)), indent=2))
+        return
+    print(f"task      {t.id}")
+    print(f"status    {t.status} (attempt {t.attempt}, retries {t.retry_count})")
+    print(f"agent     {t.agent_id or '-'}")
+    print(f"capability {t.capability}")
+    if t.result is not None:
+        print("result    " + json.dumps(t.result, indent=2).replace("\n", "\n          "))
+    if t.error is not None:
+        print(f"error     {t.error.type}: {t.error.message}")
+
+
+async def _wait_with_progress(client: Client, task_id: str) -> TaskAssignment:
+    last = ""
+    while True:
+        t = await client.wait_task(task_id, timeout=1.0)
+        line = f"{t.status}"
+        if t.status == "running" and (t.progress or t.progress_message):
+            line += f" {t.progress * 100:.0f}% {t.progress_message}"
+        if line != last and not t.finished:
+            print(f"  ... {line}", file=sys.stderr, flush=True)
+            last = line
+        if t.finished:
+            return t
+
+
+async def _run_client(args: argparse.Namespace) -> int:
+    async with Client(args.coordinator) as client:
+        if args.command == "agents":
+            if args.capability:
+                agents = await client.find_agents_by_capability(
+                    args.capability, include_offline=args.all
+                )
+            else:
+                agents = await client.list_agents(include_offline=args.all)
+            if args.json:
+                print(json.dumps([_to_jsonable(asdict(a)) for a in agents], indent=2))
+            elif not agents:
+                print("no agents connected")
+            else:
+                print(_agents_table(agents))
+            return 0
+        if args.task_command == "assign":
+            if not args.capability and not args.agent:
+                raise UsageError("task assign needs --capability or --agent")
+            t = await client.assign_task(
+                args.capability,
+                _parse_input(args.input),
+                agent_id=args.agent,
+                wait_for_agent=args.queue,
+                name=args.name,
+                timeout_ms=args.timeout_ms,
+                max_retries=args.max_retries,
+                idempotency_key=args.idempotency_key,
+                priority=args.priority,
+            )
+            if not args.wait:
+                _show_task(t, args.json)
+                return 0
+            print(f"task {t.id} {t.status} on {t.agent_id or '(queued)'}", file=sys.stderr)
+            t = await _wait_with_progress(client, t.id)
+        else:
+            t = (
+                await _wait_with_progress(client, args.task_id)
+                if args.wait
+                else await client.get_task_status(args.task_id)
+            )
+        _show_task(t, args.json)
+        return 0 if t.status != "failed" and t.status != "cancelled" else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from coordinator.server import serve
+
+    overrides = {
+        k.removeprefix("set_"): v
+        for k, v in vars(args).items()
+        if k.startswith("set_") and v is not None
+    }
+    settings = load_settings(args.config, overrides)
+    logging.basicConfig(
+        level=LOG_LEVELS[settings.log_level],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(settings))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            from coordinator.demo import run_demo
+
+            return run_demo(args.tasks)
+        return asyncio.run(_run_client(args))
+    except UsageError as e:
+        print(f"agentmesh: {e}", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print(f"agentmesh: {e}", file=sys.stderr)
+        return 2
+    except RpcError as e:
+        print(f"agentmesh: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -190,6 +190,7 @@ class Agent:
         self._draining = False
         self._executor: ThreadPoolExecutor | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._last_received = 0.0
 
     # ------------------------------------------------------------- public API
 
@@ -343,10 +344,12 @@ class Agent:
             self._connected.set()
             log.info("agent %s connected to %s as %s", self.name, self.coordinator, self.agent_id)
             interval = max(0.05, welcome.heartbeat_interval_ms / 1000)
+            silence = max(interval * 3, welcome.heartbeat_timeout_ms / 1000)
+            self._last_received = time.monotonic()
             parts = [
                 asyncio.create_task(self._read_loop(call), name="reader"),
                 asyncio.create_task(self._write_loop(call), name="writer"),
-                asyncio.create_task(self._heartbeat_loop(interval), name="heartbeat"),
+                asyncio.create_task(self._heartbeat_loop(interval, silence), name="heartbeat"),
                 asyncio.create_task(self._stop.wait(), name="stop"),
             ]
             try:
@@ -371,6 +374,7 @@ class Agent:
             msg = await call.read()
             if msg is grpc.aio.EOF:
                 return
+            self._last_received = time.monotonic()
             kind = msg.WhichOneof("body")
             if kind == "tasks":
                 for d in msg.tasks.tasks:
@@ -403,8 +407,14 @@ class Agent:
                 self._updates[:0] = updates
                 raise
 
-    async def _heartbeat_loop(self, interval: float) -> None:
+    async def _heartbeat_loop(self, interval: float, silence: float) -> None:
+        """Send heartbeats; end the session when the coordinator has been silent
+        for ``silence`` seconds (it answers every heartbeat), since such a stream
+        is half-open or was closed on the other side while we were stalled."""
         while True:
+            quiet = time.monotonic() - self._last_received
+            if quiet > silence:
+                raise UnavailableError(f"no message from the coordinator for {quiet:.1f}s")
             self._send_control(
                 agent_pb2.AgentMessage(
                     heartbeat=agent_pb2.Heartbeat(in_flight=len(self._running), healthy=True)

@@ -173,7 +173,7 @@ def _show_task(t: TaskAssignment, as_json: bool) -> None:
 async def _wait_with_progress(client: Client, task_id: str) -> TaskAssignment:
     last = ""
     while True:
-        t = await client.wait_task(task_id, timeout=1.0)
+        t = await client.wait_task(task_id, timeout=0.25)
         line = f"{t.status}"
         if t.status == "running" and (t.progress or t.progress_message):
             line += f" {t.progress * 100:.0f}% {t.progress_message}"

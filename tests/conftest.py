@@ -1,0 +1,127 @@
+"""Shared fixtures: a real coordinator on a loopback port, real SDK agents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_sdk import Agent, Client
+from coordinator.config import Settings, load_settings
+from coordinator.server import Coordinator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAST = {
+    "listen": "127.0.0.1:0",
+    "heartbeat_interval_ms": 200,
+    "heartbeat_timeout_ms": 1500,
+    "retry_interval_ms": 20,
+    "retry_jitter": 0.0,
+    "shutdown_grace_s": 5.0,
+}
+
+
+def fast_settings(**overrides: Any) -> Settings:
+    return load_settings(overrides={**FAST, **overrides}, environ={})
+
+
+@pytest.fixture
+async def coordinator() -> AsyncIterator[Coordinator]:
+    c = Coordinator(fast_settings())
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop(grace=1.0)
+
+
+@pytest.fixture
+async def client(coordinator: Coordinator) -> AsyncIterator[Client]:
+    async with Client(coordinator.address, timeout=10) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def running(agent: Agent) -> AsyncIterator[Agent]:
+    """Serve ``agent`` in this loop for the duration of the block."""
+    task = asyncio.create_task(agent.serve())
+    try:
+        await agent.wait_connected(10)
+        yield agent
+    finally:
+        await agent.shutdown(grace=2)
+        try:
+            await asyncio.wait_for(task, 5)
+        except TimeoutError:
+            task.cancel()
+
+
+class AgentProcess:
+    """A real agent in its own process (tests/agents/worker.py)."""
+
+    def __init__(self, coordinator: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.agents.worker", "--coordinator", coordinator, *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.agent_id = ""
+
+    async def ready(self, timeout: float = 20.0) -> str:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        if not line.startswith("READY "):
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"agent did not start: {line!r} {err}")
+        self.agent_id = line.split()[1]
+        return self.agent_id
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for s in (self.proc.stdout, self.proc.stderr):
+            if s is not None:
+                s.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Any]:
+    procs: list[AgentProcess] = []
+
+    def start(coordinator: str, *args: str) -> AgentProcess:
+        p = AgentProcess(coordinator, *args)
+        procs.append(p)
+        return p
+
+    try:
+        yield start
+    finally:
+        for p in procs:
+            p.stop()
+
+
+async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` (sync or async) is truthy."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

@@ -30,7 +30,7 @@ from agent_sdk._types import AgentInfo, TaskAssignment, TaskFailure
 
 __version__ = SDK_VERSION
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by use
     # agents
     "Agent",
     "AgentStats",

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import random
 import signal
 import time
@@ -155,7 +156,7 @@ class Agent:
     def __init__(
         self,
         name: str,
-        coordinator: str = "localhost:50051",
+        coordinator: str | None = None,
         *,
         type: str | None = None,
         max_concurrency: int = 1,
@@ -169,7 +170,7 @@ class Agent:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.name = name
-        self.coordinator = coordinator
+        self.coordinator = coordinator or os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
         self.type = type or name
         self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
@@ -186,7 +187,7 @@ class Agent:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._connected: asyncio.Event | None = None
+        self._connected = asyncio.Event()
         self._draining = False
         self._executor: ThreadPoolExecutor | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
@@ -231,8 +232,6 @@ class Agent:
 
     async def wait_connected(self, timeout: float | None = None) -> str:
         """Wait until the coordinator welcomed this agent; return its agent id."""
-        while self._connected is None:
-            await asyncio.sleep(0.01)
         await asyncio.wait_for(self._connected.wait(), timeout)
         return self.agent_id
 
@@ -247,7 +246,6 @@ class Agent:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._connected = asyncio.Event()
         self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=self.name)
         failures = 0
         try:
@@ -301,7 +299,7 @@ class Agent:
         # Give the writer a moment to flush the last results.
         deadline = time.monotonic() + 5.0
         while (self._updates or self._control) and time.monotonic() < deadline:
-            if self._connected is None or not self._connected.is_set():
+            if not self._connected.is_set():
                 break
             await asyncio.sleep(0.01)
         self._stop.set()
@@ -329,7 +327,7 @@ class Agent:
 
     async def _session(self) -> bool:
         """One stream's life. Returns True if the coordinator welcomed us."""
-        assert self._stop is not None and self._connected is not None
+        assert self._stop is not None
         async with grpc.aio.insecure_channel(
             self.coordinator, options=channel_options(self.max_message_bytes)
         ) as channel:

@@ -203,7 +203,9 @@ class Client:
     async def list_tasks(
         self, *, status: str = "", agent_id: str = "", limit: int = 100
     ) -> list[TaskAssignment]:
-        status_pb = types_pb2.TaskStatus.Value(f"TASK_STATUS_{status.upper()}") if status else 0
+        status_pb: Any = (
+            types_pb2.TaskStatus.Value(f"TASK_STATUS_{status.upper()}") if status else 0
+        )
         async with _mapped():
             resp = await self._tasks.ListTasks(
                 task_pb2.ListTasksRequest(status=status_pb, agent_id=agent_id, limit=limit),

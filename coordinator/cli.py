@@ -226,7 +226,7 @@ async def _run_client(args: argparse.Namespace) -> int:
                 else await client.get_task_status(args.task_id)
             )
         _show_task(t, args.json)
-        return 0 if t.status != "failed" and t.status != "cancelled" else 1
+        return 1 if t.status in ("failed", "cancelled") else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

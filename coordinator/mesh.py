@@ -83,6 +83,8 @@ class Mesh:
     def join(self, spec: d.AgentSpec, sink: d.AgentSink | None, transport: str) -> d.Agent:
         """Admit an agent. A known ``spec.agent_id`` resumes that identity and
         replaces a still-open older session (whose tasks are re-dispatched)."""
+        if not self.accepting:
+            raise Unavailable("coordinator is shutting down; connect to another replica or retry")
         if not spec.name.strip():
             raise InvalidArgument("agent name must not be empty")
         if not spec.capabilities:
@@ -527,9 +529,9 @@ class Mesh:
                     self._fill(agent)
                     break
         else:
-            agent = self.agents.get(key)
-            if agent is not None and agent.routable and agent.free_credits > 0:
-                self._fill(agent)
+            pinned = self.agents.get(key)
+            if pinned is not None and pinned.routable and pinned.free_credits > 0:
+                self._fill(pinned)
 
     def _next_for(self, agent: d.Agent) -> d.Task | None:
         """Pop the most urgent pending task this agent can run."""
@@ -716,6 +718,14 @@ class Mesh:
         except TimeoutError:
             return False
         return True
+
+    def disconnect_all(self, reason: str) -> None:
+        """Close every agent's stream (after a drain), so the server stops at once."""
+        for agent in list(self.agents.values()):
+            if agent.connected:
+                self._lose(agent, reason)
+                if agent.sink is not None:
+                    agent.sink.close(reason)
 
     def abandon_all(self, reason: str) -> int:
         """Fail every unfinished task (retryable) so waiting clients hear of it."""

@@ -36,11 +36,12 @@ class RetryPolicy:
         """Delay before retry number ``retry_number`` (1-based)."""
         if self.strategy is RetryStrategy.NONE:
             return 0.0
+        base: float
         if self.strategy is RetryStrategy.LINEAR:
             base = self.interval_ms * retry_number
         else:
             base = self.interval_ms * self.backoff_rate ** (retry_number - 1)
-        base = min(float(base), float(self.max_interval_ms))
+        base = min(base, float(self.max_interval_ms))
         if self.jitter <= 0:
             return base
         r = (rng or random).random()

@@ -143,6 +143,7 @@ class Coordinator:
             mesh.begin_shutdown()
             idle = await mesh.wait_idle(grace)
             left = mesh.abandon_all("coordinator shut down before the task finished")
+            mesh.disconnect_all("coordinator shutting down")
             log.info(
                 "drain %s; %d unfinished task(s) failed as retryable",
                 "complete" if idle else "timed out",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -220,11 +221,9 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         wait_ms = min(request.wait_ms, MAX_POLL_WAIT_MS)
         if not sink.mailbox and wait_ms and not sink.closed:
             sink.ready.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sink.ready.wait(), wait_ms / 1000)
-            except TimeoutError:
-                pass
-        out = []
+        out: list[d.Task] = []
         limit = request.max_tasks or 1
         while sink.mailbox and len(out) < limit:
             task, attempt = sink.mailbox.popleft()

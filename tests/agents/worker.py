@@ -65,7 +65,7 @@ def build(args: argparse.Namespace) -> Agent:
 
         @agent.capability("record")
         async def record(task: Task) -> dict[str, object]:
-            with open(str(task.input["path"]), "a") as f:
+            with open(str(task.input["path"]), "a") as f:  # noqa: ASYNC230 - tiny test write
                 f.write(f"{task.id} {task.attempt} {os.getpid()}\n")
             await asyncio.sleep(float(task.input.get("seconds", 0)))
             return {"pid": os.getpid()}

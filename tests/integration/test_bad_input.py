@@ -45,7 +45,9 @@ def hello(**kw: object) -> agent_pb2.AgentMessage:
 
 
 async def test_wrong_first_message(coordinator: Coordinator, client: Client) -> None:
-    err = await _stream(coordinator.address, agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat()))
+    err = await _stream(
+        coordinator.address, agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat())
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details() == "the first message on an agent stream must be hello, got heartbeat"
     err = await _stream(coordinator.address, agent_pb2.AgentMessage())
@@ -63,7 +65,9 @@ async def test_wrong_first_message(coordinator: Coordinator, client: Client) -> 
         ({"protocol_version": 99}, "protocol version 99 is newer"),
     ],
 )
-async def test_bad_hello_is_refused(coordinator: Coordinator, kw: dict[str, object], message: str) -> None:
+async def test_bad_hello_is_refused(
+    coordinator: Coordinator, kw: dict[str, object], message: str
+) -> None:
     err = await _stream(coordinator.address, hello(**kw))
     assert err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
     assert message in (err.details() or "")
@@ -118,9 +122,7 @@ async def test_oversize_message_is_refused_and_server_keeps_serving(
     coordinator: Coordinator, client: Client
 ) -> None:
     limit = coordinator.settings.max_message_bytes
-    big = task_pb2.AssignTaskRequest(
-        task=types_pb2.Task(capability="x", name="n" * (limit + 10))
-    )
+    big = task_pb2.AssignTaskRequest(task=types_pb2.Task(capability="x", name="n" * (limit + 10)))
     async with grpc.aio.insecure_channel(
         coordinator.address, options=[("grpc.max_send_message_length", limit * 2)]
     ) as ch:

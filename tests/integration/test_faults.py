@@ -56,6 +56,7 @@ async def test_killed_agent_task_moves_once(
     async def moved() -> bool:
         s = await client.get_task_status(t.id)
         return s.agent_id == b.agent_id and s.attempt == 2
+
     await eventually(moved, timeout=10)
     assert coordinator.mesh is not None and coordinator.mesh.counters.redelivered == 1
 
@@ -82,6 +83,7 @@ async def test_heartbeat_loss_takes_agent_offline_and_redispatches(
         assert done.result is not None and done.result["agent"] == "ok"
     finally:
         os.kill(frozen.proc.pid, signal.SIGCONT)
+
     # the resumed agent's late result for attempt 1 is ignored; it reconnects as itself
     async def back() -> bool:
         return (await client.get_agent(frozen.agent_id)).status == "online"
@@ -102,6 +104,7 @@ async def test_agent_sigterm_drains_in_flight_work(
     tasks = [await client.assign_task("sleep", {"seconds": 1.0}) for _ in range(2)]
     await eventually(lambda: all_running(client, [t.id for t in tasks]), timeout=5)
     agent.proc.send_signal(signal.SIGTERM)
+
     # while draining it takes no new work
     async def draining() -> bool:
         return (await client.get_agent(agent.agent_id)).status == "draining"

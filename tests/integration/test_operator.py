@@ -35,9 +35,21 @@ class ServerProcess:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [str(BIN / "agentmesh"), "serve", "--listen", self.address,
-             "--heartbeat-interval-ms", "200", "--heartbeat-timeout-ms", "2000", *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                str(BIN / "agentmesh"),
+                "serve",
+                "--listen",
+                self.address,
+                "--heartbeat-interval-ms",
+                "200",
+                "--heartbeat-timeout-ms",
+                "2000",
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -64,7 +76,10 @@ def server() -> Iterator[ServerProcess]:
 def cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "agentmesh"), "--coordinator", address, *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -79,8 +94,17 @@ async def test_cli_round_trips_a_task(server: ServerProcess, spawn: Any) -> None
     assert r.returncode == 0, r.stderr
     assert agent.agent_id in r.stdout and "online" in r.stdout and "echo,sleep,fail" in r.stdout
 
-    r = await acli(server.address, "task", "assign", "--capability", "sleep",
-                   "--input", '{"seconds": 0.6}', "--wait", "--json")
+    r = await acli(
+        server.address,
+        "task",
+        "assign",
+        "--capability",
+        "sleep",
+        "--input",
+        '{"seconds": 0.6}',
+        "--wait",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     task = json.loads(r.stdout)
     assert task["status"] == "completed" and task["result"]["slept"] == 0.6
@@ -89,8 +113,16 @@ async def test_cli_round_trips_a_task(server: ServerProcess, spawn: Any) -> None
     r = await acli(server.address, "task", "get", task["id"])
     assert r.returncode == 0 and "completed" in r.stdout
 
-    r = await acli(server.address, "task", "assign", "--capability", "fail",
-                   "--input", '{"message": "nope"}', "--wait")
+    r = await acli(
+        server.address,
+        "task",
+        "assign",
+        "--capability",
+        "fail",
+        "--input",
+        '{"message": "nope"}',
+        "--wait",
+    )
     assert r.returncode == 1 and "ValueError: nope" in r.stdout
 
 
@@ -106,8 +138,13 @@ async def test_cli_errors_are_precise(server: ServerProcess) -> None:
     assert r.returncode == 3 and "NOT_FOUND" in r.stderr
     r = await acli(f"127.0.0.1:{free_port()}", "agents")
     assert r.returncode == 3 and "UNAVAILABLE" in r.stderr
-    bad = subprocess.run([str(BIN / "agentmesh"), "serve", "--max-retries", "-1"],
-                         capture_output=True, text=True, timeout=30)
+    bad = await asyncio.to_thread(
+        subprocess.run,
+        [str(BIN / "agentmesh"), "serve", "--max-retries", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 2 and "max_retries" in bad.stderr
 
 
@@ -124,10 +161,15 @@ async def test_grpcurl_reflection_and_calls(server: ServerProcess, spawn: Any) -
     assert r.returncode == 0, r.stderr
     services = set(r.stdout.split())
     assert {
-        "agentmesh.v1.AgentService", "agentmesh.v1.RegistryService", "agentmesh.v1.TaskService",
-        "agentmesh.v1.WorkflowService", "agentmesh.v1.ExecutionService",
-        "agentmesh.v1.EventService", "agentmesh.v1.MetricsService",
-        "agentmesh.v1.IntegrationService", "grpc.health.v1.Health",
+        "agentmesh.v1.AgentService",
+        "agentmesh.v1.RegistryService",
+        "agentmesh.v1.TaskService",
+        "agentmesh.v1.WorkflowService",
+        "agentmesh.v1.ExecutionService",
+        "agentmesh.v1.EventService",
+        "agentmesh.v1.MetricsService",
+        "agentmesh.v1.IntegrationService",
+        "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= services
     r = await asyncio.to_thread(grpcurl, server.address, "agentmesh.v1.RegistryService/ListAgents")
@@ -136,21 +178,30 @@ async def test_grpcurl_reflection_and_calls(server: ServerProcess, spawn: Any) -
     assert [a["id"] for a in listed["agents"]] == [agent.agent_id]
     assert listed["agents"][0]["status"] == "AGENT_STATUS_ONLINE"
     r = await asyncio.to_thread(
-        grpcurl, "-d", '{"task": {"capability": "echo", "input": {"hello": "grpcurl"}}}',
-        server.address, "agentmesh.v1.TaskService/AssignTask",
+        grpcurl,
+        "-d",
+        '{"task": {"capability": "echo", "input": {"hello": "grpcurl"}}}',
+        server.address,
+        "agentmesh.v1.TaskService/AssignTask",
     )
     assert r.returncode == 0, r.stderr
     task_id = json.loads(r.stdout)["id"]
     r = await asyncio.to_thread(
-        grpcurl, "-d", json.dumps({"taskId": task_id, "timeoutMs": 10000}),
-        server.address, "agentmesh.v1.TaskService/WaitTask",
+        grpcurl,
+        "-d",
+        json.dumps({"taskId": task_id, "timeoutMs": 10000}),
+        server.address,
+        "agentmesh.v1.TaskService/WaitTask",
     )
     assert json.loads(r.stdout)["result"] == {"echo": {"hello": "grpcurl"}, "agent": "curlable"}
     r = await asyncio.to_thread(grpcurl, server.address, "grpc.health.v1.Health/Check")
     assert json.loads(r.stdout) == {"status": "SERVING"}
     r = await asyncio.to_thread(
-        grpcurl, "-d", '{"task": {"capability": "nope"}}',
-        server.address, "agentmesh.v1.TaskService/AssignTask",
+        grpcurl,
+        "-d",
+        '{"task": {"capability": "nope"}}',
+        server.address,
+        "agentmesh.v1.TaskService/AssignTask",
     )
     assert r.returncode != 0 and "FailedPrecondition" in r.stderr
 
@@ -191,16 +242,26 @@ def test_config_file_and_env_are_honoured(tmp_path: Path) -> None:
     env = {**os.environ, "AGENTMESH_HEARTBEAT_INTERVAL_MS": "321"}
     proc = subprocess.Popen(
         [str(BIN / "agentmesh"), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
         assert "listening" in proc.stdout.readline()
         r = subprocess.run(
-            [*_grpcurl_cmd(), "-plaintext", "-d",
-             '{"name": "p", "capabilities": [{"name": "c"}]}',
-             f"127.0.0.1:{port}", "agentmesh.v1.RegistryService/RegisterAgent"],
-            capture_output=True, text=True, timeout=30,
+            [
+                *_grpcurl_cmd(),
+                "-plaintext",
+                "-d",
+                '{"name": "p", "capabilities": [{"name": "c"}]}',
+                f"127.0.0.1:{port}",
+                "agentmesh.v1.RegistryService/RegisterAgent",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert json.loads(r.stdout)["heartbeat_interval_ms"] == 321
     finally:

@@ -39,7 +39,9 @@ async def test_handshake_registers_agent_with_capabilities(
         assert await client.find_agents_by_capability("nothing") == []
 
 
-async def test_task_round_trip_with_progress_and_output(client: Client, coordinator: Coordinator) -> None:
+async def test_task_round_trip_with_progress_and_output(
+    client: Client, coordinator: Coordinator
+) -> None:
     agent = make_agent(coordinator, "worker")
     seen: list[Task] = []
 
@@ -65,7 +67,9 @@ async def test_task_round_trip_with_progress_and_output(client: Client, coordina
         assert info.tasks_completed == 1 and info.success_rate == 1.0
 
 
-async def test_sync_handler_and_structured_failures(client: Client, coordinator: Coordinator) -> None:
+async def test_sync_handler_and_structured_failures(
+    client: Client, coordinator: Coordinator
+) -> None:
     agent = make_agent(coordinator, "w", max_concurrency=2)
 
     @agent.capability("sync")
@@ -90,7 +94,9 @@ async def test_sync_handler_and_structured_failures(client: Client, coordinator:
         b = await client.wait_task((await client.assign_task("bad", {})).id, 10)
         assert b.status == "failed" and b.error is not None
         assert (b.error.type, b.error.message, b.error.details) == (
-            "BadInput", "input rejected", {"field": "x"}
+            "BadInput",
+            "input rejected",
+            {"field": "x"},
         )
         assert b.retry_count == 0, "non-retryable errors are not retried"
         c = await client.wait_task((await client.assign_task("crash", {})).id, 10)
@@ -199,7 +205,9 @@ async def test_priority_orders_the_queue(client: Client, coordinator: Coordinato
         assert order == ["first", "high", "low"]
 
 
-async def test_task_timeout_cancels_on_agent_and_retries(coordinator: Coordinator, client: Client) -> None:
+async def test_task_timeout_cancels_on_agent_and_retries(
+    coordinator: Coordinator, client: Client
+) -> None:
     agent = make_agent(coordinator, "slow")
     cancelled: list[int] = []
 
@@ -246,7 +254,9 @@ async def test_cancel_task_reaches_handler(client: Client, coordinator: Coordina
         await eventually(lambda: agent.stats.in_flight == 0)
 
 
-async def test_duplicate_results_are_recorded_once(client: Client, coordinator: Coordinator) -> None:
+async def test_duplicate_results_are_recorded_once(
+    client: Client, coordinator: Coordinator
+) -> None:
     agent = make_agent(coordinator, "d")
 
     @agent.capability("quick")

@@ -1,0 +1,65 @@
+"""Architecture rules that keep the code honest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import agent_sdk
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ["domain.py", "mesh.py", "retry.py", "errors.py", "config.py"]
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_never_imports_protobuf_or_grpc() -> None:
+    for name in CORE:
+        bad = {
+            m
+            for m in imports_of(ROOT / "coordinator" / name)
+            if m.startswith(("agentmesh", "grpc", "google.protobuf"))
+        }
+        assert not bad, f"coordinator/{name} imports {bad}: protobuf stays at the edge"
+
+
+def test_sdk_does_not_import_the_coordinator() -> None:
+    for path in (ROOT / "agent_sdk").glob("*.py"):
+        assert not {m for m in imports_of(path) if m.startswith("coordinator")}, path
+
+
+def test_sdk_public_surface_is_pinned() -> None:
+    assert sorted(agent_sdk.__all__) == sorted(
+        [
+            "Agent",
+            "AgentStats",
+            "Task",
+            "AgentInfo",
+            "Client",
+            "TaskAssignment",
+            "TaskFailure",
+            "TaskRequest",
+            "AgentMeshError",
+            "AgentRejectedError",
+            "DeadlineExceededError",
+            "FailedPreconditionError",
+            "InvalidArgumentError",
+            "NotFoundError",
+            "ResourceExhaustedError",
+            "RetryableTaskError",
+            "RpcError",
+            "TaskError",
+            "UnavailableError",
+        ]
+    )
+    for name in agent_sdk.__all__:
+        assert getattr(agent_sdk, name).__module__.startswith("agent_sdk.")

@@ -1,0 +1,190 @@
+"""The mesh core on its own: no network, a sink that records what it is told."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from coordinator import domain as d
+from coordinator.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from coordinator.mesh import Mesh
+from tests.conftest import fast_settings
+
+
+@dataclass
+class Recorder:
+    sent: list[tuple[str, int]] = field(default_factory=list)
+    cancels: list[tuple[str, int]] = field(default_factory=list)
+    batches: int = 0
+    closed: str = ""
+    drained: bool = False
+
+    def send_tasks(self, tasks: Sequence[d.Task]) -> None:
+        self.batches += 1
+        self.sent.extend((t.id, t.attempt) for t in tasks)
+
+    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
+        self.cancels.append((task_id, attempt))
+
+    def send_drain(self, reason: str) -> None:
+        self.drained = True
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+
+def spec(name: str, caps: Sequence[str], credits: int = 1, agent_id: str = "") -> d.AgentSpec:
+    return d.AgentSpec(
+        name=name,
+        type=name,
+        capabilities=tuple(d.CapabilitySpec(c) for c in caps),
+        max_concurrency=credits,
+        agent_id=agent_id,
+    )
+
+
+@pytest.fixture
+async def mesh() -> Mesh:
+    return Mesh(fast_settings(retry_interval_ms=0, max_redeliveries=2))
+
+
+async def test_join_validates(mesh: Mesh) -> None:
+    with pytest.raises(InvalidArgument, match="max_concurrency must be between 1 and 10000"):
+        mesh.join(spec("a", ["x"], credits=0), Recorder(), "stream")
+    with pytest.raises(InvalidArgument, match="empty capability name"):
+        mesh.join(spec("a", [""]), Recorder(), "stream")
+
+
+async def test_credits_bound_what_an_agent_holds(mesh: Mesh) -> None:
+    sink = Recorder()
+    agent = mesh.join(spec("a", ["x"], credits=2), sink, "stream")
+    tasks = [mesh.submit(d.TaskSpec("x", {"i": i})) for i in range(5)]
+    assert [s[0] for s in sink.sent] == [tasks[0].id, tasks[1].id]
+    assert mesh.pending_count == 3 and agent.status is d.AgentStatus.BUSY
+    mesh.on_result(agent, tasks[0].id, 1, output=1)
+    assert [s[0] for s in sink.sent][-1] == tasks[2].id and len(agent.in_flight) == 2
+    # raising credits hands out queued work at once, in one batch
+    batches = sink.batches
+    mesh.set_credits(agent, 4)
+    assert sink.batches == batches + 1 and len(agent.in_flight) == 4
+    assert mesh.pending_count == 0
+
+
+async def test_timeout_keeps_slot_until_agent_reports(mesh: Mesh) -> None:
+    sink = Recorder()
+    agent = mesh.join(spec("a", ["x"]), sink, "stream")
+    task = mesh.submit(d.TaskSpec("x", timeout_ms=30, max_retries=1))
+    await asyncio.sleep(0.1)
+    assert sink.cancels == [(task.id, 1)]
+    # retried, but the only credit is still held by the timed-out attempt
+    assert task.status is d.TaskStatus.PENDING and task.retry_count == 1
+    assert len(agent.in_flight) == 1
+    mesh.on_result(agent, task.id, 1, failure=d.TaskFailure("CANCELLED", "", True))
+    assert task.attempt == 2 and sink.sent[-1] == (task.id, 2)
+    assert mesh.on_result(agent, task.id, 2, output="ok")
+    assert task.status is d.TaskStatus.COMPLETED
+
+
+async def test_results_are_idempotent(mesh: Mesh) -> None:
+    agent = mesh.join(spec("a", ["x"]), Recorder(), "stream")
+    task = mesh.submit(d.TaskSpec("x"))
+    assert mesh.on_result(agent, task.id, 1, output="first")
+    assert not mesh.on_result(agent, task.id, 1, output="second")
+    assert not mesh.on_result(None, task.id, 0, failure=d.TaskFailure("E", "late"))
+    assert task.result == "first" and mesh.counters.duplicate_results == 2
+    assert not mesh.on_result(agent, "unknown", 1, output=1)
+
+
+async def test_agent_loss_redispatches_with_new_attempt(mesh: Mesh) -> None:
+    s1, s2 = Recorder(), Recorder()
+    a1 = mesh.join(spec("a1", ["x"]), s1, "stream")
+    task = mesh.submit(d.TaskSpec("x"))
+    assert task.agent_id == a1.id
+    a2 = mesh.join(spec("a2", ["x"]), s2, "stream")
+    assert mesh.leave(a1.id, "gone") == 1
+    assert s2.sent == [(task.id, 2)] and task.agent_id == a2.id
+    # the lost agent's late success for attempt 1 is still accepted, once
+    assert mesh.on_result(a1, task.id, 1, output="late but fine")
+    assert task.status is d.TaskStatus.COMPLETED and s2.cancels == [(task.id, 2)]
+    assert not mesh.on_result(a2, task.id, 2, output="dup")
+    assert task.result == "late but fine"
+
+
+async def test_redelivery_limit_fails_poison_task(mesh: Mesh) -> None:
+    task = None
+    for i in range(4):
+        agent = mesh.join(spec(f"a{i}", ["x"]), Recorder(), "stream")
+        if task is None:
+            task = mesh.submit(d.TaskSpec("x"))
+        mesh.leave(agent.id, "crashed")
+    assert task is not None and task.status is d.TaskStatus.FAILED
+    assert task.error is not None and task.error.type == d.TOO_MANY_REDELIVERIES
+
+
+async def test_reconnect_with_same_id_replaces_session(mesh: Mesh) -> None:
+    old_sink = Recorder()
+    old = mesh.join(spec("a", ["x"], agent_id="agent-1"), old_sink, "stream")
+    task = mesh.submit(d.TaskSpec("x"))
+    new_sink = Recorder()
+    new = mesh.join(spec("a", ["x"], agent_id="agent-1"), new_sink, "stream")
+    assert old_sink.closed and not old.connected and new.connected
+    assert new_sink.sent == [(task.id, 2)]
+    assert mesh.agents["agent-1"] is new
+
+
+async def test_submission_errors(mesh: Mesh) -> None:
+    with pytest.raises(FailedPrecondition, match="no live agent advertises capability 'x'"):
+        mesh.submit(d.TaskSpec("x"))
+    queued = mesh.submit(d.TaskSpec("x"), wait_for_agent=True)
+    assert queued.status is d.TaskStatus.PENDING
+    small = Mesh(fast_settings(max_pending_tasks=1))
+    small.submit(d.TaskSpec("x"), wait_for_agent=True)
+    with pytest.raises(ResourceExhausted, match="1 tasks pending"):
+        small.submit(d.TaskSpec("x"), wait_for_agent=True)
+    mesh.begin_shutdown()
+    with pytest.raises(Unavailable, match="shutting down"):
+        mesh.submit(d.TaskSpec("x"), wait_for_agent=True)
+    assert mesh.abandon_all("bye") == 1 and queued.status is d.TaskStatus.FAILED
+    assert queued.error is not None and queued.error.retryable
+
+
+async def test_liveness_takes_silent_agents_offline() -> None:
+    mesh = Mesh(fast_settings(heartbeat_timeout_ms=100))
+    sink = Recorder()
+    agent = mesh.join(spec("a", ["x"]), sink, "stream")
+    mesh.submit(d.TaskSpec("x"))
+    assert mesh.check_liveness() == []
+    await asyncio.sleep(0.15)
+    assert mesh.check_liveness() == [agent.id]
+    assert agent.status is d.AgentStatus.OFFLINE and sink.closed == "heartbeat timeout"
+    assert mesh.pending_count == 1
+
+
+async def test_cancel_pending_and_running(mesh: Mesh) -> None:
+    sink = Recorder()
+    agent = mesh.join(spec("a", ["x"]), sink, "stream")
+    running = mesh.submit(d.TaskSpec("x"))
+    pending = mesh.submit(d.TaskSpec("x"))
+    mesh.cancel(pending.id)
+    mesh.cancel(running.id, "stop")
+    assert sink.cancels == [(running.id, 1)]
+    assert running.status is d.TaskStatus.CANCELLED and pending.status is d.TaskStatus.CANCELLED
+    # the cancelled attempt still holds its slot until the agent answers
+    assert len(agent.in_flight) == 1
+    mesh.on_result(agent, running.id, 1, failure=d.TaskFailure("CANCELLED", ""))
+    assert agent.in_flight == {} and sink.sent == [(running.id, 1)]
+    assert mesh.active_count == 0
+
+
+async def test_finished_tasks_are_evicted_past_retention() -> None:
+    mesh = Mesh(fast_settings(task_retention=3))
+    agent = mesh.join(spec("a", ["x"], credits=10), Recorder(), "stream")
+    tasks = [mesh.submit(d.TaskSpec("x", idempotency_key=f"k{i}")) for i in range(5)]
+    for t in tasks:
+        mesh.on_result(agent, t.id, 1, output=None)
+    assert set(mesh.tasks) == {t.id for t in tasks[2:]}
+    again = mesh.submit(d.TaskSpec("x", idempotency_key="k0"))
+    assert again.id != tasks[0].id

@@ -36,10 +36,12 @@ class Settings(BaseModel):
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
     coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
     # The seed's OrchestratorAgentConfig options.
-    agent_registry: str = Field("", description="reserved: external registry (etcd) endpoint")
-    workflow_dir: str = Field("", description="directory of workflow definitions to load")
-    state_persistence: Literal["memory", "file", "database"] = "memory"
-    concurrency_limit: int = Field(10, ge=1, description="running workflow executions")
+    agent_registry: str = Field("", description="reserved for cluster mode (etcd endpoints)")
+    workflow_dir: str = Field("", description="reserved for the workflow engine")
+    state_persistence: Literal["memory", "file", "database"] = Field(
+        "memory", description="where state lives; only memory in this version"
+    )
+    concurrency_limit: int = Field(10, ge=1, description="reserved: running workflow executions")
     default_timeout_ms: int = Field(300_000, ge=1, description="task timeout when none is given")
     retry_strategy: RetryStrategy = RetryStrategy.EXPONENTIAL
     max_retries: int = Field(3, ge=0)
@@ -47,9 +49,11 @@ class Settings(BaseModel):
     retry_backoff_rate: float = Field(2.0, ge=1.0)
     retry_max_interval_ms: int = Field(30_000, ge=0)
     retry_jitter: float = Field(0.2, ge=0.0, le=1.0)
-    error_handling_level: Literal["minimal", "standard", "aggressive"] = "standard"
-    monitoring_enabled: bool = True
-    metrics_interval: int = Field(10_000, ge=100, description="ms between metric samples")
+    error_handling_level: Literal["minimal", "standard", "aggressive"] = Field(
+        "standard", description="reserved for the workflow engine"
+    )
+    monitoring_enabled: bool = Field(True, description="reserved for metrics")
+    metrics_interval: int = Field(10_000, ge=100, description="reserved: ms between metric samples")
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     # Mesh mechanics.
     heartbeat_interval_ms: int = Field(5_000, ge=50)
@@ -69,6 +73,16 @@ class Settings(BaseModel):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port, got {v!r}")
+        return v
+
+    @field_validator("state_persistence")
+    @classmethod
+    def _check_store(cls, v: str) -> str:
+        if v != "memory":
+            raise ValueError(
+                f"{v!r} is not available in this version; only 'memory' is (the durable "
+                "store arrives with the workflow engine)"
+            )
         return v
 
     @property

@@ -74,3 +74,11 @@ def test_bad_listen_and_missing_file(tmp_path: Path) -> None:
         load_settings(overrides={"listen": "nowhere"}, environ={})
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "missing.yaml", environ={})
+
+
+def test_readme_documents_every_setting() -> None:
+    from coordinator.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"

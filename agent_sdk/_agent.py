@@ -350,18 +350,25 @@ class Agent:
                 asyncio.create_task(self._heartbeat_loop(interval, silence), name="heartbeat"),
                 asyncio.create_task(self._stop.wait(), name="stop"),
             ]
+            reader, writer, heartbeat, stop = parts
             try:
                 done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done and not reader.done():
+                    # Graceful end: half-close and let the coordinator close the
+                    # stream, so everything written is read before it goes away.
+                    for p in (writer, heartbeat):
+                        p.cancel()
+                    await asyncio.gather(writer, heartbeat, return_exceptions=True)
+                    with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                        await call.done_writing()
+                    await asyncio.wait([reader], timeout=5.0)
             finally:
                 for p in parts:
                     p.cancel()
                 await asyncio.gather(*parts, return_exceptions=True)
-            if parts[3] in done:
-                with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                    await call.done_writing()
                 call.cancel()
             for p in done:
-                if p is not parts[3] and not p.cancelled() and p.exception() is not None:
+                if p is not stop and not p.cancelled() and p.exception() is not None:
                     exc = p.exception()
                     assert exc is not None
                     raise exc

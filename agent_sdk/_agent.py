@@ -514,6 +514,13 @@ class Agent:
             self._running.pop(key, None)
             self.stats.in_flight = len(self._running)
 
+    async def _run_detached(self, key: _Dispatch, d: agent_pb2.TaskDispatch) -> None:
+        """Run one task outside a session (``agent_sdk.testing``)."""
+        self._loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=self.name)
+        await self._run(key, d)
+
     async def _call(self, handler: Handler, task: Task) -> Any:
         if inspect.iscoroutinefunction(handler):
             return await handler(task)

@@ -1,0 +1,60 @@
+"""Helpers for agent authors' own unit tests: run a handler without a coordinator.
+
+    from agent_sdk.testing import run_task
+
+    result = await run_task(agent, "task_planning", {"goal": "x"})
+    assert result.output == {...}
+
+``run_task`` goes through the same code path the agent uses for a real task
+(handler lookup, sync handlers in the agent's thread pool, output
+serialization, error mapping), and returns what the coordinator would record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_sdk._agent import Agent, _Dispatch
+from agent_sdk._types import TaskFailure
+from agentmesh import wire
+from agentmesh.v1 import agent_pb2
+
+__all__ = ["TaskOutcome", "run_task"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    output: Any = None
+    error: TaskFailure | None = None
+    progress: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+async def run_task(
+    agent: Agent, capability: str, input: dict[str, Any] | None = None, *, attempt: int = 1
+) -> TaskOutcome:
+    """Run ``agent``'s handler for ``capability`` on ``input`` and report the outcome."""
+    task_id = uuid.uuid4().hex
+    dispatch = agent_pb2.TaskDispatch(
+        task_id=task_id,
+        attempt=attempt,
+        capability=capability,
+        input=wire.to_struct(input or {}),
+        idempotency_key=task_id,
+    )
+    await agent._run_detached(_Dispatch(task_id, attempt), dispatch)
+    updates, agent._updates = agent._updates, []
+    progress = [
+        (u.progress.fraction, u.progress.message) for u in updates if u.HasField("progress")
+    ]
+    results = [u.result for u in updates if u.HasField("result")]
+    assert len(results) == 1, "a task produces exactly one result"
+    r = results[0]
+    if r.HasField("error"):
+        return TaskOutcome(error=TaskFailure.from_proto(r.error), progress=progress)
+    return TaskOutcome(output=wire.from_value(r.output), progress=progress)

@@ -10,51 +10,87 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 
 class PayloadError(ValueError):
-    """A value that cannot travel as JSON (a set, bytes, NaN key ...)."""
+    """A value that cannot travel as JSON (a set, bytes, a non-string key ...)."""
+
+
+_NULL = struct_pb2.NullValue.NULL_VALUE
+_MAX_DEPTH = 100
+
+
+def _fill(out: struct_pb2.Value, value: Any, depth: int) -> None:
+    # bool before int: bool is an int subclass.
+    if value is None:
+        out.null_value = _NULL
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int | float):
+        out.number_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, dict):
+        out.struct_value.SetInParent()  # so an empty object is still an object
+        _fill_struct(out.struct_value, value, depth + 1)
+    elif isinstance(value, list | tuple):
+        if depth >= _MAX_DEPTH:
+            raise PayloadError(f"nested deeper than {_MAX_DEPTH} levels")
+        out.list_value.SetInParent()
+        values = out.list_value.values
+        for item in value:
+            _fill(values.add(), item, depth + 1)
+    else:
+        raise PayloadError(f"not JSON-serializable: {type(value).__name__} {value!r:.60}")
+
+
+def _fill_struct(out: struct_pb2.Struct, value: dict[Any, Any], depth: int) -> None:
+    if depth >= _MAX_DEPTH:
+        raise PayloadError(f"nested deeper than {_MAX_DEPTH} levels")
+    fields = out.fields
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise PayloadError(f"not JSON-serializable: object key {k!r} is not a string")
+        _fill(fields[k], v, depth)
 
 
 def to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    """A JSON object as a Struct. Raises PayloadError for values JSON cannot hold."""
     out = struct_pb2.Struct()
     if value:
-        try:
-            out.update(value)
-        except (ValueError, TypeError, AttributeError) as e:
-            raise PayloadError(f"not JSON-serializable: {e}") from None
+        if not isinstance(value, dict):
+            raise PayloadError(f"expected a JSON object, got {type(value).__name__}")
+        _fill_struct(out, value, 0)
     return out
 
 
 def to_value(value: Any) -> struct_pb2.Value:
+    """Any JSON value as a Value. Raises PayloadError for values JSON cannot hold."""
     out = struct_pb2.Value()
-    try:
-        json_format.ParseDict(value, out)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as e:
-        raise PayloadError(f"not JSON-serializable: {e}") from None
-    return out
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
-def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    out: dict[str, Any] = _ints(json_format.MessageToDict(value))
+    _fill(out, value, 0)
     return out
 
 
 def from_value(value: struct_pb2.Value) -> Any:
-    if value.WhichOneof("kind") is None:
-        return None
-    return _ints(json_format.MessageToDict(value))
+    """A Value as plain Python; whole numbers come back as ints."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return {k: from_value(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [from_value(v) for v in value.list_value.values]
+    if kind == "number_value":
+        n = value.number_value
+        return int(n) if n.is_integer() and abs(n) < 2**53 else n
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
+    return {k: from_value(v) for k, v in value.fields.items()}
 
 
 def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:

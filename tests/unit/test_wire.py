@@ -4,7 +4,7 @@ import pytest
 
 from agentmesh import wire
 
-CASES = [
+CASES: list[object] = [
     None,
     True,
     0,

@@ -457,10 +457,12 @@ class Agent:
         if key in self._running:
             return  # duplicate delivery of an attempt we are running
         self.stats.received += 1
+        # Create the handler before queueing the ack: a quick handler then runs
+        # before the writer wakes, and its result travels in the ack's message.
+        self._running[key] = asyncio.create_task(self._run(key, d), name=f"task-{d.task_id}")
         self._push(
             agent_pb2.TaskUpdate(task_id=d.task_id, attempt=d.attempt, ack=agent_pb2.TaskAck())
         )
-        self._running[key] = asyncio.create_task(self._run(key, d), name=f"task-{d.task_id}")
         n = len(self._running)
         self.stats.in_flight = n
         self.stats.peak_in_flight = max(self.stats.peak_in_flight, n)

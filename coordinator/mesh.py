@@ -63,13 +63,16 @@ class Mesh:
         self._loop = loop or asyncio.get_running_loop()
         self._policy = settings.retry_policy
         self.agents: dict[str, d.Agent] = {}
-        self._by_capability: dict[str, set[str]] = {}
+        # capability -> connected agents advertising it (insertion-ordered)
+        self._by_capability: dict[str, dict[str, d.Agent]] = {}
         self._queues: dict[str, list[tuple[int, int, d.Task]]] = {}
         self._pinned: dict[str, list[tuple[int, int, d.Task]]] = {}
         self.tasks: dict[str, d.Task] = {}
         self._by_idempotency: dict[str, str] = {}
         self._finished: deque[str] = deque()
         self._seq = itertools.count()
+        self._ids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:16]
         self._pending = 0
         self.accepting = True
         self.counters = MeshCounters()
@@ -126,7 +129,7 @@ class Mesh:
             agent.total_duration_ms = old.total_duration_ms
         self.agents[agent_id] = agent
         for name in agent.capability_names:
-            self._by_capability.setdefault(name, set()).add(agent_id)
+            self._by_capability.setdefault(name, {})[agent_id] = agent
         log.info("agent %s joined (%s, capabilities %s)", agent_id, transport, sorted(names))
         self._fill(agent)
         return agent
@@ -220,9 +223,9 @@ class Mesh:
         agent.connected = False
         agent.last_seen_wall = d.utcnow()
         for name in agent.capability_names:
-            ids = self._by_capability.get(name)
-            if ids is not None:
-                ids.discard(agent.id)
+            members = self._by_capability.get(name)
+            if members is not None and members.get(agent.id) is agent:
+                del members[agent.id]
         held = list(agent.in_flight.items())
         agent.in_flight.clear()
         moved = 0
@@ -334,7 +337,8 @@ class Mesh:
             max_retries = 0
         else:
             max_retries = self._policy.max_retries
-        task_id = uuid.uuid4().hex
+        # Unique across restarts (random prefix) and cheap per task (a counter).
+        task_id = f"{self._id_prefix}{next(self._ids):08x}"
         return d.Task(
             id=task_id,
             name=spec.name or capability,
@@ -493,15 +497,18 @@ class Mesh:
         if queue:  # others are waiting already: keep the order
             self._enqueue(task)
             return
+        # Hot path: compare load factors inline; the full score only breaks ties.
         best: d.Agent | None = None
-        best_score: tuple[float, float, float] | None = None
-        for agent_id in self._by_capability.get(task.capability, ()):
-            agent = self.agents[agent_id]
-            if not agent.routable or agent.free_credits <= 0:
+        best_load = 2.0
+        for agent in self._by_capability.get(task.capability, {}).values():
+            held, credits = len(agent.in_flight), agent.credits
+            if held >= credits or not agent.routable:
                 continue
-            score = self._score(agent)
-            if best_score is None or score < best_score:
-                best, best_score = agent, score
+            load = held / credits
+            if load < best_load or (
+                load == best_load and best is not None and self._score(agent) < self._score(best)
+            ):
+                best, best_load = agent, load
         if best is None:
             self._enqueue(task)
         else:
@@ -523,8 +530,7 @@ class Mesh:
         heapq.heappush(heap, (-task.priority, task.seq, task))
         if not key:
             # An agent may have a free credit right now (e.g. a retry after backoff).
-            for agent_id in self._by_capability.get(task.capability, ()):
-                agent = self.agents[agent_id]
+            for agent in self._by_capability.get(task.capability, {}).values():
                 if agent.routable and agent.free_credits > 0:
                     self._fill(agent)
                     break

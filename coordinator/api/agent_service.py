@@ -109,9 +109,30 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             )
         )
         reader = asyncio.create_task(self._read(agent, request_iterator, sink))
+        queue = sink.queue
+        batch = agent_pb2.CoordinatorMessage
         try:
-            async for msg in self._outbound(sink):
-                yield msg
+            # Written inline, not through a nested generator: this is the hot path.
+            while True:
+                item = await queue.get()
+                if isinstance(item, list):
+                    # Pack every task that is ready into one batch.
+                    dispatches = item
+                    nxt: object = None
+                    while not queue.empty():
+                        nxt = queue.get_nowait()
+                        if not isinstance(nxt, list):
+                            break
+                        dispatches.extend(nxt)
+                        nxt = None
+                    yield batch(tasks=agent_pb2.TaskBatch(tasks=dispatches))
+                    item = nxt
+                    if item is None:
+                        continue
+                if item is _CLOSE:
+                    break
+                assert isinstance(item, agent_pb2.CoordinatorMessage)
+                yield item
         finally:
             reader.cancel()
             current = self._mesh.agents.get(agent.id)
@@ -120,33 +141,6 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 self._mesh.leave(agent.id, reason)
         if isinstance(reader_error := _exception(reader), MeshError):
             await context.abort(code_for(reader_error), str(reader_error))
-
-    async def _outbound(self, sink: StreamSink) -> AsyncIterator[agent_pb2.CoordinatorMessage]:
-        queue = sink.queue
-        while True:
-            item = await queue.get()
-            if item is _CLOSE:
-                return
-            if isinstance(item, list):
-                dispatches = item
-                # Pack everything else that is ready into the same batch.
-                while not queue.empty():
-                    nxt = queue.get_nowait()
-                    if isinstance(nxt, list):
-                        dispatches.extend(nxt)
-                        continue
-                    yield agent_pb2.CoordinatorMessage(tasks=agent_pb2.TaskBatch(tasks=dispatches))
-                    if nxt is _CLOSE:
-                        return
-                    assert isinstance(nxt, agent_pb2.CoordinatorMessage)
-                    dispatches = []
-                    yield nxt
-                    break
-                if dispatches:
-                    yield agent_pb2.CoordinatorMessage(tasks=agent_pb2.TaskBatch(tasks=dispatches))
-            else:
-                assert isinstance(item, agent_pb2.CoordinatorMessage)
-                yield item
 
     async def _read(
         self,

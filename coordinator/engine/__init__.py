@@ -1,0 +1,1 @@
+"""The workflow engine: definitions, expressions and the pure step function."""

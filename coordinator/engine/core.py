@@ -1,0 +1,889 @@
+"""The engine core: a deterministic state machine, one per execution.
+
+``Execution.apply(event)`` takes one input (with its time), updates the state in
+place and returns what the runtime must do (``Command``s) and what happened
+(``Journal`` entries for the history). It does no I/O, reads no clock and uses
+no randomness, so replaying an execution's inputs rebuilds its state exactly;
+every step type, retry, timeout and error path is testable without a server.
+Failures are states, not exceptions: a broken expression fails its step.
+
+Shape of a run: a *frame* is a running sequence of steps (the workflow itself,
+one parallel branch, one map iteration); a *run* is one step instance in a frame.
+Tasks, timers, event waits and children are keyed by the run key plus a suffix,
+so results find their run and stale ones are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from coordinator.engine import events as ev
+from coordinator.engine.events import Data
+from coordinator.engine.expr import (
+    EvaluationError,
+    ExpressionError,
+    compile_expression,
+    compile_template,
+    evaluate_mapping,
+    has_interpolation,
+    is_expression,
+    truthy,
+)
+from coordinator.engine.model import RetrySpec, Step, WorkflowDefinition
+from coordinator.retry import RetryPolicy, RetryStrategy
+
+# Error types the engine produces.
+EXPRESSION_ERROR = "ExpressionError"
+TIMEOUT = "TIMEOUT"
+NO_BRANCH = "NoMatchingBranch"
+BAD_ITEMS = "MapItemsNotAList"
+CHILD_FAILED = "ChildWorkflowFailed"
+CANCELLED = "CANCELLED"
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDefaults:
+    """Coordinator-wide defaults: the retry policy for retryable errors (TIMEOUT,
+    AGENT_LOST, errors marked retryable) of steps without a ``retry`` of their own."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    task_timeout_ms: int | None = None
+
+
+@dataclass(slots=True)
+class Frame:
+    key: str
+    parent_run: str  # "" for the root frame
+    extra: Data  # map iterations: {"item": ..., "index": ...}
+    current: str = ""  # run key
+    last_output: Any = None
+    done: bool = False
+    failed: Data | None = None
+
+
+@dataclass(slots=True)
+class Run:
+    key: str
+    step_id: str
+    frame: str
+    attempt: int
+    started: datetime
+    waiting: str = ""  # key of the task/timer/event/child it waits on
+    timeout_key: str = ""
+    frames: list[str] = field(default_factory=list)  # parallel branches, map iterations
+    pending_items: list[int] = field(default_factory=list)  # map: indexes not started yet
+    results: dict[int, Any] = field(default_factory=dict)
+    failures: dict[int, Data] = field(default_factory=dict)
+    items: list[Any] = field(default_factory=list)
+    retry_timer: str = ""
+
+
+@dataclass(slots=True)
+class Metrics:
+    step_count: int = 0
+    completed_steps: int = 0
+    task_count: int = 0
+    error_count: int = 0
+    retry_count: int = 0
+
+
+class Execution:
+    """One workflow execution's state and transition function."""
+
+    def __init__(
+        self, execution_id: str, definition: WorkflowDefinition, defaults: EngineDefaults
+    ) -> None:
+        self.id = execution_id
+        self.defn = definition
+        self.defaults = defaults
+        self.status = "pending"
+        self.input: Any = None
+        self.variables: Data = {}
+        self.output: Any = None
+        self.error: Data | None = None
+        self.context: Data = {}
+        self.start_time: datetime | None = None
+        self.end_time: datetime | None = None
+        self.frames: dict[str, Frame] = {}
+        self.runs: dict[str, Run] = {}
+        self.metrics = Metrics()
+        self.paused = False
+        self._deferred: list[tuple[str, str, int]] = []  # (frame, step, attempt) held by a pause
+        self._waits: dict[str, str] = {}  # task/timer/event/child key -> run key
+        self._counter = 0
+        self._last_error: Data | None = None
+        self._compensable: list[tuple[str, Any]] = []  # (step id, output) in completion order
+        self._phase = "running"  # running | compensating | handling | final
+        self._queue: list[tuple[str, Data]] = []  # compensation / handler work left
+        self._final_error: Data | None = None
+        self._cmds: list[ev.Command | ev.Journal] = []
+        self._now: datetime | None = None
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+    def current_runs(self) -> list[Run]:
+        """Step runs in progress (parallel and map steps included)."""
+        return list(self.runs.values())
+
+    def apply(self, event: ev.Input) -> list[ev.Command | ev.Journal]:
+        """Apply one input; return the commands and journal entries it caused."""
+        self._cmds = []
+        self._now = event.time
+        if self.finished and not isinstance(event, ev.Started):
+            return []
+        handler = getattr(self, f"_on_{type(event).__name__}")
+        handler(event)
+        out, self._cmds = self._cmds, []
+        return out
+
+    # ------------------------------------------------------------ inputs
+
+    def _on_Started(self, e: ev.Started) -> None:
+        if self.status != "pending":
+            return
+        self.status = "running"
+        self.input = e.input
+        self.context = dict(e.context)
+        self.start_time = e.time
+        self._journal(
+            "execution.started", data={"workflow": self.defn.name, "version": self.defn.version}
+        )
+        if self.defn.timeout_ms:
+            self._emit(ev.StartTimer("workflow.timeout", e.time + _ms(self.defn.timeout_ms)))
+            self._waits["workflow.timeout"] = ""
+        root = self._new_frame("", {})
+        self._start(root.key, self.defn.steps[0].id, 1)
+
+    def _on_TaskCompleted(self, e: ev.TaskCompleted) -> None:
+        run = self._claim(e.key)
+        if run is None:
+            self._compensation_result(e.key, None)
+            return
+        self._journal("task.completed", run.step_id, data={"key": e.key, "agent": e.agent_id})
+        self._succeed(run, e.output)
+
+    def _on_TaskFailed(self, e: ev.TaskFailed) -> None:
+        run = self._claim(e.key)
+        if run is None:
+            self._compensation_result(e.key, dict(e.error))
+            return
+        self._journal(
+            "task.failed",
+            run.step_id,
+            message=str(e.error.get("message", "")),
+            data={"key": e.key, "error": dict(e.error)},
+        )
+        self._fail(run, dict(e.error))
+
+    def _on_TimerFired(self, e: ev.TimerFired) -> None:
+        if e.key == "workflow.timeout":
+            if self._waits.pop(e.key, None) is not None and self._phase == "running":
+                self._fail_execution(
+                    _error(TIMEOUT, f"workflow timed out after {self.defn.timeout_ms} ms"), ""
+                )
+            return
+        run_key = self._waits.pop(e.key, None)
+        if run_key is None:
+            return
+        run = self.runs.get(run_key)
+        if run is None:
+            return
+        if e.key == run.retry_timer:
+            run.retry_timer = ""
+            self._start_attempt(run)
+        elif e.key == run.timeout_key:
+            self._release(run)
+            step = self.defn.step(run.step_id)
+            self._fail(run, _error(TIMEOUT, f"step '{step.id}' timed out", retryable=True))
+        elif e.key == run.waiting:  # a wait step
+            run.waiting = ""
+            self._succeed(run, {"waitedUntil": e.time.isoformat()})
+
+    def _on_EventReceived(self, e: ev.EventReceived) -> None:
+        run = self._claim(e.key)
+        if run is None:
+            return
+        self._journal("event.received", run.step_id, data={"name": e.name})
+        self._succeed(run, e.payload)
+
+    def _on_ChildFinished(self, e: ev.ChildFinished) -> None:
+        if e.key.startswith("handler."):
+            self._handler_finished(e)
+            return
+        run = self._claim(e.key)
+        if run is None:
+            return
+        if e.status == "completed":
+            self._succeed(run, e.output)
+        else:
+            err = dict(e.error or {})
+            self._fail(
+                run,
+                _error(
+                    CHILD_FAILED,
+                    f"subworkflow execution {e.child_id} {e.status}: {err.get('message', '')}",
+                    details={"childId": e.child_id, "error": err},
+                ),
+            )
+
+    def _on_PauseRequested(self, e: ev.PauseRequested) -> None:
+        if self.status == "running" and not self.paused:
+            self.paused = True
+            self.status = "paused"
+            self._journal("execution.paused")
+
+    def _on_ResumeRequested(self, e: ev.ResumeRequested) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        self.status = "running"
+        if isinstance(e.input, dict):
+            self.variables.update(e.input)
+        self._journal("execution.resumed")
+        deferred, self._deferred = self._deferred, []
+        for frame, step_id, attempt in deferred:
+            if step_id.startswith("\0retry:"):
+                run = self.runs.get(step_id[len("\0retry:") :])
+                if run is not None:
+                    self._start_attempt(run)
+            else:
+                self._start(frame, step_id, attempt)
+
+    def _on_StopRequested(self, e: ev.StopRequested) -> None:
+        self._cancel_everything(e.reason or "stopped by request")
+        self._finish("cancelled", error=_error(CANCELLED, e.reason or "stopped by request"))
+
+    # ------------------------------------------------------------- steps
+
+    def _start(self, frame_key: str, step_id: str, attempt: int) -> None:
+        if self._phase != "running":
+            return
+        if self.paused:
+            self._deferred.append((frame_key, step_id, attempt))
+            return
+        frame = self.frames[frame_key]
+        step = self.defn.step(step_id)
+        self._counter += 1
+        run = Run(f"r{self._counter}", step_id, frame_key, attempt, self._time())
+        self.runs[run.key] = run
+        frame.current = run.key
+        self.metrics.step_count += 1
+        self._journal("step.started", step_id, data={"type": step.type, "attempt": attempt})
+        if step.condition:
+            try:
+                ok = truthy(compile_expression(step.condition).evaluate(self._scope(run)))
+            except (ExpressionError, EvaluationError) as e:
+                self._fail(run, _expr_error(step, "condition", e))
+                return
+            if not ok:
+                self._journal(
+                    "step.skipped", step_id, message=f"condition {step.condition} is false"
+                )
+                del self.runs[run.key]
+                self._advance(frame, step, None)
+                return
+        self._start_attempt(run)
+
+    def _start_attempt(self, run: Run) -> None:
+        if self.paused:
+            self._deferred.append((run.frame, "\0retry:" + run.key, run.attempt))
+            return
+        step = self.defn.step(run.step_id)
+        scope = self._scope(run)
+        try:
+            getattr(self, f"_begin_{step.type}")(run, step, scope)
+        except (ExpressionError, EvaluationError) as e:
+            self._fail(run, _expr_error(step, step.type, e))
+
+    def _begin_task(self, run: Run, step: Step, scope: Data) -> None:
+        task_input = _mapping(step.input, scope)
+        key = f"{run.key}.t{run.attempt}"
+        timeout = step.timeout_ms or self.defaults.task_timeout_ms
+        self._wait(run, key)
+        self.metrics.task_count += 1
+        self._emit(
+            ev.DispatchTask(
+                key, step.id, step.capability, task_input, step.agent, timeout, f"{self.id}/{key}"
+            )
+        )
+        self._journal("task.dispatched", step.id, data={"key": key, "capability": step.capability})
+
+    def _begin_decision(self, run: Run, step: Step, scope: Data) -> None:
+        assert step.decision is not None
+        value = compile_expression(step.decision.expression).evaluate(scope)
+        label = _branch_label(value)
+        target = step.decision.branches.get(label) or step.decision.default
+        if not target:
+            self._fail(
+                run,
+                _error(
+                    NO_BRANCH, f"decision '{step.id}': no branch for value {label!r} and no default"
+                ),
+            )
+            return
+        self._journal(
+            "decision.taken",
+            step.id,
+            message=f"{label} -> {target}",
+            data={"value": label, "next": target},
+        )
+        self._complete(run, step, {"branch": label, "next": target}, goto=target)
+
+    def _begin_wait(self, run: Run, step: Step, scope: Data) -> None:
+        assert step.wait is not None
+        if step.wait.duration_ms is not None:
+            fire_at = self._time() + _ms(step.wait.duration_ms)
+        else:
+            until = step.wait.until
+            raw = compile_expression(until).evaluate(scope) if is_expression(until) else until
+            try:
+                fire_at = datetime.fromisoformat(str(raw))
+            except ValueError:
+                self._fail(run, _error("BadTimestamp", f"wait.until {raw!r} is not ISO-8601"))
+                return
+            if fire_at.tzinfo is None:
+                fire_at = fire_at.replace(tzinfo=self._time().tzinfo)
+        key = f"{run.key}.w"
+        self._wait(run, key)
+        self._emit(ev.StartTimer(key, fire_at))
+        self._journal("wait.started", step.id, data={"until": fire_at.isoformat()})
+
+    def _begin_event(self, run: Run, step: Step, scope: Data) -> None:
+        assert step.event is not None
+        corr = step.event.correlation_key
+        if corr and (is_expression(corr) or has_interpolation(corr)):
+            corr = str(_mapping(corr, scope))
+        key = f"{run.key}.e{run.attempt}"
+        self._wait(run, key)
+        self._emit(ev.AwaitEvent(key, step.event.name, corr))
+        timeout = step.event.timeout_ms or step.timeout_ms
+        if timeout:
+            self._timeout(run, timeout)
+        self._journal(
+            "event.waiting", step.id, data={"name": step.event.name, "correlationKey": corr}
+        )
+
+    def _begin_subworkflow(self, run: Run, step: Step, scope: Data) -> None:
+        assert step.subworkflow is not None
+        child_input = _mapping(step.input, scope)
+        key = f"{run.key}.c{run.attempt}"
+        self._wait(run, key)
+        self._emit(
+            ev.StartChild(
+                key,
+                step.subworkflow.workflow,
+                step.subworkflow.version,
+                child_input,
+                {"parentId": self.id, "parentStep": step.id},
+            )
+        )
+        if step.timeout_ms:
+            self._timeout(run, step.timeout_ms)
+        self._journal("subworkflow.started", step.id, data={"workflow": step.subworkflow.workflow})
+
+    def _begin_parallel(self, run: Run, step: Step, scope: Data) -> None:
+        assert step.parallel is not None
+        run.frames = []
+        for _ in step.parallel.branches:
+            frame = self._new_frame(run.key, self.frames[run.frame].extra)
+            run.frames.append(frame.key)
+        for frame_key, branch in zip(run.frames, step.parallel.branches, strict=True):
+            self._start(frame_key, branch.steps[0].id, 1)
+
+    def _begin_map(self, run: Run, step: Step, scope: Data) -> None:
+        assert step.map is not None
+        items = compile_expression(step.map.items).evaluate(scope)
+        if not isinstance(items, list):
+            self._fail(run, _error(BAD_ITEMS, f"map.items gave {type(items).__name__}, not a list"))
+            return
+        run.items = items
+        run.frames = []
+        run.results = {}
+        run.failures = {}
+        run.pending_items = list(range(len(items)))
+        if not items:
+            self._complete(run, step, [])
+            return
+        for _ in range(min(max(1, step.map.concurrency), len(items))):
+            self._next_item(run, step)
+
+    def _next_item(self, run: Run, step: Step) -> None:
+        assert step.map is not None
+        index = run.pending_items.pop(0)
+        frame = self._new_frame(run.key, {"item": run.items[index], "index": index})
+        run.frames.append(frame.key)
+        self._start(frame.key, step.map.steps[0].id, 1)
+
+    # ---------------------------------------------------- outcomes of runs
+
+    def _succeed(self, run: Run, output: Any) -> None:
+        step = self.defn.step(run.step_id)
+        self._release(run)
+        self._complete(run, step, output)
+
+    def _complete(self, run: Run, step: Step, output: Any, goto: str = "") -> None:
+        scope = self._scope(run, output=output)
+        if step.output is not None:
+            try:
+                for var, expr in step.output.items():
+                    self.variables[var] = _mapping(expr, scope)
+            except (ExpressionError, EvaluationError) as e:
+                self._fail(run, _expr_error(step, "output", e))
+                return
+        if step.compensate is not None:
+            self._compensable.append((step.id, output))
+        self.metrics.completed_steps += 1
+        self._journal("step.completed", step.id, data={"attempt": run.attempt})
+        self.runs.pop(run.key, None)
+        frame = self.frames[run.frame]
+        if goto:
+            self._start(frame.key, goto, 1)
+        else:
+            self._advance(frame, step, output)
+
+    def _advance(self, frame: Frame, step: Step, output: Any) -> None:
+        """Go to the step's next, or end the frame."""
+        target = step.next
+        if step.next_decision is not None:
+            scope = self._scope_for(frame, output)
+            try:
+                label = _branch_label(
+                    compile_expression(step.next_decision.expression).evaluate(scope)
+                )
+            except (ExpressionError, EvaluationError) as e:
+                self._fail_frame(frame, _expr_error(step, "next", e), step.id)
+                return
+            target = step.next_decision.branches.get(label) or step.next_decision.default
+        if target:
+            self._start(frame.key, target, 1)
+            return
+        frame.current = ""
+        frame.last_output = output
+        frame.done = True
+        self._frame_finished(frame)
+
+    def _fail(self, run: Run, error: Data) -> None:
+        """A run failed: retry it, follow its onError, or fail its frame."""
+        step = self.defn.step(run.step_id)
+        self._release(run)
+        self.metrics.error_count += 1
+        error = {**error, "stepId": step.id}
+        self._last_error = error
+        policy, explicit = self._policy(step)
+        allowed = explicit or bool(error.get("retryable")) or error.get("type") == TIMEOUT
+        if (
+            allowed
+            and error.get("type") != CANCELLED
+            and run.attempt < policy.max_retries + 1
+            and self._phase == "running"
+        ):
+            delay = policy.delay_ms(run.attempt, _rng(self.id, run.key, run.attempt))
+            run.attempt += 1
+            self.metrics.retry_count += 1
+            run.retry_timer = f"{run.key}.r{run.attempt}"
+            self._waits[run.retry_timer] = run.key
+            self._emit(ev.StartTimer(run.retry_timer, self._time() + _ms(delay)))
+            self._journal(
+                "step.retrying",
+                step.id,
+                message=str(error.get("message", "")),
+                data={"attempt": run.attempt, "delayMs": round(delay)},
+            )
+            return
+        self._journal(
+            "step.failed",
+            step.id,
+            message=str(error.get("message", "")),
+            data={"error": error, "attempt": run.attempt},
+        )
+        self.runs.pop(run.key, None)
+        frame = self.frames[run.frame]
+        action = step.on_error
+        if action is None or self._phase != "running":
+            self._fail_frame(frame, error, step.id)
+        elif action.action == "goto":
+            self._start(frame.key, action.next, 1)
+        elif action.action == "continue":
+            self._advance(frame, step, None)
+        elif action.action == "retry":  # retries are used up
+            self._fail_frame(frame, error, step.id)
+        else:  # fail | compensate: the workflow fails; compensation always runs
+            self._fail_execution(error, step.id)
+
+    def _fail_frame(self, frame: Frame, error: Data, step_id: str) -> None:
+        frame.done = True
+        frame.failed = error
+        frame.current = ""
+        if not frame.parent_run:
+            self._fail_execution(error, step_id)
+            return
+        self._frame_finished(frame)
+
+    def _frame_finished(self, frame: Frame) -> None:
+        if not frame.parent_run:
+            if frame.failed is None:
+                self._succeed_execution()
+            return
+        run = self.runs.get(frame.parent_run)
+        if run is None:
+            return
+        step = self.defn.step(run.step_id)
+        index = run.frames.index(frame.key)
+        if step.type == "map":
+            index = int(frame.extra["index"])
+        if frame.failed is not None:
+            run.failures[index] = frame.failed
+            if step.type == "map" or (step.parallel and step.parallel.policy == "all"):
+                self._abort_frames(run, except_key=frame.key)
+                branch = _branch_name(step, index)
+                self._fail(
+                    run,
+                    {
+                        **frame.failed,
+                        "message": f"{branch} failed: {frame.failed.get('message', '')}",
+                    },
+                )
+                return
+        else:
+            run.results[index] = frame.last_output
+        if step.type == "map" and run.pending_items:
+            self._next_item(run, step)
+            return
+        if all(self.frames[k].done for k in run.frames) and not run.pending_items:
+            for k in run.frames:
+                self.frames.pop(k, None)
+            if step.type == "map":
+                output: Any = [run.results.get(i) for i in range(len(run.items))]
+            else:
+                assert step.parallel is not None
+                output = {
+                    "branches": [run.results.get(i) for i in range(len(run.frames))],
+                    "failed": [
+                        {"branch": step.parallel.branches[i].name, "error": err}
+                        for i, err in sorted(run.failures.items())
+                    ],
+                }
+            run.frames = []
+            self._complete(run, step, output)
+
+    def _abort_frames(self, run: Run, except_key: str) -> None:
+        for key in run.frames:
+            frame = self.frames.get(key)
+            if frame is None or key == except_key:
+                continue
+            self._abort_frame(frame)
+        run.pending_items = []
+
+    def _abort_frame(self, frame: Frame) -> None:
+        frame.done = True
+        inner = self.runs.pop(frame.current, None) if frame.current else None
+        if inner is not None:
+            self._release(inner, cancel=True)
+            if inner.frames:
+                self._abort_frames(inner, except_key="")
+
+    # ----------------------------------------------------- the execution
+
+    def _succeed_execution(self) -> None:
+        self._finish("completed", output=dict(self.variables))
+
+    def _fail_execution(self, error: Data, step_id: str) -> None:
+        if self._phase != "running":
+            return
+        self._final_error = {**error, "stepId": error.get("stepId", step_id)}
+        self._cancel_everything("workflow failed")
+        self._phase = "compensating"
+        self._queue = [
+            ("compensate", {"stepId": sid, "output": out})
+            for sid, out in reversed(self._compensable)
+        ]
+        etype = str(error.get("type", ""))
+        for handler in self.defn.error_handlers:
+            if handler.error in ("*", etype):
+                self._queue.append(("handler", {"workflow": handler.handler, "attempt": 1}))
+        if self._compensable:
+            self._journal(
+                "compensation.started", data={"steps": [s for s, _ in reversed(self._compensable)]}
+            )
+        self._drain_queue()
+
+    def _drain_queue(self) -> None:
+        while self._queue:
+            kind, item = self._queue[0]
+            if kind == "compensate":
+                step = self.defn.step(str(item["stepId"]))
+                assert step.compensate is not None
+                scope = {**self._scope_for(None, item["output"]), "stepId": step.id}
+                try:
+                    task_input = _mapping(step.compensate.input, scope)
+                except (ExpressionError, EvaluationError) as e:
+                    self._journal("compensation.failed", step.id, message=str(e))
+                    self._queue.pop(0)
+                    continue
+                self._counter += 1
+                key = f"comp{self._counter}"
+                self._waits[key] = ""
+                self.metrics.task_count += 1
+                self._emit(
+                    ev.DispatchTask(
+                        key,
+                        step.id,
+                        step.compensate.capability,
+                        task_input,
+                        step.compensate.agent,
+                        step.compensate.timeout_ms,
+                        f"{self.id}/{key}",
+                    )
+                )
+                self._journal("compensation.step", step.id, data={"key": key})
+                return
+            self._phase = "handling"
+            self._counter += 1
+            key = f"handler.{self._counter}"
+            self._waits[key] = ""
+            err = self._final_error or {}
+            context = {
+                "error": err,
+                "workflowName": str(self.context.get("workflowName") or self.defn.name),
+                "executionId": self.id,
+                "stepId": str(err.get("stepId", "")),
+                "parentId": self.id,
+                "errorHandler": True,
+            }
+            self._emit(ev.StartChild(key, str(item["workflow"]), "", dict(context), context))
+            self._journal(
+                "errorhandler.started",
+                data={"workflow": item["workflow"], "attempt": item["attempt"]},
+            )
+            return
+        self._finish("failed", error=self._final_error)
+
+    def _compensation_result(self, key: str, error: Data | None) -> None:
+        if self._waits.pop(key, None) is None or not self._queue:
+            return
+        _, item = self._queue.pop(0)
+        self._journal(
+            "compensation.completed" if error is None else "compensation.failed",
+            str(item.get("stepId", "")),
+            message=str((error or {}).get("message", "")),
+        )
+        self._drain_queue()
+
+    def _handler_finished(self, e: ev.ChildFinished) -> None:
+        if self._waits.pop(e.key, None) is None or not self._queue:
+            return
+        kind, item = self._queue[0]
+        workflow = str(item["workflow"])
+        spec = next((h for h in self.defn.error_handlers if h.handler == workflow), None)
+        attempt = int(item["attempt"])
+        if (
+            e.status != "completed"
+            and spec is not None
+            and spec.retry is not None
+            and (attempt < spec.retry.max_attempts)
+        ):
+            self._queue[0] = (kind, {"workflow": workflow, "attempt": attempt + 1})
+            self._journal("errorhandler.retrying", message=str((e.error or {}).get("message")))
+        else:
+            self._queue.pop(0)
+            self._journal(
+                "errorhandler.finished",
+                message=e.status,
+                data={"workflow": workflow, "childId": e.child_id},
+            )
+        self._drain_queue()
+
+    def _finish(self, status: str, output: Any = None, error: Data | None = None) -> None:
+        self.status = status
+        self._phase = "final"
+        self.output = output
+        self.error = error
+        self.end_time = self._time()
+        for key in [k for k in self._waits if k == "workflow.timeout"]:
+            self._emit(ev.CancelTimer(key))
+        self._waits.clear()
+        self._journal(
+            f"execution.{status}",
+            message=str((error or {}).get("message", "")),
+            data={"error": error} if error else {},
+        )
+        self._emit(ev.Finished(status, output, error))
+
+    def _cancel_everything(self, reason: str) -> None:
+        for run in list(self.runs.values()):
+            self._release(run, cancel=True, reason=reason)
+        self.runs.clear()
+        if "workflow.timeout" in self._waits:
+            self._emit(ev.CancelTimer("workflow.timeout"))
+            del self._waits["workflow.timeout"]
+        for frame in self.frames.values():
+            frame.done = True
+        self._deferred.clear()
+
+    # ----------------------------------------------------------- helpers
+
+    def _policy(self, step: Step) -> tuple[RetryPolicy, bool]:
+        """The step's retry policy, and whether it applies to every error (an
+        explicit ``retry`` or ``onError: retry``) or only to retryable ones."""
+        if step.retry is not None:
+            return _policy(step.retry), True
+        explicit = step.on_error is not None and step.on_error.action == "retry"
+        return self.defaults.retry, explicit
+
+    def _wait(self, run: Run, key: str) -> None:
+        run.waiting = key
+        self._waits[key] = run.key
+
+    def _timeout(self, run: Run, timeout_ms: int) -> None:
+        run.timeout_key = f"{run.waiting}.timeout"
+        self._waits[run.timeout_key] = run.key
+        self._emit(ev.StartTimer(run.timeout_key, self._time() + _ms(timeout_ms)))
+
+    def _claim(self, key: str) -> Run | None:
+        """The run waiting on ``key``, which stops waiting; None if stale."""
+        run_key = self._waits.get(key)
+        if not run_key:
+            return None
+        run = self.runs.get(run_key)
+        if run is None or run.waiting != key:
+            return None
+        del self._waits[key]
+        run.waiting = ""
+        return run
+
+    def _release(self, run: Run, cancel: bool = False, reason: str = "") -> None:
+        """Stop everything a run waits on (cancelling it on the outside if asked)."""
+        if run.waiting:
+            key, run.waiting = run.waiting, ""
+            self._waits.pop(key, None)
+            if cancel:
+                step = self.defn.step(run.step_id)
+                if step.type == "task":
+                    self._emit(ev.CancelTask(key, reason))
+                elif step.type == "wait":
+                    self._emit(ev.CancelTimer(key))
+                elif step.type == "event":
+                    self._emit(ev.CancelEventWait(key))
+                elif step.type == "subworkflow":
+                    self._emit(ev.CancelChild(key))
+        for attr in ("timeout_key", "retry_timer"):
+            key = getattr(run, attr)
+            if key:
+                setattr(run, attr, "")
+                if self._waits.pop(key, None) is not None:
+                    self._emit(ev.CancelTimer(key))
+        if cancel and run.frames:
+            self._abort_frames(run, except_key="")
+
+    def _new_frame(self, parent_run: str, extra: Data) -> Frame:
+        self._counter += 1
+        frame = Frame(f"f{self._counter}", parent_run, dict(extra))
+        self.frames[frame.key] = frame
+        return frame
+
+    def _scope(self, run: Run, output: Any = None) -> Data:
+        scope = self._scope_for(self.frames.get(run.frame), output)
+        scope["stepId"] = run.step_id
+        return scope
+
+    def _scope_for(self, frame: Frame | None, output: Any) -> Data:
+        ctx = self.context
+        scope: Data = {
+            "input": self.input,
+            "variables": self.variables,
+            "output": output,
+            "error": self._last_error if self._last_error is not None else ctx.get("error"),
+            "workflowName": ctx.get("workflowName") or self.defn.name,
+            "executionId": ctx.get("executionId") or self.id,
+            "stepId": ctx.get("stepId", ""),
+        }
+        if frame is not None:
+            scope.update(frame.extra)
+        return scope
+
+    def _time(self) -> datetime:
+        assert self._now is not None
+        return self._now
+
+    def _emit(self, cmd: ev.Command) -> None:
+        self._cmds.append(cmd)
+
+    def _journal(
+        self, type_: str, step_id: str = "", message: str = "", data: dict[str, Any] | None = None
+    ) -> None:
+        self._cmds.append(ev.Journal(type_, step_id, message, data or {}))
+
+
+# --------------------------------------------------------------- helpers
+
+
+def _ms(ms: float) -> timedelta:
+    return timedelta(milliseconds=ms)
+
+
+def _error(type_: str, message: str, retryable: bool = False, details: Data | None = None) -> Data:
+    out: Data = {"type": type_, "message": message, "retryable": retryable}
+    if details:
+        out["details"] = details
+    return out
+
+
+def _expr_error(step: Step, where: str, e: Exception) -> Data:
+    return _error(EXPRESSION_ERROR, f"step '{step.id}' {where}: {e}")
+
+
+def _mapping(value: Any, scope: Data) -> Any:
+    if isinstance(value, str) and not is_expression(value) and has_interpolation(value):
+        return compile_template(value).render(scope)
+    return evaluate_mapping(value, scope)
+
+
+def _branch_label(value: Any) -> str:
+    """JavaScript's String(value) for the values decisions switch on."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _branch_name(step: Step, index: int) -> str:
+    if step.parallel is not None:
+        return f"branch '{step.parallel.branches[index].name}'"
+    return f"item {index}"
+
+
+def _policy(spec: RetrySpec) -> RetryPolicy:
+    return RetryPolicy(
+        strategy=spec.strategy,
+        max_retries=max(0, spec.max_attempts - 1),
+        interval_ms=spec.interval_ms,
+        backoff_rate=spec.backoff_rate,
+        max_interval_ms=spec.max_interval_ms,
+        jitter=spec.jitter,
+    )
+
+
+def _rng(*parts: object) -> random.Random:
+    """Deterministic jitter: the same execution replays the same delays."""
+    return random.Random(zlib.crc32("/".join(map(str, parts)).encode()))
+
+
+__all__ = ["EngineDefaults", "Execution", "RetryStrategy"]

@@ -1,0 +1,202 @@
+"""What goes into the engine core (inputs) and what comes out (commands, journal).
+
+An execution's durable history is the sequence of its *inputs* (facts from the
+outside world, each carrying its time) interleaved with the *journal* the core
+wrote while applying them. Replaying the inputs through the core rebuilds the
+state exactly: the core reads no clock and no randomness of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+Data = dict[str, Any]  # JSON-like values; the engine never sees protobuf
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    TYPE: ClassVar[str] = ""
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Started(Input):
+    TYPE: ClassVar[str] = "ExecutionStarted"
+    workflow: str = ""
+    version: str = ""
+    input: Any = None
+    # parent_id, parent_key, and for error-handler runs the failed run's
+    # error / workflowName / executionId / stepId.
+    context: Data = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted(Input):
+    TYPE: ClassVar[str] = "TaskCompleted"
+    key: str = ""
+    output: Any = None
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed(Input):
+    TYPE: ClassVar[str] = "TaskFailed"
+    key: str = ""
+    error: Data = field(default_factory=dict)  # {type, message, retryable, details}
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired(Input):
+    TYPE: ClassVar[str] = "TimerFired"
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventReceived(Input):
+    TYPE: ClassVar[str] = "EventReceived"
+    key: str = ""
+    name: str = ""
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFinished(Input):
+    TYPE: ClassVar[str] = "ChildFinished"
+    key: str = ""
+    child_id: str = ""
+    status: str = ""  # completed | failed | cancelled
+    output: Any = None
+    error: Data | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRequested(Input):
+    TYPE: ClassVar[str] = "PauseRequested"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested(Input):
+    TYPE: ClassVar[str] = "ResumeRequested"
+    input: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested(Input):
+    TYPE: ClassVar[str] = "StopRequested"
+    reason: str = ""
+
+
+INPUT_TYPES: dict[str, type[Input]] = {
+    cls.TYPE: cls
+    for cls in (
+        Started,
+        TaskCompleted,
+        TaskFailed,
+        TimerFired,
+        EventReceived,
+        ChildFinished,
+        PauseRequested,
+        ResumeRequested,
+        StopRequested,
+    )
+}
+
+
+def input_to_data(event: Input) -> Data:
+    """The persisted form of an input (its time travels separately)."""
+    data = asdict(event)
+    del data["time"]
+    return data
+
+
+def input_from_data(type_: str, time: datetime, data: Data) -> Input:
+    cls = INPUT_TYPES[type_]
+    names = {f.name for f in fields(cls)} - {"time"}
+    return cls(time=time, **{k: v for k, v in data.items() if k in names})
+
+
+# -------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchTask(Command):
+    key: str
+    step_id: str
+    capability: str
+    input: Data
+    agent: str = ""
+    timeout_ms: int | None = None
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTask(Command):
+    key: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer(Command):
+    key: str
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer(Command):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitEvent(Command):
+    key: str
+    name: str
+    correlation_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelEventWait(Command):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartChild(Command):
+    key: str
+    workflow: str
+    version: str
+    input: Any
+    context: Data = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChild(Command):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished(Command):
+    """The execution reached a final status; the runtime updates its index and
+    tells a parent (ChildFinished) if it has one."""
+
+    status: str
+    output: Any = None
+    error: Data | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """A history entry for people: ``type`` like ``step.completed``."""
+
+    type: str
+    step_id: str = ""
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)

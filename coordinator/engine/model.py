@@ -1,0 +1,206 @@
+"""The workflow definition model: what a parsed, validated definition looks like.
+
+Definitions are written in the seed's schema (camelCase JSON or YAML); ``definition``
+parses them into these frozen values. The engine core reads only these types.
+
+Control flow, in one rule: a step continues to its ``next`` (a step id, or a
+decision over an expression); a step without ``next`` ends its sequence (the
+workflow, a parallel branch, or a map iteration). The first step of a sequence
+starts it. Step ids are unique across the whole workflow, nested ones included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from coordinator.retry import RetryStrategy
+
+StepType = Literal["task", "subworkflow", "parallel", "decision", "wait", "event", "map"]
+STEP_TYPES: tuple[StepType, ...] = (
+    "task",
+    "subworkflow",
+    "parallel",
+    "decision",
+    "wait",
+    "event",
+    "map",
+)
+ErrorActionKind = Literal["goto", "retry", "continue", "fail", "compensate"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    """A step's retry policy. ``max_attempts`` counts every attempt, the first included
+    (the seed's ``maxAttempts: 5`` runs a step at most five times)."""
+
+    max_attempts: int = 1
+    interval_ms: int = 1000
+    backoff_rate: float = 2.0
+    strategy: RetryStrategy = RetryStrategy.EXPONENTIAL
+    max_interval_ms: int = 30_000
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorAction:
+    """What to do when a step fails after its retries: ``goto`` a step (the seed's
+    ``onError: 'handle_fetch_error'``), ``retry`` once more with the default policy,
+    ``continue`` to ``next`` as if it succeeded, ``fail`` the workflow, or
+    ``compensate`` (undo completed steps, then fail)."""
+
+    action: ErrorActionKind
+    next: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionSpec:
+    """Evaluate ``expression``; its value, as JavaScript's ``String(value)`` would
+    write it (``true``, ``false``, ``3``, ``"x"``), selects a branch; else ``default``."""
+
+    expression: str
+    branches: Mapping[str, str]
+    default: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    name: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelSpec:
+    """Branches run concurrently and join. ``policy``: ``all`` fails the step when a
+    branch fails; ``partial`` keeps what succeeded and reports failures in the output."""
+
+    branches: tuple[Branch, ...]
+    policy: Literal["all", "partial"] = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitSpec:
+    """Wait ``duration_ms``, or until ``until`` (an ISO-8601 timestamp or an expression
+    giving one)."""
+
+    duration_ms: int | None = None
+    until: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """Wait for the named event (``triggerEvent``), matching ``correlation_key`` (an
+    expression or literal, empty = any) for at most ``timeout_ms``."""
+
+    name: str
+    correlation_key: str = ""
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubworkflowSpec:
+    workflow: str
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    """Run ``steps`` once per item of the list ``items`` evaluates to, at most
+    ``concurrency`` at a time; iterations see ``$.item`` and ``$.index``. The step's
+    output is the list of each iteration's last output, in item order."""
+
+    items: str
+    steps: tuple[Step, ...]
+    concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CompensateSpec:
+    """A task that undoes a completed step (saga). Its input mapping sees the
+    step's ``$.output`` as recorded when it completed."""
+
+    capability: str
+    agent: str = ""
+    input: Any = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    name: str
+    type: StepType
+    agent: str = ""
+    capability: str = ""
+    input: Any = None  # mapping evaluated with evaluate_mapping
+    output: Mapping[str, Any] | None = None  # variable -> expression over $.output
+    condition: str = ""  # falsy -> the step is skipped
+    retry: RetrySpec | None = None
+    timeout_ms: int | None = None
+    next: str = ""
+    next_decision: DecisionSpec | None = None  # the seed's NextExpression form
+    parallel: ParallelSpec | None = None
+    decision: DecisionSpec | None = None
+    wait: WaitSpec | None = None
+    event: EventSpec | None = None
+    subworkflow: SubworkflowSpec | None = None
+    map: MapSpec | None = None
+    compensate: CompensateSpec | None = None
+    on_error: ErrorAction | None = None
+
+    def children(self) -> Iterator[tuple[str, tuple[Step, ...]]]:
+        """Nested sequences: (label, steps) for parallel branches and map bodies."""
+        if self.parallel is not None:
+            for i, b in enumerate(self.parallel.branches):
+                yield f"parallel.branches[{i}]", b.steps
+        if self.map is not None:
+            yield "map", self.map.steps
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorHandlerSpec:
+    """Run workflow ``handler`` when the workflow fails with an error whose type
+    matches ``error`` (``*`` matches all), with the error context as its scope."""
+
+    handler: str
+    error: str = "*"
+    retry: RetrySpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDefinition:
+    name: str
+    steps: tuple[Step, ...]
+    version: str = "1"
+    description: str = ""
+    input_schema: Mapping[str, Any] | None = None
+    output_schema: Mapping[str, Any] | None = None
+    error_handlers: tuple[ErrorHandlerSpec, ...] = ()
+    timeout_ms: int | None = None
+    tags: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)  # the definition as written
+    _index: Mapping[str, Step] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self._index:
+            object.__setattr__(self, "_index", {s.id: s for s in iter_steps(self.steps)})
+
+    def step(self, step_id: str) -> Step:
+        """The step with this id, at any depth. KeyError if there is none."""
+        return self._index[step_id]
+
+    def has_step(self, step_id: str) -> bool:
+        return step_id in self._index
+
+    @property
+    def all_steps(self) -> Mapping[str, Step]:
+        return self._index
+
+
+def iter_steps(steps: tuple[Step, ...]) -> Iterator[Step]:
+    """Every step, depth first, nested ones included."""
+    for s in steps:
+        yield s
+        for _, inner in s.children():
+            yield from iter_steps(inner)

@@ -1,0 +1,43 @@
+"""The workflow engine's durable store: per-execution event histories, the execution
+index and workflow definitions, behind one ``Store`` interface.
+
+- ``MemoryStore``  dicts, for unit tests; same semantics and errors
+- ``SqliteStore``  one SQLite file in WAL mode; group commit on a writer thread
+
+``open_store(kind, path)`` builds either from configuration; ``await store.open()``
+before use and ``await store.close()`` after.
+"""
+
+from ._api import ExecutionRecord, Store, StoredEvent, WorkflowRecord
+from ._errors import ConflictError, StoreError
+from ._memory import MemoryStore
+from ._sqlite import SqliteStore
+
+__all__ = [  # noqa: RUF022 - grouped by use
+    # the interface and its values
+    "ExecutionRecord",
+    "Store",
+    "StoredEvent",
+    "WorkflowRecord",
+    "open_store",
+    # errors
+    "ConflictError",
+    "StoreError",
+    # implementations
+    "MemoryStore",
+    "SqliteStore",
+]
+
+
+def open_store(kind: str, path: str = "") -> Store:
+    """A new, not yet opened store: ``kind`` is ``"memory"`` or ``"sqlite"``.
+
+    Raises ``ValueError`` for another kind, or for ``"sqlite"`` without a path.
+    """
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        if not path:
+            raise ValueError("the sqlite store needs a database file path")
+        return SqliteStore(path)
+    raise ValueError(f"unknown store kind {kind!r}: expected 'memory' or 'sqlite'")

@@ -1,0 +1,130 @@
+"""The store's value types and the interface the workflow engine is written against."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One entry of an execution's append-only history.
+
+    ``seq`` is assigned by the engine: 1, 2, 3 ... per execution, with no gaps.
+    ``time`` is timezone-aware (read back in UTC); ``data`` must be JSON-serializable.
+    """
+
+    execution_id: str
+    seq: int
+    type: str
+    time: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """An execution's index row, kept up to date by the engine.
+
+    ``status`` is one of ``queued``, ``running``, ``paused``, ``completed``, ``failed``,
+    ``cancelled``. ``last_seq`` belongs to the store: whatever the engine passes is
+    ignored and the highest appended seq is read back.
+    """
+
+    id: str
+    workflow_name: str
+    workflow_version: str
+    status: str
+    created: datetime
+    updated: datetime
+    parent_id: str = ""
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """A registered workflow version; ``definition`` is the JSON definition as given."""
+
+    name: str
+    version: str
+    definition: dict[str, Any]
+    created: datetime
+
+
+class Store(Protocol):
+    """The engine's durable store: event histories, the execution index, workflows.
+
+    Call ``open()`` before anything else. Every async method raises ``StoreError``
+    before ``open()`` and after ``close()``. Values read back are fresh copies: mutating
+    them changes nothing stored. Cancelling a read just abandons it; cancelling a write
+    does not withdraw it (see ``commit``).
+    """
+
+    async def open(self) -> None:
+        """Make the store usable (create or check the schema). A no-op when open."""
+        ...
+
+    async def close(self) -> None:
+        """Write everything already submitted, then release resources. Safe to repeat."""
+        ...
+
+    async def commit(
+        self, events: Sequence[StoredEvent], executions: Sequence[ExecutionRecord] = ()
+    ) -> None:
+        """Append ``events`` and upsert ``executions`` in one atomic transaction.
+
+        Each event's seq must be exactly its execution's last seq + 1, counting the
+        events before it in the same batch; otherwise ``ConflictError`` and nothing of
+        the batch is written. Invalid data (naive times, data that is not JSON or over
+        the size limit) raises ``StoreError``, also writing nothing. Once this returns
+        the batch is durable. Cancelling the call does not withdraw the batch: it is
+        still written, or rejected, as if the caller had waited.
+        """
+        ...
+
+    async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        """The execution's events with seq > ``after_seq``, in seq order."""
+        ...
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        """The index row of ``execution_id``, or None."""
+        ...
+
+    async def list_executions(
+        self,
+        statuses: Collection[str] | None = None,
+        workflow_name: str = "",
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        """Index rows, newest ``created`` first (ties by id, descending).
+
+        ``statuses=None`` means any status; an empty collection matches nothing.
+        ``workflow_name=""`` means any workflow.
+        """
+        ...
+
+    async def put_workflow(self, record: WorkflowRecord) -> None:
+        """Store a workflow version.
+
+        Storing the same definition again is a no-op (the first ``created`` is kept);
+        a different definition under an existing (name, version) raises ``ConflictError``.
+        """
+        ...
+
+    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
+        """One version, or with ``version=""`` the latest by ``created`` (ties: the
+        greater version string). None when there is none."""
+        ...
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        """Every version of every workflow, by name, then created, then version."""
+        ...
+
+    async def delete_workflow(self, name: str, version: str = "") -> int:
+        """Delete one version, or all versions with ``version=""``; returns rows deleted."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes the store occupies on disk (database and WAL files); 0 in memory."""
+        ...

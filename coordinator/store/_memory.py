@@ -1,0 +1,128 @@
+"""The in-memory store: dicts behind the same interface, for unit tests of the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from types import TracebackType
+from typing import Self
+
+from . import _codec as codec
+from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._errors import StoreError
+
+
+class MemoryStore:
+    """A ``Store`` in dicts: nothing survives the process.
+
+    It keeps the rows SQLite would keep, so it reads back the same values and rejects
+    the same writes as ``SqliteStore``. Every method runs without awaiting anything,
+    which makes each call atomic with respect to other tasks on the loop.
+    """
+
+    def __init__(self) -> None:
+        self._opened = False
+        self._closed = False
+        self._events: dict[str, list[codec.EventRow]] = {}
+        self._executions: dict[str, codec.ExecutionRow] = {}
+        self._workflows: dict[tuple[str, str], codec.WorkflowRow] = {}
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+        self._opened = True
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def commit(
+        self, events: Sequence[StoredEvent], executions: Sequence[ExecutionRecord] = ()
+    ) -> None:
+        self._check()
+        rows = codec.encode_events(events)
+        records = codec.encode_executions(executions)
+        codec.check_seqs(rows, self._last_seq)
+        # Everything is validated above: from here on nothing can fail half-way.
+        for row in rows:
+            self._events.setdefault(row[0], []).append(row)
+        for record in records:
+            self._executions[record[0]] = record
+
+    async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        self._check()
+        # seqs are 1..n, so seq s sits at index s - 1.
+        rows = self._events.get(execution_id, [])[max(after_seq, 0) :]
+        return [codec.decode_event(r) for r in rows]
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        self._check()
+        row = self._executions.get(execution_id)
+        return None if row is None else self._decode_execution(row)
+
+    async def list_executions(
+        self,
+        statuses: Collection[str] | None = None,
+        workflow_name: str = "",
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        self._check()
+        if limit <= 0:
+            return []
+        wanted = None if statuses is None else set(statuses)
+        rows = [
+            r
+            for r in self._executions.values()
+            if (wanted is None or r[3] in wanted) and (not workflow_name or r[1] == workflow_name)
+        ]
+        rows.sort(key=lambda r: (r[4], r[0]), reverse=True)
+        return [self._decode_execution(r) for r in rows[:limit]]
+
+    async def put_workflow(self, record: WorkflowRecord) -> None:
+        self._check()
+        row = codec.encode_workflow(record)
+        if codec.check_workflow(self._workflows.get((row[0], row[1])), row):
+            self._workflows[(row[0], row[1])] = row
+
+    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
+        self._check()
+        if version:
+            row = self._workflows.get((name, version))
+        else:
+            rows = [r for r in self._workflows.values() if r[0] == name]
+            row = max(rows, key=lambda r: (r[3], r[1]), default=None)
+        return None if row is None else codec.decode_workflow(row)
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        self._check()
+        rows = sorted(self._workflows.values(), key=lambda r: (r[0], r[3], r[1]))
+        return [codec.decode_workflow(r) for r in rows]
+
+    async def delete_workflow(self, name: str, version: str = "") -> int:
+        self._check()
+        keys = [k for k in self._workflows if k[0] == name and (not version or k[1] == version)]
+        for k in keys:
+            del self._workflows[k]
+        return len(keys)
+
+    def size_bytes(self) -> int:
+        return 0
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+        if not self._opened:
+            raise StoreError("store is not open: await open() first")
+
+    def _last_seq(self, execution_id: str) -> int:
+        return len(self._events.get(execution_id, ()))
+
+    def _decode_execution(self, row: codec.ExecutionRow) -> ExecutionRecord:
+        return codec.decode_execution((*row, self._last_seq(row[0])))

@@ -1,0 +1,358 @@
+"""The SQLite store: one file in WAL mode, group commits on a writer thread.
+
+Durability: with ``synchronous="NORMAL"`` (the default) a commit is in the WAL file when
+``commit()`` returns, i.e. in the OS page cache, which survives the process being
+killed (SIGKILL, OOM) but not the machine losing power. ``synchronous="FULL"`` also
+fsyncs the WAL on every commit, which survives power loss at the cost of one fsync per
+group transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from types import TracebackType
+from typing import Final, Self, TypeVar
+
+from . import _codec as codec
+from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._errors import StoreError
+from ._writer import Writer
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+BUSY_TIMEOUT_S: Final = 5.0
+# Without a limit the WAL file keeps its peak size on disk after a burst.
+JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS events (
+        execution_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        time TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (execution_id, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS executions (
+        id TEXT PRIMARY KEY,
+        workflow_name TEXT NOT NULL,
+        workflow_version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        parent_id TEXT NOT NULL,
+        last_seq INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
+    "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
+    """CREATE TABLE IF NOT EXISTS workflows (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    )""",
+)
+
+_EVENT_COLUMNS: Final = "execution_id, seq, type, time, data"
+_EXECUTION_COLUMNS: Final = (
+    "id, workflow_name, workflow_version, status, created, updated, parent_id, last_seq"
+)
+_WORKFLOW_COLUMNS: Final = "name, version, definition, created"
+
+_INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+_UPSERT_EXECUTION: Final = f"""
+    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        workflow_name = excluded.workflow_name,
+        workflow_version = excluded.workflow_version,
+        status = excluded.status,
+        created = excluded.created,
+        updated = excluded.updated,
+        parent_id = excluded.parent_id,
+        last_seq = excluded.last_seq"""
+_SET_LAST_SEQ: Final = "UPDATE executions SET last_seq = ? WHERE id = ?"
+_LAST_SEQ: Final = "SELECT seq FROM events WHERE execution_id = ? ORDER BY seq DESC LIMIT 1"
+
+
+class SqliteStore:
+    """A ``Store`` in one SQLite file (WAL mode); see the module docstring on durability.
+
+    All writes go through one writer thread that commits whatever is queued in one
+    transaction (group commit); ``transactions`` counts those transactions. Reads use a
+    second connection on a reader thread, so a replay never waits behind a write and a
+    write never waits behind a replay (WAL lets readers and the writer run at once);
+    reads see every commit that has returned.
+
+    ``synchronous`` is ``"NORMAL"`` (survives the process being killed) or ``"FULL"``
+    (also survives power loss, slower).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
+        self.path = os.fspath(path)
+        if not self.path:
+            raise ValueError("SqliteStore needs a database file path")
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        self._state = "new"  # -> "open" -> "closed"
+        self._writer: Writer | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None  # used on the reader thread only
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed so far; a group of many commits counts once."""
+        return 0 if self._writer is None else self._writer.transactions
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open or create the database; ``StoreError`` if it cannot, or if its schema is
+        newer than this code. Cancelling it releases whatever was acquired."""
+        if self._state == "open":
+            return
+        if self._state == "closed":
+            raise StoreError("store is closed")
+        try:
+            self._writer = Writer(self._connect_writer, "agentmesh-store-writer")
+            await self._writer.start()
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="agentmesh-store-reader")
+            await asyncio.get_running_loop().run_in_executor(self._reader, self._open_reader)
+        except BaseException as exc:
+            await self._release()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            raise
+        self._state = "open"
+
+    async def close(self) -> None:
+        """Write everything already submitted, stop both threads, close both connections.
+
+        Safe to call twice or concurrently; cancelling it does not stop the shutdown.
+        """
+        if self._closing is None:
+            self._state = "closed"
+            self._closing = asyncio.create_task(self._release())
+        await asyncio.shield(self._closing)
+
+    async def commit(
+        self, events: Sequence[StoredEvent], executions: Sequence[ExecutionRecord] = ()
+    ) -> None:
+        self._check()
+        rows = codec.encode_events(events)
+        records = codec.encode_executions(executions)
+        if rows or records:
+            await self._submit(partial(_commit, rows, records))
+
+    async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq"
+        return await self._read(
+            lambda c: [codec.decode_event(r) for r in c.execute(sql, (execution_id, after_seq))]
+        )
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?"
+        row = await self._read(lambda c: c.execute(sql, (execution_id,)).fetchone())
+        return None if row is None else codec.decode_execution(row)
+
+    async def list_executions(
+        self,
+        statuses: Collection[str] | None = None,
+        workflow_name: str = "",
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        self._check()
+        if limit <= 0 or (statuses is not None and not statuses):
+            return []
+        clauses: list[str] = []
+        params: list[str | int] = []
+        if statuses is not None:
+            wanted = sorted(set(statuses))
+            clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if workflow_name:
+            clauses.append("workflow_name = ?")
+            params.append(workflow_name)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY created DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return await self._read(
+            lambda c: [codec.decode_execution(r) for r in c.execute(sql, params)]
+        )
+
+    async def put_workflow(self, record: WorkflowRecord) -> None:
+        self._check()
+        await self._submit(partial(_put_workflow, codec.encode_workflow(record)))
+
+    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
+        select = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows"
+        params: tuple[str, ...]
+        if version:
+            sql, params = f"{select} WHERE name = ? AND version = ?", (name, version)
+        else:
+            sql = f"{select} WHERE name = ? ORDER BY created DESC, version DESC LIMIT 1"
+            params = (name,)
+        row = await self._read(lambda c: c.execute(sql, params).fetchone())
+        return None if row is None else codec.decode_workflow(row)
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows ORDER BY name, created, version"
+        return await self._read(lambda c: [codec.decode_workflow(r) for r in c.execute(sql)])
+
+    async def delete_workflow(self, name: str, version: str = "") -> int:
+        self._check()
+        return await self._submit(partial(_delete_workflow, name, version))
+
+    def size_bytes(self) -> int:
+        total = 0
+        for path in (self.path, self.path + "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.stat(path).st_size
+        return total
+
+    def _check(self) -> None:
+        if self._state != "open":
+            raise StoreError(
+                "store is closed"
+                if self._state == "closed"
+                else "store is not open: await open() first"
+            )
+
+    async def _submit(self, write: Callable[[sqlite3.Cursor], T]) -> T:
+        assert self._writer is not None  # _check() passed: open() created it
+        return await self._writer.submit(write)
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        # Reads run on their own thread and connection rather than the writer's: a
+        # replay does not queue behind group commits, nor the commits behind it (WAL
+        # readers and the writer do not block each other), and the connection never
+        # leaves its thread, so it needs no lock. One reader suffices: reads are short
+        # index lookups, and rows are decoded on that thread, off the event loop.
+        self._check()
+        assert self._reader is not None
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reader, self._on_read_conn, query)
+        except sqlite3.Error as exc:
+            raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
+    def _on_read_conn(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._read_conn is not None
+        return query(self._read_conn)
+
+    async def _release(self) -> None:
+        if self._writer is not None:
+            await self._writer.stop()
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            # Queued behind any read still in flight, which finishes first.
+            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
+            await asyncio.to_thread(reader.shutdown)
+
+    # -- on the writer thread --
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: the writer issues BEGIN/SAVEPOINT/COMMIT itself.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot open {self.path}: WAL journal mode unavailable ({mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA foreign_keys = OFF")  # no table references another
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            _create_schema(conn, self.path)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            raise
+        return conn
+
+    # -- on the reader thread --
+
+    def _open_reader(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
+        self._read_conn = conn
+
+    def _close_reader(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+
+
+def _create_schema(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        if found is not None and found != SCHEMA_VERSION:
+            newer = "newer than" if found > SCHEMA_VERSION else "different from"
+            raise StoreError(
+                f"{path}: schema version {found} is {newer} the supported version "
+                f"{SCHEMA_VERSION}; use the agentmesh release that wrote it"
+            )
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        if found is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _last_seq(cur: sqlite3.Cursor, execution_id: str) -> int:
+    row = cur.execute(_LAST_SEQ, (execution_id,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _commit(
+    rows: list[codec.EventRow], records: list[codec.ExecutionRow], cur: sqlite3.Cursor
+) -> None:
+    last = codec.check_seqs(rows, partial(_last_seq, cur))
+    cur.executemany(_INSERT_EVENT, rows)
+    for record in records:
+        seq = last.get(record[0])
+        cur.execute(_UPSERT_EXECUTION, (*record, _last_seq(cur, record[0]) if seq is None else seq))
+    upserted = {r[0] for r in records}
+    cur.executemany(_SET_LAST_SEQ, [(seq, id_) for id_, seq in last.items() if id_ not in upserted])
+
+
+def _put_workflow(row: codec.WorkflowRow, cur: sqlite3.Cursor) -> None:
+    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE name = ? AND version = ?"
+    if codec.check_workflow(cur.execute(sql, row[:2]).fetchone(), row):
+        cur.execute(f"INSERT INTO workflows ({_WORKFLOW_COLUMNS}) VALUES (?, ?, ?, ?)", row)
+
+
+def _delete_workflow(name: str, version: str, cur: sqlite3.Cursor) -> int:
+    if version:
+        cur.execute("DELETE FROM workflows WHERE name = ? AND version = ?", (name, version))
+    else:
+        cur.execute("DELETE FROM workflows WHERE name = ?", (name,))
+    return cur.rowcount

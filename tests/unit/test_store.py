@@ -1,0 +1,380 @@
+"""The durable store, against both implementations (real SQLite files, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+import coordinator.store
+from coordinator.store import (
+    ConflictError,
+    ExecutionRecord,
+    MemoryStore,
+    SqliteStore,
+    Store,
+    StoredEvent,
+    StoreError,
+    WorkflowRecord,
+    open_store,
+)
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def ev(execution_id: str, seq: int, data: dict[str, Any] | None = None) -> StoredEvent:
+    return StoredEvent(
+        execution_id, seq, f"Event{seq}", T0 + timedelta(seconds=seq), data or {"n": seq}
+    )
+
+
+def ex(
+    id: str, status: str = "running", created: int = 0, workflow: str = "wf", last_seq: int = 0
+) -> ExecutionRecord:
+    t = T0 + timedelta(minutes=created)
+    return ExecutionRecord(id, workflow, "1", status, t, t, "", last_seq)
+
+
+def wf(name: str, version: str, created: int = 0, **definition: Any) -> WorkflowRecord:
+    return WorkflowRecord(name, version, definition, T0 + timedelta(minutes=created))
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s = open_store(request.param, str(tmp_path / "store.db") if request.param == "sqlite" else "")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def seqs(store: Store, execution_id: str, after: int = 0) -> list[int]:
+    return [e.seq for e in await store.load_events(execution_id, after)]
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(coordinator.store.__all__) == sorted(
+        [
+            "ConflictError",
+            "ExecutionRecord",
+            "MemoryStore",
+            "SqliteStore",
+            "Store",
+            "StoreError",
+            "StoredEvent",
+            "WorkflowRecord",
+            "open_store",
+        ]
+    )
+
+
+def test_open_store_rejects_bad_arguments(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory"), MemoryStore)
+    assert isinstance(open_store("sqlite", str(tmp_path / "x.db")), SqliteStore)
+    with pytest.raises(ValueError, match="needs a database file path"):
+        open_store("sqlite")
+    with pytest.raises(ValueError, match="unknown store kind 'etcd'"):
+        open_store("etcd")
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(tmp_path / "x.db", synchronous="OFF")
+
+
+async def test_append_and_load_in_order(store: Store) -> None:
+    await store.commit([ev("a", 1), ev("b", 1), ev("a", 2)])
+    await store.commit([ev("a", 3)])
+    events = await store.load_events("a")
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert events[0] == ev("a", 1)
+    assert await seqs(store, "a", after=1) == [2, 3]
+    assert await seqs(store, "a", after=3) == []
+    assert await seqs(store, "b") == [1]
+    assert await store.load_events("nobody") == []
+
+
+async def test_values_round_trip_as_utc_json(store: Store) -> None:
+    plus2 = timezone(timedelta(hours=2))
+    data = {"text": "héllo ✓", "nested": {"list": [1, 2.5, None, True]}, "tuple": (1, 2)}
+    await store.commit([StoredEvent("a", 1, "T", datetime(2025, 1, 1, 12, tzinfo=plus2), data)])
+    (got,) = await store.load_events("a")
+    assert got.time == datetime(2025, 1, 1, 10, tzinfo=UTC) and got.time.utcoffset() == timedelta(0)
+    assert got.data == {**data, "tuple": [1, 2]}  # JSON has no tuples
+    got.data["text"] = "changed"  # a copy: the history cannot be edited through it
+    assert (await store.load_events("a"))[0].data["text"] == "héllo ✓"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param([], [2], id="gap-on-first-event"),
+        pytest.param([1, 2], [4], id="gap"),
+        pytest.param([1, 2], [2], id="duplicate"),
+        pytest.param([], [1, 3], id="gap-within-batch"),
+        pytest.param([], [1, 1], id="duplicate-within-batch"),
+        pytest.param([1], [3, 2], id="out-of-order-within-batch"),
+    ],
+)
+async def test_seq_conflict_writes_nothing_of_the_batch(
+    store: Store, first: list[int], second: list[int]
+) -> None:
+    if first:
+        await store.commit([ev("a", s) for s in first], [ex("a")])
+    with pytest.raises(ConflictError, match="execution 'a'"):
+        # Valid parts of the batch (another execution, an index row) go down with it.
+        await store.commit(
+            [ev("other", 1), *(ev("a", s) for s in second)],
+            [ex("a", "completed"), ex("other")],
+        )
+    assert await seqs(store, "a") == first
+    assert await store.load_events("other") == []
+    assert await store.get_execution("other") is None
+    a = await store.get_execution("a")
+    assert (a is None) if not first else (a is not None and a.status == "running")
+    # The store is fine afterwards: the right next seq goes in.
+    await store.commit([ev("a", len(first) + 1)])
+
+
+async def test_execution_upsert_and_last_seq(store: Store) -> None:
+    await store.commit([], [ex("a", "queued", last_seq=99)])  # last_seq is the store's
+    assert await store.get_execution("a") == ex("a", "queued", last_seq=0)
+    await store.commit([ev("a", 1), ev("a", 2)], [ex("a", "running")])
+    assert await store.get_execution("a") == ex("a", "running", last_seq=2)
+    await store.commit([ev("a", 3)])  # no index row in the batch: last_seq still follows
+    got = await store.get_execution("a")
+    assert got is not None and got.last_seq == 3 and got.status == "running"
+    await store.commit([ev("b", 1)])  # events without an index row are fine
+    assert await store.get_execution("b") is None
+    await store.commit([], [ex("b", "paused")])
+    assert await store.get_execution("b") == ex("b", "paused", last_seq=1)
+    assert await store.get_execution("nobody") is None
+
+
+async def test_list_executions_filters_and_orders_newest_first(store: Store) -> None:
+    await store.commit(
+        [],
+        [
+            ex("e1", "completed", created=1, workflow="build"),
+            ex("e2", "running", created=2, workflow="build"),
+            ex("e3", "failed", created=3, workflow="deploy"),
+            ex("e4", "running", created=4, workflow="deploy"),
+            ex("e0", "running", created=4, workflow="deploy"),  # same time: id breaks the tie
+        ],
+    )
+
+    async def ids(**kwargs: Any) -> list[str]:
+        return [r.id for r in await store.list_executions(**kwargs)]
+
+    assert await ids() == ["e4", "e0", "e3", "e2", "e1"]
+    assert await ids(statuses={"running"}) == ["e4", "e0", "e2"]
+    assert await ids(statuses=["failed", "completed"]) == ["e3", "e1"]
+    assert await ids(statuses=()) == []
+    assert await ids(workflow_name="build") == ["e2", "e1"]
+    assert await ids(statuses={"running"}, workflow_name="build") == ["e2"]
+    assert await ids(limit=2) == ["e4", "e0"]
+    assert await ids(limit=0) == []
+
+
+async def test_workflows(store: Store) -> None:
+    await store.put_workflow(wf("build", "1", created=1, steps=[1]))
+    await store.put_workflow(wf("build", "2", created=2, steps=[2]))
+    await store.put_workflow(wf("build", "3", created=2, steps=[3]))  # tie: "3" > "2"
+    await store.put_workflow(wf("alpha", "1", created=5, steps=[]))
+
+    latest = await store.get_workflow("build")
+    assert latest == wf("build", "3", created=2, steps=[3])
+    assert await store.get_workflow("build", "1") == wf("build", "1", created=1, steps=[1])
+    assert await store.get_workflow("build", "9") is None
+    assert await store.get_workflow("nothing") is None
+
+    # Same definition again (any key order, any created): a no-op keeping the original.
+    await store.put_workflow(WorkflowRecord("x", "1", {"a": 1, "b": 2}, T0))
+    await store.put_workflow(WorkflowRecord("x", "1", {"b": 2, "a": 1}, T0 + timedelta(days=1)))
+    assert await store.get_workflow("x", "1") == WorkflowRecord("x", "1", {"a": 1, "b": 2}, T0)
+    with pytest.raises(ConflictError, match="'x' version '1' already exists"):
+        await store.put_workflow(WorkflowRecord("x", "1", {"a": True, "b": 2}, T0))
+
+    listed = [(w.name, w.version) for w in await store.list_workflows()]
+    assert listed == [("alpha", "1"), ("build", "1"), ("build", "2"), ("build", "3"), ("x", "1")]
+
+    assert await store.delete_workflow("build", "3") == 1
+    assert await store.delete_workflow("build", "3") == 0
+    assert (await store.get_workflow("build")) == wf("build", "2", created=2, steps=[2])
+    assert await store.delete_workflow("build") == 2
+    assert await store.get_workflow("build") is None
+    assert [w.name for w in await store.list_workflows()] == ["alpha", "x"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        pytest.param(
+            StoredEvent("big", 1, "T", T0, {"blob": "x" * (16 * 1024 * 1024)}),
+            r"event 'big' seq 1: serialized data is \d+ bytes, over the 16777216 byte limit",
+            id="oversize",
+        ),
+        pytest.param(
+            StoredEvent("bad", 1, "T", T0, {"when": T0}),
+            "event 'bad' seq 1: data is not JSON-serializable",
+            id="not-json",
+        ),
+        pytest.param(
+            StoredEvent(cast(Any, 7), 1, "T", T0, {}),
+            "event 7 seq 1: execution_id must be a str, not int",
+            id="wrong-type",
+        ),
+        pytest.param(
+            StoredEvent("naive", 1, "T", datetime(2025, 1, 1), {}),
+            "event 'naive' seq 1: time .* is not timezone-aware",
+            id="naive-time",
+        ),
+    ],
+)
+async def test_invalid_event_rejected_and_nothing_written(
+    store: Store, event: StoredEvent, message: str
+) -> None:
+    with pytest.raises(StoreError, match=message):
+        await store.commit([ev("ok", 1), event], [ex("ok")])
+    assert await store.load_events("ok") == []
+    assert await store.load_events(str(event.execution_id)) == []
+    assert await store.get_execution("ok") is None
+
+
+async def test_close_is_idempotent_and_later_calls_fail(store: Store) -> None:
+    await store.commit([ev("a", 1)])
+    await store.close()
+    await store.close()
+    with pytest.raises(StoreError, match="store is closed"):
+        await store.commit([ev("a", 2)])
+    with pytest.raises(StoreError, match="store is closed"):
+        await store.load_events("a")
+    with pytest.raises(StoreError, match="store is closed"):
+        await store.open()
+
+
+async def test_use_before_open_fails() -> None:
+    with pytest.raises(StoreError, match="not open"):
+        await MemoryStore().commit([ev("a", 1)])
+    s = SqliteStore("/nonexistent-dir/never-opened.db")
+    with pytest.raises(StoreError, match="not open"):
+        await s.get_execution("a")
+    await s.close()  # closing a store that never opened is fine
+
+
+async def reopened(store: Store) -> Store:
+    """The same data through a fresh store: for SQLite, a new process's view of the file."""
+    if isinstance(store, SqliteStore):
+        await store.close()
+        fresh = SqliteStore(store.path)
+        await fresh.open()
+        return fresh
+    return store
+
+
+async def test_concurrent_commits_are_grouped_and_all_land(store: Store) -> None:
+    async def one(i: int) -> None:
+        await store.commit([ev(f"e{i}", 1, {"i": i})], [ex(f"e{i}", created=i)])
+
+    async def conflicting(i: int) -> None:
+        with pytest.raises(ConflictError):
+            await store.commit([ev(f"c{i}", 2)])
+
+    before = store.transactions if isinstance(store, SqliteStore) else 0
+    # Interleaved so that failing batches sit inside the same groups as good ones.
+    await asyncio.gather(*(one(i) for i in range(200)), *(conflicting(i) for i in range(20)))
+    if isinstance(store, SqliteStore):
+        assert store.transactions - before < 200
+
+    s = await reopened(store)
+    try:
+        assert len(await s.list_executions(limit=1000)) == 200
+        for i in range(200):
+            (got,) = await s.load_events(f"e{i}")
+            assert got.data == {"i": i}
+            record = await s.get_execution(f"e{i}")
+            assert record is not None and record.last_seq == 1
+        for i in range(20):
+            assert await s.load_events(f"c{i}") == []
+    finally:
+        if s is not store:
+            await s.close()
+
+
+async def test_sequential_commits_to_one_execution_stay_contiguous(store: Store) -> None:
+    # Each engine turn appends after the previous one returned.
+    for seq in range(1, 51):
+        await store.commit([ev("a", seq)], [ex("a")])
+    s = await reopened(store)
+    try:
+        assert await seqs(s, "a") == list(range(1, 51))
+        record = await s.get_execution("a")
+        assert record is not None and record.last_seq == 50
+    finally:
+        if s is not store:
+            await s.close()
+
+
+async def test_close_flushes_submitted_commits(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    tasks = [asyncio.create_task(store.commit([ev(f"e{i}", 1)])) for i in range(50)]
+    await asyncio.sleep(0)  # every task has queued its batch and is waiting
+    await store.close()
+    await asyncio.gather(*tasks)
+    async with SqliteStore(tmp_path / "s.db") as again:
+        assert all([await seqs(again, f"e{i}") == [1] for i in range(50)])
+
+
+async def test_cancelled_commit_is_still_written(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    task = asyncio.create_task(store.commit([ev("a", 1)]))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await store.close()
+    async with SqliteStore(tmp_path / "s.db") as again:
+        assert await seqs(again, "a") == [1]
+
+
+async def test_sqlite_file_and_size(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SqliteStore(path, synchronous="full") as store:
+        assert store.synchronous == "FULL"
+        await store.commit([ev("a", i) for i in range(1, 101)])
+        assert store.size_bytes() > 0
+        assert store.transactions == 1
+    assert MemoryStore().size_bytes() == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (100,)
+    conn.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SqliteStore(path):
+        pass
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE schema_version SET version = 2")
+    conn.close()
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match="schema version 2 is newer than the supported version 1"):
+        await store.open()
+    await store.close()
+
+
+async def test_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"certainly not sqlite" * 100)
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match="cannot open"):
+        await store.open()
+    await store.close()

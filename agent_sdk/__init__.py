@@ -26,7 +26,17 @@ from agent_sdk._errors import (
     TaskError,
     UnavailableError,
 )
-from agent_sdk._types import AgentInfo, TaskAssignment, TaskFailure
+from agent_sdk._types import (
+    AgentInfo,
+    Execution,
+    ExecutionEvent,
+    StepExecution,
+    TaskAssignment,
+    TaskFailure,
+    ValidationIssue,
+    ValidationResult,
+    WorkflowInfo,
+)
 
 __version__ = SDK_VERSION
 
@@ -41,6 +51,13 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "TaskAssignment",
     "TaskFailure",
     "TaskRequest",
+    # workflows
+    "Execution",
+    "ExecutionEvent",
+    "StepExecution",
+    "ValidationIssue",
+    "ValidationResult",
+    "WorkflowInfo",
     # errors
     "AgentMeshError",
     "AgentRejectedError",

@@ -12,8 +12,17 @@ import grpc
 from agent_sdk._agent import channel_options
 from agent_sdk._errors import rpc_error
 from agent_sdk._types import AgentInfo, TaskAssignment
+from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
-from agentmesh.v1 import registry_pb2, registry_pb2_grpc, task_pb2, task_pb2_grpc, types_pb2
+from agentmesh.v1 import (
+    integration_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+    types_pb2,
+    workflow_pb2_grpc,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +61,7 @@ async def _mapped() -> AsyncIterator[None]:
         raise rpc_error(e) from None
 
 
-class Client:
+class Client(WorkflowMethods):
     """Talk to a coordinator: ``async with Client("localhost:50051") as c: ...``.
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.
@@ -65,6 +74,13 @@ class Client:
         self._channel = grpc.aio.insecure_channel(address, options=channel_options())
         self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._tasks = task_pb2_grpc.TaskServiceStub(self._channel)
+        self._workflows = workflow_pb2_grpc.WorkflowServiceStub(self._channel)
+        self._executions = workflow_pb2_grpc.ExecutionServiceStub(self._channel)
+        self._integration = integration_pb2_grpc.IntegrationServiceStub(self._channel)
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        async with _mapped():
+            return await method(request, timeout=self.timeout if timeout is None else timeout)
 
     async def __aenter__(self) -> Self:
         return self

@@ -125,3 +125,125 @@ class TaskAssignment:
             progress=t.progress,
             progress_message=t.progress_message,
         )
+
+
+_EXEC_PREFIX = "EXECUTION_STATUS_"
+
+
+@dataclass(frozen=True, slots=True)
+class StepExecution:
+    step_id: str
+    name: str
+    type: str
+    status: str
+    attempt: int
+    start_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """The seed's ExecutionContext: where a workflow execution stands."""
+
+    id: str
+    workflow_name: str
+    workflow_version: str
+    status: str  # queued | running | paused | completed | failed | cancelled
+    start_time: datetime | None
+    end_time: datetime | None
+    input: Any
+    output: Any
+    variables: dict[str, Any]
+    current_steps: list[StepExecution]
+    error: TaskFailure | None
+    metrics: dict[str, float]
+    parent_execution_id: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    @classmethod
+    def from_proto(cls, e: Any) -> Execution:
+        from agentmesh.v1 import workflow_pb2
+
+        m = e.metrics
+        return cls(
+            id=e.id,
+            workflow_name=e.workflow_name,
+            workflow_version=e.workflow_version,
+            status=_enum_name(workflow_pb2.ExecutionStatus, e.status, _EXEC_PREFIX),
+            start_time=wire.from_timestamp(e.start_time),
+            end_time=wire.from_timestamp(e.end_time),
+            input=wire.from_value(e.input),
+            output=wire.from_value(e.output) if e.HasField("output") else None,
+            variables=wire.from_struct(e.variables),
+            current_steps=[
+                StepExecution(
+                    s.step_id,
+                    s.name,
+                    s.type,
+                    s.status,
+                    s.attempt,
+                    wire.from_timestamp(s.start_time),
+                )
+                for s in e.current_steps
+            ],
+            error=TaskFailure.from_proto(e.error) if e.HasField("error") else None,
+            metrics={
+                "duration": m.duration_ms,
+                "stepCount": m.step_count,
+                "completedSteps": m.completed_steps,
+                "taskCount": m.task_count,
+                "errorCount": m.error_count,
+                "retryCount": m.retry_count,
+            },
+            parent_execution_id=e.parent_execution_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionEvent:
+    """One entry of an execution's history."""
+
+    sequence: int
+    type: str
+    time: datetime | None
+    execution_id: str
+    step_id: str
+    message: str
+    data: Any
+
+    @classmethod
+    def from_proto(cls, e: Any) -> ExecutionEvent:
+        return cls(
+            e.sequence,
+            e.type,
+            wire.from_timestamp(e.time),
+            e.execution_id,
+            e.step_id,
+            e.message,
+            wire.from_value(e.data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    name: str
+    version: str
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    step_count: int = 0
+    versions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    location: str
+    message: str
+    severity: str  # error | warning
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    valid: bool
+    issues: list[ValidationIssue]

@@ -4,6 +4,10 @@
     agentmesh agents [--all] [--json]
     agentmesh task assign --capability C --input JSON [--agent ID] [--wait] [--json]
     agentmesh task get ID [--wait] [--json]
+    agentmesh workflow define|list|validate|show ...
+    agentmesh run WORKFLOW --input JSON [--follow]
+    agentmesh status|history|pause|resume|stop EXECUTION_ID
+    agentmesh event NAME --payload JSON [--key K]
     agentmesh demo
 
 Exit status: 0 success, 1 the task failed or was cancelled, 2 bad usage or
@@ -23,7 +27,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from agent_sdk import AgentInfo, Client, RpcError, TaskAssignment
+from agent_sdk import AgentInfo, Client, Execution, ExecutionEvent, RpcError, TaskAssignment
+from agent_sdk._workflows import read_definition
 from coordinator.config import ConfigError, Settings, load_settings
 
 DEFAULT_COORDINATOR = os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
@@ -92,6 +97,43 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("task_id")
     get.add_argument("--wait", action="store_true")
     get.add_argument("--json", action="store_true")
+
+    wf = sub.add_parser("workflow", help="define, list and validate workflows")
+    wsub = wf.add_subparsers(dest="workflow_command", required=True)
+    define = wsub.add_parser("define", help="define workflows from JSON/YAML files")
+    define.add_argument("files", nargs="+", metavar="FILE")
+    define.add_argument("--name", default="", help="name to define it under (one file)")
+    wsub.add_parser("list", help="defined workflows and their versions")
+    validate = wsub.add_parser("validate", help="check a definition file, print issues")
+    validate.add_argument("file", metavar="FILE")
+    show = wsub.add_parser("show", help="print a defined workflow's definition")
+    show.add_argument("name")
+    show.add_argument("--version", default="")
+
+    run = sub.add_parser("run", help="start a workflow execution")
+    run.add_argument("workflow")
+    run.add_argument("--input", default="{}", help="JSON object, or @FILE")
+    run.add_argument("--version", default="")
+    run.add_argument("--idempotency-key", default="")
+    run.add_argument("--follow", "-f", action="store_true", help="show each step until it ends")
+    run.add_argument("--json", action="store_true")
+    status = sub.add_parser("status", help="an execution's status")
+    status.add_argument("execution_id")
+    status.add_argument("--json", action="store_true")
+    history = sub.add_parser("history", help="an execution's history, every event in order")
+    history.add_argument("execution_id")
+    history.add_argument("--json", action="store_true")
+    for verb in ("pause", "resume", "stop"):
+        p = sub.add_parser(verb, help=f"{verb} an execution")
+        p.add_argument("execution_id")
+        if verb == "resume":
+            p.add_argument("--input", default="", help="JSON merged into the variables")
+        if verb == "stop":
+            p.add_argument("--reason", default="")
+    event = sub.add_parser("event", help="trigger an event that executions may wait for")
+    event.add_argument("name")
+    event.add_argument("--payload", default="{}", help="JSON object, or @FILE")
+    event.add_argument("--key", default="", help="correlation key")
 
     demo = sub.add_parser("demo", help="run a coordinator, agents and tasks end to end")
     demo.add_argument("--tasks", type=int, default=20, help="tasks in the load phase")
@@ -184,8 +226,115 @@ async def _wait_with_progress(client: Client, task_id: str) -> TaskAssignment:
             return t
 
 
+def _show_execution(e: Execution, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_to_jsonable(asdict(e)), indent=2))
+        return
+    print(f"execution {e.id}")
+    print(f"workflow  {e.workflow_name} v{e.workflow_version}")
+    print(f"status    {e.status}")
+    m = e.metrics
+    print(
+        f"steps     {m['completedSteps']:.0f} completed of {m['stepCount']:.0f} started, "
+        f"{m['taskCount']:.0f} tasks, {m['retryCount']:.0f} retries, "
+        f"{m['errorCount']:.0f} errors, {m['duration'] / 1000:.2f}s"
+    )
+    for s in e.current_steps:
+        print(f"  running {s.step_id} ({s.type}, attempt {s.attempt})")
+    if e.error is not None:
+        print(f"error     {e.error.type}: {e.error.message}")
+    if e.status == "completed":
+        print("output    " + json.dumps(e.output, indent=2).replace("\n", "\n          "))
+
+
+def _event_line(ev: ExecutionEvent) -> str:
+    when = ev.time.strftime("%H:%M:%S.%f")[:-3] if ev.time else ""
+    step = f" {ev.step_id}" if ev.step_id else ""
+    msg = f"  {ev.message}" if ev.message else ""
+    return f"{ev.sequence:>5} {when} {ev.type:<24}{step}{msg}"
+
+
+async def _follow(client: Client, execution_id: str) -> Execution:
+    after = 0
+    while True:
+        for ev in await client.get_execution_history(execution_id, after):
+            after = ev.sequence
+            if not ev.type[0].isupper():  # journal entries, not raw inputs
+                print(_event_line(ev), flush=True)
+        e = await client.wait_execution(execution_id, timeout=0.25)
+        if e.finished:
+            for ev in await client.get_execution_history(execution_id, after):
+                if not ev.type[0].isupper():
+                    print(_event_line(ev), flush=True)
+            return e
+
+
+async def _workflow_command(client: Client, args: argparse.Namespace) -> int:
+    if args.command == "workflow":
+        if args.workflow_command == "define":
+            if args.name and len(args.files) > 1:
+                raise UsageError("--name works with one file only")
+            for f in args.files:
+                info = await client.load_workflow(f, args.name)
+                print(f"defined {info.name} version {info.version}")
+            return 0
+        if args.workflow_command == "list":
+            infos = await client.list_workflows()
+            if not infos:
+                print("no workflows defined")
+            for i in infos:
+                print(
+                    f"{i.name:<28} v{i.version:<6} {i.step_count:>3} steps  "
+                    f"versions {','.join(i.versions)}  {i.description}"
+                )
+            return 0
+        if args.workflow_command == "validate":
+            result = await client.validate_workflow(read_definition(args.file))
+            for issue in result.issues:
+                print(f"{issue.severity}: {issue.location}: {issue.message}")
+            print("valid" if result.valid else "invalid")
+            return 0 if result.valid else 1
+        print(json.dumps(await client.get_workflow(args.name, args.version), indent=2))
+        return 0
+    if args.command == "run":
+        e = await client.start_workflow(
+            args.workflow,
+            _parse_input(args.input),
+            version=args.version,
+            idempotency_key=args.idempotency_key,
+        )
+        if args.follow:
+            print(f"execution {e.id} of {e.workflow_name} v{e.workflow_version}", flush=True)
+            e = await _follow(client, e.id)
+        _show_execution(e, args.json)
+        return 1 if args.follow and e.status != "completed" else 0
+    if args.command == "status":
+        _show_execution(await client.get_execution_status(args.execution_id), args.json)
+        return 0
+    if args.command == "history":
+        events = await client.get_execution_history(args.execution_id)
+        if args.json:
+            print(json.dumps([_to_jsonable(asdict(x)) for x in events], indent=2))
+        for x in [] if args.json else events:
+            print(_event_line(x))
+        return 0
+    if args.command == "pause":
+        _show_execution(await client.pause_workflow(args.execution_id), False)
+    elif args.command == "resume":
+        value = _parse_input(args.input) if args.input else None
+        _show_execution(await client.resume_workflow(args.execution_id, value), False)
+    elif args.command == "stop":
+        _show_execution(await client.stop_workflow(args.execution_id, args.reason), False)
+    elif args.command == "event":
+        n = await client.trigger_event(args.name, _parse_input(args.payload), args.key)
+        print(f"delivered to {n} waiting execution(s)")
+    return 0
+
+
 async def _run_client(args: argparse.Namespace) -> int:
     async with Client(args.coordinator) as client:
+        if args.command not in ("agents", "task"):
+            return await _workflow_command(client, args)
         if args.command == "agents":
             if args.capability:
                 agents = await client.find_agents_by_capability(

@@ -37,11 +37,13 @@ class Settings(BaseModel):
     coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
     # The seed's OrchestratorAgentConfig options.
     agent_registry: str = Field("", description="reserved for cluster mode (etcd endpoints)")
-    workflow_dir: str = Field("", description="reserved for the workflow engine")
-    state_persistence: Literal["memory", "file", "database"] = Field(
-        "memory", description="where state lives; only memory in this version"
+    workflow_dir: str = Field("", description="directory of workflow definitions loaded at start")
+    state_persistence: Literal["memory", "file", "database", "sqlite"] = Field(
+        "database",
+        description="memory, or the embedded SQLite database file (file/database/sqlite)",
     )
-    concurrency_limit: int = Field(10, ge=1, description="reserved: running workflow executions")
+    store_path: str = Field("agentmesh.db", description="SQLite database file")
+    concurrency_limit: int = Field(10, ge=1, description="running workflow executions")
     default_timeout_ms: int = Field(300_000, ge=1, description="task timeout when none is given")
     retry_strategy: RetryStrategy = RetryStrategy.EXPONENTIAL
     max_retries: int = Field(3, ge=0)
@@ -50,7 +52,7 @@ class Settings(BaseModel):
     retry_max_interval_ms: int = Field(30_000, ge=0)
     retry_jitter: float = Field(0.2, ge=0.0, le=1.0)
     error_handling_level: Literal["minimal", "standard", "aggressive"] = Field(
-        "standard", description="reserved for the workflow engine"
+        "standard", description="reserved"
     )
     monitoring_enabled: bool = Field(True, description="reserved for metrics")
     metrics_interval: int = Field(10_000, ge=100, description="reserved: ms between metric samples")
@@ -75,15 +77,9 @@ class Settings(BaseModel):
             raise ValueError(f"expected host:port, got {v!r}")
         return v
 
-    @field_validator("state_persistence")
-    @classmethod
-    def _check_store(cls, v: str) -> str:
-        if v != "memory":
-            raise ValueError(
-                f"{v!r} is not available in this version; only 'memory' is (the durable "
-                "store arrives with the workflow engine)"
-            )
-        return v
+    @property
+    def store_kind(self) -> str:
+        return "memory" if self.state_persistence == "memory" else "sqlite"
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -23,18 +23,23 @@ from agentmesh.v1 import (
     agent_pb2,
     agent_pb2_grpc,
     integration_pb2,
+    integration_pb2_grpc,
     monitoring_pb2,
     registry_pb2,
     registry_pb2_grpc,
     task_pb2,
     task_pb2_grpc,
     workflow_pb2,
+    workflow_pb2_grpc,
 )
 from coordinator.api.agent_service import AgentService
 from coordinator.api.declared import add_declared_services
 from coordinator.api.unary import RegistryService, TaskService
+from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
 from coordinator.config import Settings
+from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.mesh import Mesh
+from coordinator.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +87,16 @@ class Coordinator:
         self._monitor: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self.store: Store | None = None
+        self.runtime: WorkflowRuntime | None = None
 
     async def start(self) -> None:
         s = self.settings
         self.mesh = mesh = Mesh(s)
+        self.store = store = open_store(s.store_kind, s.store_path)
+        await store.open()
+        self.runtime = runtime = WorkflowRuntime(s, mesh, store)
+        await runtime.start()
         server = grpc.aio.server(
             options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
@@ -94,6 +105,11 @@ class Coordinator:
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryService(mesh), server)
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), server)
+        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(runtime), server)
+        workflow_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionService(runtime), server)
+        integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
+            IntegrationService(runtime), server
+        )
         add_declared_services(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -140,8 +156,14 @@ class Coordinator:
             await asyncio.sleep(s.readiness_drain_s)
         mesh = self.mesh
         if mesh is not None:
+            if self.runtime is not None:
+                # New steps' tasks stay outstanding in the history: the next
+                # coordinator on this store dispatches them.
+                self.runtime.freeze()
             mesh.begin_shutdown()
             idle = await mesh.wait_idle(grace)
+            if self.runtime is not None:
+                await self.runtime.stop()
             left = mesh.abandon_all("coordinator shut down before the task finished")
             mesh.disconnect_all("coordinator shutting down")
             log.info(
@@ -155,6 +177,8 @@ class Coordinator:
                 await self._monitor
         if self._server is not None:
             await self._server.stop(min(grace, 5.0))
+        if self.store is not None:
+            await self.store.close()
         self._stopped.set()
 
 

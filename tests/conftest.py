@@ -26,6 +26,7 @@ FAST = {
     "retry_interval_ms": 20,
     "retry_jitter": 0.0,
     "shutdown_grace_s": 5.0,
+    "state_persistence": "memory",
 }
 
 

@@ -299,6 +299,14 @@ class GetExecutionHistoryRequest(_message.Message):
     after_sequence: int
     def __init__(self, execution_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
+class WaitExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "timeout_ms")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    timeout_ms: int
+    def __init__(self, execution_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
 class GetExecutionHistoryResponse(_message.Message):
     __slots__ = ("events",)
     EVENTS_FIELD_NUMBER: _ClassVar[int]

@@ -400,6 +400,11 @@ class ExecutionServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryResponse.FromString,
                 _registered_method=True)
+        self.WaitExecution = channel.unary_unary(
+                '/agentmesh.v1.ExecutionService/WaitExecution',
+                request_serializer=agentmesh_dot_v1_dot_workflow__pb2.WaitExecutionRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_workflow__pb2.ExecutionContext.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer:
@@ -447,6 +452,13 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitExecution(self, request, context):
+        """Waits until the execution finishes (or timeout_ms passes) and returns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -484,6 +496,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.GetExecutionHistory,
                     request_deserializer=agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryResponse.SerializeToString,
+            ),
+            'WaitExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitExecution,
+                    request_deserializer=agentmesh_dot_v1_dot_workflow__pb2.WaitExecutionRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_workflow__pb2.ExecutionContext.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -675,6 +692,33 @@ class ExecutionService:
             '/agentmesh.v1.ExecutionService/GetExecutionHistory',
             agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryRequest.SerializeToString,
             agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.ExecutionService/WaitExecution',
+            agentmesh_dot_v1_dot_workflow__pb2.WaitExecutionRequest.SerializeToString,
+            agentmesh_dot_v1_dot_workflow__pb2.ExecutionContext.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,18 +7,11 @@ from typing import Any
 
 import grpc
 
-from agentmesh.v1 import (
-    integration_pb2_grpc,
-    monitoring_pb2_grpc,
-    workflow_pb2_grpc,
-)
+from agentmesh.v1 import monitoring_pb2_grpc
 
 DECLARED: list[tuple[Any, str, str]] = [
-    (workflow_pb2_grpc, "WorkflowService", "the workflow engine"),
-    (workflow_pb2_grpc, "ExecutionService", "the workflow engine"),
     (monitoring_pb2_grpc, "EventService", "event subscriptions"),
     (monitoring_pb2_grpc, "MetricsService", "metrics"),
-    (integration_pb2_grpc, "IntegrationService", "integrations"),
 ]
 
 

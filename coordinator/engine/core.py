@@ -716,7 +716,7 @@ class Execution:
         self._journal(
             f"execution.{status}",
             message=str((error or {}).get("message", "")),
-            data={"error": error} if error else {},
+            data={"error": error} if error else {"output": output},
         )
         self._emit(ev.Finished(status, output, error))
 
@@ -794,7 +794,9 @@ class Execution:
 
     def _scope(self, run: Run, output: Any = None) -> Data:
         scope = self._scope_for(self.frames.get(run.frame), output)
-        scope["stepId"] = run.step_id
+        if not self.context.get("errorHandler"):
+            # An error handler's $.stepId is the step that failed, not its own.
+            scope["stepId"] = run.step_id
         return scope
 
     def _scope_for(self, frame: Frame | None, output: Any) -> Data:

@@ -180,11 +180,15 @@ class WorkflowDefinition:
     timeout_ms: int | None = None
     tags: tuple[str, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)  # the definition as written
-    _index: Mapping[str, Step] = field(default_factory=dict, repr=False, compare=False)
+    _index: Mapping[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self._index:
-            object.__setattr__(self, "_index", {s.id: s for s in iter_steps(self.steps)})
+        # Built here, never passed in: a dataclasses.replace() re-indexes. The first
+        # step with an id wins (validation reports duplicates).
+        index: dict[str, Step] = {}
+        for s in iter_steps(self.steps):
+            index.setdefault(s.id, s)
+        object.__setattr__(self, "_index", index)
 
     def step(self, step_id: str) -> Step:
         """The step with this id, at any depth. KeyError if there is none."""

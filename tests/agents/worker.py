@@ -66,7 +66,7 @@ def build(args: argparse.Namespace) -> Agent:
         @agent.capability("record")
         async def record(task: Task) -> dict[str, object]:
             with open(str(task.input["path"]), "a") as f:  # noqa: ASYNC230 - tiny test write
-                f.write(f"{task.id} {task.attempt} {os.getpid()}\n")
+                f.write(f"{task.id} {task.attempt} {os.getpid()} {task.idempotency_key}\n")
             await asyncio.sleep(float(task.input.get("seconds", 0)))
             return {"pid": os.getpid()}
 

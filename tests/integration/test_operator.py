@@ -44,6 +44,8 @@ class ServerProcess:
                 "200",
                 "--heartbeat-timeout-ms",
                 "2000",
+                "--state-persistence",
+                "memory",
                 *args,
             ],
             cwd=ROOT,
@@ -239,7 +241,11 @@ def test_config_file_and_env_are_honoured(tmp_path: Path) -> None:
     cfg = tmp_path / "agentmesh.yaml"
     cfg.write_text("coordinator:\n  defaultTimeoutMs: 1234\n  maxRetries: 7\n")
     port = free_port()
-    env = {**os.environ, "AGENTMESH_HEARTBEAT_INTERVAL_MS": "321"}
+    env = {
+        **os.environ,
+        "AGENTMESH_HEARTBEAT_INTERVAL_MS": "321",
+        "AGENTMESH_STATE_PERSISTENCE": "memory",
+    }
     proc = subprocess.Popen(
         [str(BIN / "agentmesh"), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE,
@@ -276,3 +282,46 @@ def _grpcurl_cmd() -> list[str]:
     exe = shutil.which("grpcurl", path=str(BIN)) or shutil.which("grpcurl")
     assert exe
     return [exe]
+
+
+HELLO = """\
+id: hello
+steps:
+  - id: greet
+    name: Greet
+    type: task
+    capability: echo
+    input:
+      msg: 'Hi ${$.input.who}'
+    output:
+      greeting: '$.output.echo.msg'
+"""
+
+
+async def test_cli_workflow_commands(server: ServerProcess, spawn: Any, tmp_path: Path) -> None:
+    agent: AgentProcess = spawn(server.address, "--name", "wf")
+    await agent.ready()
+    good = tmp_path / "hello.yaml"
+    good.write_text(HELLO)
+    r = await acli(server.address, "workflow", "validate", str(good))
+    assert r.returncode == 0 and r.stdout.strip().endswith("valid"), r.stdout + r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(HELLO.replace("capability: echo", "capability: echo\n    next: gret"))
+    r = await acli(server.address, "workflow", "validate", str(bad))
+    assert r.returncode == 1 and "steps[0].next: unknown step 'gret'" in r.stdout, r.stdout
+    r = await acli(server.address, "workflow", "define", str(good))
+    assert r.returncode == 0 and "defined hello version 1" in r.stdout
+    r = await acli(server.address, "workflow", "list")
+    assert "hello" in r.stdout and "1 steps" in r.stdout
+    r = await acli(server.address, "run", "hello", "--input", '{"who": "ana"}', "--follow")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    execution_id = lines[0].split()[1]
+    assert any("step.completed" in ln and "greet" in ln for ln in lines)
+    assert '"greeting": "Hi ana"' in r.stdout
+    r = await acli(server.address, "status", execution_id, "--json")
+    assert json.loads(r.stdout)["status"] == "completed"
+    r = await acli(server.address, "history", execution_id)
+    assert "execution.completed" in r.stdout and "TaskCompleted" in r.stdout
+    r = await acli(server.address, "run", "nope")
+    assert r.returncode == 3 and "workflow 'nope' is not defined" in r.stderr

@@ -1,0 +1,188 @@
+"""The workflow, execution and event methods of ``Client`` (a mixin)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agent_sdk._errors import InvalidArgumentError
+from agent_sdk._types import (
+    Execution,
+    ExecutionEvent,
+    ValidationIssue,
+    ValidationResult,
+    WorkflowInfo,
+)
+from agentmesh import wire
+from agentmesh.v1 import integration_pb2, workflow_pb2
+
+
+def read_definition(path: str | Path) -> dict[str, Any]:
+    """A definition file (JSON or YAML) as a dict; InvalidArgumentError if unreadable."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot read {p}: {e.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:
+        raise InvalidArgumentError(f"{p.name}: not valid {p.suffix[1:] or 'json'}: {e}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(f"{p.name}: a definition must be a mapping")
+    return data
+
+
+class WorkflowMethods:
+    """Mixed into Client: ``self._workflows``, ``self._executions``, ``self._integration``
+    stubs, ``self.timeout`` and ``self._call`` come from there."""
+
+    _workflows: Any
+    _executions: Any
+    _integration: Any
+    timeout: float
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ workflows
+
+    async def define_workflow(self, name: str, definition: dict[str, Any]) -> WorkflowInfo:
+        """Register a definition (the seed's schema). A changed definition without
+        an explicit version becomes the next version."""
+        req = workflow_pb2.DefineWorkflowRequest(name=name, definition=wire.to_struct(definition))
+        w = await self._call(self._workflows.DefineWorkflow, req)
+        return WorkflowInfo(w.name, w.version, w.description, list(w.tags))
+
+    async def load_workflow(self, path: str | Path, name: str = "") -> WorkflowInfo:
+        """Read a local JSON/YAML definition file and define it."""
+        data = read_definition(path)
+        return await self.define_workflow(name or str(data.get("id") or ""), data)
+
+    async def get_workflow(self, name: str, version: str = "") -> dict[str, Any]:
+        w = await self._call(
+            self._workflows.GetWorkflow, workflow_pb2.GetWorkflowRequest(name=name, version=version)
+        )
+        return wire.from_struct(w.definition)
+
+    async def save_workflow(self, name: str, version: str = "", path: str = "") -> str:
+        """Write a defined workflow into the coordinator's workflowDir; returns the path."""
+        r = await self._call(
+            self._workflows.SaveWorkflow,
+            workflow_pb2.SaveWorkflowRequest(name=name, version=version, path=path),
+        )
+        return str(r.path)
+
+    async def list_workflows(self) -> list[WorkflowInfo]:
+        r = await self._call(self._workflows.ListWorkflows, workflow_pb2.ListWorkflowsRequest())
+        return [
+            WorkflowInfo(
+                w.name, w.version, w.description, list(w.tags), w.step_count, list(w.versions)
+            )
+            for w in r.workflows
+        ]
+
+    async def validate_workflow(
+        self, definition: dict[str, Any] | None = None, *, name: str = ""
+    ) -> ValidationResult:
+        req = workflow_pb2.ValidateWorkflowRequest(name=name)
+        if definition is not None:
+            req.definition.CopyFrom(wire.to_struct(definition))
+        r = await self._call(self._workflows.ValidateWorkflow, req)
+        issues = [
+            ValidationIssue(i.location, i.message, "warning" if i.severity == 2 else "error")
+            for i in r.issues
+        ]
+        return ValidationResult(bool(r.valid), issues)
+
+    async def delete_workflow(self, name: str, version: str = "") -> None:
+        await self._call(
+            self._workflows.DeleteWorkflow,
+            workflow_pb2.DeleteWorkflowRequest(name=name, version=version),
+        )
+
+    # ----------------------------------------------------------- executions
+
+    async def start_workflow(
+        self,
+        workflow_name: str,
+        input: Any = None,
+        *,
+        version: str = "",
+        idempotency_key: str = "",
+    ) -> Execution:
+        req = workflow_pb2.StartWorkflowRequest(
+            workflow_name=workflow_name,
+            input=wire.to_value(input if input is not None else {}),
+            version=version,
+            idempotency_key=idempotency_key,
+        )
+        return Execution.from_proto(await self._call(self._executions.StartWorkflow, req))
+
+    async def resume_workflow(self, execution_id: str, input: Any = None) -> Execution:
+        req = workflow_pb2.ResumeWorkflowRequest(execution_id=execution_id)
+        if input is not None:
+            req.input.CopyFrom(wire.to_value(input))
+        return Execution.from_proto(await self._call(self._executions.ResumeWorkflow, req))
+
+    async def pause_workflow(self, execution_id: str) -> Execution:
+        req = workflow_pb2.PauseWorkflowRequest(execution_id=execution_id)
+        return Execution.from_proto(await self._call(self._executions.PauseWorkflow, req))
+
+    async def stop_workflow(self, execution_id: str, reason: str = "") -> Execution:
+        req = workflow_pb2.StopWorkflowRequest(execution_id=execution_id, reason=reason)
+        return Execution.from_proto(await self._call(self._executions.StopWorkflow, req))
+
+    async def get_execution_status(self, execution_id: str) -> Execution:
+        req = workflow_pb2.GetExecutionStatusRequest(execution_id=execution_id)
+        return Execution.from_proto(await self._call(self._executions.GetExecutionStatus, req))
+
+    async def wait_execution(self, execution_id: str, timeout: float | None = None) -> Execution:
+        """Wait until the execution finishes (or ``timeout`` seconds pass)."""
+        req = workflow_pb2.WaitExecutionRequest(
+            execution_id=execution_id, timeout_ms=int((timeout or 0) * 1000)
+        )
+        rpc_timeout = None if timeout is None else timeout + self.timeout
+        r = await self._call(self._executions.WaitExecution, req, timeout=rpc_timeout)
+        return Execution.from_proto(r)
+
+    async def list_active_executions(self, workflow_name: str = "") -> list[dict[str, Any]]:
+        req = workflow_pb2.ListActiveExecutionsRequest(workflow_name=workflow_name)
+        r = await self._call(self._executions.ListActiveExecutions, req)
+        return [
+            {
+                "id": e.id,
+                "workflowName": e.workflow_name,
+                "status": workflow_pb2.ExecutionStatus.Name(e.status)
+                .removeprefix("EXECUTION_STATUS_")
+                .lower(),
+                "startTime": wire.from_timestamp(e.start_time),
+                "currentSteps": list(e.current_step_ids),
+            }
+            for e in r.executions
+        ]
+
+    async def get_execution_history(
+        self, execution_id: str, after_sequence: int = 0
+    ) -> list[ExecutionEvent]:
+        req = workflow_pb2.GetExecutionHistoryRequest(
+            execution_id=execution_id, after_sequence=after_sequence
+        )
+        r = await self._call(self._executions.GetExecutionHistory, req)
+        return [ExecutionEvent.from_proto(e) for e in r.events]
+
+    async def trigger_event(
+        self, event: str, payload: dict[str, Any] | None = None, correlation_key: str = ""
+    ) -> int:
+        """Deliver an event to executions waiting on it; returns how many got it."""
+        req = integration_pb2.TriggerEventRequest(
+            event=event, payload=wire.to_struct(payload or {}), correlation_key=correlation_key
+        )
+        r = await self._call(self._integration.TriggerEvent, req)
+        return int(r.delivered)

@@ -1,0 +1,325 @@
+"""WorkflowService, ExecutionService and IntegrationService.TriggerEvent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from agentmesh import wire
+from agentmesh.v1 import (
+    integration_pb2,
+    integration_pb2_grpc,
+    types_pb2,
+    workflow_pb2,
+    workflow_pb2_grpc,
+)
+from coordinator.api.status import mapped
+from coordinator.engine.definition import DefinitionError, parse_definition
+from coordinator.engine.model import WorkflowDefinition
+from coordinator.engine.runtime import Live, WorkflowRuntime
+from coordinator.errors import InvalidArgument
+from coordinator.store import StoredEvent, WorkflowRecord
+
+EXECUTION_STATUS = {
+    "queued": workflow_pb2.EXECUTION_STATUS_QUEUED,
+    "pending": workflow_pb2.EXECUTION_STATUS_QUEUED,
+    "running": workflow_pb2.EXECUTION_STATUS_RUNNING,
+    "paused": workflow_pb2.EXECUTION_STATUS_PAUSED,
+    "completed": workflow_pb2.EXECUTION_STATUS_COMPLETED,
+    "failed": workflow_pb2.EXECUTION_STATUS_FAILED,
+    "cancelled": workflow_pb2.EXECUTION_STATUS_CANCELLED,
+}
+SEVERITY = {
+    "error": workflow_pb2.ValidationIssue.SEVERITY_ERROR,
+    "warning": workflow_pb2.ValidationIssue.SEVERITY_WARNING,
+}
+MAX_WAIT_MS = 3_600_000
+
+
+def _error(err: dict[str, Any] | None) -> types_pb2.TaskError | None:
+    if not err:
+        return None
+    details = {k: v for k, v in err.items() if k not in ("type", "message", "retryable")}
+    return types_pb2.TaskError(
+        type=str(err.get("type", "")),
+        message=str(err.get("message", "")),
+        retryable=bool(err.get("retryable", False)),
+        details=wire.to_struct(details) if details else None,
+    )
+
+
+def workflow_msg(
+    defn: WorkflowDefinition, created: datetime | None = None
+) -> workflow_pb2.Workflow:
+    return workflow_pb2.Workflow(
+        name=defn.name,
+        version=defn.version,
+        definition=wire.to_struct(dict(defn.source)),
+        created_time=wire.to_timestamp(created),
+        description=defn.description,
+        tags=list(defn.tags),
+    )
+
+
+def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
+    ex = live.ex
+    end = ex.end_time or datetime.now(UTC)
+    duration = (end - ex.start_time).total_seconds() * 1000 if ex.start_time else 0.0
+    steps = []
+    for run in ex.current_runs():
+        step = ex.defn.step(run.step_id)
+        steps.append(
+            workflow_pb2.StepExecution(
+                step_id=step.id,
+                name=step.name,
+                type=step.type,
+                status="retrying" if run.retry_timer else "running",
+                start_time=wire.to_timestamp(run.started),
+                attempt=run.attempt,
+            )
+        )
+    m = ex.metrics
+    status = live.record.status if ex.status == "pending" else ex.status
+    return workflow_pb2.ExecutionContext(
+        id=ex.id,
+        workflow_name=ex.defn.name,
+        workflow_version=ex.defn.version,
+        status=EXECUTION_STATUS.get(status, workflow_pb2.EXECUTION_STATUS_UNSPECIFIED),
+        start_time=wire.to_timestamp(ex.start_time or live.record.created),
+        end_time=wire.to_timestamp(ex.end_time),
+        input=wire.to_value(ex.input),
+        output=wire.to_value(ex.output) if ex.status == "completed" else None,
+        current_steps=steps,
+        variables=wire.to_struct(ex.variables),
+        error=_error(ex.error),
+        metrics=workflow_pb2.ExecutionMetrics(
+            duration_ms=duration,
+            step_count=m.step_count,
+            completed_steps=m.completed_steps,
+            task_count=m.task_count,
+            error_count=m.error_count,
+            retry_count=m.retry_count,
+        ),
+        parent_execution_id=live.record.parent_id,
+    )
+
+
+def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
+    data = dict(e.data)
+    err = data.get("error") if isinstance(data.get("error"), dict) else None
+    return workflow_pb2.Event(
+        sequence=e.seq,
+        type=e.type,
+        time=wire.to_timestamp(e.time),
+        execution_id=e.execution_id,
+        workflow_name=workflow_name,
+        step_id=str(data.pop("stepId", "") or ""),
+        message=str(data.pop("message", "") or ""),
+        data=wire.to_value(data),
+        error=_error(err),
+    )
+
+
+class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
+    def __init__(self, runtime: WorkflowRuntime) -> None:
+        self._rt = runtime
+
+    @mapped
+    async def DefineWorkflow(
+        self, request: workflow_pb2.DefineWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.Workflow:
+        if not request.HasField("definition"):
+            raise InvalidArgument("definition is required")
+        defn = await self._rt.define_workflow(request.name, wire.from_struct(request.definition))
+        return workflow_msg(defn)
+
+    @mapped
+    async def LoadWorkflow(
+        self, request: workflow_pb2.LoadWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.Workflow:
+        if not request.path:
+            raise InvalidArgument("path is required")
+        return workflow_msg(await self._rt.load_workflow(request.path))
+
+    @mapped
+    async def SaveWorkflow(
+        self, request: workflow_pb2.SaveWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.SaveWorkflowResponse:
+        path = await self._rt.save_workflow(request.name, request.version, request.path)
+        return workflow_pb2.SaveWorkflowResponse(path=path)
+
+    @mapped
+    async def GetWorkflow(
+        self, request: workflow_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.Workflow:
+        return workflow_msg(await self._rt.get_workflow(request.name, request.version))
+
+    @mapped
+    async def ListWorkflows(
+        self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ListWorkflowsResponse:
+        by_name: dict[str, list[WorkflowRecord]] = {}
+        for r in await self._rt.list_workflows():
+            by_name.setdefault(r.name, []).append(r)
+        out = []
+        for name, records in sorted(by_name.items()):
+            latest = records[-1]
+            defn = await self._rt.get_workflow(name, latest.version)
+            if request.tag and request.tag not in defn.tags:
+                continue
+            out.append(
+                workflow_pb2.WorkflowInfo(
+                    name=name,
+                    version=latest.version,
+                    description=defn.description,
+                    tags=list(defn.tags),
+                    step_count=len(defn.all_steps),
+                    versions=[r.version for r in records],
+                )
+            )
+        return workflow_pb2.ListWorkflowsResponse(workflows=out)
+
+    @mapped
+    async def ValidateWorkflow(
+        self, request: workflow_pb2.ValidateWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ValidationResult:
+        if request.HasField("definition"):
+            try:
+                defn = parse_definition(wire.from_struct(request.definition), request.name or None)
+            except DefinitionError as e:
+                issues = e.issues
+            else:
+                issues = self._rt.validate(defn)
+        elif request.name:
+            issues = self._rt.validate(await self._rt.get_workflow(request.name))
+        else:
+            raise InvalidArgument("give a definition or the name of a defined workflow")
+        return workflow_pb2.ValidationResult(
+            valid=not any(i.severity == "error" for i in issues),
+            issues=[
+                workflow_pb2.ValidationIssue(
+                    location=i.location, message=i.message, severity=SEVERITY[i.severity]
+                )
+                for i in issues
+            ],
+        )
+
+    @mapped
+    async def DeleteWorkflow(
+        self, request: workflow_pb2.DeleteWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.DeleteWorkflowResponse:
+        await self._rt.delete_workflow(request.name, request.version)
+        return workflow_pb2.DeleteWorkflowResponse()
+
+
+class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, runtime: WorkflowRuntime) -> None:
+        self._rt = runtime
+
+    @mapped
+    async def StartWorkflow(
+        self, request: workflow_pb2.StartWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ExecutionContext:
+        if not request.workflow_name:
+            raise InvalidArgument("workflow_name is required")
+        value = wire.from_value(request.input) if request.HasField("input") else {}
+        live = await self._rt.start_workflow(
+            request.workflow_name, value, request.version, request.idempotency_key
+        )
+        return execution_msg(live)
+
+    @mapped
+    async def ResumeWorkflow(
+        self, request: workflow_pb2.ResumeWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ExecutionContext:
+        value = wire.from_value(request.input) if request.HasField("input") else None
+        return execution_msg(await self._rt.resume(request.execution_id, value))
+
+    @mapped
+    async def PauseWorkflow(
+        self, request: workflow_pb2.PauseWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ExecutionContext:
+        return execution_msg(await self._rt.pause(request.execution_id))
+
+    @mapped
+    async def StopWorkflow(
+        self, request: workflow_pb2.StopWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ExecutionContext:
+        return execution_msg(await self._rt.stop_execution(request.execution_id, request.reason))
+
+    @mapped
+    async def GetExecutionStatus(
+        self, request: workflow_pb2.GetExecutionStatusRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ExecutionContext:
+        return execution_msg(await self._rt.load_live(request.execution_id))
+
+    @mapped
+    async def WaitExecution(
+        self, request: workflow_pb2.WaitExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ExecutionContext:
+        if request.timeout_ms > MAX_WAIT_MS:
+            raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_MS}")
+        await self._rt.load_live(request.execution_id)
+        timeout = request.timeout_ms / 1000 if request.timeout_ms else None
+        return execution_msg(await self._rt.wait(request.execution_id, timeout))
+
+    @mapped
+    async def ListActiveExecutions(
+        self, request: workflow_pb2.ListActiveExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ListActiveExecutionsResponse:
+        out = []
+        for live in self._rt.active():
+            ex = live.ex
+            if request.workflow_name and ex.defn.name != request.workflow_name:
+                continue
+            status = live.record.status if ex.status == "pending" else ex.status
+            out.append(
+                workflow_pb2.ExecutionInfo(
+                    id=ex.id,
+                    workflow_name=ex.defn.name,
+                    status=EXECUTION_STATUS.get(status, workflow_pb2.EXECUTION_STATUS_UNSPECIFIED),
+                    start_time=wire.to_timestamp(ex.start_time or live.record.created),
+                    current_step_ids=[r.step_id for r in ex.current_runs()],
+                )
+            )
+        return workflow_pb2.ListActiveExecutionsResponse(executions=out)
+
+    @mapped
+    async def GetExecutionHistory(
+        self, request: workflow_pb2.GetExecutionHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.GetExecutionHistoryResponse:
+        events = await self._rt.history(request.execution_id, request.after_sequence)
+        return workflow_pb2.GetExecutionHistoryResponse(events=[event_msg(e) for e in events])
+
+
+class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):
+    """TriggerEvent is live (event steps wait on it); the rest arrives later."""
+
+    def __init__(self, runtime: WorkflowRuntime) -> None:
+        self._rt = runtime
+
+    @mapped
+    async def TriggerEvent(
+        self, request: integration_pb2.TriggerEventRequest, context: grpc.aio.ServicerContext
+    ) -> integration_pb2.TriggerEventResponse:
+        payload = wire.from_struct(request.payload)
+        n = await self._rt.trigger_event(request.event, payload, request.correlation_key)
+        return integration_pb2.TriggerEventResponse(delivered=n)
+
+    async def _later(self, context: grpc.aio.ServicerContext, method: str) -> Any:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            f"agentmesh.v1.IntegrationService/{method} is part of the protocol but not "
+            "implemented by this coordinator version yet (integrations)",
+        )
+
+    async def RegisterExternalService(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._later(context, "RegisterExternalService")
+
+    async def CallExternalService(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._later(context, "CallExternalService")
+
+    async def RegisterWebhook(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._later(context, "RegisterWebhook")

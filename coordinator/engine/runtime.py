@@ -1,0 +1,728 @@
+"""The runtime around the engine core: persist, then act.
+
+One loop owns every execution. Each turn it takes all inputs that arrived
+(task results, timers, events, operator requests), applies them to their
+executions, commits the inputs and the journal they caused in ONE store
+transaction (group commit), and only then carries out the commands: history is
+durable before any effect is visible. After a crash, ``recover()`` replays each
+unfinished execution's inputs and re-establishes what was outstanding: tasks
+are dispatched again with the same idempotency key, timers re-armed, event
+waits re-registered, finished children reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coordinator import domain as d
+from coordinator.config import Settings
+from coordinator.engine import events as ev
+from coordinator.engine.core import EngineDefaults, Execution
+from coordinator.engine.definition import (
+    DefinitionError,
+    Issue,
+    dump_definition,
+    load_definition_file,
+    parse_definition,
+)
+from coordinator.engine.model import WorkflowDefinition
+from coordinator.engine.validate import validate_definition, validate_input
+from coordinator.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from coordinator.mesh import Mesh
+from coordinator.store import ExecutionRecord, Store, StoredEvent, WorkflowRecord
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running", "paused")
+FINISHED_KEPT = 10_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Outstanding:
+    """Effects an execution started and has not seen the end of."""
+
+    tasks: dict[str, ev.DispatchTask] = field(default_factory=dict)
+    timers: dict[str, ev.StartTimer] = field(default_factory=dict)
+    waits: dict[str, ev.AwaitEvent] = field(default_factory=dict)
+    children: dict[str, ev.StartChild] = field(default_factory=dict)
+
+    def note(self, event: ev.Input | None, commands: list[ev.Command]) -> None:
+        if isinstance(event, ev.TaskCompleted | ev.TaskFailed):
+            self.tasks.pop(event.key, None)
+        elif isinstance(event, ev.TimerFired):
+            self.timers.pop(event.key, None)
+        elif isinstance(event, ev.EventReceived):
+            self.waits.pop(event.key, None)
+        elif isinstance(event, ev.ChildFinished):
+            self.children.pop(event.key, None)
+        for c in commands:
+            if isinstance(c, ev.DispatchTask):
+                self.tasks[c.key] = c
+            elif isinstance(c, ev.CancelTask):
+                self.tasks.pop(c.key, None)
+            elif isinstance(c, ev.StartTimer):
+                self.timers[c.key] = c
+            elif isinstance(c, ev.CancelTimer):
+                self.timers.pop(c.key, None)
+            elif isinstance(c, ev.AwaitEvent):
+                self.waits[c.key] = c
+            elif isinstance(c, ev.CancelEventWait):
+                self.waits.pop(c.key, None)
+            elif isinstance(c, ev.StartChild):
+                self.children[c.key] = c
+            elif isinstance(c, ev.CancelChild):
+                self.children.pop(c.key, None)
+            elif isinstance(c, ev.Finished):
+                self.tasks.clear()
+                self.timers.clear()
+                self.waits.clear()
+                self.children.clear()
+
+
+@dataclass(slots=True)
+class Live:
+    ex: Execution
+    record: ExecutionRecord
+    seq: int = 0
+    outstanding: Outstanding = field(default_factory=Outstanding)
+    parent: tuple[str, str] | None = None  # (parent execution id, its key for us)
+    counted: bool = False  # holds a concurrencyLimit slot
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    queued_start: ev.Started | None = None
+
+
+Listener = Callable[[str, StoredEvent], None]
+
+
+class WorkflowRuntime:
+    """Definitions and executions of one coordinator."""
+
+    def __init__(self, settings: Settings, mesh: Mesh, store: Store) -> None:
+        self.settings = settings
+        self.mesh = mesh
+        self.store = store
+        self.defaults = EngineDefaults(retry=settings.retry_policy)
+        self._live: dict[str, Live] = {}
+        self._done: OrderedDict[str, Live] = OrderedDict()
+        self._inbox: asyncio.Queue[tuple[str, ev.Input, asyncio.Future[None] | None]] = (
+            asyncio.Queue()
+        )
+        self._defs: dict[tuple[str, str], WorkflowDefinition] = {}
+        self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
+        self._mesh_task: dict[tuple[str, str], str] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._event_waits: dict[str, dict[tuple[str, str], str]] = {}
+        self._queued: list[str] = []
+        self._running = 0
+        self._idempotency: dict[str, str] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._listeners: list[Listener] = []
+        self.transitions = 0
+        self._frozen = False
+        self._background: set[asyncio.Task[None]] = set()
+        mesh.add_listener(self._on_task_finished)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self.settings.workflow_dir:
+            await self.load_directory(self.settings.workflow_dir)
+        await self.recover()
+        self._loop_task = asyncio.create_task(self._run(), name="engine")
+
+    def freeze(self) -> None:
+        """Stop dispatching new tasks (shutdown): they stay outstanding in the
+        history and are dispatched by whichever coordinator recovers it."""
+        self._frozen = True
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Apply what is queued (up to ``timeout``), then stop the loop."""
+        self._frozen = True
+        if self._loop_task is not None and not self._loop_task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inbox.join(), timeout)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(execution_id, event)`` for every history entry committed."""
+        self._listeners.append(listener)
+
+    # ---------------------------------------------------------- definitions
+
+    async def define_workflow(self, name: str, source: dict[str, Any]) -> WorkflowDefinition:
+        """Register a definition. A definition without an explicit version that
+        differs from the latest gets the next integer version; an explicit version
+        that exists with different content is refused (ALREADY_EXISTS)."""
+        try:
+            defn = parse_definition(source, name or None)
+        except DefinitionError as e:
+            raise InvalidArgument(_issues_text(e.issues)) from None
+        errors = [i for i in self.validate(defn) if i.severity == "error"]
+        if errors:
+            raise InvalidArgument(_issues_text(errors))
+        latest = await self.store.get_workflow(defn.name)
+        explicit = "version" in source
+        version = defn.version
+        if latest is not None and not explicit:
+            if latest.definition == dict(source):
+                return self._remember(latest)
+            version = _next_version(latest.version)
+        existing = await self.store.get_workflow(defn.name, version)
+        if existing is not None and existing.definition != dict(source):
+            raise AlreadyExists(
+                f"workflow {defn.name!r} version {version!r} exists with a different "
+                "definition; give the new one another version"
+            )
+        record = WorkflowRecord(defn.name, version, dict(source), _now())
+        await self.store.put_workflow(record)
+        return self._remember(record)
+
+    def validate(self, defn: WorkflowDefinition) -> list[Issue]:
+        caps = {c for a in self.mesh.agents.values() for c in a.capability_names}
+        known = {name for name, _ in self._defs}
+        return validate_definition(defn, known_capabilities=caps, known_workflows=known)
+
+    async def load_directory(self, directory: str) -> list[WorkflowDefinition]:
+        out = []
+        paths = await asyncio.to_thread(lambda: sorted(Path(directory).glob("*")))
+        for path in paths:
+            if path.suffix in (".json", ".yaml", ".yml"):
+                out.append(await self.load_file(path))
+        return out
+
+    def _in_workflow_dir(self, path: str) -> Path:
+        """Resolve an API-given path inside ``workflowDir`` (never outside it)."""
+        if not self.settings.workflow_dir:
+            raise FailedPrecondition("the coordinator has no workflowDir configured")
+        root = Path(self.settings.workflow_dir).resolve()
+        target = (root / path).resolve()
+        if target != root and root not in target.parents:
+            raise InvalidArgument(f"path {path!r} is outside the workflow directory")
+        return target
+
+    async def load_workflow(self, path: str) -> WorkflowDefinition:
+        """loadWorkflow(path): a file in workflowDir (paths cannot leave it)."""
+        return await self.load_file(self._in_workflow_dir(path))
+
+    async def save_workflow(self, name: str, version: str = "", path: str = "") -> str:
+        """saveWorkflow: write a defined workflow as YAML into workflowDir."""
+        record = await self.store.get_workflow(name, version)
+        if record is None:
+            raise NotFound(f"workflow {name!r} is not defined")
+        target = self._in_workflow_dir(path or f"{name}.yaml")
+        source = dump_definition(self._remember(record))  # carries `id`, so it reloads as itself
+        text = yaml.safe_dump(source, sort_keys=False, allow_unicode=True)
+        await asyncio.to_thread(target.write_text, text)
+        return str(target)
+
+    async def load_file(self, path: str | Path) -> WorkflowDefinition:
+        try:
+            defn = load_definition_file(path)
+        except DefinitionError as e:
+            raise InvalidArgument(_issues_text(e.issues)) from None
+        except OSError as e:
+            raise NotFound(f"cannot read {path}: {e.strerror}") from None
+        return await self.define_workflow(defn.name, dict(defn.source))
+
+    async def get_workflow(self, name: str, version: str = "") -> WorkflowDefinition:
+        if version and (name, version) in self._defs:
+            return self._defs[(name, version)]
+        record = await self.store.get_workflow(name, version)
+        if record is None:
+            what = f"{name!r} version {version!r}" if version else repr(name)
+            raise NotFound(f"workflow {what} is not defined")
+        return self._remember(record)
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        return await self.store.list_workflows()
+
+    async def delete_workflow(self, name: str, version: str = "") -> int:
+        n = await self.store.delete_workflow(name, version)
+        if n == 0:
+            raise NotFound(f"workflow {name!r} is not defined")
+        for key in [k for k in self._defs if k[0] == name and (not version or k[1] == version)]:
+            del self._defs[key]
+        return n
+
+    def _remember(self, record: WorkflowRecord) -> WorkflowDefinition:
+        key = (record.name, record.version)
+        if key not in self._defs:
+            defn = parse_definition(record.definition, record.name)
+            if defn.version != record.version:
+                defn = _with_version(defn, record.version)
+            self._defs[key] = defn
+        return self._defs[key]
+
+    # ----------------------------------------------------------- executions
+
+    async def start_workflow(
+        self,
+        name: str,
+        input: Any = None,
+        version: str = "",
+        idempotency_key: str = "",
+        *,
+        parent: tuple[str, str] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Live:
+        if idempotency_key and idempotency_key in self._idempotency:
+            return self.get_live(self._idempotency[idempotency_key])
+        defn = await self.get_workflow(name, version)
+        problems = validate_input(defn, input)
+        if problems:
+            raise InvalidArgument(_issues_text(problems))
+        exec_id = uuid.uuid4().hex
+        now = _now()
+        record = ExecutionRecord(
+            exec_id, defn.name, defn.version, "queued", now, now, parent[0] if parent else ""
+        )
+        live = Live(Execution(exec_id, defn, self.defaults), record, parent=parent)
+        ctx = dict(context or {})
+        if parent is not None:
+            ctx.setdefault("parentId", parent[0])
+            ctx["parentKey"] = parent[1]
+        started = ev.Started(now, defn.name, defn.version, input, ctx)
+        self._live[exec_id] = live
+        if idempotency_key:
+            self._idempotency[idempotency_key] = exec_id
+        if parent is None and self._running >= self.settings.concurrency_limit:
+            live.queued_start = started
+            self._queued.append(exec_id)
+            queued = StoredEvent(
+                exec_id, 1, "execution.queued", now, {"input": input, "context": ctx}
+            )
+            live.seq = 1
+            await self.store.commit([queued], [record])
+            self._publish(exec_id, queued)
+            return live
+        live.counted = parent is None
+        self._running += live.counted
+        await self._submit(exec_id, started)
+        return live
+
+    async def pause(self, exec_id: str) -> Live:
+        return await self._request(exec_id, ev.PauseRequested(_now()))
+
+    async def resume(self, exec_id: str, input: Any = None) -> Live:
+        return await self._request(exec_id, ev.ResumeRequested(_now(), input))
+
+    async def stop_execution(self, exec_id: str, reason: str = "") -> Live:
+        live = self.get_live(exec_id)
+        if exec_id in self._queued:
+            self._queued.remove(exec_id)
+            await self._submit(exec_id, live.queued_start or ev.Started(_now()))
+        return await self._request(exec_id, ev.StopRequested(_now(), reason or "stopped"))
+
+    async def _request(self, exec_id: str, event: ev.Input) -> Live:
+        live = self.get_live(exec_id)
+        if live.ex.finished:
+            return live
+        if exec_id in self._queued and not isinstance(event, ev.StopRequested):
+            raise InvalidArgument(
+                f"execution {exec_id} is queued (concurrencyLimit); it can only be stopped"
+            )
+        await self._submit(exec_id, event)
+        return live
+
+    def get_live(self, exec_id: str) -> Live:
+        live = self._live.get(exec_id) or self._done.get(exec_id)
+        if live is None:
+            raise NotFound(f"execution {exec_id!r} not found")
+        return live
+
+    async def load_live(self, exec_id: str) -> Live:
+        """An execution in memory, or rebuilt from the store if it finished long ago."""
+        with contextlib.suppress(NotFound):
+            return self.get_live(exec_id)
+        record = await self.store.get_execution(exec_id)
+        if record is None:
+            raise NotFound(f"execution {exec_id!r} not found")
+        live = await self._replay(record)
+        return live
+
+    def active(self) -> list[Live]:
+        return [x for x in self._live.values() if not x.ex.finished]
+
+    async def history(self, exec_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        known = exec_id in self._live or exec_id in self._done
+        if not known and await self.store.get_execution(exec_id) is None:
+            raise NotFound(f"execution {exec_id!r} not found")
+        return await self.store.load_events(exec_id, after_seq)
+
+    async def wait(self, exec_id: str, timeout: float | None = None) -> Live:
+        live = self.get_live(exec_id)
+        if not live.ex.finished:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            live.waiters.append(fut)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
+        return live
+
+    async def trigger_event(self, name: str, payload: Any, correlation_key: str = "") -> int:
+        """Deliver an event to every execution waiting for it; returns how many."""
+        if not name:
+            raise InvalidArgument("event name is required")
+        waiting = self._event_waits.get(name, {})
+        matched = [k for k, corr in waiting.items() if not corr or corr == correlation_key]
+        now = _now()
+        for exec_id, key in matched:
+            del waiting[(exec_id, key)]
+            await self._submit(exec_id, ev.EventReceived(now, key, name, payload))
+        return len(matched)
+
+    # ------------------------------------------------------------ the loop
+
+    async def _submit(self, exec_id: str, event: ev.Input) -> None:
+        """Queue an input and wait until it is applied and committed."""
+        if self._loop_task is not None and self._loop_task.done():
+            raise Unavailable("the workflow engine stopped; see the coordinator log")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait((exec_id, event, fut))
+        await fut
+
+    def _post(self, exec_id: str, event: ev.Input) -> None:
+        self._inbox.put_nowait((exec_id, event, None))
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            try:
+                await self._turn(batch)
+                for _ in batch:
+                    self._inbox.task_done()
+            except Exception as e:
+                log.exception("workflow engine turn failed")
+                for _, _, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(Unavailable(f"workflow engine failed: {e}"))
+                raise
+
+    async def _turn(self, batch: list[tuple[str, ev.Input, asyncio.Future[None] | None]]) -> None:
+        stored: list[StoredEvent] = []
+        records: dict[str, ExecutionRecord] = {}
+        effects: list[tuple[Live, list[ev.Command]]] = []
+        for exec_id, event, _ in batch:
+            live = self._live.get(exec_id)
+            if live is None or live.ex.finished:
+                continue
+            before = live.ex.status
+            out = live.ex.apply(event)
+            self.transitions += 1
+            live.seq += 1
+            stored.append(
+                StoredEvent(exec_id, live.seq, event.TYPE, event.time, ev.input_to_data(event))
+            )
+            commands: list[ev.Command] = []
+            for item in out:
+                if isinstance(item, ev.Journal):
+                    live.seq += 1
+                    stored.append(
+                        StoredEvent(
+                            exec_id,
+                            live.seq,
+                            item.type,
+                            event.time,
+                            {"stepId": item.step_id, "message": item.message, **item.data},
+                        )
+                    )
+                else:
+                    commands.append(item)
+            live.outstanding.note(event, commands)
+            if live.ex.status != before or isinstance(event, ev.Started):
+                live.record = _record(live, event.time)
+                records[exec_id] = live.record
+            effects.append((live, commands))
+        if stored or records:
+            await self.store.commit(stored, list(records.values()))
+        for se in stored:
+            self._publish(se.execution_id, se)
+        for live, commands in effects:
+            self._execute(live, commands)
+        for _, _, fut in batch:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    def _publish(self, exec_id: str, event: StoredEvent) -> None:
+        for listener in self._listeners:
+            listener(exec_id, event)
+
+    # ------------------------------------------------------------- effects
+
+    def _execute(self, live: Live, commands: list[ev.Command]) -> None:
+        exec_id = live.ex.id
+        loop = asyncio.get_running_loop()
+        for c in commands:
+            if isinstance(c, ev.DispatchTask):
+                self._dispatch(exec_id, c)
+            elif isinstance(c, ev.CancelTask):
+                task_id = self._mesh_task.pop((exec_id, c.key), None)
+                if task_id is not None:
+                    self._task_of.pop(task_id, None)
+                    with contextlib.suppress(NotFound):
+                        self.mesh.cancel(task_id, c.reason or "cancelled by the workflow")
+            elif isinstance(c, ev.StartTimer):
+                delay = max(0.0, (c.fire_at - _now()).total_seconds())
+                self._timers[(exec_id, c.key)] = loop.call_later(delay, self._fire, exec_id, c.key)
+            elif isinstance(c, ev.CancelTimer):
+                handle = self._timers.pop((exec_id, c.key), None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(c, ev.AwaitEvent):
+                self._event_waits.setdefault(c.name, {})[(exec_id, c.key)] = c.correlation_key
+            elif isinstance(c, ev.CancelEventWait):
+                for waits in self._event_waits.values():
+                    waits.pop((exec_id, c.key), None)
+            elif isinstance(c, ev.StartChild):
+                starting = loop.create_task(self._start_child(exec_id, c))
+                self._background.add(starting)
+                starting.add_done_callback(self._background.discard)
+            elif isinstance(c, ev.CancelChild):
+                child = next(
+                    (
+                        x
+                        for x in self._live.values()
+                        if x.parent == (exec_id, c.key) and not x.ex.finished
+                    ),
+                    None,
+                )
+                if child is not None:
+                    self._post(child.ex.id, ev.StopRequested(_now(), "parent step cancelled"))
+            elif isinstance(c, ev.Finished):
+                self._finished(live, c)
+
+    def _dispatch(self, exec_id: str, c: ev.DispatchTask) -> None:
+        if self._frozen:
+            return
+        agent_id = ""
+        if c.agent:
+            candidates = [
+                a
+                for a in self.mesh.find_agents(c.capability)
+                if a.routable and c.agent in (a.name, a.type, a.id)
+            ]
+            agent_id = candidates[0].id if candidates else ""
+        spec = d.TaskSpec(
+            capability=c.capability,
+            input=c.input,
+            name=c.step_id,
+            timeout_ms=c.timeout_ms or 0,
+            idempotency_key=c.idempotency_key,
+            max_retries=0,
+            execution_id=exec_id,
+            step_id=c.step_id,
+            agent_id=agent_id,
+        )
+        try:
+            task = self.mesh.submit(spec, wait_for_agent=True)
+        except Exception as e:  # refused (shutting down, queue full): a failed attempt
+            self._post(
+                exec_id,
+                ev.TaskFailed(
+                    _now(), c.key, {"type": type(e).__name__, "message": str(e), "retryable": True}
+                ),
+            )
+            return
+        self._task_of[task.id] = (exec_id, c.key)
+        self._mesh_task[(exec_id, c.key)] = task.id
+        if task.status.finished:  # an idempotent resubmission of a finished task
+            self._on_task_finished(task)
+
+    def _on_task_finished(self, task: d.Task) -> None:
+        owner = self._task_of.pop(task.id, None)
+        if owner is None:
+            return
+        exec_id, key = owner
+        self._mesh_task.pop(owner, None)
+        if task.status is d.TaskStatus.COMPLETED:
+            self._post(exec_id, ev.TaskCompleted(_now(), key, task.result, task.agent_id))
+        elif task.status is d.TaskStatus.FAILED and task.error is not None:
+            e = task.error
+            err: dict[str, Any] = {"type": e.type, "message": e.message, "retryable": e.retryable}
+            if e.details:
+                err["details"] = e.details
+            self._post(exec_id, ev.TaskFailed(_now(), key, err, task.agent_id))
+
+    def _fire(self, exec_id: str, key: str) -> None:
+        self._timers.pop((exec_id, key), None)
+        self._post(exec_id, ev.TimerFired(_now(), key))
+
+    async def _start_child(self, exec_id: str, c: ev.StartChild) -> None:
+        try:
+            await self.start_workflow(
+                c.workflow, c.input, c.version, parent=(exec_id, c.key), context=c.context
+            )
+        except Exception as e:
+            self._post(
+                exec_id,
+                ev.ChildFinished(
+                    _now(), c.key, "", "failed", None, {"type": type(e).__name__, "message": str(e)}
+                ),
+            )
+
+    def _finished(self, live: Live, c: ev.Finished) -> None:
+        exec_id = live.ex.id
+        for fut in live.waiters:
+            if not fut.done():
+                fut.set_result(None)
+        live.waiters.clear()
+        if live.parent is not None:
+            parent_id, key = live.parent
+            self._post(
+                parent_id, ev.ChildFinished(_now(), key, exec_id, c.status, c.output, c.error)
+            )
+        self._live.pop(exec_id, None)
+        self._done[exec_id] = live
+        while len(self._done) > FINISHED_KEPT:
+            self._done.popitem(last=False)
+        if live.counted:
+            live.counted = False
+            self._running -= 1
+            self._start_queued()
+
+    def _start_queued(self) -> None:
+        while self._queued and self._running < self.settings.concurrency_limit:
+            exec_id = self._queued.pop(0)
+            live = self._live.get(exec_id)
+            if live is None or live.queued_start is None:
+                continue
+            started, live.queued_start = live.queued_start, None
+            live.counted = True
+            self._running += 1
+            self._post(
+                exec_id,
+                ev.Started(
+                    _now(), started.workflow, started.version, started.input, started.context
+                ),
+            )
+
+    # ------------------------------------------------------------- recovery
+
+    async def recover(self) -> int:
+        """Rebuild every unfinished execution from the store and resume it."""
+        records = await self.store.list_executions(ACTIVE, limit=1_000_000)
+        revived: list[Live] = []
+        for record in sorted(records, key=lambda r: r.created):
+            try:
+                live = await self._replay(record)
+            except Exception:
+                log.exception("cannot recover execution %s", record.id)
+                continue
+            self._live[record.id] = live
+            revived.append(live)
+        for live in revived:
+            await self._reestablish(live)
+        self._start_queued()
+        if revived:
+            log.info("recovered %d unfinished execution(s)", len(revived))
+        return len(revived)
+
+    async def _replay(self, record: ExecutionRecord) -> Live:
+        defn = await self.get_workflow(record.workflow_name, record.workflow_version)
+        live = Live(Execution(record.id, defn, self.defaults), record)
+        for se in await self.store.load_events(record.id):
+            live.seq = se.seq
+            if se.type == "execution.queued":
+                live.queued_start = ev.Started(
+                    se.time,
+                    defn.name,
+                    defn.version,
+                    se.data.get("input"),
+                    se.data.get("context") or {},
+                )
+            elif se.type in ev.INPUT_TYPES:
+                event = ev.input_from_data(se.type, se.time, se.data)
+                if isinstance(event, ev.Started):
+                    live.queued_start = None
+                    ctx = event.context
+                    if ctx.get("parentKey"):
+                        live.parent = (str(ctx.get("parentId")), str(ctx["parentKey"]))
+                out = live.ex.apply(event)
+                live.outstanding.note(event, [c for c in out if isinstance(c, ev.Command)])
+        return live
+
+    async def _reestablish(self, live: Live) -> None:
+        exec_id = live.ex.id
+        if live.queued_start is not None:
+            self._queued.append(exec_id)
+            return
+        if live.parent is None:
+            live.counted = True
+            self._running += 1
+        o = live.outstanding
+        commands: list[ev.Command] = [*o.tasks.values(), *o.timers.values(), *o.waits.values()]
+        self._execute(live, commands)
+        for c in list(o.children.values()):
+            child = next((x for x in self._live.values() if x.parent == (exec_id, c.key)), None)
+            if child is not None:
+                continue  # it recovers itself and reports when it finishes
+            finished = await self._finished_child(exec_id, c.key)
+            if finished is not None:
+                self._post(exec_id, finished)
+            else:
+                self._execute(live, [c])  # never started: start it now
+
+    async def _finished_child(self, parent_id: str, key: str) -> ev.ChildFinished | None:
+        for record in await self.store.list_executions(("completed", "failed", "cancelled")):
+            if record.parent_id != parent_id:
+                continue
+            events = await self.store.load_events(record.id)
+            started = next((e for e in events if e.type == "ExecutionStarted"), None)
+            if started is None or (started.data.get("context") or {}).get("parentKey") != key:
+                continue
+            final = next((e for e in reversed(events) if e.type.startswith("execution.")), None)
+            data = final.data if final else {}
+            return ev.ChildFinished(
+                _now(), key, record.id, record.status, data.get("output"), data.get("error")
+            )
+        return None
+
+
+def _record(live: Live, now: datetime) -> ExecutionRecord:
+    r = live.record
+    status = live.ex.status if live.ex.status != "pending" else "running"
+    return ExecutionRecord(
+        r.id, r.workflow_name, r.workflow_version, status, r.created, now, r.parent_id
+    )
+
+
+def _issues_text(issues: list[Issue]) -> str:
+    return "; ".join(f"{i.location}: {i.message}" if i.location else i.message for i in issues)
+
+
+def _next_version(version: str) -> str:
+    return str(int(version) + 1) if version.isdigit() else f"{version}.1"
+
+
+def _with_version(defn: WorkflowDefinition, version: str) -> WorkflowDefinition:
+    from dataclasses import replace
+
+    return replace(defn, version=version)

@@ -1,0 +1,123 @@
+"""SIGKILL the coordinator in the middle of workflows; restart it on the same store."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from agent_sdk import Client
+from tests.conftest import ROOT, AgentProcess, eventually
+from tests.integration.test_operator import BIN, free_port
+
+STEPS = 5
+EXECUTIONS = 10
+
+
+def start_coordinator(port: int, db: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            str(BIN / "agentmesh"),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--state-persistence",
+            "sqlite",
+            "--store-path",
+            str(db),
+            "--heartbeat-interval-ms",
+            "200",
+            "--heartbeat-timeout-ms",
+            "2000",
+            "--log-level",
+            "warn",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert "listening" in proc.stdout.readline()
+    return proc
+
+
+def close(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    for s in (proc.stdout, proc.stderr):
+        if s is not None:
+            s.close()
+
+
+async def completed_steps(client: Client, execution_id: str) -> list[str]:
+    return [
+        e.step_id
+        for e in await client.get_execution_history(execution_id)
+        if e.type == "step.completed"
+    ]
+
+
+async def test_sigkill_mid_workflow_resumes_from_the_store(tmp_path: Path, spawn: Any) -> None:
+    port, db, log = free_port(), tmp_path / "am.db", tmp_path / "runs.log"
+    address = f"127.0.0.1:{port}"
+    first = start_coordinator(port, db)
+    second: subprocess.Popen[str] | None = None
+    try:
+        agent: AgentProcess = spawn(
+            address, "--name", "rec", "--capability", "record", "--max-concurrency", "4"
+        )
+        await agent.ready()
+        steps = [
+            {
+                "id": f"s{i}",
+                "name": f"s{i}",
+                "type": "task",
+                "capability": "record",
+                "input": {"path": "$.input.path", "seconds": 0.15},
+                "output": {f"s{i}": "$.output.pid"},
+                **({"next": f"s{i + 1}"} if i + 1 < STEPS else {}),
+            }
+            for i in range(STEPS)
+        ]
+        async with Client(address) as client:
+            await client.define_workflow("chain", {"id": "chain", "steps": steps})
+            ids = [
+                (await client.start_workflow("chain", {"path": str(log)})).id
+                for _ in range(EXECUTIONS)
+            ]
+            # let some, not all, of the work happen
+            await eventually(
+                lambda: len(log.read_text().splitlines()) >= 12 if log.exists() else False,
+                timeout=20,
+            )
+        first.kill()  # SIGKILL: no drain, no goodbye
+        first.wait(10)
+        before = len(log.read_text().splitlines())
+        assert before < STEPS * EXECUTIONS, "the crash must come mid-way"
+
+        second = start_coordinator(port, db)
+        async with Client(address) as client:
+            for execution_id in ids:
+                done = await client.wait_execution(execution_id, timeout=60)
+                assert done.status == "completed", (execution_id, done.error)
+                # every step completed exactly once in the durable history
+                assert await completed_steps(client, execution_id) == [
+                    f"s{i}" for i in range(STEPS)
+                ]
+                assert sorted(done.variables) == [f"s{i}" for i in range(STEPS)]
+        runs = [line.split() for line in log.read_text().splitlines()]
+        keys = collections.Counter(r[3] for r in runs)
+        # each (execution, step) ran at least once; only work in flight at the crash twice,
+        # and a re-run carries the same idempotency key
+        assert len({k.rsplit(".t", 1)[0] for k in keys}) == STEPS * EXECUTIONS
+        assert all(n <= 2 for n in keys.values())
+        assert sum(n - 1 for n in keys.values()) <= 4, "at most the in-flight tasks re-run"
+    finally:
+        close(first)
+        if second is not None:
+            close(second)
+    await asyncio.sleep(0)

@@ -53,17 +53,24 @@ class WorkflowMethods:
 
     # ------------------------------------------------------------ workflows
 
-    async def define_workflow(self, name: str, definition: dict[str, Any]) -> WorkflowInfo:
+    async def define_workflow(
+        self, name: str, definition: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> WorkflowInfo:
         """Register a definition (the seed's schema). A changed definition without
-        an explicit version becomes the next version."""
+        an explicit version becomes the next version. For a template (a definition
+        with ``parameters``), ``parameters`` fills its ``{{ placeholders }}``."""
         req = workflow_pb2.DefineWorkflowRequest(name=name, definition=wire.to_struct(definition))
+        if parameters is not None:
+            req.parameters.CopyFrom(wire.to_struct(parameters))
         w = await self._call(self._workflows.DefineWorkflow, req)
         return WorkflowInfo(w.name, w.version, w.description, list(w.tags))
 
-    async def load_workflow(self, path: str | Path, name: str = "") -> WorkflowInfo:
-        """Read a local JSON/YAML definition file and define it."""
+    async def load_workflow(
+        self, path: str | Path, name: str = "", parameters: dict[str, Any] | None = None
+    ) -> WorkflowInfo:
+        """Read a local JSON/YAML definition (or template) file and define it."""
         data = read_definition(path)
-        return await self.define_workflow(name or str(data.get("id") or ""), data)
+        return await self.define_workflow(name or str(data.get("id") or ""), data, parameters)
 
     async def get_workflow(self, name: str, version: str = "") -> dict[str, Any]:
         w = await self._call(

@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     define = wsub.add_parser("define", help="define workflows from JSON/YAML files")
     define.add_argument("files", nargs="+", metavar="FILE")
     define.add_argument("--name", default="", help="name to define it under (one file)")
+    define.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="template parameter (value is JSON, or a plain string)",
+    )
     wsub.add_parser("list", help="defined workflows and their versions")
     validate = wsub.add_parser("validate", help="check a definition file, print issues")
     validate.add_argument("file", metavar="FILE")
@@ -156,6 +163,19 @@ def _parse_input(raw: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"--input must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
 
 
 def _ago(t: datetime | None) -> str:
@@ -274,8 +294,9 @@ async def _workflow_command(client: Client, args: argparse.Namespace) -> int:
         if args.workflow_command == "define":
             if args.name and len(args.files) > 1:
                 raise UsageError("--name works with one file only")
+            params = _parse_params(args.param) if args.param else None
             for f in args.files:
-                info = await client.load_workflow(f, args.name)
+                info = await client.load_workflow(f, args.name, params)
                 print(f"defined {info.name} version {info.version}")
             return 0
         if args.workflow_command == "list":

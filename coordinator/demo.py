@@ -16,8 +16,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import IO
 
 from agent_sdk import Client, TaskAssignment, TaskRequest
@@ -144,6 +146,7 @@ async def _scenario(address: str, procs: Processes, tasks: int) -> None:
 def run_demo(tasks: int = 20) -> int:
     """Run the demo; return a process exit status."""
     procs = Processes()
+    workdir = tempfile.TemporaryDirectory(prefix="agentmesh-demo-")
     address = f"127.0.0.1:{_free_port()}"
     started = time.perf_counter()
     try:
@@ -161,6 +164,8 @@ def run_demo(tasks: int = 20) -> int:
             "2000",
             "--log-level",
             "warn",
+            "--store-path",
+            str(Path(workdir.name) / "demo.db"),
         )
         assert server.stdout is not None
         line = server.stdout.readline()
@@ -181,3 +186,4 @@ def run_demo(tasks: int = 20) -> int:
     finally:
         with contextlib.suppress(Exception):
             procs.stop_all()
+        workdir.cleanup()

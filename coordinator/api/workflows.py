@@ -132,7 +132,10 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.Workflow:
         if not request.HasField("definition"):
             raise InvalidArgument("definition is required")
-        defn = await self._rt.define_workflow(request.name, wire.from_struct(request.definition))
+        params = wire.from_struct(request.parameters) if request.HasField("parameters") else None
+        defn = await self._rt.define_workflow(
+            request.name, wire.from_struct(request.definition), params
+        )
         return workflow_msg(defn)
 
     @mapped

@@ -33,6 +33,7 @@ from coordinator.engine.definition import (
     DefinitionError,
     Issue,
     dump_definition,
+    instantiate_template,
     load_definition_file,
     parse_definition,
 )
@@ -176,11 +177,18 @@ class WorkflowRuntime:
 
     # ---------------------------------------------------------- definitions
 
-    async def define_workflow(self, name: str, source: dict[str, Any]) -> WorkflowDefinition:
+    async def define_workflow(
+        self, name: str, source: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> WorkflowDefinition:
         """Register a definition. A definition without an explicit version that
         differs from the latest gets the next integer version; an explicit version
-        that exists with different content is refused (ALREADY_EXISTS)."""
+        that exists with different content is refused (ALREADY_EXISTS). A template
+        (a definition with ``parameters``) is instantiated with ``parameters`` first."""
         try:
+            if "parameters" in source:
+                source = instantiate_template(source, parameters or {})
+                if name:
+                    source["id"] = name
             defn = parse_definition(source, name or None)
         except DefinitionError as e:
             raise InvalidArgument(_issues_text(e.issues)) from None

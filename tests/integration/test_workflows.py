@@ -443,3 +443,57 @@ async def test_capability_no_agent_has_is_a_warning(
     assert "teleport" in result.issues[0].message
     with pytest.raises(FailedPreconditionError):
         await client.assign_task("teleport", {})
+
+
+async def test_templates_are_instantiated_with_parameters(
+    mesh: tuple[Coordinator, Client, Script],
+) -> None:
+    _, client, script = mesh
+    template = {
+        "id": "deploy_template",
+        "parameters": {"environment": {"default": "staging"}, "retries": {}},
+        "steps": [
+            {
+                "id": "deploy",
+                "name": "Deploy to {{ environment }}",
+                "type": "task",
+                "capability": "deployment",
+                "input": {"environment": "{{ environment }}", "attempts": "{{ retries }}"},
+            }
+        ],
+    }
+    info = await client.define_workflow(
+        "deploy_prod", template, {"environment": "production", "retries": 2}
+    )
+    assert info.name == "deploy_prod"
+    e = await client.start_workflow("deploy_prod", {})
+    assert (await client.wait_execution(e.id, timeout=10)).status == "completed"
+    sent = next(i for c, i in script.calls if c == "deployment")
+    assert sent == {"environment": "production", "attempts": 2}
+    with pytest.raises(InvalidArgumentError, match="retries"):
+        await client.define_workflow("deploy_bad", template, {})
+
+
+async def test_workflow_dir_is_loaded_at_start(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    for f in WORKFLOWS.glob("*.yaml"):
+        (tmp_path / "flows" / f.name).write_text(f.read_text())
+    c = Coordinator(fast_settings(workflow_dir=str(tmp_path / "flows")))
+    await c.start()
+    try:
+        async with Client(c.address) as client:
+            names = sorted(w.name for w in await client.list_workflows())
+            assert names == [
+                "data_processing",
+                "global_error_handler",
+                "implement_feature",
+                "project_setup",
+            ]
+            saved = await client.save_workflow("project_setup", path="copy.yaml")
+            assert Path(saved) == (tmp_path / "flows" / "copy.yaml").resolve()
+            text = await asyncio.to_thread(Path(saved).read_text)
+            assert yaml.safe_load(text)["id"] == "project_setup"
+            with pytest.raises(InvalidArgumentError, match="outside the workflow directory"):
+                await client.save_workflow("project_setup", path="../escape.yaml")
+    finally:
+        await c.stop(grace=1)

@@ -8,7 +8,7 @@ state exactly: the core reads no clock and no randomness of its own.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -108,10 +108,14 @@ INPUT_TYPES: dict[str, type[Input]] = {
 
 
 def input_to_data(event: Input) -> Data:
-    """The persisted form of an input (its time travels separately)."""
-    data = asdict(event)
-    del data["time"]
-    return data
+    """The persisted form of an input (its time travels separately). Shallow:
+    the store serializes it at once, and inputs are never mutated."""
+    return {name: getattr(event, name) for name in _FIELDS[type(event)]}
+
+
+_FIELDS: dict[type[Input], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls) if f.name != "time") for cls in INPUT_TYPES.values()
+}
 
 
 def input_from_data(type_: str, time: datetime, data: Data) -> Input:

@@ -130,6 +130,7 @@ class WorkflowRuntime:
             asyncio.Queue()
         )
         self._defs: dict[tuple[str, str], WorkflowDefinition] = {}
+        self._latest: dict[str, str] = {}  # name -> latest version, filled on first use
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -210,6 +211,7 @@ class WorkflowRuntime:
             )
         record = WorkflowRecord(defn.name, version, dict(source), _now())
         await self.store.put_workflow(record)
+        self._latest.pop(defn.name, None)  # the store decides which version is latest
         return self._remember(record)
 
     def validate(self, defn: WorkflowDefinition) -> list[Issue]:
@@ -260,12 +262,15 @@ class WorkflowRuntime:
         return await self.define_workflow(defn.name, dict(defn.source))
 
     async def get_workflow(self, name: str, version: str = "") -> WorkflowDefinition:
+        version = version or self._latest.get(name, "")
         if version and (name, version) in self._defs:
             return self._defs[(name, version)]
         record = await self.store.get_workflow(name, version)
         if record is None:
             what = f"{name!r} version {version!r}" if version else repr(name)
             raise NotFound(f"workflow {what} is not defined")
+        if not version:
+            self._latest[name] = record.version
         return self._remember(record)
 
     async def list_workflows(self) -> list[WorkflowRecord]:
@@ -277,6 +282,7 @@ class WorkflowRuntime:
             raise NotFound(f"workflow {name!r} is not defined")
         for key in [k for k in self._defs if k[0] == name and (not version or k[1] == version)]:
             del self._defs[key]
+        self._latest.pop(name, None)
         return n
 
     def _remember(self, record: WorkflowRecord) -> WorkflowDefinition:

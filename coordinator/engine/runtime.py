@@ -116,6 +116,15 @@ class Live:
 Listener = Callable[[str, StoredEvent], None]
 
 
+@dataclass(slots=True)
+class _Turn:
+    """What one engine turn applied: history to commit, then effects to carry out."""
+
+    stored: list[StoredEvent] = field(default_factory=list)
+    records: dict[str, ExecutionRecord] = field(default_factory=dict)
+    effects: list[tuple[Live, list[ev.Command]]] = field(default_factory=list)
+
+
 class WorkflowRuntime:
     """Definitions and executions of one coordinator."""
 
@@ -139,6 +148,7 @@ class WorkflowRuntime:
         self._running = 0
         self._idempotency: dict[str, str] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.transitions = 0
         self._frozen = False
@@ -168,6 +178,9 @@ class WorkflowRuntime:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        if self._settling is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._settling
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -425,25 +438,31 @@ class WorkflowRuntime:
         self._inbox.put_nowait((exec_id, event, None))
 
     async def _run(self) -> None:
+        """Apply turn N+1 while turn N commits (the store's writer keeps their
+        order and may group them); effects still wait for their own commit."""
+        settling: asyncio.Task[None] | None = None
+        self._settling = None
         while True:
             batch = [await self._inbox.get()]
             while not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
-            try:
-                await self._turn(batch)
-                for _ in batch:
-                    self._inbox.task_done()
-            except Exception as e:
-                log.exception("workflow engine turn failed")
-                for _, _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(Unavailable(f"workflow engine failed: {e}"))
-                raise
+            turn = self._apply(batch)
+            commit = asyncio.create_task(self._commit(turn))
+            if settling is not None:
+                await settling
+            settling = asyncio.create_task(self._settle(commit, turn, batch))
+            settling.add_done_callback(self._settled)
+            self._settling = settling
 
-    async def _turn(self, batch: list[tuple[str, ev.Input, asyncio.Future[None] | None]]) -> None:
-        stored: list[StoredEvent] = []
-        records: dict[str, ExecutionRecord] = {}
-        effects: list[tuple[Live, list[ev.Command]]] = []
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("workflow engine stopped: %s", task.exception())
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+
+    def _apply(self, batch: list[tuple[str, ev.Input, asyncio.Future[None] | None]]) -> _Turn:
+        turn = _Turn()
         for exec_id, event, _ in batch:
             live = self._live.get(exec_id)
             if live is None or live.ex.finished:
@@ -452,38 +471,50 @@ class WorkflowRuntime:
             out = live.ex.apply(event)
             self.transitions += 1
             live.seq += 1
-            stored.append(
+            turn.stored.append(
                 StoredEvent(exec_id, live.seq, event.TYPE, event.time, ev.input_to_data(event))
             )
             commands: list[ev.Command] = []
             for item in out:
                 if isinstance(item, ev.Journal):
                     live.seq += 1
-                    stored.append(
-                        StoredEvent(
-                            exec_id,
-                            live.seq,
-                            item.type,
-                            event.time,
-                            {"stepId": item.step_id, "message": item.message, **item.data},
-                        )
-                    )
+                    data = {"stepId": item.step_id, "message": item.message, **item.data}
+                    turn.stored.append(StoredEvent(exec_id, live.seq, item.type, event.time, data))
                 else:
                     commands.append(item)
             live.outstanding.note(event, commands)
             if live.ex.status != before or isinstance(event, ev.Started):
                 live.record = _record(live, event.time)
-                records[exec_id] = live.record
-            effects.append((live, commands))
-        if stored or records:
-            await self.store.commit(stored, list(records.values()))
-        for se in stored:
+                turn.records[exec_id] = live.record
+            turn.effects.append((live, commands))
+        return turn
+
+    async def _commit(self, turn: _Turn) -> None:
+        if turn.stored or turn.records:
+            await self.store.commit(turn.stored, list(turn.records.values()))
+
+    async def _settle(
+        self,
+        commit: asyncio.Task[None],
+        turn: _Turn,
+        batch: list[tuple[str, ev.Input, asyncio.Future[None] | None]],
+    ) -> None:
+        try:
+            await commit
+        except Exception as e:
+            log.exception("committing a workflow engine turn failed")
+            for _, _, fut in batch:
+                if fut is not None and not fut.done():
+                    fut.set_exception(Unavailable(f"workflow engine failed: {e}"))
+            raise
+        for se in turn.stored:
             self._publish(se.execution_id, se)
-        for live, commands in effects:
+        for live, commands in turn.effects:
             self._execute(live, commands)
         for _, _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)
+            self._inbox.task_done()
 
     def _publish(self, exec_id: str, event: StoredEvent) -> None:
         for listener in self._listeners:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ from coordinator.config import Settings, load_settings
 from coordinator.server import Coordinator
 
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 
 FAST = {
     "listen": "127.0.0.1:0",
@@ -89,12 +91,57 @@ class AgentProcess:
         return self.agent_id
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for s in (self.proc.stdout, self.proc.stderr):
-            if s is not None:
-                s.close()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    for s in (proc.stdout, proc.stderr):
+        if s is not None:
+            s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``agentmesh serve`` as a real process on a free loopback port (memory store
+    unless ``args`` say otherwise; a later flag wins)."""
+
+    def __init__(self, *args: str, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "agentmesh"),
+                "serve",
+                "--listen",
+                self.address,
+                "--heartbeat-interval-ms",
+                "200",
+                "--heartbeat-timeout-ms",
+                "2000",
+                "--state-persistence",
+                "memory",
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("agentmesh coordinator listening on"), line
+
+    def stop(self) -> None:
+        stop_process(self.proc)
 
 
 @pytest.fixture

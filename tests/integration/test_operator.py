@@ -7,9 +7,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,51 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent_sdk import Client
-from tests.conftest import ROOT, AgentProcess, eventually
-
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "agentmesh"),
-                "serve",
-                "--listen",
-                self.address,
-                "--heartbeat-interval-ms",
-                "200",
-                "--heartbeat-timeout-ms",
-                "2000",
-                "--state-persistence",
-                "memory",
-                *args,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("agentmesh coordinator listening on"), line
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for s in (self.proc.stdout, self.proc.stderr):
-            if s is not None:
-                s.close()
+from tests.conftest import BIN, ROOT, AgentProcess, ServerProcess, eventually, free_port
 
 
 @pytest.fixture

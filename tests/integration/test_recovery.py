@@ -4,53 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from agent_sdk import Client
-from tests.conftest import ROOT, AgentProcess, eventually
-from tests.integration.test_operator import BIN, free_port
+from tests.conftest import AgentProcess, ServerProcess, eventually, free_port
 
 STEPS = 5
 EXECUTIONS = 10
 
 
-def start_coordinator(port: int, db: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            str(BIN / "agentmesh"),
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--state-persistence",
-            "sqlite",
-            "--store-path",
-            str(db),
-            "--heartbeat-interval-ms",
-            "200",
-            "--heartbeat-timeout-ms",
-            "2000",
-            "--log-level",
-            "warn",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    assert "listening" in proc.stdout.readline()
-    return proc
-
-
-def close(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-    for s in (proc.stdout, proc.stderr):
-        if s is not None:
-            s.close()
+def start_coordinator(port: int, db: Path) -> ServerProcess:
+    return ServerProcess("--state-persistence", "sqlite", "--store-path", str(db), port=port)
 
 
 async def completed_steps(client: Client, execution_id: str) -> list[str]:
@@ -65,7 +30,7 @@ async def test_sigkill_mid_workflow_resumes_from_the_store(tmp_path: Path, spawn
     port, db, log = free_port(), tmp_path / "am.db", tmp_path / "runs.log"
     address = f"127.0.0.1:{port}"
     first = start_coordinator(port, db)
-    second: subprocess.Popen[str] | None = None
+    second: ServerProcess | None = None
     try:
         agent: AgentProcess = spawn(
             address, "--name", "rec", "--capability", "record", "--max-concurrency", "4"
@@ -94,8 +59,8 @@ async def test_sigkill_mid_workflow_resumes_from_the_store(tmp_path: Path, spawn
                 lambda: len(log.read_text().splitlines()) >= 12 if log.exists() else False,
                 timeout=20,
             )
-        first.kill()  # SIGKILL: no drain, no goodbye
-        first.wait(10)
+        first.proc.kill()  # SIGKILL: no drain, no goodbye
+        first.proc.wait(10)
         before = len(log.read_text().splitlines())
         assert before < STEPS * EXECUTIONS, "the crash must come mid-way"
 
@@ -117,7 +82,7 @@ async def test_sigkill_mid_workflow_resumes_from_the_store(tmp_path: Path, spawn
         assert all(n <= 2 for n in keys.values())
         assert sum(n - 1 for n in keys.values()) <= 4, "at most the in-flight tasks re-run"
     finally:
-        close(first)
+        first.stop()
         if second is not None:
-            close(second)
+            second.stop()
     await asyncio.sleep(0)

@@ -1,28 +1,34 @@
-"""``python -m agents NAME --coordinator HOST:PORT [--agent-name N]``"""
+"""``python -m agents NAME [--coordinator HOST:PORT] [--workspace DIR]``"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
-from agents.examples import AGENTS, math_agent
+from agents.examples import math_agent
+from agents.registry import FACTORIES, REFERENCE, build_agent
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m agents")
-    p.add_argument("kind", choices=sorted(AGENTS))
+    p.add_argument("kind", choices=sorted(FACTORIES))
     p.add_argument(
         "--coordinator", default=os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
     )
-    p.add_argument("--agent-name", default="")
+    p.add_argument("--workspace", default="")
+    p.add_argument("--agent-name", default="", help="math only: the agent's name")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    agent = (
-        math_agent(args.coordinator, args.agent_name)
-        if args.kind == "math" and args.agent_name
-        else AGENTS[args.kind](args.coordinator)
-    )
+    if args.kind == "math" and args.agent_name:
+        agent = math_agent(args.coordinator, args.agent_name)
+    else:
+        options: dict[str, Any] = {}
+        if args.workspace and args.kind in REFERENCE:
+            options["workspace"] = Path(args.workspace).resolve()
+        agent = build_agent(args.kind, args.coordinator, **options)
     agent.run()
 
 

@@ -142,8 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")
     event.add_argument("--key", default="", help="correlation key")
 
-    demo = sub.add_parser("demo", help="run a coordinator, agents and tasks end to end")
-    demo.add_argument("--tasks", type=int, default=20, help="tasks in the load phase")
+    agent = sub.add_parser("agent", help="run a reference agent (planner, executor, ...)")
+    agent.add_argument("name", help="planner, executor, notion, build, reviewer, refactor")
+    agent.add_argument(
+        "--workspace",
+        default="",
+        help="where it may write (default $AGENTMESH_WORKSPACE or ./agentmesh-workspace)",
+    )
+    agent.add_argument("--max-concurrency", type=int, default=4)
+
+    demo = sub.add_parser("demo", help="the seed's project setup on six agents, end to end")
+    demo.add_argument(
+        "--workflow",
+        default="project_setup",
+        choices=["project_setup", "implement_feature", "data_processing"],
+    )
+    demo.add_argument("--workspace", default="", help="default ./agentmesh-demo")
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the coordinator and agents running afterwards",
+    )
+    demo.add_argument(
+        "--kill-agent",
+        default="",
+        metavar="NAME",
+        help="SIGKILL this agent during its first task and restart it",
+    )
     return parser
 
 
@@ -399,6 +424,23 @@ async def _run_client(args: argparse.Namespace) -> int:
         return 1 if t.status in ("failed", "cancelled") else 0
 
 
+def _run_agent(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agents.registry import REFERENCE, build_agent
+
+    options: dict[str, Any] = {"max_concurrency": args.max_concurrency}
+    if args.workspace and args.name in REFERENCE:
+        options["workspace"] = Path(args.workspace).resolve()
+    try:
+        agent = build_agent(args.name, args.coordinator, **options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    agent.run()
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from coordinator.server import serve
 
@@ -424,7 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from coordinator.demo import run_demo
 
-            return run_demo(args.tasks)
+            return run_demo(args.workflow, args.keep_running, args.workspace, args.kill_agent)
+        if args.command == "agent":
+            return _run_agent(args)
         return asyncio.run(_run_client(args))
     except UsageError as e:
         print(f"agentmesh: {e}", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""``agentmesh demo``: a coordinator, three agent processes and real tasks, end to end.
+"""``agentmesh demo``: the seed's project setup, end to end, on real processes.
 
-Everything runs as separate processes on loopback, exactly as in production:
-``agentmesh serve``, then ``python -m agents text`` and two ``python -m agents math``.
-The demo shows the mesh, runs a task with live progress, spreads a batch over
-the agents, kills an agent in the middle of a task to show re-dispatch, and
-stops everything it started (also on Ctrl-C).
+Starts ``agentmesh serve`` on the embedded SQLite store and the six reference
+agents (planner, executor, notion, build, reviewer, refactor) as separate
+processes sharing one workspace, defines the seed's workflows from the files
+shipped in ``workflows/``, runs one with the seed's input while showing each
+step live, prints a summary (status, duration, per-step timings, where the
+artefacts are), and stops everything it started, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,18 +17,46 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from agent_sdk import Client, TaskAssignment, TaskRequest
+from agent_sdk import Client, Execution, ExecutionEvent
 
-SAMPLE = (
-    "Agents join a coordinator over gRPC, each advertising capabilities. "
-    "The coordinator hands each task to a capable, lightly loaded agent."
-)
+AGENTS = ("planner", "executor", "notion", "build", "reviewer", "refactor")
+CAPABILITIES = {
+    "planner": (
+        "project_analysis",
+        "task_planning",
+        "timeline_creation",
+        "specification_generation",
+    ),
+    "executor": ("command_execution", "git_operations", "deployment", "system_monitoring"),
+    "notion": (
+        "page_operations",
+        "database_operations",
+        "content_extraction",
+        "template_management",
+    ),
+    "build": ("project_scaffolding", "component_generation", "file_operations", "code_generation"),
+    "reviewer": ("code_linting", "test_execution", "documentation_review", "security_scanning"),
+    "refactor": (
+        "code_analysis",
+        "code_transformation",
+        "performance_optimization",
+        "modernization",
+    ),
+}
+WORKFLOW_FILES = Path(__file__).resolve().parent.parent / "workflows"
+
+SETUP_INPUT = {
+    "requirements": "Build a React dashboard application with TypeScript",
+    "constraints": "Must use React 18 and TypeScript 4.5+",
+    "priority": "high",
+    "projectName": "dashboard-app",
+}
 
 
 def _free_port() -> int:
@@ -36,28 +65,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
 def _say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
+@dataclass
 class Processes:
-    def __init__(self) -> None:
-        self.procs: dict[str, subprocess.Popen[str]] = {}
+    """Child processes, stopped in reverse order (agents drain first)."""
+
+    procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    logs: Path | None = None
+    address: str = ""
 
     def start(self, name: str, *args: str) -> subprocess.Popen[str]:
+        err: IO[str] | int = subprocess.DEVNULL
+        if self.logs is not None:
+            err = open(self.logs / f"{name}.log", "a")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(
             [sys.executable, *args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=err,
             text=True,
-            start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
         )
+        if not isinstance(err, int):
+            err.close()
         self.procs[name] = proc
         return proc
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.procs.values())):
@@ -69,88 +113,249 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            out: IO[str] | None = proc.stdout
-            if out is not None:
-                out.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
-async def _wait_agents(client: Client, count: int, timeout: float = 30.0) -> None:
+@dataclass
+class StepRow:
+    step_id: str
+    started: datetime | None = None
+    ended: datetime | None = None
+    status: str = "running"
+    attempts: int = 1
+    note: str = ""
+
+    @property
+    def seconds(self) -> float:
+        if self.started is None or self.ended is None:
+            return 0.0
+        return (self.ended - self.started).total_seconds()
+
+
+class Progress:
+    """Turns the history into one line per step change (a progress display, not a log)."""
+
+    MARK = {"running": "..", "completed": "ok", "failed": "!!", "skipped": "--", "retrying": "~~"}
+
+    def __init__(self) -> None:
+        self.rows: dict[str, StepRow] = {}
+        self.order: list[str] = []
+        self.agents: dict[str, str] = {}
+
+    def feed(self, e: ExecutionEvent) -> str | None:
+        sid = e.step_id
+        if e.type == "step.started":
+            row = self.rows.get(sid)
+            if row is None:
+                row = self.rows[sid] = StepRow(sid, e.time)
+                self.order.append(sid)
+            else:
+                row.attempts = max(row.attempts, int((e.data or {}).get("attempt", 1)))
+                row.status = "running"
+            return None
+        row = self.rows.get(sid)
+        if row is None:
+            return None
+        if e.type == "task.completed":
+            agent = str((e.data or {}).get("agent", ""))
+            self.agents[sid] = agent.rsplit("-", 1)[0] if agent else ""
+            return None
+        if e.type in ("step.completed", "step.failed", "step.skipped"):
+            row.status = e.type.split(".")[1]
+            row.ended = e.time
+            row.note = e.message or row.note
+        elif e.type == "step.retrying":
+            row.status = "retrying"
+            row.attempts += 1
+            row.note = e.message
+        elif e.type == "decision.taken":
+            row.note = e.message
+            return None
+        else:
+            return None
+        who = self.agents.get(sid, "")
+        timing = f"{row.seconds:6.2f}s" if row.ended else "       "
+        note = f"  {row.note}" if row.note else ""
+        return f"  [{self.MARK[row.status]}] {sid:<24} {who:<9} {timing}{note}"
+
+
+async def _wait_agents(client: Client, names: tuple[str, ...], timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
-    while len(await client.list_agents()) < count:
+    while True:
+        types = {a.type for a in await client.list_agents()}
+        missing = [n for n in names if n not in types]
+        if not missing:
+            return
         if time.monotonic() > end:
-            raise RuntimeError(f"fewer than {count} agents joined within {timeout:.0f}s")
+            raise RuntimeError(f"agents did not join within {timeout:.0f}s: {missing}")
         await asyncio.sleep(0.1)
 
 
-async def _watch(client: Client, task_id: str, label: str) -> TaskAssignment:
-    """Show a task's progress: a redrawn bar on a terminal, one line per change otherwise."""
-    width, tty, last = 30, sys.stdout.isatty(), ""
+async def _follow(
+    client: Client, execution_id: str, progress: Progress, on_step: Any = None
+) -> Execution:
+    after = 0
     while True:
-        t = await client.wait_task(task_id, timeout=0.1)
-        filled = int(t.progress * width) if not t.finished else width
-        bar = "#" * filled + "." * (width - filled)
-        where = f"{t.agent_id or 'queued'} attempt {t.attempt}"
-        line = f"  {label} [{bar}] {t.status:<9} {where}"
-        if tty:
-            print(f"\r{line:<90}", end="" if not t.finished else "\n", flush=True)
-        elif line != last:
-            print(line, flush=True)
-        last = line
-        if t.finished:
-            return t
+        for e in await client.get_execution_history(execution_id, after):
+            after = e.sequence
+            line = progress.feed(e)
+            if line:
+                _say(line)
+            if on_step is not None:
+                await on_step(e)
+        done = await client.wait_execution(execution_id, timeout=0.1)
+        if done.finished:
+            for e in await client.get_execution_history(execution_id, after):
+                line = progress.feed(e)
+                if line:
+                    _say(line)
+            return done
 
 
-async def _scenario(address: str, procs: Processes, tasks: int) -> None:
-    async with Client(address) as client:
-        await _wait_agents(client, 3)
-        _say("\n1. The mesh (agentmesh agents):")
-        from coordinator.cli import _agents_table
-
-        _say(_agents_table(await client.list_agents()))
-
-        _say("\n2. One task with live progress: count primes below 40,000,000")
-        t = await client.assign_task("primes", {"limit": 40_000_000})
-        done = await _watch(client, t.id, "primes")
-        _say(f"  -> {_json(done.result)} on {done.agent_id}")
-
-        _say(f"\n3. A batch of {tasks} tasks spread over the capable agents")
-        started = time.perf_counter()
-        reqs = [TaskRequest("word_count", {"text": SAMPLE}) for _ in range(tasks // 2)]
-        reqs += [TaskRequest("primes", {"limit": 20_000 + i}) for i in range(tasks - len(reqs))]
-        subs = await client.bulk_assign_tasks(reqs)
-        results = []
-        for s in subs:
-            results.append(await client.wait_task(s.id, timeout=60))
-        elapsed = time.perf_counter() - started
-        by_agent = Counter(r.agent_id for r in results)
-        ok = sum(r.status == "completed" for r in results)
-        _say(f"  {ok}/{len(results)} completed in {elapsed:.2f}s; tasks per agent:")
-        for agent_id, n in sorted(by_agent.items()):
-            _say(f"    {agent_id:<24} {n}")
-
-        _say("\n4. Fault: kill the agent running a task (SIGKILL) and watch it move")
-        t = await client.assign_task("primes", {"limit": 40_000_000})
-        status = await client.get_task_status(t.id)
-        while status.status != "running":
-            status = await client.wait_task(t.id, timeout=0.02)
-        victim_id = status.agent_id
-        victim = next(name for name in procs.procs if name.startswith("math") and name in victim_id)
-        procs.procs[victim].kill()
-        _say(f"  killed {victim} (agent {victim_id}) while it held task {t.id[:8]}")
-        done = await _watch(client, t.id, "primes")
-        _say(f"  -> {done.status} on {done.agent_id}, attempt {done.attempt}: {_json(done.result)}")
-        _say("\n5. The mesh afterwards (agentmesh agents --all):")
-        _say(_agents_table(await client.list_agents(include_offline=True)))
+def _summary(done: Execution, progress: Progress, workspace: Path) -> None:
+    _say(
+        f"\nExecution {done.id}: {done.status.upper()} in "
+        f"{done.metrics['duration'] / 1000:.1f}s "
+        f"({done.metrics['completedSteps']:.0f} steps, {done.metrics['taskCount']:.0f} tasks, "
+        f"{done.metrics['retryCount']:.0f} retries)"
+    )
+    slowest = sorted(progress.rows.values(), key=lambda r: -r.seconds)[:3]
+    _say("Slowest steps: " + ", ".join(f"{r.step_id} {r.seconds:.2f}s" for r in slowest))
+    v = done.variables
+    artefacts = [
+        ("Generated project", v.get("projectPath")),
+        ("Plan page", v.get("documentUrl")),
+        ("Repository", v.get("repositoryUrl")),
+        ("Test results", _tests(v.get("testResults"))),
+        ("Lint issues", None if "issues" not in v else f"{len(v['issues'] or [])} found"),
+        ("Deployment", v.get("deploymentUrl")),
+        ("Commit", v.get("commitHash")),
+        ("Workspace", str(workspace)),
+    ]
+    for label, value in artefacts:
+        if value:
+            _say(f"  {label:<18} {value}")
+    if done.error is not None:
+        _say(f"  Error              {done.error.type}: {done.error.message}")
 
 
-def run_demo(tasks: int = 20) -> int:
-    """Run the demo; return a process exit status."""
-    procs = Processes()
-    workdir = tempfile.TemporaryDirectory(prefix="agentmesh-demo-")
+def _tests(results: Any) -> str | None:
+    if not isinstance(results, dict):
+        return None
+    state = "passed" if results.get("passed") else "FAILED"
+    extra = f" ({results['reason']})" if results.get("reason") else ""
+    return f"{state}: {results.get('total', 0)} run, {results.get('failed', 0)} failed{extra}"
+
+
+def _input_for(workflow: str, workspace: Path) -> dict[str, Any]:
+    if workflow == "project_setup":
+        return dict(SETUP_INPUT)
+    if workflow == "implement_feature":
+        return {
+            "feature": "User Authentication",
+            "constraints": {
+                "authorization": "JWT",
+                "storage": "Local storage",
+                "framework": "React with hooks",
+            },
+            "projectPath": str(workspace / "projects" / "dashboard-app"),
+        }
+    data = workspace / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "input.json").write_text(json.dumps(["beta", "alpha", "gamma", "alpha"]))
+    return {
+        "fetchCommand": f"cat {data / 'input.json'}",
+        "backupFetchCommand": f"cat {data / 'backup.json'}",
+        "transformations": ["upper", "dedupe", "sort"],
+        "fallbackTransformations": ["sort"],
+        "outputPath": str(workspace / "data" / "output.json"),
+        "notificationEmail": "ops@example.com",
+    }
+
+
+async def _scenario(
+    address: str, procs: Processes, workspace: Path, workflow: str, kill_agent: str
+) -> int:
+    async with Client(address, timeout=30) as client:
+        await _wait_agents(client, AGENTS)
+        _say(
+            f"Mesh ready: {len(await client.list_agents())} agents. "
+            "Defining the seed's workflows from workflows/*.yaml ..."
+        )
+        for f in sorted(WORKFLOW_FILES.glob("*.yaml")):
+            await client.load_workflow(f)
+        if (
+            workflow == "implement_feature"
+            and not (workspace / "projects" / "dashboard-app").exists()
+        ):
+            _say("implement_feature needs a project: running project_setup first.")
+            await _run(client, procs, workspace, "project_setup", "")
+        return await _run(client, procs, workspace, workflow, kill_agent)
+
+
+async def _run(
+    client: Client, procs: Processes, workspace: Path, workflow: str, kill_agent: str
+) -> int:
+    payload = _input_for(workflow, workspace)
+    _say(f"\nRunning {workflow} with input {json.dumps(payload)}\n")
+    execution = await client.start_workflow(workflow, payload)
+    progress = Progress()
+    killed = False
+
+    async def chaos(e: ExecutionEvent) -> None:
+        # Kill the named agent while it holds a task, then bring it back.
+        nonlocal killed
+        if killed or not kill_agent or e.type != "task.dispatched":
+            return
+        if str((e.data or {}).get("capability", "")) not in CAPABILITIES.get(kill_agent, ()):
+            return
+        killed = True
+        await asyncio.sleep(0.05)
+        procs.stop(kill_agent, signal.SIGKILL)
+        _say(f"  !! killed the {kill_agent} agent (SIGKILL) during {e.step_id}; restarting it")
+        procs.start(
+            kill_agent,
+            "-m",
+            "agents",
+            kill_agent,
+            "--coordinator",
+            procs.address,
+            "--workspace",
+            str(workspace),
+        )
+
+    done = await _follow(client, execution.id, progress, chaos)
+    _summary(done, progress, workspace)
+    return 0 if done.status == "completed" else 1
+
+
+def run_demo(
+    workflow: str = "project_setup",
+    keep_running: bool = False,
+    workspace: str = "",
+    kill_agent: str = "",
+) -> int:
+    """Run the demo; return a process exit status. Each run gets a fresh directory
+    under ``workspace`` (default ./agentmesh-demo): projects, pages, deployments,
+    the store and the logs of earlier runs stay as they were."""
+    root = Path(workspace or "agentmesh-demo").resolve()
+    ws = root / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    n = 1
+    while ws.exists():
+        n += 1
+        ws = root / datetime.now().strftime(f"run-%Y%m%d-%H%M%S-{n}")
+    ws.mkdir(parents=True)
+    logs = ws / "logs"
+    logs.mkdir(exist_ok=True)
     address = f"127.0.0.1:{_free_port()}"
+    procs = Processes(logs=logs, address=address)
     started = time.perf_counter()
     try:
-        _say(f"Starting coordinator on {address} and three agents (text, math-1, math-2)...")
+        _say(
+            f"Starting the coordinator on {address} (store {ws / 'agentmesh.db'}) "
+            f"and six agents; workspace {ws}"
+        )
         server = procs.start(
             "coordinator",
             "-m",
@@ -158,32 +363,33 @@ def run_demo(tasks: int = 20) -> int:
             "serve",
             "--listen",
             address,
+            "--store-path",
+            str(ws / "agentmesh.db"),
+            "--log-level",
+            "warn",
             "--heartbeat-interval-ms",
             "500",
             "--heartbeat-timeout-ms",
-            "2000",
-            "--log-level",
-            "warn",
-            "--store-path",
-            str(Path(workdir.name) / "demo.db"),
+            "3000",
         )
         assert server.stdout is not None
-        line = server.stdout.readline()
-        if "listening" not in line:
-            _say("coordinator failed to start")
+        if "listening" not in server.stdout.readline():
+            _say(f"the coordinator failed to start; see {logs / 'coordinator.log'}")
             return 1
-        procs.start("text", "-m", "agents", "text", "--coordinator", address)
-        for name in ("math-1", "math-2"):
+        for name in AGENTS:
             procs.start(
-                name, "-m", "agents", "math", "--coordinator", address, "--agent-name", name
+                name, "-m", "agents", name, "--coordinator", address, "--workspace", str(ws)
             )
-        asyncio.run(_scenario(address, procs, tasks))
-        _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Stopping everything...")
-        return 0
+        rc = asyncio.run(_scenario(address, procs, ws, workflow, kill_agent))
+        _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s (logs in {logs}).")
+        if keep_running:
+            _say(f"The coordinator and agents keep running at {address}; Ctrl-C stops them.")
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
+        return rc
     except KeyboardInterrupt:
         _say("\ninterrupted: stopping everything...")
         return 130
     finally:
         with contextlib.suppress(Exception):
             procs.stop_all()
-        workdir.cleanup()

@@ -192,6 +192,7 @@ class Agent:
         self._executor: ThreadPoolExecutor | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._last_received = 0.0
+        self._writing = False
 
     # ------------------------------------------------------------- public API
 
@@ -297,14 +298,19 @@ class Agent:
             if late:
                 await asyncio.wait(late, timeout=1.0)
         # Give the writer a moment to flush the last results.
-        deadline = time.monotonic() + 5.0
-        while (self._updates or self._control) and time.monotonic() < deadline:
-            if not self._connected.is_set():
-                break
-            await asyncio.sleep(0.01)
+        await self._flushed(5.0)
         self._stop.set()
         assert self._wake is not None
         self._wake.set()
+
+    async def _flushed(self, timeout: float) -> None:
+        """Wait (bounded) until every queued message is written, the one being
+        written included, while connected."""
+        deadline = time.monotonic() + timeout
+        while self._updates or self._control or self._writing:
+            if not self._connected.is_set() or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.005)
 
     # ---------------------------------------------------------------- session
 
@@ -354,8 +360,10 @@ class Agent:
             try:
                 done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
                 if stop in done and not reader.done():
-                    # Graceful end: half-close and let the coordinator close the
-                    # stream, so everything written is read before it goes away.
+                    # Graceful end: let the writer finish, half-close, and let the
+                    # coordinator close the stream, so everything written is read.
+                    heartbeat.cancel()
+                    await self._flushed(5.0)
                     for p in (writer, heartbeat):
                         p.cancel()
                     await asyncio.gather(writer, heartbeat, return_exceptions=True)
@@ -399,6 +407,7 @@ class Agent:
             self._wake.clear()
             control, self._control = self._control, []
             updates, self._updates = self._updates, []
+            self._writing = True
             try:
                 for m in control:
                     await call.write(m)
@@ -406,7 +415,9 @@ class Agent:
                     await call.write(
                         agent_pb2.AgentMessage(updates=agent_pb2.TaskUpdates(updates=updates))
                     )
+                self._writing = False
             except BaseException:
+                self._writing = False
                 # Not known to be sent: send again on the next session.
                 self._control[:0] = [m for m in control if m.WhichOneof("body") != "heartbeat"]
                 self._updates[:0] = updates

@@ -269,6 +269,14 @@ class Agent:
                     )
                 except UnavailableError as e:
                     log.info("agent %s: %s", self.name, e)
+                except asyncio.InvalidStateError:
+                    # grpc.aio raises this (not an RpcError) when we write to a
+                    # stream the coordinator already closed: the stream is gone.
+                    log.info(
+                        "agent %s: stream to %s closed by the coordinator",
+                        self.name,
+                        self.coordinator,
+                    )
                 self._connected.clear()
                 if self._stop.is_set():
                     break
@@ -348,7 +356,8 @@ class Agent:
             self._connected.set()
             log.info("agent %s connected to %s as %s", self.name, self.coordinator, self.agent_id)
             interval = max(0.05, welcome.heartbeat_interval_ms / 1000)
-            silence = max(interval * 3, welcome.heartbeat_timeout_ms / 1000)
+            # More tolerant than the coordinator is of us: a slow answer is not a dead peer.
+            silence = max(interval * 3, 1.5 * welcome.heartbeat_timeout_ms / 1000)
             self._last_received = time.monotonic()
             parts = [
                 asyncio.create_task(self._read_loop(call), name="reader"),

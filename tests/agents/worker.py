@@ -1,6 +1,6 @@
 """A test agent process: ``python -m tests.agents.worker --coordinator ADDR ...``.
 
-Prints ``READY <agent id>`` once welcomed. Capabilities:
+Prints ``READY <agent id>`` once welcomed; WORKER_LOG=INFO shows the SDK's log. Capabilities:
 - ``echo``: returns ``{"echo": input}``
 - ``sleep``: sleeps ``input.seconds`` reporting progress, returns ``{"slept": s, "pid": pid}``
 - ``fail``: raises ValueError(input.message)
@@ -94,5 +94,9 @@ if __name__ == "__main__":
     p.add_argument("--capability", action="append")
     p.add_argument("--max-concurrency", type=int, default=1)
     p.add_argument("--drain-timeout", type=float, default=30.0)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("WORKER_LOG", "WARNING"),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+    )
     asyncio.run(main(p.parse_args()))

@@ -48,6 +48,7 @@ serve: venv
 
 bench: venv
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/workflows.py
 
 image:
 	docker build -f deploy/Dockerfile -t agentmesh:dev .

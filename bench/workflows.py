@@ -37,12 +37,8 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import io
-import logging
-import math
 import multiprocessing
 import os
-import pstats
 import signal
 import sys
 import tempfile
@@ -61,7 +57,11 @@ from dispatch import (
     READY_TIMEOUT_S,
     Child,
     CpuMeter,
+    _num,
+    _pct,
+    _quiet_logs,
     machine,
+    print_profile,
     quantile,
     rss_kb,
     wait_for_agents,
@@ -137,10 +137,6 @@ STORES = ("memory", "sqlite")
 
 
 # --------------------------------------------------------------------------- agents process
-
-
-def _quiet_logs() -> None:
-    logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
 
 
 async def _agents_main(address: str, n: int, concurrency: int, conn: Connection) -> None:
@@ -444,14 +440,6 @@ async def run_one(
 # --------------------------------------------------------------------------- report
 
 
-def _num(x: float, spec: str) -> str:
-    return "-" if math.isnan(x) else format(x, spec)
-
-
-def _pct(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.0%}"
-
-
 def table(results: Sequence[Result]) -> str:
     head2 = (
         f"{'':<6} {'':<5} {'':>6} {'':>7} {'':>7}"
@@ -487,14 +475,6 @@ def table(results: Sequence[Result]) -> str:
             f"  {'; '.join(notes)}".rstrip()
         )
     return "\n".join(lines)
-
-
-def print_profile(profile: cProfile.Profile, limit: int) -> None:
-    out = io.StringIO()
-    stats = pstats.Stats(profile, stream=out)
-    stats.strip_dirs().sort_stats("tottime").print_stats(limit)
-    print("\n--- cProfile of the main thread during the measurement windows (by tottime)")
-    print(out.getvalue())
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -95,6 +95,12 @@ def seed_agent(address: str, script: Script) -> Agent:
         "command_execution", lambda t: {"result": f"ran {t.input.get('command')}", "exitCode": 0}
     )
     handler("file_operations", lambda t: {"path": t.input.get("path")})
+
+    async def slow(task: Task) -> None:
+        script.calls.append(("slow", task.input))
+        await asyncio.sleep(30)
+
+    agent.add_capability("slow", slow)
     return agent
 
 
@@ -497,3 +503,24 @@ async def test_workflow_dir_is_loaded_at_start(tmp_path: Path) -> None:
                 await client.save_workflow("project_setup", path="../escape.yaml")
     finally:
         await c.stop(grace=1)
+
+
+async def test_a_task_cancelled_by_an_operator_fails_its_step(
+    mesh: tuple[Coordinator, Client, Script],
+) -> None:
+    _, client, script = mesh
+    await client.define_workflow(
+        "long",
+        {
+            "id": "long",
+            "steps": [{"id": "wait_long", "name": "w", "type": "task", "capability": "slow"}],
+        },
+    )
+    e = await client.start_workflow("long", {})
+    await eventually(lambda: script.count("slow") == 1, timeout=5)
+    running = await client.list_tasks(status="running")
+    assert [t.execution_id for t in running] == [e.id]
+    await client.cancel_task(running[0].id, "operator gave up")
+    done = await client.wait_execution(e.id, timeout=10)
+    assert done.status == "failed" and done.error is not None
+    assert (done.error.type, done.error.message) == ("CANCELLED", "operator gave up")

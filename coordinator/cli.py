@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")
     event.add_argument("--key", default="", help="correlation key")
 
+    cluster = sub.add_parser("cluster", help="cluster mode on etcd")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True)
+    cstatus = csub.add_parser("status", help="replicas, leader, term and etcd health")
+    cstatus.add_argument("--etcd-endpoints", required=True, metavar="HOST:PORT[,...]")
+    cstatus.add_argument("--prefix", default="/agentmesh")
+    cstatus.add_argument("--json", action="store_true")
+
     agent = sub.add_parser("agent", help="run a reference agent (planner, executor, ...)")
     agent.add_argument("name", help="planner, executor, notion, build, reviewer, refactor")
     agent.add_argument(
@@ -424,6 +431,33 @@ async def _run_client(args: argparse.Namespace) -> int:
         return 1 if t.status in ("failed", "cancelled") else 0
 
 
+async def _cluster_status(args: argparse.Namespace) -> int:
+    from coordinator.cluster.etcd_kv import EtcdKV
+    from coordinator.cluster.membership import cluster_status
+
+    endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+    kv = EtcdKV(endpoints, timeout=3.0)
+    try:
+        status = await cluster_status(kv, args.prefix)
+    finally:
+        await kv.close()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        etcd = status["etcd"]
+        print(
+            f"etcd      {'healthy' if etcd.get('healthy') else 'UNHEALTHY'}"
+            f"{'  ' + str(etcd.get('error')) if etcd.get('error') else ''}"
+        )
+        print(f"leader    {status.get('leader') or '(none)'}  term {status.get('term', 0)}")
+        for r in status.get("replicas", []):
+            mark = "*" if r["leader"] else " "
+            print(f"  {mark} {r['id']:<24} {r['address']:<22} started {r['started']}")
+        if not status.get("replicas"):
+            print("  no replicas registered")
+    return 0 if status["etcd"].get("healthy") else 3
+
+
 def _run_agent(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -469,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.workflow, args.keep_running, args.workspace, args.kill_agent)
         if args.command == "agent":
             return _run_agent(args)
+        if args.command == "cluster":
+            return asyncio.run(_cluster_status(args))
         return asyncio.run(_run_client(args))
     except UsageError as e:
         print(f"agentmesh: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@ index and workflow definitions, behind one ``Store`` interface.
 
 - ``MemoryStore``  dicts, for unit tests; same semantics and errors
 - ``SqliteStore``  one SQLite file in WAL mode; group commit on a writer thread
+- ``EtcdStore``    etcd (cluster mode): one fenced transaction per batch
 
 ``open_store(kind, path)`` builds either from configuration; ``await store.open()``
 before use and ``await store.close()`` after.
@@ -10,6 +11,7 @@ before use and ``await store.close()`` after.
 
 from ._api import ExecutionRecord, Store, StoredEvent, WorkflowRecord
 from ._errors import ConflictError, StoreError
+from ._etcd import EtcdStore, FencedError, StoreUnavailable
 from ._memory import MemoryStore
 from ._sqlite import SqliteStore
 
@@ -22,8 +24,11 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "open_store",
     # errors
     "ConflictError",
+    "FencedError",
     "StoreError",
+    "StoreUnavailable",
     # implementations
+    "EtcdStore",
     "MemoryStore",
     "SqliteStore",
 ]
@@ -40,4 +45,9 @@ def open_store(kind: str, path: str = "") -> Store:
         if not path:
             raise ValueError("the sqlite store needs a database file path")
         return SqliteStore(path)
+    if kind == "etcd":
+        raise ValueError(
+            "open_store() cannot build the etcd store: construct EtcdStore(kv, prefix, "
+            "fence=election.fence) with a KV and the leader's fence"
+        )
     raise ValueError(f"unknown store kind {kind!r}: expected 'memory' or 'sqlite'")

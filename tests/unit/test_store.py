@@ -62,11 +62,14 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(coordinator.store.__all__) == sorted(
         [
             "ConflictError",
+            "EtcdStore",
             "ExecutionRecord",
+            "FencedError",
             "MemoryStore",
             "SqliteStore",
             "Store",
             "StoreError",
+            "StoreUnavailable",
             "StoredEvent",
             "WorkflowRecord",
             "open_store",
@@ -79,7 +82,7 @@ def test_open_store_rejects_bad_arguments(tmp_path: Path) -> None:
     assert isinstance(open_store("sqlite", str(tmp_path / "x.db")), SqliteStore)
     with pytest.raises(ValueError, match="needs a database file path"):
         open_store("sqlite")
-    with pytest.raises(ValueError, match="unknown store kind 'etcd'"):
+    with pytest.raises(ValueError, match="cannot build the etcd store"):
         open_store("etcd")
     with pytest.raises(ValueError, match="synchronous"):
         SqliteStore(tmp_path / "x.db", synchronous="OFF")

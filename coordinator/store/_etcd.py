@@ -1,0 +1,509 @@
+"""The etcd store: the engine's ``Store`` on a :class:`~coordinator.cluster.kv.KV`.
+
+Same semantics and errors as ``MemoryStore`` (validation, seq contiguity, workflow
+idempotency all go through ``_codec``), with every write an etcd transaction that also
+carries the leader's fence, so a deposed coordinator's write never lands.
+
+Layout under ``prefix`` (ids, names and versions are percent-encoded, ``/`` included,
+so that ``events/a/`` can never match the events of an execution called ``a/b``)::
+
+    <prefix>/events/<execution id>/<seq, 12 digits>  {"type", "time", "data"}
+    <prefix>/heads/<execution id>                    last seq, as decimal text
+    <prefix>/executions/<execution id>               the index row (without last_seq)
+    <prefix>/workflows/<name>/<version>              {"definition", "created"}
+
+``heads/<id>`` is the execution's last seq and its concurrency guard. It is a key of its
+own, not a field of ``executions/<id>``, because the contract allows events before (or
+without) an index row and reads ``last_seq`` back from whatever was appended. Every
+commit reads the heads it appends to, checks contiguity, and writes only if each head's
+``mod_revision`` is still what it read (a missing key compares as 0): two writers racing
+on one execution cannot both append seq n. Index rows are last-writer-wins, as in the
+other stores; the fence is what keeps a second writer out.
+
+There is no status index: ``list_executions`` ranges ``executions/`` and filters in
+Python. A status index would cost a read of the old row and a delete plus a put on every
+status change, on the hot path, for a query the engine makes on leadership gain and the
+CLI makes on demand. Revisit when executions are counted in the hundreds of thousands.
+
+Errors::
+
+    StoreError                  (from _errors) bad input, batch too big, other KV errors
+    ├── ConflictError           (from _errors) seq not last_seq + 1; workflow redefined
+    ├── FencedError             the fence compare failed: we are no longer the leader
+    └── StoreUnavailable        the KV raised KVUnavailable (no quorum, timeout): retry;
+                                a write that raised it may or may not have been applied
+
+A batch that raised ``StoreError`` (any kind but ``StoreUnavailable``) wrote nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote, unquote
+
+from coordinator.cluster.election import ElectionError
+from coordinator.cluster.kv import (
+    KV,
+    Compare,
+    Delete,
+    KeyValue,
+    KVError,
+    KVUnavailable,
+    Op,
+    Put,
+    Range,
+    TxnResult,
+)
+
+from . import _codec as codec
+from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._errors import StoreError
+
+__all__ = ["EtcdStore", "FencedError", "StoreUnavailable"]
+
+T = TypeVar("T")
+
+FENCED_MESSAGE = "write refused: this coordinator is no longer the leader (fencing)"
+
+# A commit re-reads and retries when a head it read moved before its transaction. The
+# re-read then nearly always finds a real ConflictError; the bound is only there so a
+# pathological stream of racing writers cannot spin a commit forever.
+_COMMIT_ATTEMPTS = 5
+
+
+class FencedError(StoreError):
+    """The write carried a fence that no longer holds: another coordinator leads.
+
+    Nothing was written. The caller must step down; retrying cannot succeed.
+    """
+
+
+class StoreUnavailable(StoreError):
+    """etcd could not be reached or had no quorum. Retryable; a write is in doubt."""
+
+
+def _seq_key(seq: int) -> str:
+    # Zero-padded so key order (etcd's range order) is seq order.
+    return f"{seq:012d}"
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def _holds(compare: Compare, kv: KeyValue | None) -> bool:
+    """Evaluate ``compare`` against a key read back, the way etcd does."""
+    if kv is None:
+        if compare.target == "value":
+            return False  # a missing key has no value to equal anything
+        kv = KeyValue(compare.key, b"", 0, 0, 0, 0)
+    actual: int | bytes
+    if compare.target == "value":
+        actual = kv.value
+    else:
+        actual = {
+            "create": kv.create_revision,
+            "mod": kv.mod_revision,
+            "version": kv.version,
+            "lease": kv.lease,
+        }[compare.target]
+    expected = compare.value
+    if compare.op == "=":
+        return actual == expected
+    if compare.op == "!=":
+        return actual != expected
+    if compare.op == "<":
+        return actual < expected  # type: ignore[operator]
+    return actual > expected  # type: ignore[operator]
+
+
+class EtcdStore:
+    """A ``Store`` whose state lives in etcd, under ``prefix``.
+
+    ``fence`` returns the compare every write must carry (``Election.fence``), or None
+    to write unfenced (tests, a single coordinator). If it raises ``ElectionError`` (we
+    are not campaigning) the write is refused with ``FencedError`` without reaching etcd.
+
+    ``commit`` is one etcd transaction. A batch that needs more than ``max_txn_ops``
+    operations (etcd's ``--max-txn-ops``, 128 by default) or more than ``max_txn_bytes``
+    (etcd's ``--max-request-bytes`` is 1.5 MiB by default) is refused with
+    ``StoreError`` and nothing is written: splitting it would silently break the
+    contract that a batch is atomic and that a conflicting batch writes nothing. The
+    caller splits at turn boundaries, where seq contiguity makes each part safe. One
+    event (or index row, or workflow) over ``max_value_bytes`` is refused likewise.
+
+    ``close()`` waits for commits in flight but does not close ``kv``: the caller owns
+    the client (the election shares it). ``open()`` does no I/O.
+    """
+
+    def __init__(
+        self,
+        kv: KV,
+        prefix: str = "/agentmesh",
+        fence: Callable[[], Compare | None] | None = None,
+        max_txn_ops: int = 128,
+        max_value_bytes: int = 1_000_000,
+        *,
+        max_txn_bytes: int = 1_500_000,
+    ) -> None:
+        if max_txn_ops < 2:
+            raise ValueError("max_txn_ops must allow at least one event and its head")
+        self.kv = kv
+        self.prefix = prefix.rstrip("/")
+        self.max_txn_ops = max_txn_ops
+        self.max_value_bytes = max_value_bytes
+        self.max_txn_bytes = max_txn_bytes
+        self._fence = fence
+        self._root = self.prefix + "/"
+        self._opened = False
+        self._closed = False
+        # Commits run as tasks the caller's cancellation cannot reach (see commit).
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+        self._opened = True
+
+    async def close(self) -> None:
+        self._closed = True
+        # "Write everything already submitted": the batches' callers get their outcome.
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        # A caller that was cancelled never sees the outcome; retrieve it here so asyncio
+        # does not log "exception was never retrieved" for a refused batch.
+        if not task.cancelled():
+            task.exception()
+
+    def size_bytes(self) -> int:
+        """0: etcd's database size is the cluster's, shared by every prefix and not
+        visible through the ``KV`` protocol (it is etcd's maintenance status)."""
+        return 0
+
+    # -- keys ------------------------------------------------------------------------
+
+    def _key(self, *parts: str) -> bytes:
+        return (self._root + "/".join(parts)).encode()
+
+    def _event_key(self, execution_id: str, seq: int) -> bytes:
+        return self._key("events", _q(execution_id), _seq_key(seq))
+
+    def _head_key(self, execution_id: str) -> bytes:
+        return self._key("heads", _q(execution_id))
+
+    def _execution_key(self, execution_id: str) -> bytes:
+        return self._key("executions", _q(execution_id))
+
+    def _workflow_key(self, name: str, version: str) -> bytes:
+        return self._key("workflows", _q(name), _q(version))
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def commit(
+        self, events: Sequence[StoredEvent], executions: Sequence[ExecutionRecord] = ()
+    ) -> None:
+        self._check()
+        # Validate and encode before the task starts, so bad input fails synchronously
+        # with nothing submitted, exactly as in the other stores.
+        rows = codec.encode_events(events)
+        records = codec.encode_executions(executions)
+        puts = self._encode(rows, records)
+        # Cancelling the caller must not withdraw the batch (the Store contract): the
+        # transaction runs in its own task, and close() waits for it.
+        task = asyncio.ensure_future(self._commit(rows, puts))
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+        await asyncio.shield(task)
+
+    def _encode(self, rows: list[codec.EventRow], records: list[codec.ExecutionRow]) -> list[Put]:
+        """The puts of a batch, minus the heads (they depend on what is stored)."""
+        puts: list[Put] = []
+        for execution_id, seq, type_, time, data in rows:
+            # data is already JSON text: splice it rather than parse and re-dump it.
+            value = f'{{"type":{json.dumps(type_)},"time":"{time}","data":{data}}}'.encode()
+            if len(value) > self.max_value_bytes:
+                raise StoreError(
+                    f"event {execution_id!r} seq {seq}: stored value is {len(value)} bytes, "
+                    f"over the etcd store's {self.max_value_bytes} byte limit per value "
+                    "(etcd refuses requests over 1.5 MiB by default); keep large payloads "
+                    "out of events"
+                )
+            puts.append(Put(self._event_key(execution_id, seq), value))
+        # One row per id: etcd refuses a transaction that puts the same key twice, and
+        # the last row of the batch is the one the other stores keep.
+        latest = {r[0]: r for r in records}
+        for id_, name, version, status, created, updated, parent_id in latest.values():
+            value = json.dumps(
+                {
+                    "workflow_name": name,
+                    "workflow_version": version,
+                    "status": status,
+                    "created": created,
+                    "updated": updated,
+                    "parent_id": parent_id,
+                },
+                separators=(",", ":"),
+            ).encode()
+            if len(value) > self.max_value_bytes:
+                raise StoreError(
+                    f"execution {id_!r}: index row is {len(value)} bytes, over the etcd "
+                    f"store's {self.max_value_bytes} byte limit per value"
+                )
+            puts.append(Put(self._execution_key(id_), value))
+        heads = len({r[0] for r in rows})
+        if len(puts) + heads > self.max_txn_ops:
+            raise StoreError(
+                f"batch needs {len(puts) + heads} etcd operations ({len(rows)} events, "
+                f"{heads} heads, {len(latest)} index rows), over the limit of "
+                f"{self.max_txn_ops} per transaction; nothing was written: commit it in "
+                "smaller batches"
+            )
+        size = sum(len(p.key) + len(p.value) for p in puts)
+        if size > self.max_txn_bytes:
+            raise StoreError(
+                f"batch is {size} bytes, over the etcd store's {self.max_txn_bytes} byte "
+                "limit per transaction; nothing was written: commit it in smaller batches"
+            )
+        return puts
+
+    async def _commit(self, rows: list[codec.EventRow], puts: list[Put]) -> None:
+        ids = list(dict.fromkeys(r[0] for r in rows))
+        for _ in range(_COMMIT_ATTEMPTS):
+            heads = await self._read_heads(ids)
+
+            stored = {i: 0 if kv is None else int(kv.value) for i, kv in heads.items()}
+            new_last = codec.check_seqs(rows, stored.__getitem__)
+            # mod_revision unchanged since the read (0 = still absent): nobody appended
+            # to these executions in between.
+            guards = [
+                Compare(self._head_key(i), "mod", "=", 0 if kv is None else kv.mod_revision)
+                for i, kv in heads.items()
+            ]
+            ops: list[Op] = [*puts]
+            ops += [Put(self._head_key(i), str(n).encode()) for i, n in new_last.items()]
+            if await self._txn(guards, ops):
+                return
+        raise StoreError(
+            f"executions {ids!r} kept changing under this commit ({_COMMIT_ATTEMPTS} "
+            "attempts); nothing of the batch was written"
+        )
+
+    async def _read_heads(self, ids: list[str]) -> dict[str, KeyValue | None]:
+        if not ids:
+            return {}
+        # One transaction of ranges: a consistent snapshot, one round trip. Chunked only
+        # to stay under the ops limit; the head guards make a torn read harmless.
+        heads: dict[str, KeyValue | None] = {}
+        for start in range(0, len(ids), self.max_txn_ops):
+            chunk = ids[start : start + self.max_txn_ops]
+            result = await self._call(
+                self.kv.txn([], [Range(self._head_key(i)) for i in chunk], [])
+            )
+            for i, found in zip(chunk, result.ranges, strict=True):
+                heads[i] = found[0] if found else None
+        return heads
+
+    async def _txn(self, guards: list[Compare], ops: Sequence[Op]) -> bool:
+        """Run ``ops`` fenced and guarded. False when a guard failed (nothing written);
+        ``FencedError`` when the fence did."""
+        fence = self._current_fence()
+        compares = guards if fence is None else [fence, *guards]
+        # On failure, read the fence key back to tell "deposed" from "raced".
+        failure: list[Op] = [] if fence is None else [Range(fence.key)]
+        result: TxnResult = await self._call(self.kv.txn(compares, ops, failure))
+        if result.succeeded:
+            return True
+        if fence is not None:
+            found = result.ranges[0] if result.ranges else []
+            if not _holds(fence, found[0] if found else None):
+                raise FencedError(FENCED_MESSAGE)
+        return False
+
+    def _current_fence(self) -> Compare | None:
+        if self._fence is None:
+            return None
+        try:
+            return self._fence()
+        except ElectionError as exc:
+            # Not campaigning (resigned, or the election noticed it was deposed).
+            raise FencedError(FENCED_MESSAGE) from exc
+
+    async def put_workflow(self, record: WorkflowRecord) -> None:
+        self._check()
+        row = codec.encode_workflow(record)
+        key = self._workflow_key(row[0], row[1])
+        # The definition is already JSON text: splice it in, as for events.
+        encoded = f'{{"created":"{row[3]}","definition":{row[2]}}}'.encode()
+        if len(encoded) > self.max_value_bytes:
+            raise StoreError(
+                f"workflow {row[0]!r} version {row[1]!r}: stored value is {len(encoded)} "
+                f"bytes, over the etcd store's {self.max_value_bytes} byte limit per value"
+            )
+        for _ in range(_COMMIT_ATTEMPTS):
+            kv = await self._call(self.kv.get(key))
+            existing = None if kv is None else self._workflow_row(kv)
+            if not codec.check_workflow(existing, row):
+                return
+            # Written only if the version is still as read: two replicas registering
+            # different definitions at once cannot both win.
+            guard = Compare(key, "mod", "=", 0 if kv is None else kv.mod_revision)
+            if await self._txn([guard], [Put(key, encoded)]):
+                return
+        raise StoreError(f"workflow {row[0]!r} version {row[1]!r} kept changing; not written")
+
+    async def delete_workflow(self, name: str, version: str = "") -> int:
+        self._check()
+        if version:
+            target = Range(self._workflow_key(name, version))
+            delete = Delete(target.key)
+        else:
+            target = Range(self._key("workflows", _q(name)) + b"/", prefix=True)
+            delete = Delete(target.key, prefix=True)
+        # The range runs before the delete inside the transaction, so it counts exactly
+        # the rows this delete removes.
+        fence = self._current_fence()
+        compares = [] if fence is None else [fence]
+        result = await self._call(self.kv.txn(compares, [target, delete], []))
+        if not result.succeeded:
+            raise FencedError(FENCED_MESSAGE)
+        return len(result.ranges[0])
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        self._check()
+        # The KV protocol ranges whole prefixes only (no start key), so the events up to
+        # after_seq are read and dropped; replays read from 0 anyway.
+        kvs, _ = await self._call(
+            self.kv.range(self._key("events", _q(execution_id)) + b"/", prefix=True)
+        )
+        events = []
+        for kv in kvs:
+            seq = int(kv.key.rsplit(b"/", 1)[1])
+            if seq > after_seq:
+                obj = json.loads(kv.value)
+                events.append(
+                    StoredEvent(
+                        execution_id, seq, obj["type"], codec.decode_time(obj["time"]), obj["data"]
+                    )
+                )
+        return events
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        self._check()
+        result = await self._call(
+            self.kv.txn(
+                [],
+                [Range(self._execution_key(execution_id)), Range(self._head_key(execution_id))],
+                [],
+            )
+        )
+        rows, heads = result.ranges
+        if not rows:
+            return None
+        return self._execution(execution_id, rows[0], int(heads[0].value) if heads else 0)
+
+    async def list_executions(
+        self,
+        statuses: Collection[str] | None = None,
+        workflow_name: str = "",
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        self._check()
+        if limit <= 0:
+            return []
+        wanted = None if statuses is None else set(statuses)
+        # Rows and heads from one snapshot, so each last_seq matches its row.
+        result = await self._call(
+            self.kv.txn(
+                [],
+                [Range(self._key("executions", ""), True), Range(self._key("heads", ""), True)],
+                [],
+            )
+        )
+        rows, heads = result.ranges
+        last = {unquote(kv.key.rsplit(b"/", 1)[1].decode()): int(kv.value) for kv in heads}
+        records = []
+        for kv in rows:
+            id_ = unquote(kv.key.rsplit(b"/", 1)[1].decode())
+            record = self._execution(id_, kv, last.get(id_, 0))
+            if (wanted is None or record.status in wanted) and (
+                not workflow_name or record.workflow_name == workflow_name
+            ):
+                records.append(record)
+        records.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return records[:limit]
+
+    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
+        self._check()
+        if version:
+            kv = await self._call(self.kv.get(self._workflow_key(name, version)))
+            return None if kv is None else codec.decode_workflow(self._workflow_row(kv))
+        kvs, _ = await self._call(
+            self.kv.range(self._key("workflows", _q(name)) + b"/", prefix=True)
+        )
+        rows = [self._workflow_row(kv) for kv in kvs]
+        # Times are fixed-width UTC text, so text order is time order (as in _codec).
+        row = max(rows, key=lambda r: (r[3], r[1]), default=None)
+        return None if row is None else codec.decode_workflow(row)
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        self._check()
+        kvs, _ = await self._call(self.kv.range(self._key("workflows", ""), prefix=True))
+        rows = sorted((self._workflow_row(kv) for kv in kvs), key=lambda r: (r[0], r[3], r[1]))
+        return [codec.decode_workflow(r) for r in rows]
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+        if not self._opened:
+            raise StoreError("store is not open: await open() first")
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        try:
+            return await request
+        except KVUnavailable as exc:
+            raise StoreUnavailable(
+                f"etcd is unavailable ({exc}); a write may or may not have been applied"
+            ) from exc
+        except KVError as exc:
+            raise StoreError(f"etcd refused the request: {exc}") from exc
+
+    def _execution(self, id_: str, kv: KeyValue, last_seq: int) -> ExecutionRecord:
+        obj: dict[str, Any] = json.loads(kv.value)
+        return codec.decode_execution(
+            (
+                id_,
+                obj["workflow_name"],
+                obj["workflow_version"],
+                obj["status"],
+                obj["created"],
+                obj["updated"],
+                obj["parent_id"],
+                last_seq,
+            )
+        )
+
+    def _workflow_row(self, kv: KeyValue) -> codec.WorkflowRow:
+        _, name, version = kv.key.decode().rsplit("/", 2)
+        obj: dict[str, Any] = json.loads(kv.value)
+        definition = json.dumps(obj["definition"], separators=(",", ":"))
+        return (unquote(name), unquote(version), definition, obj["created"])

@@ -1,0 +1,283 @@
+"""EtcdStore: the store contract tests of tests/unit/test_store.py, plus etcd's own
+concerns (layout, txn limits, value size, fencing, outage), on MemoryKV and real etcd.
+
+Every test gets a fresh prefix, so tests share the module's etcd member but never a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from coordinator.cluster.election import Election, Session
+from coordinator.cluster.etcd_kv import EtcdKV
+from coordinator.cluster.kv import KV, Compare
+from coordinator.cluster.memory_kv import MemoryKV
+from coordinator.store import (
+    ConflictError,
+    EtcdStore,
+    FencedError,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    WorkflowRecord,
+    open_store,
+)
+from tests.cluster.etcd_server import EtcdCluster
+
+# The contract tests, collected again here: pytest resolves their ``store`` fixture in
+# this module, i.e. against EtcdStore on both KVs (the test_store module is not edited).
+from tests.unit.test_store import (
+    T0,
+    ev,
+    ex,
+    seqs,
+    test_append_and_load_in_order,
+    test_close_is_idempotent_and_later_calls_fail,
+    test_concurrent_commits_are_grouped_and_all_land,
+    test_execution_upsert_and_last_seq,
+    test_invalid_event_rejected_and_nothing_written,
+    test_list_executions_filters_and_orders_newest_first,
+    test_seq_conflict_writes_nothing_of_the_batch,
+    test_sequential_commits_to_one_execution_stay_contiguous,
+    test_values_round_trip_as_utc_json,
+    test_workflows,
+)
+
+__all__ = [
+    "test_append_and_load_in_order",
+    "test_close_is_idempotent_and_later_calls_fail",
+    "test_concurrent_commits_are_grouped_and_all_land",
+    "test_execution_upsert_and_last_seq",
+    "test_invalid_event_rejected_and_nothing_written",
+    "test_list_executions_filters_and_orders_newest_first",
+    "test_seq_conflict_writes_nothing_of_the_batch",
+    "test_sequential_commits_to_one_execution_stay_contiguous",
+    "test_values_round_trip_as_utc_json",
+    "test_workflows",
+]
+
+# Each test is bounded well under the suite's 120 s default: a hang is a failure here.
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Env:
+    kv: KV
+    prefix: str
+
+    def store(
+        self,
+        fence: Callable[[], Compare | None] | None = None,
+        max_txn_ops: int = 128,
+        max_value_bytes: int = 1_000_000,
+        max_txn_bytes: int = 1_500_000,
+    ) -> EtcdStore:
+        return EtcdStore(
+            self.kv, self.prefix, fence, max_txn_ops, max_value_bytes, max_txn_bytes=max_txn_bytes
+        )
+
+
+@pytest.fixture(params=["memory", "etcd"])
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    prefix = f"/test-store/{uuid.uuid4().hex}"
+    if request.param == "memory":
+        yield Env(MemoryKV(), prefix)
+        return
+    # Only the sync server fixture can be fetched lazily; the client is made here.
+    cluster: EtcdCluster = request.getfixturevalue("etcd")
+    kv = EtcdKV(cluster.endpoints, timeout=3.0)
+    try:
+        yield Env(kv, prefix)
+    finally:
+        await kv.delete(prefix.encode() + b"/", prefix=True)
+        await kv.close()
+
+
+@pytest.fixture
+async def store(env: Env) -> AsyncIterator[Store]:
+    s = env.store()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def keys(env: Env) -> list[str]:
+    kvs, _ = await env.kv.range(env.prefix.encode() + b"/", prefix=True)
+    return [kv.key.decode()[len(env.prefix) + 1 :] for kv in kvs]
+
+
+def test_open_store_points_to_the_constructor() -> None:
+    with pytest.raises(ValueError, match="construct EtcdStore"):
+        open_store("etcd")
+    assert issubclass(FencedError, StoreError) and issubclass(StoreUnavailable, StoreError)
+
+
+async def test_layout_escapes_ids_and_keeps_heads_apart(env: Env) -> None:
+    async with env.store() as s:
+        await s.commit([ev("a", 1), ev("a", 2), ev("a/b", 1)], [ex("a")])
+        await s.put_workflow(WorkflowRecord("build/x", "1.0", {"steps": []}, T0))
+        assert await keys(env) == [
+            "events/a%2Fb/000000000001",
+            "events/a/000000000001",
+            "events/a/000000000002",
+            "executions/a",
+            "heads/a",
+            "heads/a%2Fb",
+            "workflows/build%2Fx/1.0",
+        ]
+        # "a/b" is another execution, not events under "a".
+        assert await seqs(s, "a") == [1, 2] and await seqs(s, "a/b") == [1]
+        got = await s.get_workflow("build/x")
+        assert got is not None and got.name == "build/x"
+        # A fresh store over the same keys reads the same state (another replica).
+        async with env.store() as other:
+            record = await other.get_execution("a")
+            assert record is not None and record.last_seq == 2
+
+
+async def test_batch_over_max_txn_ops_is_refused_whole(env: Env) -> None:
+    async with env.store(max_txn_ops=8) as s:
+        # 7 events + 1 head = 8 operations: fits.
+        await s.commit([ev("a", i) for i in range(1, 8)])
+        # 8 events + 1 head = 9: refused, nothing written, and the caller can split.
+        with pytest.raises(StoreError, match=r"needs 9 etcd operations.*limit of 8"):
+            await s.commit([ev("a", i) for i in range(8, 16)])
+        assert await seqs(s, "a") == list(range(1, 8))
+        await s.commit([ev("a", i) for i in range(8, 12)])
+        await s.commit([ev("a", i) for i in range(12, 16)])
+        assert await seqs(s, "a") == list(range(1, 16))
+        # Index rows count too; one row per id even if the batch repeats it.
+        with pytest.raises(StoreError, match="needs 9 etcd operations"):
+            await s.commit([], [ex(f"e{i}") for i in range(9)])
+        await s.commit([], [ex("x", "queued"), ex("x", "running")] * 4)
+        got = await s.get_execution("x")
+        assert got is not None and got.status == "running"
+
+
+async def test_oversize_values_are_refused_naming_the_event(env: Env) -> None:
+    async with env.store(max_value_bytes=1000, max_txn_bytes=5000) as s:
+        with pytest.raises(StoreError, match=r"event 'a' seq 2: stored value is \d+ bytes"):
+            await s.commit([ev("a", 1), ev("a", 2, {"blob": "x" * 1000})], [ex("a")])
+        with pytest.raises(
+            StoreError, match="over the etcd store's 5000 byte limit per transaction"
+        ):
+            await s.commit([ev("a", i, {"blob": "x" * 800}) for i in range(1, 8)])
+        with pytest.raises(StoreError, match="workflow 'w' version '1': stored value"):
+            await s.put_workflow(WorkflowRecord("w", "1", {"blob": "x" * 1000}, T0))
+        assert await keys(env) == []
+
+
+async def test_real_etcd_limit_would_refuse_what_the_store_lets_through(
+    etcd: EtcdCluster,
+) -> None:
+    # Why max_txn_ops defaults to etcd's 128: past it etcd refuses the whole txn itself.
+    kv = EtcdKV(etcd.endpoints, timeout=3.0)
+    prefix = f"/test-store/{uuid.uuid4().hex}"
+    try:
+        async with EtcdStore(kv, prefix, max_txn_ops=1000) as s:
+            with pytest.raises(StoreError, match="etcd refused the request"):
+                await s.commit([ev("a", i) for i in range(1, 200)])
+            assert await s.load_events("a") == []
+    finally:
+        await kv.delete(prefix.encode() + b"/", prefix=True)
+        await kv.close()
+
+
+async def test_two_replicas_racing_on_one_execution(env: Env) -> None:
+    async with env.store() as one, env.store() as two:
+        results = await asyncio.gather(
+            one.commit([ev("a", 1, {"by": 1})]),
+            two.commit([ev("a", 1, {"by": 2})]),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) == 1 and isinstance(errors[0], ConflictError), results
+        (event,) = await one.load_events("a")
+        assert event.data == {"by": 1 if results[0] is None else 2}
+
+
+async def test_fencing_refuses_a_deposed_leader(env: Env) -> None:
+    election_prefix = f"{env.prefix}/leader"
+    async with Session(env.kv, ttl=5) as s1, Session(env.kv, ttl=5) as s2:
+        first = Election(s1, election_prefix)
+        await asyncio.wait_for(first.campaign(b"one"), 10)
+        stale: Compare = first.fence()
+        # What a paused leader still holds: the compare it campaigned with.
+        deposed = env.store(fence=lambda: stale)
+        current = env.store(fence=first.fence)
+        async with deposed, current:
+            await deposed.commit([ev("a", 1)], [ex("a")])
+            await deposed.put_workflow(WorkflowRecord("w", "1", {}, T0))
+
+            await first.resign()
+            second = Election(s2, election_prefix)
+            await asyncio.wait_for(second.campaign(b"two"), 10)
+            before = await keys(env)
+
+            for write in (
+                deposed.commit([ev("a", 2)], [ex("a", "completed")]),
+                deposed.commit([], [ex("b")]),
+                deposed.put_workflow(WorkflowRecord("w", "2", {}, T0)),
+                deposed.delete_workflow("w"),
+                # The store built on first.fence: resigned, so refused before etcd.
+                current.commit([ev("a", 2)]),
+            ):
+                with pytest.raises(FencedError, match="no longer the leader"):
+                    await write
+            assert await keys(env) == before
+
+            # The new leader's store writes fine.
+            async with env.store(fence=second.fence) as leading:
+                await leading.commit([ev("a", 2)], [ex("a", "completed")])
+                assert await seqs(leading, "a") == [1, 2]
+                assert await leading.delete_workflow("w") == 1
+            await second.resign()
+
+
+async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
+    kv = MemoryKV()
+    async with EtcdStore(kv, "/p") as s:
+        await s.commit([ev("a", 1)], [ex("a")])
+        kv.set_unavailable(True)
+        for call in (
+            s.commit([ev("a", 2)]),
+            s.load_events("a"),
+            s.get_execution("a"),
+            s.list_executions(),
+            s.get_workflow("w"),
+            s.list_workflows(),
+            s.put_workflow(WorkflowRecord("w", "1", {}, T0)),
+            s.delete_workflow("w"),
+        ):
+            with pytest.raises(StoreUnavailable, match="etcd is unavailable"):
+                await call
+        kv.set_unavailable(False)
+        await s.commit([ev("a", 2)])
+        assert await seqs(s, "a") == [1, 2]
+
+
+async def test_cancelled_commit_is_still_written(env: Env) -> None:
+    s = env.store()
+    await s.open()
+    task = asyncio.create_task(s.commit([ev("a", 1)], [ex("a")]))
+    await asyncio.sleep(0)  # the commit is submitted and waiting on etcd
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await s.close()  # waits for the submitted batch
+    async with env.store() as again:
+        assert await seqs(again, "a") == [1]
+
+
+async def test_close_leaves_the_kv_open_and_size_is_zero(env: Env) -> None:
+    async with env.store() as s:
+        await s.commit([ev("a", 1)])
+        assert s.size_bytes() == 0
+    assert await env.kv.get(f"{env.prefix}/heads/a".encode()) is not None

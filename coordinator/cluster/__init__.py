@@ -1,4 +1,4 @@
-"""Cluster mode: the KV protocol over etcd, and (to come) election and the etcd store.
+"""Cluster mode: the KV protocol over etcd, election with fencing, replica membership.
 
 Import the implementations from their modules: ``coordinator.cluster.etcd_kv`` pulls in
 grpc and aetcd, which unit tests of the election logic do not need.

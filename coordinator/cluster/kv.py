@@ -145,6 +145,35 @@ class WatchEvent:
     revision: int
 
 
+def compare_holds(compare: Compare, kv: KeyValue | None) -> bool:
+    """Evaluate ``compare`` against ``kv`` (None: the key is missing) exactly as etcd
+    does: a missing key never matches a value compare ("nil" has no value) and compares
+    as zero for every revision-like target."""
+    if kv is None:
+        if compare.target == "value":
+            return False
+        kv = KeyValue(compare.key, b"", 0, 0, 0, 0)
+    actual: int | bytes
+    if compare.target == "value":
+        actual = kv.value
+    else:
+        actual = {
+            "create": kv.create_revision,
+            "mod": kv.mod_revision,
+            "version": kv.version,
+            "lease": kv.lease,
+        }[compare.target]
+    # Both sides have the same type: Compare.__post_init__ checks the expected side.
+    expected = compare.value
+    if compare.op == "=":
+        return actual == expected
+    if compare.op == "!=":
+        return actual != expected
+    if compare.op == "<":
+        return actual < expected  # type: ignore[operator]
+    return actual > expected  # type: ignore[operator]
+
+
 def prefix_end(prefix: bytes) -> bytes:
     """The exclusive end of the key range holding every key that starts with ``prefix``.
 

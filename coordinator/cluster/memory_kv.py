@@ -37,6 +37,7 @@ from coordinator.cluster.kv import (
     Range,
     TxnResult,
     WatchEvent,
+    compare_holds,
     prefix_end,
 )
 
@@ -60,17 +61,6 @@ class _Watcher:
         if self.end is None:
             return key == self.start
         return self.start <= key and (self.end == b"\0" or key < self.end)
-
-
-def _cmp(actual: int | bytes, op: str, expected: int | bytes) -> bool:
-    # Both sides have the same type: Compare.__post_init__ checks the expected side.
-    if op == "=":
-        return actual == expected
-    if op == "!=":
-        return actual != expected
-    if op == "<":
-        return actual < expected  # type: ignore[operator]
-    return actual > expected  # type: ignore[operator]
 
 
 class MemoryKV:
@@ -230,24 +220,7 @@ class MemoryKV:
     # -- internals -----------------------------------------------------------
 
     def _compare(self, c: Compare) -> bool:
-        kv = self._data.get(c.key)
-        if kv is None:
-            # etcd: a missing key never matches a value compare ("nil" has no value),
-            # and compares as zero for every revision-like target.
-            if c.target == "value":
-                return False
-            kv = KeyValue(c.key, b"", 0, 0, 0, 0)
-        actual: int | bytes
-        if c.target == "value":
-            actual = kv.value
-        else:
-            actual = {
-                "create": kv.create_revision,
-                "mod": kv.mod_revision,
-                "version": kv.version,
-                "lease": kv.lease,
-            }[c.target]
-        return _cmp(actual, c.op, c.value)
+        return compare_holds(c, self._data.get(c.key))
 
     def _check_ops(self, ops: Sequence[Op]) -> None:
         # etcd rejects the whole transaction, before applying anything.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +129,23 @@ class Store(Protocol):
     def size_bytes(self) -> int:
         """Bytes the store occupies on disk (database and WAL files); 0 in memory."""
         ...
+
+
+class StoreLifecycle:
+    """``async with store:`` for every implementation: ``open()`` on entry,
+    ``close()`` on exit."""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

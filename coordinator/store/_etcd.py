@@ -41,8 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from coordinator.cluster.election import ElectionError
@@ -57,10 +56,11 @@ from coordinator.cluster.kv import (
     Put,
     Range,
     TxnResult,
+    compare_holds,
 )
 
 from . import _codec as codec
-from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
 
 __all__ = ["EtcdStore", "FencedError", "StoreUnavailable"]
@@ -95,33 +95,7 @@ def _q(part: str) -> str:
     return quote(part, safe="")
 
 
-def _holds(compare: Compare, kv: KeyValue | None) -> bool:
-    """Evaluate ``compare`` against a key read back, the way etcd does."""
-    if kv is None:
-        if compare.target == "value":
-            return False  # a missing key has no value to equal anything
-        kv = KeyValue(compare.key, b"", 0, 0, 0, 0)
-    actual: int | bytes
-    if compare.target == "value":
-        actual = kv.value
-    else:
-        actual = {
-            "create": kv.create_revision,
-            "mod": kv.mod_revision,
-            "version": kv.version,
-            "lease": kv.lease,
-        }[compare.target]
-    expected = compare.value
-    if compare.op == "=":
-        return actual == expected
-    if compare.op == "!=":
-        return actual != expected
-    if compare.op == "<":
-        return actual < expected  # type: ignore[operator]
-    return actual > expected  # type: ignore[operator]
-
-
-class EtcdStore:
+class EtcdStore(StoreLifecycle):
     """A ``Store`` whose state lives in etcd, under ``prefix``.
 
     ``fence`` returns the compare every write must carry (``Election.fence``), or None
@@ -163,15 +137,6 @@ class EtcdStore:
         self._closed = False
         # Commits run as tasks the caller's cancellation cannot reach (see commit).
         self._inflight: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         if self._closed:
@@ -331,7 +296,7 @@ class EtcdStore:
             return True
         if fence is not None:
             found = result.ranges[0] if result.ranges else []
-            if not _holds(fence, found[0] if found else None):
+            if not compare_holds(fence, found[0] if found else None):
                 raise FencedError(FENCED_MESSAGE)
         return False
 

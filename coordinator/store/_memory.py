@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from types import TracebackType
-from typing import Self
 
 from . import _codec as codec
-from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
 
 
-class MemoryStore:
+class MemoryStore(StoreLifecycle):
     """A ``Store`` in dicts: nothing survives the process.
 
     It keeps the rows SQLite would keep, so it reads back the same values and rejects
@@ -25,15 +23,6 @@ class MemoryStore:
         self._events: dict[str, list[codec.EventRow]] = {}
         self._executions: dict[str, codec.ExecutionRow] = {}
         self._workflows: dict[tuple[str, str], codec.WorkflowRow] = {}
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         if self._closed:

@@ -16,11 +16,10 @@ import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, TypeVar
 
 from . import _codec as codec
-from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
 from ._writer import Writer
 
@@ -82,7 +81,7 @@ _SET_LAST_SEQ: Final = "UPDATE executions SET last_seq = ? WHERE id = ?"
 _LAST_SEQ: Final = "SELECT seq FROM events WHERE execution_id = ? ORDER BY seq DESC LIMIT 1"
 
 
-class SqliteStore:
+class SqliteStore(StoreLifecycle):
     """A ``Store`` in one SQLite file (WAL mode); see the module docstring on durability.
 
     All writes go through one writer thread that commits whatever is queued in one
@@ -112,15 +111,6 @@ class SqliteStore:
     def transactions(self) -> int:
         """Write transactions committed so far; a group of many commits counts once."""
         return 0 if self._writer is None else self._writer.transactions
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         """Open or create the database; ``StoreError`` if it cannot, or if its schema is

@@ -7,6 +7,9 @@ the heartbeat loop keeps the agent alive in the registry. When the stream
 breaks the agent reconnects with bounded, jittered backoff; handlers keep
 running and their results are sent on the next session (the coordinator
 records a result once, whichever attempt it came from).
+
+In cluster mode the agent follows the leader: see ``Agent`` for the address forms
+and the redirect rules (``agent_sdk._discovery`` parses and resolves addresses).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from agent_sdk._discovery import find_leader, leader_hint, parse_address
 from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -48,6 +52,10 @@ _FATAL = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.UNAUTHENTICATED,
 }
+# Redirects followed at once before the normal backoff applies again.
+MAX_QUICK_REDIRECTS = 3
+# Bound on one etcd endpoint's answer when resolving the leader.
+ETCD_LOOKUP_TIMEOUT = 2.0
 
 
 def channel_options(max_message_bytes: int = 4 * 1024 * 1024) -> list[tuple[str, int]]:
@@ -151,6 +159,25 @@ class Agent:
     then ``agent.run()`` (blocks, handles SIGTERM/SIGINT) or ``await agent.serve()``.
     A handler's return value (JSON-serializable) is the task's output; raising
     fails the task (``RetryableTaskError`` lets the coordinator retry it).
+
+    ``coordinator`` (default: env ``AGENTMESH_COORDINATOR``, else ``localhost:50051``)
+    is one of:
+
+    - ``host:port``: one coordinator;
+    - ``h1:p1,h2:p2,h3:p3``: seed replicas of a cluster, tried in turn;
+    - ``etcd://h1:2379,h2:2379[/prefix]``: read the current leader from etcd before each
+      connection attempt (prefix default ``/agentmesh``; plaintext etcd, no auth).
+
+    A malformed address raises ValueError here.  Redirects: a cluster replica that is not
+    the leader refuses the stream with UNAVAILABLE and names the leader in trailing
+    metadata ``agentmesh-leader``; the agent then reconnects to that address at once
+    (logged at INFO).  After ``MAX_QUICK_REDIRECTS`` (3) redirects in a row without a
+    Welcome it falls back to the usual jittered backoff, so replicas that point at each
+    other cannot cause a reconnect storm.  When a connection fails without a redirect,
+    the next attempt goes to the next seed (seed list) or to a freshly resolved leader
+    (etcd); a redirected address that fails is dropped in favour of the seeds/etcd.
+    ``coordinator`` keeps the configured string; ``connected_to`` is the replica of the
+    current session.
     """
 
     def __init__(
@@ -171,6 +198,10 @@ class Agent:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.name = name
         self.coordinator = coordinator or os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
+        self._address = parse_address(self.coordinator)
+        self._seed = 0  # index of the seed to try next
+        self._redirect: str | None = None  # a leader named by a replica, tried before seeds
+        self._connected_to: str | None = None
         self.type = type or name
         self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
@@ -216,6 +247,12 @@ class Agent:
     def capabilities(self) -> list[str]:
         return list(self._handlers)
 
+    @property
+    def connected_to(self) -> str | None:
+        """The address of the coordinator replica this agent is connected to (None
+        between sessions); ``coordinator`` is the address as configured."""
+        return self._connected_to
+
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then drain: finish in-flight tasks, report, exit."""
         asyncio.run(self._run_with_signals())
@@ -249,38 +286,56 @@ class Agent:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=self.name)
         failures = 0
+        redirects = 0  # redirects in a row without a Welcome
         try:
             while not self._stop.is_set():
                 welcomed = False
+                target = ""
+                leader: str | None = None
                 try:
-                    welcomed = await self._session()
+                    target = await self._next_target()
+                    welcomed = await self._session(target)
                 except grpc.aio.AioRpcError as e:
                     if e.code() in _FATAL:
                         raise AgentRejectedError(
                             f"coordinator refused agent {self.name!r}: "
                             f"{e.code().name}: {e.details()}"
                         ) from None
-                    log.info(
-                        "agent %s: stream to %s lost: %s: %s",
-                        self.name,
-                        self.coordinator,
-                        e.code().name,
-                        e.details(),
-                    )
+                    leader = leader_hint(e)
+                    if leader is None:
+                        log.info(
+                            "agent %s: stream to %s lost: %s: %s",
+                            self.name,
+                            target,
+                            e.code().name,
+                            e.details(),
+                        )
                 except UnavailableError as e:
                     log.info("agent %s: %s", self.name, e)
                 except asyncio.InvalidStateError:
                     # grpc.aio raises this (not an RpcError) when we write to a
                     # stream the coordinator already closed: the stream is gone.
-                    log.info(
-                        "agent %s: stream to %s closed by the coordinator",
-                        self.name,
-                        self.coordinator,
-                    )
+                    log.info("agent %s: stream to %s closed by the coordinator", self.name, target)
                 self._connected.clear()
+                self._connected_to = None
                 if self._stop.is_set():
                     break
-                failures = 1 if welcomed else failures + 1
+                if welcomed:
+                    failures, redirects = 0, 0
+                if leader is not None:
+                    redirects += 1
+                    log.info(
+                        "agent %s: %s is not the leader; redirected to %s",
+                        self.name,
+                        target,
+                        leader,
+                    )
+                    self._redirect = leader
+                    if redirects <= MAX_QUICK_REDIRECTS:
+                        continue
+                else:
+                    self._target_failed()
+                failures += 1
                 delay = min(self.reconnect_max, self.reconnect_min * 2 ** (failures - 1))
                 delay = random.uniform(delay / 2, delay)
                 with contextlib.suppress(TimeoutError):
@@ -322,6 +377,24 @@ class Agent:
 
     # ---------------------------------------------------------------- session
 
+    async def _next_target(self) -> str:
+        """Where to connect next: a redirect's leader, else the current seed, else
+        the leader etcd names (UnavailableError if etcd cannot say)."""
+        if self._redirect is not None:
+            return self._redirect
+        if self._address.uses_etcd:
+            return await find_leader(
+                self._address.etcd, self._address.prefix, timeout=ETCD_LOOKUP_TIMEOUT
+            )
+        return self._address.seeds[self._seed % len(self._address.seeds)]
+
+    def _target_failed(self) -> None:
+        """The last target failed without naming a leader: drop any redirect (back to
+        seeds/etcd) and move on to the next seed (the one that redirected us may
+        still name a dead leader)."""
+        self._redirect = None
+        self._seed = (self._seed + 1) % len(self._address.seeds or ("",))
+
     def _hello(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(
             hello=agent_pb2.Hello(
@@ -339,22 +412,26 @@ class Agent:
             )
         )
 
-    async def _session(self) -> bool:
+    async def _session(self, target: str) -> bool:
         """One stream's life. Returns True if the coordinator welcomed us."""
         assert self._stop is not None
         async with grpc.aio.insecure_channel(
-            self.coordinator, options=channel_options(self.max_message_bytes)
+            target, options=channel_options(self.max_message_bytes)
         ) as channel:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect()
-            await call.write(self._hello())
+            with contextlib.suppress(asyncio.InvalidStateError):
+                # A replica that refuses us may end the call before the Hello is
+                # written; read() below then raises its status (and metadata).
+                await call.write(self._hello())
             first = await call.read()
             if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
                 raise UnavailableError("coordinator closed the stream before Welcome")
             welcome = first.welcome
             self.agent_id = welcome.agent_id
             self.stats.sessions += 1
+            self._connected_to = target
             self._connected.set()
-            log.info("agent %s connected to %s as %s", self.name, self.coordinator, self.agent_id)
+            log.info("agent %s connected to %s as %s", self.name, target, self.agent_id)
             interval = max(0.05, welcome.heartbeat_interval_ms / 1000)
             # More tolerant than the coordinator is of us: a slow answer is not a dead peer.
             silence = max(interval * 3, 1.5 * welcome.heartbeat_timeout_ms / 1000)
@@ -384,11 +461,16 @@ class Agent:
                     p.cancel()
                 await asyncio.gather(*parts, return_exceptions=True)
                 call.cancel()
-            for p in done:
-                if p is not stop and not p.cancelled() and p.exception() is not None:
-                    exc = p.exception()
-                    assert exc is not None
-                    raise exc
+            errors = [
+                exc
+                for p in done
+                if p is not stop and not p.cancelled() and (exc := p.exception()) is not None
+            ]
+            if errors:
+                # Prefer the call's own status (it may name the leader) to a write
+                # that merely found the stream closed.
+                rpc = [e for e in errors if isinstance(e, grpc.aio.AioRpcError)]
+                raise (rpc or errors)[0]
             return True
 
     async def _read_loop(self, call: Any) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import grpc
 
 from agent_sdk._agent import channel_options
-from agent_sdk._errors import rpc_error
+from agent_sdk._discovery import find_leader, leader_hint, parse_address
+from agent_sdk._errors import UnavailableError, rpc_error
 from agent_sdk._types import AgentInfo, TaskAssignment
 from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
@@ -53,12 +55,33 @@ class TaskRequest:
         )
 
 
-@contextlib.asynccontextmanager
-async def _mapped() -> AsyncIterator[None]:
-    try:
-        yield
-    except grpc.aio.AioRpcError as e:
-        raise rpc_error(e) from None
+log = logging.getLogger("agent_sdk")
+
+# Leader redirects one call follows before giving up.
+MAX_REDIRECTS = 3
+# Bound on one etcd endpoint's answer when resolving the leader.
+ETCD_LOOKUP_TIMEOUT = 2.0
+# The stub attributes the methods (and the WorkflowMethods mixin) call through.
+_STUBS: dict[str, Callable[[Any], Any]] = {
+    "_registry": registry_pb2_grpc.RegistryServiceStub,
+    "_tasks": task_pb2_grpc.TaskServiceStub,
+    "_workflows": workflow_pb2_grpc.WorkflowServiceStub,
+    "_executions": workflow_pb2_grpc.ExecutionServiceStub,
+    "_integration": integration_pb2_grpc.IntegrationServiceStub,
+}
+
+
+class _Unresolved:
+    """Stands in for the channel until an ``etcd://`` address is resolved: stubs built
+    on it only name the methods (``Client._call`` runs them on the real channel)."""
+
+    def _method(self, path: str, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        async def unresolved(*a: Any, **k: Any) -> Any:
+            raise UnavailableError(f"{path}: the coordinator address is not resolved yet")
+
+        return unresolved
+
+    unary_unary = unary_stream = stream_unary = stream_stream = _method
 
 
 class Client(WorkflowMethods):
@@ -66,21 +89,135 @@ class Client(WorkflowMethods):
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.
     ``FailedPreconditionError`` when no agent advertises a capability).
+
+    ``address`` is one of ``host:port``; ``h1:p1,h2:p2,...`` (seed replicas of a
+    cluster, the first used first); ``etcd://h1:2379,h2:2379[/prefix]`` (the leader is
+    read from etcd on the first call; prefix default ``/agentmesh``; plaintext etcd, no
+    auth).  A malformed address raises ValueError.  The ``address`` attribute is the
+    replica in use (for ``etcd://``, the configured string until the first call).
+
+    Cluster redirects: a replica that is not the leader answers UNAVAILABLE with the
+    leader's address in trailing metadata ``agentmesh-leader``; the client then points
+    its channel at the leader and repeats the call (the follower did nothing with it),
+    at most ``MAX_REDIRECTS`` (3) hops per call, after which it raises UnavailableError.
+    With a seed list or ``etcd://``, an UNAVAILABLE without a leader (e.g. the replica
+    died) moves to the next seed, or re-resolves the leader, and repeats the call, at
+    most once per seed (etcd endpoint) plus one, within the call's timeout; a redirected
+    address that fails falls back to the seeds/etcd the same way.  Such a repeat can
+    run a call twice if the replica died after acting on it: give tasks an
+    ``idempotency_key`` where that matters.
     """
 
     def __init__(self, address: str = "localhost:50051", *, timeout: float = 30.0) -> None:
-        self.address = address
+        self._target = parse_address(address)
         self.timeout = timeout
+        self.address = address
+        self._seed = 0  # the seed in use (or to use next)
+        self._redirected = False  # whether ``address`` came from a redirect
+        self._channel: grpc.aio.Channel | None = None
+        self._retired: list[tuple[grpc.aio.Channel, asyncio.Task[None]]] = []
+        self._methods: dict[Any, tuple[str, str]] = {}
+        self._registry: Any = None
+        self._tasks: Any = None
+        self._workflows: Any = None
+        self._executions: Any = None
+        self._integration: Any = None
+        if self._target.uses_etcd:
+            self._bind(_Unresolved())
+        else:
+            self._connect(self._target.seeds[0])
+
+    # --------------------------------------------------------------- channel
+
+    def _bind(self, channel: Any) -> None:
+        """Build the stubs on ``channel`` and map each of their methods to
+        (stub attribute, method name), so a call can be repeated on new stubs."""
+        methods: dict[Any, tuple[str, str]] = {}
+        for attr, stub_class in _STUBS.items():
+            stub = stub_class(channel)
+            setattr(self, attr, stub)
+            for name, method in vars(stub).items():
+                methods[method] = (attr, name)
+        self._methods = methods
+
+    def _connect(self, address: str, *, redirected: bool = False) -> None:
+        """Point the channel and stubs at ``address`` (the old channel is closed once
+        the calls still on it finish, within ``timeout``)."""
+        self._redirected = redirected
+        if self._channel is not None and address == self.address:
+            return
+        old = self._channel
         self._channel = grpc.aio.insecure_channel(address, options=channel_options())
-        self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
-        self._tasks = task_pb2_grpc.TaskServiceStub(self._channel)
-        self._workflows = workflow_pb2_grpc.WorkflowServiceStub(self._channel)
-        self._executions = workflow_pb2_grpc.ExecutionServiceStub(self._channel)
-        self._integration = integration_pb2_grpc.IntegrationServiceStub(self._channel)
+        self.address = address
+        self._bind(self._channel)
+        if old is not None:
+            task = asyncio.get_running_loop().create_task(old.close(grace=self.timeout))
+            self._retired = [(c, t) for c, t in self._retired if not t.done()]
+            self._retired.append((old, task))
+
+    async def _fail_over(self, remaining: float | None) -> None:
+        """The replica in use failed without naming a leader: move to the next seed
+        (also after a redirect: the seed that named a dead leader may still name it),
+        or re-resolve the leader in etcd."""
+        if self._target.uses_etcd:
+            lookup = (
+                ETCD_LOOKUP_TIMEOUT if remaining is None else min(ETCD_LOOKUP_TIMEOUT, remaining)
+            )
+            leader = await find_leader(self._target.etcd, self._target.prefix, lookup)
+            self._connect(leader)
+            return
+        seeds = self._target.seeds
+        self._seed = (self._seed + 1) % len(seeds)
+        self._connect(seeds[self._seed])
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
-        async with _mapped():
-            return await method(request, timeout=self.timeout if timeout is None else timeout)
+        """Run a unary stub method (taken from this client's stubs), following leader
+        redirects and failing over (see the class docstring); errors are mapped to
+        ``RpcError`` subclasses.  ``timeout`` defaults to ``self.timeout``."""
+        return await self._invoke(method, request, self.timeout if timeout is None else timeout)
+
+    async def _invoke(self, method: Any, request: Any, timeout: float | None) -> Any:
+        """``_call`` where ``timeout=None`` means no deadline."""
+        try:
+            attr, name = self._methods[method]
+        except (KeyError, TypeError):
+            raise TypeError(f"{method!r} is not a method of this client's stubs") from None
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        replicas = len(self._target.etcd) if self._target.uses_etcd else len(self._target.seeds)
+        max_attempts = replicas + 1
+        hops = attempts = 0
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            if self._channel is None:  # etcd:// before the first resolution
+                await self._fail_over(remaining)
+                continue
+            used = self.address
+            try:
+                return await getattr(getattr(self, attr), name)(request, timeout=remaining)
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise rpc_error(e) from None
+                leader = leader_hint(e)
+                if leader is not None:
+                    hops += 1
+                    if hops > MAX_REDIRECTS:
+                        raise UnavailableError(
+                            f"{name}: gave up after {MAX_REDIRECTS} leader redirects "
+                            f"({used} names {leader} as the leader): {e.details()}"
+                        ) from None
+                    log.info("%s: %s is not the leader; redirected to %s", name, used, leader)
+                    if self.address == used:
+                        self._connect(leader, redirected=True)
+                    continue
+                attempts += 1
+                can_fail_over = self._target.replicated or self._redirected
+                out_of_time = deadline is not None and loop.time() >= deadline
+                if not can_fail_over or attempts >= max_attempts or out_of_time:
+                    raise rpc_error(e) from None
+                log.info("%s: %s unavailable (%s); failing over", name, used, e.details())
+                if self.address == used:  # else another call already moved on
+                    await self._fail_over(remaining)
 
     async def __aenter__(self) -> Self:
         return self
@@ -89,7 +226,14 @@ class Client(WorkflowMethods):
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        retired, self._retired = self._retired, []
+        for _, task in retired:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in retired), return_exceptions=True)
+        for channel, _ in retired:
+            await channel.close()
+        if self._channel is not None:
+            await self._channel.close()
 
     # -------------------------------------------------------- agent management
 
@@ -110,60 +254,54 @@ class Client(WorkflowMethods):
             max_concurrency=max_concurrency,
             labels=dict(labels or {}),
         )
-        async with _mapped():
-            resp = await self._registry.RegisterAgent(req, timeout=self.timeout)
+        resp = await self._call(self._registry.RegisterAgent, req)
         return str(resp.agent_id)
 
     async def heartbeat(self, agent_id: str) -> str:
-        async with _mapped():
-            resp = await self._registry.Heartbeat(
-                registry_pb2.AgentHeartbeatRequest(agent_id=agent_id), timeout=self.timeout
-            )
+        resp = await self._call(
+            self._registry.Heartbeat, registry_pb2.AgentHeartbeatRequest(agent_id=agent_id)
+        )
         return types_pb2.AgentStatus.Name(resp.status).removeprefix("AGENT_STATUS_").lower()
 
     async def unregister_agent(self, agent_id: str) -> int:
         """Remove an agent; returns how many of its tasks were re-dispatched."""
-        async with _mapped():
-            resp = await self._registry.UnregisterAgent(
-                registry_pb2.UnregisterAgentRequest(agent_id=agent_id), timeout=self.timeout
-            )
+        resp = await self._call(
+            self._registry.UnregisterAgent, registry_pb2.UnregisterAgentRequest(agent_id=agent_id)
+        )
         return int(resp.tasks_redispatched)
 
     async def list_agents(
         self, *, include_offline: bool = False, type: str = ""
     ) -> list[AgentInfo]:
-        async with _mapped():
-            resp = await self._registry.ListAgents(
-                registry_pb2.ListAgentsRequest(include_offline=include_offline, type=type),
-                timeout=self.timeout,
-            )
+        resp = await self._call(
+            self._registry.ListAgents,
+            registry_pb2.ListAgentsRequest(include_offline=include_offline, type=type),
+        )
         return [AgentInfo.from_proto(a) for a in resp.agents]
 
     async def get_agent(self, agent_id: str) -> AgentInfo:
-        async with _mapped():
-            resp = await self._registry.GetAgent(
-                registry_pb2.GetAgentRequest(agent_id=agent_id), timeout=self.timeout
-            )
+        resp = await self._call(
+            self._registry.GetAgent, registry_pb2.GetAgentRequest(agent_id=agent_id)
+        )
         return AgentInfo.from_proto(resp)
 
     async def get_agent_capabilities(self, agent_id: str) -> list[str]:
-        async with _mapped():
-            resp = await self._registry.GetAgentCapabilities(
-                registry_pb2.GetAgentCapabilitiesRequest(agent_id=agent_id), timeout=self.timeout
-            )
+        resp = await self._call(
+            self._registry.GetAgentCapabilities,
+            registry_pb2.GetAgentCapabilitiesRequest(agent_id=agent_id),
+        )
         return [c.name for c in resp.capabilities]
 
     async def find_agents_by_capability(
         self, capability: str, *, include_offline: bool = False
     ) -> list[AgentInfo]:
         """Agents advertising ``capability``, best routing candidate first."""
-        async with _mapped():
-            resp = await self._registry.FindAgentsByCapability(
-                registry_pb2.FindAgentsByCapabilityRequest(
-                    capability=capability, include_offline=include_offline
-                ),
-                timeout=self.timeout,
-            )
+        resp = await self._call(
+            self._registry.FindAgentsByCapability,
+            registry_pb2.FindAgentsByCapabilityRequest(
+                capability=capability, include_offline=include_offline
+            ),
+        )
         return [AgentInfo.from_proto(a) for a in resp.agents]
 
     # --------------------------------------------------------- task management
@@ -186,8 +324,7 @@ class Client(WorkflowMethods):
         req = task_pb2.AssignTaskRequest(
             agent_id=agent_id, task=task.to_proto(), wait_for_agent=wait_for_agent
         )
-        async with _mapped():
-            resp = await self._tasks.AssignTask(req, timeout=self.timeout)
+        resp = await self._call(self._tasks.AssignTask, req)
         return TaskAssignment.from_proto(resp)
 
     async def bulk_assign_tasks(
@@ -197,23 +334,20 @@ class Client(WorkflowMethods):
         req = task_pb2.BulkAssignTasksRequest(
             tasks=[t.to_proto() for t in tasks], wait_for_agent=wait_for_agent
         )
-        async with _mapped():
-            resp = await self._tasks.BulkAssignTasks(req, timeout=self.timeout)
+        resp = await self._call(self._tasks.BulkAssignTasks, req)
         return [TaskAssignment.from_proto(a) for a in resp.assignments]
 
     async def get_task_status(self, task_id: str) -> TaskAssignment:
-        async with _mapped():
-            resp = await self._tasks.GetTaskStatus(
-                task_pb2.GetTaskStatusRequest(task_id=task_id), timeout=self.timeout
-            )
+        resp = await self._call(
+            self._tasks.GetTaskStatus, task_pb2.GetTaskStatusRequest(task_id=task_id)
+        )
         return TaskAssignment.from_proto(resp)
 
     async def wait_task(self, task_id: str, timeout: float | None = None) -> TaskAssignment:
         """Wait until the task finishes (or ``timeout`` seconds pass) and return it."""
         req = task_pb2.WaitTaskRequest(task_id=task_id, timeout_ms=int((timeout or 0) * 1000))
         rpc_timeout = None if timeout is None else timeout + self.timeout
-        async with _mapped():
-            resp = await self._tasks.WaitTask(req, timeout=rpc_timeout)
+        resp = await self._invoke(self._tasks.WaitTask, req, rpc_timeout)
         return TaskAssignment.from_proto(resp)
 
     async def list_tasks(
@@ -222,11 +356,10 @@ class Client(WorkflowMethods):
         status_pb: Any = (
             types_pb2.TaskStatus.Value(f"TASK_STATUS_{status.upper()}") if status else 0
         )
-        async with _mapped():
-            resp = await self._tasks.ListTasks(
-                task_pb2.ListTasksRequest(status=status_pb, agent_id=agent_id, limit=limit),
-                timeout=self.timeout,
-            )
+        resp = await self._call(
+            self._tasks.ListTasks,
+            task_pb2.ListTasksRequest(status=status_pb, agent_id=agent_id, limit=limit),
+        )
         return [TaskAssignment.from_proto(t) for t in resp.tasks]
 
     async def complete_task(self, task_id: str, result: Any = None, *, attempt: int = 0) -> bool:
@@ -234,8 +367,7 @@ class Client(WorkflowMethods):
         req = task_pb2.CompleteTaskRequest(
             task_id=task_id, result=wire.to_value(result), attempt=attempt
         )
-        async with _mapped():
-            resp = await self._tasks.CompleteTask(req, timeout=self.timeout)
+        resp = await self._call(self._tasks.CompleteTask, req)
         return bool(resp.recorded)
 
     async def fail_task(
@@ -254,15 +386,13 @@ class Client(WorkflowMethods):
         else:
             err = types_pb2.TaskError(type="Error", message=error, retryable=retryable)
         req = task_pb2.FailTaskRequest(task_id=task_id, error=err, attempt=attempt)
-        async with _mapped():
-            resp = await self._tasks.FailTask(req, timeout=self.timeout)
+        resp = await self._call(self._tasks.FailTask, req)
         return bool(resp.recorded)
 
     async def cancel_task(self, task_id: str, reason: str = "") -> TaskAssignment:
-        async with _mapped():
-            resp = await self._tasks.CancelTask(
-                task_pb2.CancelTaskRequest(task_id=task_id, reason=reason), timeout=self.timeout
-            )
+        resp = await self._call(
+            self._tasks.CancelTask, task_pb2.CancelTaskRequest(task_id=task_id, reason=reason)
+        )
         return TaskAssignment.from_proto(resp)
 
     async def poll_tasks(
@@ -272,6 +402,5 @@ class Client(WorkflowMethods):
         req = task_pb2.PollTasksRequest(
             agent_id=agent_id, max_tasks=max_tasks, wait_ms=int(wait * 1000)
         )
-        async with _mapped():
-            resp = await self._tasks.PollTasks(req, timeout=wait + self.timeout)
+        resp = await self._call(self._tasks.PollTasks, req, timeout=wait + self.timeout)
         return [TaskAssignment.from_proto(t) for t in resp.tasks]

@@ -51,8 +51,11 @@ def _flag(name: str) -> str:
 def _add_settings_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML, YAML or JSON file (camelCase or snake_case keys)")
     for name, info in Settings.model_fields.items():
+        # --store is the short name the cluster docs use for --state-persistence.
+        aliases = ["--store"] if name == "state_persistence" else []
         p.add_argument(
             _flag(name),
+            *aliases,
             dest=f"set_{name}",
             metavar="VALUE",
             help=info.description or f"default: {info.default}",
@@ -449,7 +452,8 @@ async def _cluster_status(args: argparse.Namespace) -> int:
             f"etcd      {'healthy' if etcd.get('healthy') else 'UNHEALTHY'}"
             f"{'  ' + str(etcd.get('error')) if etcd.get('error') else ''}"
         )
-        print(f"leader    {status.get('leader') or '(none)'}  term {status.get('term', 0)}")
+        where = f" at {status['leader_address']}" if status.get("leader_address") else ""
+        print(f"leader    {status.get('leader') or '(none)'}{where}  term {status.get('term', 0)}")
         for r in status.get("replicas", []):
             mark = "*" if r["leader"] else " "
             print(f"  {mark} {r['id']:<24} {r['address']:<22} started {r['started']}")

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from coordinator.retry import RetryPolicy, RetryStrategy
@@ -36,13 +43,31 @@ class Settings(BaseModel):
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
     coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
     # The seed's OrchestratorAgentConfig options.
-    agent_registry: str = Field("", description="reserved for cluster mode (etcd endpoints)")
+    agent_registry: str = Field(
+        "", description="the seed's name for etcd endpoints; same as etcd_endpoints"
+    )
     workflow_dir: str = Field("", description="directory of workflow definitions loaded at start")
-    state_persistence: Literal["memory", "file", "database", "sqlite"] = Field(
+    state_persistence: Literal["memory", "file", "database", "sqlite", "etcd"] = Field(
         "database",
-        description="memory, or the embedded SQLite database file (file/database/sqlite)",
+        description="memory, the embedded SQLite database file (file/database/sqlite), "
+        "or etcd (cluster mode: replicas elect a leader)",
     )
     store_path: str = Field("agentmesh.db", description="SQLite database file")
+    # Cluster mode (state_persistence: etcd).
+    etcd_endpoints: list[str] = Field(
+        default_factory=list, description="etcd host:port endpoints (comma-separated in env/flags)"
+    )
+    etcd_prefix: str = Field("/agentmesh", description="key prefix of this mesh's state in etcd")
+    lease_ttl_s: int = Field(10, ge=2, le=300, description="replica session lease TTL (seconds)")
+    advertise_address: str = Field(
+        "", description="host:port other replicas, agents and clients reach this replica at"
+    )
+    etcd_ca_cert: str = Field("", description="CA bundle to verify etcd (enables TLS)")
+    etcd_cert: str = Field("", description="client certificate for etcd (with etcd_key)")
+    etcd_key: str = Field("", description="client private key for etcd (with etcd_cert)")
+    etcd_user: str = Field("", description="etcd user (with etcd_password)")
+    etcd_password: str = Field("", description="etcd password")
+    etcd_timeout_s: float = Field(5.0, gt=0, description="bound on each etcd request")
     concurrency_limit: int = Field(10, ge=1, description="running workflow executions")
     default_timeout_ms: int = Field(300_000, ge=1, description="task timeout when none is given")
     retry_strategy: RetryStrategy = RetryStrategy.EXPONENTIAL
@@ -77,9 +102,67 @@ class Settings(BaseModel):
             raise ValueError(f"expected host:port, got {v!r}")
         return v
 
+    @field_validator("etcd_endpoints", mode="before")
+    @classmethod
+    def _split_endpoints(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [e.strip() for e in v.split(",") if e.strip()]
+        return v
+
+    @field_validator("etcd_endpoints")
+    @classmethod
+    def _check_endpoints(cls, v: list[str]) -> list[str]:
+        for e in v:
+            host, sep, port = e.removeprefix("http://").rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {e!r}")
+        return [e.removeprefix("http://") for e in v]
+
+    @field_validator("etcd_prefix")
+    @classmethod
+    def _check_prefix(cls, v: str) -> str:
+        if not v.startswith("/") or v.rstrip("/") == "":
+            raise ValueError(f"expected an absolute key prefix like /agentmesh, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> Settings:
+        if self.state_persistence != "etcd":
+            return self
+        if not self.endpoints:
+            raise ValueError(
+                "etcd_endpoints: state_persistence etcd needs at least one etcd endpoint"
+            )
+        if bool(self.etcd_cert) != bool(self.etcd_key):
+            raise ValueError("etcd_cert and etcd_key go together")
+        if bool(self.etcd_user) != bool(self.etcd_password):
+            raise ValueError("etcd_user and etcd_password go together")
+        if self.advertise_address:
+            host, sep, port = self.advertise_address.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(
+                    f"advertise_address: expected host:port, got {self.advertise_address!r}"
+                )
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """etcd endpoints, from ``etcd_endpoints`` or the seed's ``agent_registry``."""
+        if self.etcd_endpoints:
+            return list(self.etcd_endpoints)
+        return [
+            e.strip().removeprefix("http://") for e in self.agent_registry.split(",") if e.strip()
+        ]
+
+    @property
+    def clustered(self) -> bool:
+        return self.state_persistence == "etcd"
+
     @property
     def store_kind(self) -> str:
-        return "memory" if self.state_persistence == "memory" else "sqlite"
+        if self.state_persistence in ("memory", "etcd"):
+            return self.state_persistence
+        return "sqlite"
 
     @property
     def retry_policy(self) -> RetryPolicy:

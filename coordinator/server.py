@@ -14,26 +14,22 @@ import logging
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agentmesh.v1 import (
-    agent_pb2,
     agent_pb2_grpc,
-    integration_pb2,
     integration_pb2_grpc,
-    monitoring_pb2,
-    registry_pb2,
     registry_pb2_grpc,
-    task_pb2,
     task_pb2_grpc,
-    workflow_pb2,
     workflow_pb2_grpc,
 )
 from coordinator.api.agent_service import AgentService
 from coordinator.api.declared import add_declared_services
+from coordinator.api.router import SERVICE_NAMES, Refusal, Router, capture
 from coordinator.api.unary import RegistryService, TaskService
 from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
 from coordinator.config import Settings
@@ -41,18 +37,10 @@ from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.mesh import Mesh
 from coordinator.store import Store, open_store
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from coordinator.cluster.node import ClusterNode
 
-SERVICE_NAMES = [
-    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
-    registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
-    task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
-    workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
-    workflow_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
-    monitoring_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
-    monitoring_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
-    integration_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name,
-]
+log = logging.getLogger(__name__)
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -70,8 +58,77 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+class Term:
+    """What one coordinator runs while it may act: mesh, store, engine and the
+    servicers over them. A standalone coordinator has one term for its life; a
+    cluster replica builds one each time it wins an election and discards it
+    when it steps down (nothing of a term survives into the next)."""
+
+    def __init__(self, settings: Settings, store: Store, coordinator_id: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.mesh = mesh = Mesh(settings)
+        self.runtime = runtime = WorkflowRuntime(settings, mesh, store)
+        self.handlers = capture(
+            lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(
+                AgentService(mesh, coordinator_id), s
+            ),
+            lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+                RegistryService(mesh), s
+            ),
+            lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), s),
+            lambda s: workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
+                WorkflowService(runtime), s
+            ),
+            lambda s: workflow_pb2_grpc.add_ExecutionServiceServicer_to_server(
+                ExecutionService(runtime), s
+            ),
+            lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
+                IntegrationService(runtime), s
+            ),
+            add_declared_services,
+        )
+
+    async def start(self) -> None:
+        """Open the store, load definitions, recover unfinished executions."""
+        await self.store.open()
+        await self.runtime.start()
+
+    async def drain(self, grace: float) -> None:
+        """Graceful end: new steps stay outstanding in the history (the next
+        coordinator on this store dispatches them), in-flight tasks finish, then
+        what is left fails as retryable so waiting clients hear of it."""
+        mesh = self.mesh
+        self.runtime.freeze()
+        mesh.begin_shutdown()
+        idle = await mesh.wait_idle(grace)
+        await self.runtime.stop()
+        left = mesh.abandon_all("coordinator shut down before the task finished")
+        mesh.disconnect_all("coordinator shutting down")
+        log.info(
+            "drain %s; %d unfinished task(s) failed as retryable",
+            "complete" if idle else "timed out",
+            left,
+        )
+
+    async def abandon(self, reason: str) -> None:
+        """Leadership lost: stop at once and write nothing more. Agents are
+        disconnected (they find the new leader); their in-flight tasks are the
+        new leader's to re-dispatch from the history."""
+        self.runtime.freeze()
+        self.mesh.accepting = False
+        await self.runtime.stop(timeout=0)
+        self.mesh.abandon_all(reason)
+        self.mesh.disconnect_all(reason)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
 class Coordinator:
-    """One coordinator: the mesh plus its gRPC server.
+    """One coordinator: its gRPC server, health, and (standalone) one term or
+    (cluster mode, ``state_persistence: etcd``) a replica that holds a term only
+    while it leads.
 
     ``await start()`` binds and serves; ``await stop()`` shuts down in order and
     is safe to call twice. ``port`` is the bound port (useful with port 0).
@@ -80,37 +137,38 @@ class Coordinator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.coordinator_id = settings.coordinator_id or f"{socket.gethostname()}:{os.getpid()}"
-        self.mesh: Mesh | None = None
+        self.term: Term | None = None
+        self.replica: ClusterNode | None = None
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
+        self.router = Router(self._refusal, self._persist_refusal)
         self._monitor: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
-        self.store: Store | None = None
-        self.runtime: WorkflowRuntime | None = None
+
+    # The current term's parts (None on a follower).
+    @property
+    def mesh(self) -> Mesh | None:
+        return self.term.mesh if self.term else None
+
+    @property
+    def runtime(self) -> WorkflowRuntime | None:
+        return self.term.runtime if self.term else None
+
+    @property
+    def store(self) -> Store | None:
+        return self.term.store if self.term else None
 
     async def start(self) -> None:
         s = self.settings
-        self.mesh = mesh = Mesh(s)
-        self.store = store = open_store(s.store_kind, s.store_path)
-        await store.open()
-        self.runtime = runtime = WorkflowRuntime(s, mesh, store)
-        await runtime.start()
+        if not s.clustered:
+            term = Term(s, open_store(s.store_kind, s.store_path), self.coordinator_id)
+            await term.start()
         server = grpc.aio.server(
             options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(
-            AgentService(mesh, self.coordinator_id), server
-        )
-        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryService(mesh), server)
-        task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), server)
-        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(runtime), server)
-        workflow_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionService(runtime), server)
-        integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
-            IntegrationService(runtime), server
-        )
-        add_declared_services(server)
+        server.add_generic_rpc_handlers((self.router,))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
@@ -120,10 +178,68 @@ class Coordinator:
             raise OSError(f"cannot bind {s.listen}")
         await server.start()
         self._server = server
-        for name in ["", *SERVICE_NAMES]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._monitor = asyncio.create_task(self._liveness_loop(), name="liveness")
-        log.info("coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port)
+        if s.clustered:
+            from coordinator.cluster.node import ClusterNode  # imports aetcd: cluster only
+
+            await self._set_health(overall=False, services=False)
+            self.replica = ClusterNode(self, s)
+            self.replica.start()
+            log.info(
+                "coordinator %s serving on %s (port %d), cluster mode on etcd %s",
+                self.coordinator_id,
+                s.listen,
+                self.port,
+                ",".join(s.endpoints),
+            )
+        else:
+            await self.install(term)
+            log.info(
+                "coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port
+            )
+
+    def new_term(self, store: Store) -> Term:
+        return Term(self.settings, store, self.coordinator_id)
+
+    async def install(self, term: Term) -> None:
+        """Serve ``term``: calls reach its servicers, health says SERVING."""
+        self.term = term
+        self.router.handlers = term.handlers
+        self._monitor = asyncio.create_task(self._liveness_loop(term), name="liveness")
+        await self._set_health(overall=True, services=True)
+
+    async def uninstall(self) -> Term | None:
+        """Stop serving the current term (calls are refused or redirected)."""
+        term, self.term = self.term, None
+        self.router.handlers = None
+        await self._set_health(overall=None, services=False)
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        return term
+
+    async def _set_health(self, *, overall: bool | None, services: bool) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        if overall is not None:
+            await self._health.set("", serving if overall else not_serving)
+        for name in SERVICE_NAMES:
+            await self._health.set(name, serving if services else not_serving)
+
+    async def set_overall_health(self, ok: bool) -> None:
+        if self._stopping is None:
+            await self._set_health(overall=ok, services=ok and self.term is not None)
+
+    def _refusal(self) -> Refusal:
+        if self._stopping is not None:
+            return Refusal(grpc.StatusCode.UNAVAILABLE, "coordinator is shutting down")
+        if self.replica is not None:
+            return self.replica.refusal()
+        return Refusal(grpc.StatusCode.UNAVAILABLE, "coordinator is starting")
+
+    def _persist_refusal(self) -> Refusal | None:
+        return self.replica.persist_refusal() if self.replica is not None else None
 
     @property
     def address(self) -> str:
@@ -132,12 +248,11 @@ class Coordinator:
             host = "127.0.0.1"
         return f"{host}:{self.port}"
 
-    async def _liveness_loop(self) -> None:
-        assert self.mesh is not None
+    async def _liveness_loop(self, term: Term) -> None:
         period = max(0.05, self.settings.heartbeat_interval_ms / 2000)
         while True:
             await asyncio.sleep(period)
-            self.mesh.check_liveness()
+            term.mesh.check_liveness()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -154,31 +269,15 @@ class Coordinator:
         await self._health.enter_graceful_shutdown()
         if s.readiness_drain_s:
             await asyncio.sleep(s.readiness_drain_s)
-        mesh = self.mesh
-        if mesh is not None:
-            if self.runtime is not None:
-                # New steps' tasks stay outstanding in the history: the next
-                # coordinator on this store dispatches them.
-                self.runtime.freeze()
-            mesh.begin_shutdown()
-            idle = await mesh.wait_idle(grace)
-            if self.runtime is not None:
-                await self.runtime.stop()
-            left = mesh.abandon_all("coordinator shut down before the task finished")
-            mesh.disconnect_all("coordinator shutting down")
-            log.info(
-                "drain %s; %d unfinished task(s) failed as retryable",
-                "complete" if idle else "timed out",
-                left,
-            )
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+        if self.replica is not None:
+            await self.replica.stop(grace)  # drains and closes the term if leading
+        elif self.term is not None:
+            term = self.term
+            await term.drain(grace)  # still installed: queries and results are served
+            await self.uninstall()
+            await term.close()
         if self._server is not None:
             await self._server.stop(min(grace, 5.0))
-        if self.store is not None:
-            await self.store.close()
         self._stopped.set()
 
 
@@ -191,6 +290,9 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"agentmesh coordinator listening on {coordinator.address}", flush=True)
+    if coordinator.replica is not None:
+        # Leadership lost for good (or a fatal cluster error): exit like a stop.
+        coordinator.replica.on_fatal(stop.set)
     await stop.wait()
     log.info("signal received: draining")
     await coordinator.stop()

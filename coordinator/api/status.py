@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import grpc
 
 from coordinator import errors
+from coordinator.store import FencedError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ def mapped(fn: Handler[R]) -> Handler[R]:
             return await fn(self, request, context)
         except errors.MeshError as e:
             await context.abort(code_for(e), str(e))
+        except (FencedError, StoreUnavailable) as e:
+            # Deposed, or etcd unreachable past the store's patience: nothing was
+            # written; the caller should retry (at the leader).
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        except StoreError as e:
+            log.error("store error in %s: %s", fn.__qualname__, e)
+            await context.abort(grpc.StatusCode.INTERNAL, f"store error: {e}")
         except (grpc.aio.AbortError, grpc.RpcError):
             raise
         except Exception:

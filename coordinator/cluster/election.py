@@ -6,10 +6,21 @@
                          leader exists (or our lease expired); step down at once
 
 ``Session`` holds a lease and keeps it alive; ``session.done`` is set when the
-lease can no longer be trusted: a keepalive failed, or the lease's TTL ran out
-on our monotonic clock (minus a margin) without a successful keepalive - a
-process paused past its TTL must assume it lost everything (a lease is not a
-lock). ``Election.campaign`` creates ``<prefix>/<lease id>`` only if absent,
+lease can no longer be trusted: etcd said the lease is gone (``LeaseNotFound``,
+or a keepalive answered with no TTL left), or the lease's TTL ran out on our
+monotonic clock (minus a margin) without a successful keepalive - a process
+paused past its TTL must assume it lost everything (a lease is not a lock).
+
+A short etcd outage (a keepalive raising ``KVUnavailable`` or timing out: lost
+quorum, a member failing over, a network blip) does *not* end the session: the
+keepalive is retried every ``min(0.5 s, ttl / 6)`` for as long as the lease is
+still trusted on our clock, and only when that trust runs out is ``done`` set.
+Meanwhile ``session.reachable`` is False and ``session.last_error`` says why,
+so a replica can report NOT_SERVING without giving up its leadership.  Trust
+is measured from when the last *successful* keepalive was sent, so an outage
+never extends it: a lease that etcd may have expired is never treated as held.
+
+``Election.campaign`` creates ``<prefix>/<lease id>`` only if absent,
 orders candidates by create revision and waits only for its predecessor.
 Leadership is proven to etcd on every write by ``fence()``: a compare that our
 election key still exists with the create revision we campaigned with.
@@ -30,6 +41,7 @@ from coordinator.cluster.kv import (
     Delete,
     KeyValue,
     KVError,
+    KVUnavailable,
     LeaseNotFound,
     Put,
     Range,
@@ -53,8 +65,14 @@ class Fenced(ElectionError):
 class Session:
     """A lease kept alive in the background. Use as ``async with Session(kv, ttl)``.
 
-    ``done`` is set when the lease is lost or can no longer be trusted; cancelling
-    the keepalive (``close()``) revokes the lease.
+    A keepalive is sent every ``ttl / 3`` seconds.  ``done`` is set when the lease is
+    lost (``LeaseNotFound``, no TTL left, or any other ``KVError`` but
+    ``KVUnavailable``) or can no longer be trusted: the last successful keepalive was
+    sent more than ``ttl * (1 - margin)`` seconds ago on ``clock``.  A keepalive that
+    raises ``KVUnavailable`` or times out is retried every ``min(0.5 s, ttl / 6)``
+    until then; ``reachable`` is False (and ``last_error`` set) from such a failure
+    until the next keepalive succeeds.  Cancelling the keepalive (``close()``)
+    revokes the lease.
     """
 
     def __init__(
@@ -75,6 +93,7 @@ class Session:
         self._clock = clock
         self._valid_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._last_error = ""
 
     async def __aenter__(self) -> Session:
         await self.open()
@@ -94,23 +113,65 @@ class Session:
         """True while the lease is known to be held (checked on the monotonic clock)."""
         return not self.done.is_set() and self._clock() < self._valid_until
 
+    @property
+    def reachable(self) -> bool:
+        """False from a keepalive that failed as unavailable (or timed out) until the
+        next one succeeds. The lease may still be trusted meanwhile (see ``alive``)."""
+        return not self._last_error
+
+    @property
+    def last_error(self) -> str:
+        """Why the last keepalive failed; "" while ``reachable``."""
+        return self._last_error
+
     async def _keepalive(self) -> None:
         period = self.ttl / 3
+        retry = min(0.5, self.ttl / 6)
+        delay = period
         try:
             while True:
-                await asyncio.sleep(period)
-                if self._clock() >= self._valid_until:
-                    raise LeaseNotFound("lease outlived its TTL without a keepalive")
+                # Never sleep past the end of the trust window: done must be set then.
+                await asyncio.sleep(max(0.0, min(delay, self._valid_until - self._clock())))
                 sent = self._clock()
-                remaining = await asyncio.wait_for(self.kv.keepalive(self.lease), period)
+                if sent >= self._valid_until:
+                    why = f"; etcd unreachable: {self._last_error}" if self._last_error else ""
+                    raise LeaseNotFound(f"lease outlived its TTL without a keepalive{why}")
+                try:
+                    # Bounded by the trust left too: a late answer cannot help.
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that races the inner call's completion.
+                    async with asyncio.timeout(min(period, self._valid_until - sent)):
+                        remaining = await self.kv.keepalive(self.lease)
+                except (KVUnavailable, TimeoutError) as e:
+                    self._unreachable(e)
+                    delay = retry
+                    continue
                 if remaining <= 0:
                     raise LeaseNotFound(f"lease {self.lease:x} expired")
                 self._valid_until = sent + remaining * (1 - self._margin)
+                self._reachable()
+                delay = period
         except asyncio.CancelledError:
             raise
-        except (KVError, TimeoutError) as e:
+        except KVError as e:
             log.warning("session lease %x lost: %s", self.lease, e)
             self.done.set()
+
+    def _unreachable(self, error: BaseException) -> None:
+        message = str(error) or type(error).__name__
+        if not self._last_error:
+            log.warning(
+                "session lease %x: etcd unreachable (%s); retrying, lease trusted for %.1f s",
+                self.lease,
+                message,
+                max(0.0, self._valid_until - self._clock()),
+            )
+        self._last_error = message
+
+    def _reachable(self) -> None:
+        if self._last_error:
+            log.info("session lease %x: etcd reachable again", self.lease)
+        self._last_error = ""
 
     async def close(self) -> None:
         """Stop the keepalive and revoke the lease (best effort). Safe twice."""
@@ -121,7 +182,8 @@ class Session:
             self._task = None
         if self.lease and not self.done.is_set():
             with contextlib.suppress(KVError, TimeoutError):
-                await asyncio.wait_for(self.kv.revoke(self.lease), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self.kv.revoke(self.lease)
         self.done.set()
 
 

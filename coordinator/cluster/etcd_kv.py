@@ -78,8 +78,17 @@ _REQUIRE_LEADER = ("hasleader", "true")
 
 
 def _map_error(e: grpc.aio.AioRpcError) -> KVError:
-    """The one place gRPC failures become protocol errors."""
+    """The one place gRPC failures become protocol errors.
+
+    A call cancelled because *our* task is being cancelled re-raises CancelledError:
+    grpc.aio may report it as a CANCELLED status, and a retry loop that catches
+    ``KVUnavailable`` would otherwise swallow the cancellation and never stop.
+    """
     code, details = e.code(), e.details() or ""
+    if code == grpc.StatusCode.CANCELLED:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
     if code in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -234,7 +243,11 @@ class EtcdKV:
         """The endpoint, connected (and authenticated); KVUnavailable if it is not reachable."""
         ep = self._endpoint(address)
         try:
-            await asyncio.wait_for(ep.channel.channel_ready(), self._connect_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races the inner await's completion, and a cancelled watcher or
+            # retry loop would then never stop.
+            async with asyncio.timeout(self._connect_timeout):
+                await ep.channel.channel_ready()
         except TimeoutError:
             raise KVUnavailable(f"{address}: not reachable") from None
         if self._user is not None and ep.token is None:
@@ -394,7 +407,8 @@ class EtcdKV:
             call = ep.watch.Watch(metadata=self._metadata(ep, _REQUIRE_LEADER))
             try:
                 await call.write(rpc.WatchRequest(create_request=create))
-                first = await asyncio.wait_for(call.read(), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    first = await call.read()
             except BaseException:
                 call.cancel()
                 raise
@@ -477,7 +491,8 @@ class EtcdKV:
         try:
             # Status answers from a member's local state even without quorum; only a
             # linearizable read proves the cluster can serve.
-            await asyncio.wait_for(self.range(b"\0agentmesh-health"), timeout)
+            async with asyncio.timeout(timeout):
+                await self.range(b"\0agentmesh-health")
         except (KVError, TimeoutError):
             healthy = False
         leaders = {r["leader"] for r in results if r.get("leader")}

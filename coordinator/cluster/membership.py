@@ -5,7 +5,9 @@ Layout under the cluster prefix (default ``/agentmesh``):
     replicas/<replica id>   JSON {id, address, started, version}, under the replica's
                             session lease: a dead replica disappears when it expires
     election/<lease hex>    the election candidates (``Election``); the lowest
-                            create revision is the leader, and it is the term
+                            create revision is the leader, and it is the term; the
+                            value is JSON {"id", "address"} (SDKs read it to find
+                            the leader)
 """
 
 from __future__ import annotations
@@ -87,16 +89,32 @@ async def cluster_status(kv: KV, prefix: str) -> dict[str, Any]:
         status.update(replicas=[], leader=None, term=0, error=str(e))
         return status
     leader = kvs[0] if kvs else None
+    leader_id, leader_address = leader_of(leader.value) if leader else ("", "")
     status["replicas"] = [
         {
             "id": r.id,
             "address": r.address,
             "started": r.started,
             "version": r.version,
-            "leader": leader is not None and leader.value.decode(errors="replace") == r.id,
+            "leader": leader is not None and leader_id == r.id,
         }
         for r in replicas
     ]
-    status["leader"] = leader.value.decode(errors="replace") if leader else None
+    status["leader"] = leader_id or None
+    status["leader_address"] = leader_address or None
     status["term"] = leader.create_revision if leader else 0
     return status
+
+
+def leader_value(replica_id: str, address: str) -> bytes:
+    """The election key's value: who leads and where to reach it."""
+    return json.dumps({"id": replica_id, "address": address}, separators=(",", ":")).encode()
+
+
+def leader_of(value: bytes) -> tuple[str, str]:
+    """(id, address) from an election value: JSON {"id", "address"}, or a bare id."""
+    try:
+        data = json.loads(value)
+        return str(data["id"]), str(data.get("address", ""))
+    except (ValueError, KeyError, TypeError):
+        return value.decode(errors="replace"), ""

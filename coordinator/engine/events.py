@@ -32,6 +32,9 @@ class Started(Input):
     # parent_id, parent_key, and for error-handler runs the failed run's
     # error / workflowName / executionId / stepId.
     context: Data = field(default_factory=dict)
+    # The caller's key for this start: persisted so that a coordinator that
+    # recovers the execution (after a restart or a failover) still knows it.
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)

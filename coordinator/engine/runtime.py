@@ -111,6 +111,7 @@ class Live:
     counted: bool = False  # holds a concurrencyLimit slot
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     queued_start: ev.Started | None = None
+    idempotency_key: str = ""
 
 
 Listener = Callable[[str, StoredEvent], None]
@@ -153,6 +154,10 @@ class WorkflowRuntime:
         self.transitions = 0
         self._frozen = False
         self._background: set[asyncio.Task[None]] = set()
+        # Set when the engine loop stops on an error (e.g. the store refused a
+        # write because this coordinator was deposed); ``failure`` says why.
+        self.failed = asyncio.Event()
+        self.failure: BaseException | None = None
         mesh.add_listener(self._on_task_finished)
 
     # ------------------------------------------------------------ lifecycle
@@ -335,16 +340,15 @@ class WorkflowRuntime:
         if parent is not None:
             ctx.setdefault("parentId", parent[0])
             ctx["parentKey"] = parent[1]
-        started = ev.Started(now, defn.name, defn.version, input, ctx)
+        started = ev.Started(now, defn.name, defn.version, input, ctx, idempotency_key)
         self._live[exec_id] = live
         if idempotency_key:
             self._idempotency[idempotency_key] = exec_id
         if parent is None and self._running >= self.settings.concurrency_limit:
             live.queued_start = started
             self._queued.append(exec_id)
-            queued = StoredEvent(
-                exec_id, 1, "execution.queued", now, {"input": input, "context": ctx}
-            )
+            data = {"input": input, "context": ctx, "idempotencyKey": idempotency_key}
+            queued = StoredEvent(exec_id, 1, "execution.queued", now, data)
             live.seq = 1
             await self.store.commit([queued], [record])
             self._publish(exec_id, queued)
@@ -458,6 +462,8 @@ class WorkflowRuntime:
         if task.cancelled() or task.exception() is None:
             return
         log.error("workflow engine stopped: %s", task.exception())
+        self.failure = task.exception()
+        self.failed.set()
         if self._loop_task is not None:
             self._loop_task.cancel()
 
@@ -490,8 +496,16 @@ class WorkflowRuntime:
         return turn
 
     async def _commit(self, turn: _Turn) -> None:
-        if turn.stored or turn.records:
+        if not (turn.stored or turn.records):
+            return
+        limit = self.store.max_batch_ops
+        if not limit:
             await self.store.commit(turn.stored, list(turn.records.values()))
+            return
+        # The store's transactions are bounded (etcd: 128 operations): commit the
+        # turn in order, in parts that each fit. Effects still wait for all of it.
+        for events, records in split_batch(turn.stored, turn.records, limit):
+            await self.store.commit(events, records)
 
     async def _settle(
         self,
@@ -665,7 +679,12 @@ class WorkflowRuntime:
             self._post(
                 exec_id,
                 ev.Started(
-                    _now(), started.workflow, started.version, started.input, started.context
+                    _now(),
+                    started.workflow,
+                    started.version,
+                    started.input,
+                    started.context,
+                    started.idempotency_key,
                 ),
             )
 
@@ -682,6 +701,8 @@ class WorkflowRuntime:
                 log.exception("cannot recover execution %s", record.id)
                 continue
             self._live[record.id] = live
+            if live.idempotency_key:
+                self._idempotency[live.idempotency_key] = record.id
             revived.append(live)
         for live in revived:
             await self._reestablish(live)
@@ -702,11 +723,14 @@ class WorkflowRuntime:
                     defn.version,
                     se.data.get("input"),
                     se.data.get("context") or {},
+                    str(se.data.get("idempotencyKey") or ""),
                 )
+                live.idempotency_key = live.queued_start.idempotency_key
             elif se.type in ev.INPUT_TYPES:
                 event = ev.input_from_data(se.type, se.time, se.data)
                 if isinstance(event, ev.Started):
                     live.queued_start = None
+                    live.idempotency_key = event.idempotency_key
                     ctx = event.context
                     if ctx.get("parentKey"):
                         live.parent = (str(ctx.get("parentId")), str(ctx["parentKey"]))
@@ -749,6 +773,64 @@ class WorkflowRuntime:
                 _now(), key, record.id, record.status, data.get("output"), data.get("error")
             )
         return None
+
+
+def split_batch(
+    events: list[StoredEvent], records: dict[str, ExecutionRecord], limit: int
+) -> list[tuple[list[StoredEvent], list[ExecutionRecord]]]:
+    """Split one turn's history into ordered store batches of at most ``limit``
+    operations (an event, an execution's head and its index row count one each).
+
+    Parts break between runs of one execution's events where possible, and an
+    execution's index row travels with its last event, so a crash between parts
+    never leaves an index row ahead of the history it summarises.
+    """
+    if limit < 3:
+        raise ValueError("a store batch must fit an event, its head and an index row")
+    last = {e.execution_id: i for i, e in enumerate(events)}
+    parts: list[tuple[list[StoredEvent], list[ExecutionRecord]]] = []
+    cur: list[StoredEvent] = []
+    cur_records: list[ExecutionRecord] = []
+    heads: set[str] = set()
+
+    def flush() -> None:
+        nonlocal cur, cur_records, heads
+        if cur or cur_records:
+            parts.append((cur, cur_records))
+        cur, cur_records, heads = [], [], set()
+
+    runs: list[list[int]] = []
+    for i, e in enumerate(events):
+        if runs and events[runs[-1][-1]].execution_id == e.execution_id:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for whole in runs:
+        run = whole
+        exec_id = events[run[0]].execution_id
+        with_record = last[exec_id] == run[-1] and exec_id in records
+        used = len(cur) + len(heads) + len(cur_records)
+        if cur and used + len(run) + (exec_id not in heads) + with_record > limit:
+            flush()
+        # A run that alone exceeds the limit is cut into pieces, the record last.
+        while len(run) + 1 + with_record > limit:
+            cut = min(limit - 1, len(run) - 1)  # leave the record an event to go with
+            piece, run = run[:cut], run[cut:]
+            if cur:
+                flush()
+            cur = [events[i] for i in piece]
+            flush()
+        cur.extend(events[i] for i in run)
+        heads.add(exec_id)
+        if with_record:
+            cur_records.append(records[exec_id])
+    for k, r in records.items():
+        if k not in last:  # an index row without events this turn
+            if len(cur) + len(heads) + len(cur_records) + 1 > limit:
+                flush()
+            cur_records.append(r)
+    flush()
+    return parts
 
 
 def _record(live: Live, now: datetime) -> ExecutionRecord:

@@ -62,6 +62,12 @@ class Store(Protocol):
     does not withdraw it (see ``commit``).
     """
 
+    @property
+    def max_batch_ops(self) -> int:
+        """Operations one ``commit`` may carry (an event, an execution's head and an
+        index row count one each); 0 means unbounded. Bigger batches are refused."""
+        ...
+
     async def open(self) -> None:
         """Make the store usable (create or check the schema). A no-op when open."""
         ...

@@ -25,15 +25,34 @@ Python. A status index would cost a read of the old row and a delete plus a put 
 status change, on the hot path, for a query the engine makes on leadership gain and the
 CLI makes on demand. Revisit when executions are counted in the hundreds of thousands.
 
+Outages: ``commit`` rides out a short one.  When reading the heads or the transaction
+raises ``KVUnavailable``, the commit backs off (0.05 s doubling to 1 s) and tries again,
+for up to ``unavailable_timeout`` seconds from the first failure, then raises
+``StoreUnavailable``.  Before each retry it asks for the fence again, so a leader that
+lost its session meanwhile gets ``FencedError`` instead of retrying on.  A transaction
+that raised ``KVUnavailable`` may have been applied: the retry re-reads the heads, and if
+every execution of the batch is at exactly the last seq this batch writes, with the
+event at that seq holding this batch's value, written in one revision, the batch landed
+(the fence makes us the only writer) and the commit succeeds without writing it again.
+Otherwise the retry is an ordinary attempt (contiguity check, head guards), so a batch
+is never appended twice.  ``available`` is False from a ``KVUnavailable`` until the next
+call that succeeds.  The other operations (reads, workflows) raise ``StoreUnavailable``
+at once: they are idempotent or read-only, and their callers decide.
+
 Errors::
 
     StoreError                  (from _errors) bad input, batch too big, other KV errors
     ├── ConflictError           (from _errors) seq not last_seq + 1; workflow redefined
-    ├── FencedError             the fence compare failed: we are no longer the leader
-    └── StoreUnavailable        the KV raised KVUnavailable (no quorum, timeout): retry;
+    ├── FencedError             the fence compare failed (or the fence callable refused):
+    │                           we are no longer the leader
+    └── StoreUnavailable        the KV raised KVUnavailable (no quorum, timeout) - for a
+                                commit, for longer than ``unavailable_timeout``: retry;
                                 a write that raised it may or may not have been applied
 
-A batch that raised ``StoreError`` (any kind but ``StoreUnavailable``) wrote nothing.
+A batch that raised ``StoreError`` (any kind but ``StoreUnavailable``) wrote nothing in
+that call's last attempt; after an in-doubt attempt (``KVUnavailable`` on the
+transaction) a ``FencedError`` cannot say whether that attempt landed - irrelevant to
+the caller, which steps down, and the next leader reads whatever is stored.
 """
 
 from __future__ import annotations
@@ -74,6 +93,10 @@ FENCED_MESSAGE = "write refused: this coordinator is no longer the leader (fenci
 # pathological stream of racing writers cannot spin a commit forever.
 _COMMIT_ATTEMPTS = 5
 
+# Backoff between commit attempts while etcd is unavailable (seconds).
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 1.0
+
 
 class FencedError(StoreError):
     """The write carried a fence that no longer holds: another coordinator leads.
@@ -98,6 +121,11 @@ def _q(part: str) -> str:
 class EtcdStore(StoreLifecycle):
     """A ``Store`` whose state lives in etcd, under ``prefix``.
 
+    ``commit`` retries through an etcd outage of up to ``unavailable_timeout`` seconds
+    (then ``StoreUnavailable``) and resolves a transaction that may have been applied
+    by re-reading the heads, never appending a batch twice (see the module docstring);
+    ``available`` is False while etcd is unreachable.
+
     ``fence`` returns the compare every write must carry (``Election.fence``), or None
     to write unfenced (tests, a single coordinator). If it raises ``ElectionError`` (we
     are not campaigning) the write is refused with ``FencedError`` without reaching etcd.
@@ -110,8 +138,9 @@ class EtcdStore(StoreLifecycle):
     caller splits at turn boundaries, where seq contiguity makes each part safe. One
     event (or index row, or workflow) over ``max_value_bytes`` is refused likewise.
 
-    ``close()`` waits for commits in flight but does not close ``kv``: the caller owns
-    the client (the election shares it). ``open()`` does no I/O.
+    ``close()`` waits for commits in flight (during an outage, until they land or give
+    up after ``unavailable_timeout``) but does not close ``kv``: the caller owns the
+    client (the election shares it). ``open()`` does no I/O.
     """
 
     def __init__(
@@ -123,20 +152,36 @@ class EtcdStore(StoreLifecycle):
         max_value_bytes: int = 1_000_000,
         *,
         max_txn_bytes: int = 1_500_000,
+        unavailable_timeout: float = 30.0,
     ) -> None:
         if max_txn_ops < 2:
             raise ValueError("max_txn_ops must allow at least one event and its head")
+        if unavailable_timeout < 0:
+            raise ValueError("unavailable_timeout must not be negative")
         self.kv = kv
         self.prefix = prefix.rstrip("/")
         self.max_txn_ops = max_txn_ops
         self.max_value_bytes = max_value_bytes
         self.max_txn_bytes = max_txn_bytes
+        self.unavailable_timeout = unavailable_timeout
         self._fence = fence
+        self._available = True
         self._root = self.prefix + "/"
         self._opened = False
         self._closed = False
         # Commits run as tasks the caller's cancellation cannot reach (see commit).
         self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def available(self) -> bool:
+        """False from a call that found etcd unavailable until the next one succeeds."""
+        return self._available
+
+    @property
+    def max_batch_ops(self) -> int:
+        """The most etcd operations one ``commit`` may take (``max_txn_ops``): one per
+        event, one per distinct execution index row, one per distinct execution head."""
+        return self.max_txn_ops
 
     async def open(self) -> None:
         if self._closed:
@@ -249,24 +294,87 @@ class EtcdStore(StoreLifecycle):
 
     async def _commit(self, rows: list[codec.EventRow], puts: list[Put]) -> None:
         ids = list(dict.fromkeys(r[0] for r in rows))
-        for _ in range(_COMMIT_ATTEMPTS):
-            heads = await self._read_heads(ids)
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # set by the first KVUnavailable
+        backoff = _BACKOFF_FIRST
+        in_doubt = False  # a transaction of this batch raised KVUnavailable
+        raced = 0
+        while True:
+            try:
+                heads = await self._read_heads(ids)
+                if in_doubt and await self._landed(rows, puts, heads):
+                    return
+                stored = {i: 0 if kv is None else int(kv.value) for i, kv in heads.items()}
+                new_last = codec.check_seqs(rows, stored.__getitem__)
+                # mod_revision unchanged since the read (0 = still absent): nobody
+                # appended to these executions in between.
+                guards = [
+                    Compare(self._head_key(i), "mod", "=", 0 if kv is None else kv.mod_revision)
+                    for i, kv in heads.items()
+                ]
+                ops: list[Op] = [*puts]
+                ops += [Put(self._head_key(i), str(n).encode()) for i, n in new_last.items()]
+                try:
+                    if await self._txn(guards, ops):
+                        return
+                except StoreUnavailable:
+                    in_doubt = True
+                    raise
+                raced += 1
+                if raced >= _COMMIT_ATTEMPTS:
+                    raise StoreError(
+                        f"executions {ids!r} kept changing under this commit "
+                        f"({_COMMIT_ATTEMPTS} attempts); nothing of the batch was written"
+                    )
+            except StoreUnavailable as exc:
+                now = loop.time()
+                if deadline is None:
+                    deadline = now + self.unavailable_timeout
+                if now >= deadline:
+                    outcome = (
+                        "the batch may or may not have been applied"
+                        if in_doubt
+                        else "nothing of the batch was written"
+                    )
+                    raise StoreUnavailable(
+                        f"etcd is unavailable ({exc.__cause__}), still after "
+                        f"{self.unavailable_timeout:g} s of retries; {outcome}"
+                    ) from exc.__cause__
+                await asyncio.sleep(min(backoff, deadline - now))
+                backoff = min(2 * backoff, _BACKOFF_MAX)
+                # Deposed (or the session was lost) while we waited: stop here.
+                self._current_fence()
 
-            stored = {i: 0 if kv is None else int(kv.value) for i, kv in heads.items()}
-            new_last = codec.check_seqs(rows, stored.__getitem__)
-            # mod_revision unchanged since the read (0 = still absent): nobody appended
-            # to these executions in between.
-            guards = [
-                Compare(self._head_key(i), "mod", "=", 0 if kv is None else kv.mod_revision)
-                for i, kv in heads.items()
-            ]
-            ops: list[Op] = [*puts]
-            ops += [Put(self._head_key(i), str(n).encode()) for i, n in new_last.items()]
-            if await self._txn(guards, ops):
-                return
-        raise StoreError(
-            f"executions {ids!r} kept changing under this commit ({_COMMIT_ATTEMPTS} "
-            "attempts); nothing of the batch was written"
+    async def _landed(
+        self, rows: list[codec.EventRow], puts: list[Put], heads: dict[str, KeyValue | None]
+    ) -> bool:
+        """Whether an in-doubt transaction of this batch was applied: every head at the
+        last seq the batch writes for it, the event there holding the batch's value, all
+        written in one revision (one transaction)."""
+        if not rows:
+            return False  # index rows only: writing them again is harmless
+        last: dict[str, int] = {}
+        for id_, seq, *_ in rows:
+            last[id_] = max(seq, last.get(id_, 0))
+        revisions = set()
+        for id_, seq in last.items():
+            head = heads[id_]
+            if head is None or int(head.value) != seq:
+                return False
+            revisions.add(head.mod_revision)
+        if len(revisions) != 1:
+            return False
+        # The event puts come first in ``puts``, in row order (see _encode).
+        values = {p.key: p.value for p in puts[: len(rows)]}
+        keys = [self._event_key(id_, seq) for id_, seq in last.items()]
+        found: list[KeyValue | None] = []
+        for start in range(0, len(keys), self.max_txn_ops):
+            chunk = keys[start : start + self.max_txn_ops]
+            result = await self._call(self.kv.txn([], [Range(k) for k in chunk], []))
+            found += [r[0] if r else None for r in result.ranges]
+        return all(
+            kv is not None and kv.value == values[key] and kv.mod_revision in revisions
+            for key, kv in zip(keys, found, strict=True)
         )
 
     async def _read_heads(self, ids: list[str]) -> dict[str, KeyValue | None]:
@@ -444,13 +552,16 @@ class EtcdStore(StoreLifecycle):
 
     async def _call(self, request: Awaitable[T]) -> T:
         try:
-            return await request
+            result = await request
         except KVUnavailable as exc:
+            self._available = False
             raise StoreUnavailable(
                 f"etcd is unavailable ({exc}); a write may or may not have been applied"
             ) from exc
         except KVError as exc:
             raise StoreError(f"etcd refused the request: {exc}") from exc
+        self._available = True
+        return result
 
     def _execution(self, id_: str, kv: KeyValue, last_seq: int) -> ExecutionRecord:
         obj: dict[str, Any] = json.loads(kv.value)

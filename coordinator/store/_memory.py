@@ -101,6 +101,10 @@ class MemoryStore(StoreLifecycle):
             del self._workflows[k]
         return len(keys)
 
+    @property
+    def max_batch_ops(self) -> int:
+        return 0  # unbounded
+
     def size_bytes(self) -> int:
         return 0
 

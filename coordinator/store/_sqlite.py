@@ -209,6 +209,10 @@ class SqliteStore(StoreLifecycle):
         self._check()
         return await self._submit(partial(_delete_workflow, name, version))
 
+    @property
+    def max_batch_ops(self) -> int:
+        return 0  # unbounded
+
     def size_bytes(self) -> int:
         total = 0
         for path in (self.path, self.path + "-wal"):

@@ -4,19 +4,26 @@ One scenario, in order, because each step starts from the previous one's state:
 kill the Raft leader (quorum kept: writes resume after a short election, through the
 client's failover to a live endpoint), kill a second member (no quorum: calls fail with
 KVUnavailable in bounded time, health says unhealthy), restart both (writes succeed again).
+
+Then the cluster-mode pieces on top: a ``Session`` and an ``EtcdStore`` commit outlive the
+loss of the Raft leader member (quorum kept), riding out the election in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from coordinator.cluster.election import Election, Session
 from coordinator.cluster.etcd_kv import EtcdKV
 from coordinator.cluster.kv import KVUnavailable
+from coordinator.store import EtcdStore
 from tests.cluster.etcd_server import EtcdCluster
+from tests.unit.test_store import ev, ex, seqs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -119,3 +126,27 @@ async def test_failover_to_a_live_endpoint_when_the_first_is_down(cluster: EtcdC
             lease = await kv.grant(5)
             assert await kv.keepalive(lease) >= 1
             await kv.revoke(lease)
+
+
+async def test_session_and_store_survive_losing_the_raft_leader(cluster: EtcdCluster) -> None:
+    prefix = f"/test-cluster/{uuid.uuid4().hex}"
+    async with EtcdKV(cluster.endpoints, timeout=TIMEOUT, connect_timeout=CONNECT_TIMEOUT) as kv:
+        async with Session(kv, ttl=5) as session:
+            election = Election(session, f"{prefix}/leader")
+            await asyncio.wait_for(election.campaign(b"me"), 5)
+            async with EtcdStore(kv, prefix, fence=election.fence) as store:
+                await store.commit([ev("a", 1)], [ex("a")])
+                # Kill the Raft leader (and, if it is the first endpoint, the member the
+                # client talks to): the commit issued right after rides out the election.
+                cluster.kill(await leader_index(kv, cluster))
+                await asyncio.wait_for(store.commit([ev("a", 2)], [ex("a", "completed")]), 10)
+                # Past a keepalive period (ttl / 3): the session kept its lease throughout.
+                await asyncio.sleep(2.0)
+                assert not session.done.is_set() and session.alive and election.leading
+                async with asyncio.timeout(5):
+                    while not session.reachable:  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                await store.commit([ev("a", 3)])
+                assert await seqs(store, "a") == [1, 2, 3] and store.available
+            await election.resign()
+        await kv.delete(prefix.encode() + b"/", prefix=True)

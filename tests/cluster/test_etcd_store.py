@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
 
-from coordinator.cluster.election import Election, Session
+from coordinator.cluster.election import Election, NotLeader, Session
 from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import KV, Compare
+from coordinator.cluster.kv import KV, Compare, KVUnavailable, Op, Put, TxnResult
 from coordinator.cluster.memory_kv import MemoryKV
 from coordinator.store import (
     ConflictError,
@@ -76,9 +76,16 @@ class Env:
         max_txn_ops: int = 128,
         max_value_bytes: int = 1_000_000,
         max_txn_bytes: int = 1_500_000,
+        unavailable_timeout: float = 30.0,
     ) -> EtcdStore:
         return EtcdStore(
-            self.kv, self.prefix, fence, max_txn_ops, max_value_bytes, max_txn_bytes=max_txn_bytes
+            self.kv,
+            self.prefix,
+            fence,
+            max_txn_ops,
+            max_value_bytes,
+            max_txn_bytes=max_txn_bytes,
+            unavailable_timeout=unavailable_timeout,
         )
 
 
@@ -243,8 +250,9 @@ async def test_fencing_refuses_a_deposed_leader(env: Env) -> None:
 
 async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
     kv = MemoryKV()
-    async with EtcdStore(kv, "/p") as s:
+    async with EtcdStore(kv, "/p", unavailable_timeout=0) as s:
         await s.commit([ev("a", 1)], [ex("a")])
+        assert s.available and s.max_batch_ops == 128
         kv.set_unavailable(True)
         for call in (
             s.commit([ev("a", 2)]),
@@ -258,9 +266,141 @@ async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
         ):
             with pytest.raises(StoreUnavailable, match="etcd is unavailable"):
                 await call
+        assert not s.available
         kv.set_unavailable(False)
         await s.commit([ev("a", 2)])
+        assert s.available
         assert await seqs(s, "a") == [1, 2]
+
+
+async def test_commit_rides_out_a_short_outage() -> None:
+    kv = MemoryKV()
+    async with EtcdStore(kv, "/p") as s:
+        await s.commit([ev("a", 1)], [ex("a")])
+        kv.set_unavailable(True)
+        pending = asyncio.create_task(s.commit([ev("a", 2)], [ex("a", "completed")]))
+        await asyncio.sleep(0.3)  # several backoffs
+        assert not pending.done() and not s.available
+        kv.set_unavailable(False)
+        await asyncio.wait_for(pending, 2)
+        assert s.available
+        assert await seqs(s, "a") == [1, 2]
+        got = await s.get_execution("a")
+        assert got is not None and got.status == "completed" and got.last_seq == 2
+
+
+async def test_commit_gives_up_after_unavailable_timeout() -> None:
+    kv = MemoryKV()
+    async with EtcdStore(kv, "/p", unavailable_timeout=0.3) as s:
+        kv.set_unavailable(True)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(StoreUnavailable, match=r"after 0.3 s of retries; nothing of the"):
+            await s.commit([ev("a", 1)])
+        assert 0.25 < loop.time() - t0 < 1.5
+        assert not s.available
+        kv.set_unavailable(False)
+        assert await seqs(s, "a") == []
+    with pytest.raises(ValueError, match="unavailable_timeout"):
+        EtcdStore(kv, "/p", unavailable_timeout=-1)
+
+
+class InDoubtKV(MemoryKV):
+    """A KV whose next writing transaction raises KVUnavailable, having been applied
+    (``applied=True``: the reply was lost) or not (the request was lost)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next: bool | None = None  # None: behave; else: applied or not
+        self.writes = 0
+
+    async def txn(
+        self, compares: Sequence[Compare], success_ops: Sequence[Op], failure_ops: Sequence[Op]
+    ) -> TxnResult:
+        writing = any(isinstance(op, Put) for op in success_ops)
+        applied = self.fail_next
+        if writing and applied is not None:
+            self.fail_next = None
+            if applied:
+                result = await super().txn(compares, success_ops, failure_ops)
+                self.writes += result.succeeded
+            raise KVUnavailable("connection lost after sending")
+        result = await super().txn(compares, success_ops, failure_ops)
+        self.writes += writing and result.succeeded
+        return result
+
+
+@pytest.mark.parametrize("applied", [True, False])
+async def test_an_in_doubt_commit_is_resolved_and_never_written_twice(applied: bool) -> None:
+    kv = InDoubtKV()
+    async with EtcdStore(kv, "/p") as s:
+        await s.commit([ev("a", 1)], [ex("a")])
+        revision = kv.revision
+        kv.fail_next = applied
+        await asyncio.wait_for(s.commit([ev("a", 2), ev("a", 3), ev("b", 1)], [ex("b")]), 2)
+        # Written exactly once: by the failed attempt, or else by the retry.
+        assert kv.writes == 2 and kv.revision == revision + 1
+        assert await seqs(s, "a") == [1, 2, 3] and await seqs(s, "b") == [1]
+        # The next commit continues at the right seq, and a repeat is a conflict.
+        await s.commit([ev("a", 4)])
+        with pytest.raises(ConflictError):
+            await s.commit([ev("b", 1)])
+        assert await seqs(s, "a") == [1, 2, 3, 4] and s.available
+
+
+async def test_an_in_doubt_commit_that_did_not_land_conflicts_if_another_did() -> None:
+    # The in-doubt batch was not applied, and meanwhile seq 2 was written by someone
+    # else (a second, unfenced writer): the retry must not take that for its own.
+    kv = InDoubtKV()
+    async with EtcdStore(kv, "/p") as s, EtcdStore(kv, "/p") as other:
+        await s.commit([ev("a", 1)])
+        kv.fail_next = False
+        pending = asyncio.create_task(s.commit([ev("a", 2, {"by": "s"})]))
+        while kv.fail_next is not None:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        await other.commit([ev("a", 2, {"by": "other"})])
+        with pytest.raises(ConflictError):
+            await asyncio.wait_for(pending, 2)
+        (*_, last) = await s.load_events("a")
+        assert last.data == {"by": "other"}
+
+
+async def test_a_fence_lost_during_the_outage_stops_the_retries() -> None:
+    kv = MemoryKV()
+    leading = True
+    fence = Compare(b"/p/leader", "create", "=", 0)  # holds: the key is absent
+
+    def current_fence() -> Compare:
+        if not leading:
+            raise NotLeader("session lost")
+        return fence
+
+    async with EtcdStore(kv, "/p", fence=current_fence) as s:
+        await s.commit([ev("a", 1)])
+        kv.set_unavailable(True)
+        pending = asyncio.create_task(s.commit([ev("a", 2)]))
+        await asyncio.sleep(0.1)
+        leading = False
+        with pytest.raises(FencedError, match="no longer the leader"):
+            await asyncio.wait_for(pending, 2)
+        kv.set_unavailable(False)
+        assert await seqs(s, "a") == [1]
+
+
+async def test_close_waits_for_a_commit_riding_out_an_outage() -> None:
+    kv = MemoryKV()
+    s = EtcdStore(kv, "/p")
+    await s.open()
+    kv.set_unavailable(True)
+    pending = asyncio.create_task(s.commit([ev("a", 1)]))
+    await asyncio.sleep(0.1)
+    closing = asyncio.create_task(s.close())
+    await asyncio.sleep(0.1)
+    assert not closing.done()
+    kv.set_unavailable(False)
+    await asyncio.wait_for(asyncio.gather(pending, closing), 2)
+    async with EtcdStore(kv, "/p") as again:
+        assert await seqs(again, "a") == [1]
 
 
 async def test_cancelled_commit_is_still_written(env: Env) -> None:
@@ -281,3 +421,31 @@ async def test_close_leaves_the_kv_open_and_size_is_zero(env: Env) -> None:
         await s.commit([ev("a", 1)])
         assert s.size_bytes() == 0
     assert await env.kv.get(f"{env.prefix}/heads/a".encode()) is not None
+
+
+async def test_commit_in_flight_while_etcd_restarts(etcd: EtcdCluster) -> None:
+    """The single member goes away for about a second with a commit pending: the commit
+    lands once etcd is back, exactly once, and the next one follows on."""
+    kv = EtcdKV(etcd.endpoints, timeout=1.0, connect_timeout=0.5)
+    prefix = f"/test-store/{uuid.uuid4().hex}"
+    try:
+        async with EtcdStore(kv, prefix, unavailable_timeout=20) as s:
+            await s.commit([ev("a", 1)], [ex("a")])
+            etcd.kill(0)
+            try:
+                pending = asyncio.create_task(s.commit([ev("a", 2), ev("a", 3)]))
+                await asyncio.sleep(1.0)
+                assert not pending.done() and not s.available
+            finally:
+                await asyncio.to_thread(etcd.restart, 0)
+            await asyncio.wait_for(pending, 20)
+            assert s.available
+            await s.commit([ev("a", 4)])
+            assert await seqs(s, "a") == [1, 2, 3, 4]
+            kvs, _ = await kv.range(f"{prefix}/events/".encode(), prefix=True)
+            assert len(kvs) == 4
+    finally:
+        if not etcd.members[0].running:
+            await asyncio.to_thread(etcd.restart, 0)
+        await kv.delete(prefix.encode() + b"/", prefix=True)
+        await kv.close()

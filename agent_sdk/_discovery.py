@@ -1,0 +1,180 @@
+"""Coordinator addresses and leader discovery for cluster mode.
+
+A coordinator address is one of::
+
+    host:port                          one coordinator
+    h1:p1,h2:p2,h3:p3                  seed replicas, tried in turn
+    etcd://h1:2379,h2:2379[/prefix]    read the leader from etcd (prefix default /agentmesh)
+
+A gRPC target with a scheme the SDK does not interpret (``unix:``, ``dns:``, ``ipv4:`` ...)
+is passed to gRPC as one address.
+
+In cluster mode a replica that is not the leader answers with ``UNAVAILABLE`` and the
+trailing metadata ``agentmesh-leader: host:port`` (:func:`leader_hint` reads it).  The
+leader is also the election candidate with the lowest create revision under
+``<prefix>/election/``; its value is JSON ``{"id": ..., "address": "host:port"}``
+(:func:`find_leader` reads it, read-only, straight from etcd).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from agent_sdk._errors import UnavailableError
+
+DEFAULT_PREFIX = "/agentmesh"
+LEADER_METADATA = "agentmesh-leader"
+ETCD_SCHEME = "etcd://"
+# gRPC name-resolver schemes passed through untouched (one target, no validation).
+_GRPC_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorAddress:
+    """A parsed coordinator address: either ``seeds`` (one or more ``host:port``,
+    tried in turn) or ``etcd`` endpoints plus the cluster ``prefix``."""
+
+    seeds: tuple[str, ...] = ()
+    etcd: tuple[str, ...] = ()
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def uses_etcd(self) -> bool:
+        return bool(self.etcd)
+
+    @property
+    def replicated(self) -> bool:
+        """Whether another replica can be tried when one fails (seed list or etcd)."""
+        return self.uses_etcd or len(self.seeds) > 1
+
+    def __str__(self) -> str:
+        if self.uses_etcd:
+            suffix = "" if self.prefix == DEFAULT_PREFIX else self.prefix
+            return ETCD_SCHEME + ",".join(self.etcd) + suffix
+        return ",".join(self.seeds)
+
+
+def parse_address(text: str) -> CoordinatorAddress:
+    """Parse a coordinator address (see the module docstring); ValueError if malformed."""
+    text = text.strip()
+    if not text:
+        raise ValueError("coordinator address is empty")
+    if text.lower().startswith(ETCD_SCHEME):
+        rest = text[len(ETCD_SCHEME) :]
+        hosts, _, path = rest.partition("/")
+        body = path.rstrip("/")
+        prefix = "/" + body if body else DEFAULT_PREFIX
+        if "//" in prefix:
+            raise ValueError(f"etcd prefix {prefix!r} in {text!r} has an empty path segment")
+        endpoints = _host_ports(hosts, text)
+        return CoordinatorAddress(etcd=endpoints, prefix=prefix)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ValueError(
+            f"unsupported scheme {scheme!r} in coordinator address {text!r} "
+            "(use host:port, h1:p1,h2:p2 or etcd://host:port[/prefix])"
+        )
+    if text.startswith(_GRPC_SCHEMES):
+        return CoordinatorAddress(seeds=(text,))
+    return CoordinatorAddress(seeds=_host_ports(text, text))
+
+
+def _host_ports(text: str, whole: str) -> tuple[str, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise ValueError(f"no host:port in coordinator address {whole!r}")
+    return tuple(_host_port(p, whole) for p in parts)
+
+
+def _host_port(part: str, whole: str) -> str:
+    if not part:
+        raise ValueError(f"empty entry in coordinator address {whole!r}")
+    host, colon, port = part.rpartition(":")
+    if not colon:
+        raise ValueError(f"{part!r} in coordinator address {whole!r} has no port (host:port)")
+    if host.startswith("["):  # [v6 address]:port
+        if not host.endswith("]") or len(host) < 3:
+            raise ValueError(f"bad IPv6 host in {part!r} (coordinator address {whole!r})")
+    elif not host or any(c in host for c in " /[]"):
+        raise ValueError(f"bad or empty host in {part!r} (coordinator address {whole!r})")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r} in {part!r} (coordinator address {whole!r})")
+    return f"{host}:{int(port)}"
+
+
+def leader_hint(e: grpc.aio.AioRpcError) -> str | None:
+    """The leader's address a non-leader replica named in its UNAVAILABLE answer, if any."""
+    if e.code() != grpc.StatusCode.UNAVAILABLE:
+        return None
+    for key, value in e.trailing_metadata() or ():
+        if key == LEADER_METADATA:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return text.strip() or None
+    return None
+
+
+def _prefix_end(key: bytes) -> bytes:
+    """etcd's range end for "every key starting with ``key``" (last byte + 1)."""
+    end = bytearray(key)
+    for i in range(len(end) - 1, -1, -1):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    return b"\0"
+
+
+async def find_leader(
+    endpoints: Sequence[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0
+) -> str:
+    """The leader coordinator's ``host:port``, read from etcd (plaintext, no auth).
+
+    Endpoints are tried in order; ``timeout`` bounds each one (connect plus read).
+    Raises UnavailableError when no endpoint answers or no leader is registered.
+    """
+    from aetcd import rpc  # the generated etcd v3 stubs; imported only when used
+
+    key = (prefix.rstrip("/") + "/election/").encode()
+    request = rpc.RangeRequest(
+        key=key,
+        range_end=_prefix_end(key),
+        limit=1,
+        sort_target=rpc.RangeRequest.CREATE,
+        sort_order=rpc.RangeRequest.ASCEND,
+    )
+    where = ",".join(endpoints)
+    failures: list[str] = []
+    response: Any = None
+    for endpoint in endpoints:
+        async with grpc.aio.insecure_channel(endpoint) as channel:
+            try:
+                # Not wait_for_ready: a refused connection fails at once, and the
+                # deadline bounds a silent host.
+                response = await rpc.KVStub(channel).Range(request, timeout=timeout)
+            except grpc.aio.AioRpcError as e:
+                failures.append(f"{endpoint}: {e.code().name}: {e.details()}")
+                continue
+        break
+    if response is None:
+        raise UnavailableError(
+            f"cannot find the coordinator leader: etcd unreachable at {where} "
+            f"({'; '.join(failures) or 'no endpoints'})"
+        )
+    if not response.kvs:
+        raise UnavailableError(
+            f"no coordinator leader registered in etcd {where} under {key.decode()}"
+        )
+    kv = response.kvs[0]
+    try:
+        address = json.loads(kv.value)["address"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise UnavailableError(
+            f"malformed leader record {kv.key.decode(errors='replace')} in etcd {where}: {e!r}"
+        ) from None
+    if not isinstance(address, str) or not address:
+        raise UnavailableError(f"leader record in etcd {where} has no address")
+    return address

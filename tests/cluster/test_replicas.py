@@ -1,0 +1,334 @@
+"""Cluster mode end to end: coordinator replicas as real processes on real etcd.
+
+Election among three replicas and follower redirects; SIGKILL of the leader while
+100 workflows run; a paused (SIGSTOP) leader fenced out; an etcd member lost with
+quorum kept; etcd unavailable altogether. Failover times are printed, not asserted
+(the benchmark in bench/failover.py measures them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from agent_sdk import Client, UnavailableError
+from agentmesh.v1 import registry_pb2, registry_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from tests.cluster.etcd_server import EtcdCluster
+from tests.cluster.replicas import (
+    LEADER_SERVICE,
+    SERVING,
+    ReplicaProcess,
+    health,
+    leaders,
+    unique_prefix,
+    wait_leader,
+)
+from tests.conftest import BIN, ROOT, AgentProcess, eventually
+
+pytestmark = pytest.mark.timeout(180)
+
+NOT_SERVING = 2
+
+
+def chain(steps: int, seconds: float) -> dict[str, Any]:
+    return {
+        "id": "chain",
+        "steps": [
+            {
+                "id": f"s{i}",
+                "type": "task",
+                "capability": "record",
+                "input": {"path": "$.input.path", "seconds": seconds},
+                "output": {f"s{i}": "$.output.pid"},
+                **({"next": f"s{i + 1}"} if i + 1 < steps else {}),
+            }
+            for i in range(steps)
+        ],
+    }
+
+
+def cluster_status(endpoints: list[str], prefix: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            str(BIN / "agentmesh"),
+            "cluster",
+            "status",
+            "--etcd-endpoints",
+            ",".join(endpoints),
+            "--prefix",
+            prefix,
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    status: dict[str, Any] = json.loads(out.stdout)
+    return status
+
+
+async def follower_answer(address: str) -> grpc.aio.AioRpcError:
+    """A call to ``address`` that must be refused (it is not the leader)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        try:
+            await stub.Heartbeat(registry_pb2.AgentHeartbeatRequest(agent_id="x"), timeout=5)
+        except grpc.aio.AioRpcError as e:
+            return e
+    raise AssertionError(f"{address} answered a leader-only call")
+
+
+def leader_metadata(e: grpc.aio.AioRpcError) -> str:
+    for key, value in e.trailing_metadata() or ():
+        if key == "agentmesh-leader":
+            return str(value)
+    return ""
+
+
+async def completed_steps(client: Client, execution_id: str) -> list[str]:
+    return [
+        e.step_id
+        for e in await client.get_execution_history(execution_id)
+        if e.type == "step.completed"
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+
+
+async def test_three_replicas_elect_one_leader_and_followers_redirect(
+    etcd: EtcdCluster, tmp_path: Path
+) -> None:
+    prefix = unique_prefix()
+    replicas = [ReplicaProcess(f"r{i}", etcd.endpoints, prefix, tmp_path) for i in range(3)]
+    try:
+        leader = await wait_leader(replicas)
+        followers = [r for r in replicas if r is not leader]
+        for r in replicas:  # every replica is live, whatever its role
+            assert await health(r.address) == SERVING
+        for f in followers:
+            assert await health(f.address, LEADER_SERVICE) == NOT_SERVING
+            e = await follower_answer(f.address)
+            assert e.code() == grpc.StatusCode.UNAVAILABLE
+            assert leader_metadata(e) == leader.address
+            assert e.details() == (
+                f"coordinator {f.id} is not the leader; the leader is {leader.id} "
+                f"at {leader.address}"
+            )
+        status = cluster_status(etcd.endpoints, prefix)
+        assert sorted(r["id"] for r in status["replicas"]) == ["r0", "r1", "r2"]
+        assert status["leader"] == leader.id and status["leader_address"] == leader.address
+        assert [r["id"] for r in status["replicas"] if r["leader"]] == [leader.id]
+        term = status["term"]
+
+        # a graceful stop resigns: another replica leads without waiting for a lease
+        started = time.monotonic()
+        leader.signal(signal.SIGTERM)
+        assert leader.proc is not None and leader.proc.wait(15) == 0
+        successor = await wait_leader(followers)
+        print(f"graceful handover in {time.monotonic() - started:.2f} s")
+        after = cluster_status(etcd.endpoints, prefix)
+        assert after["leader"] == successor.id and after["term"] > term
+        assert sorted(r["id"] for r in after["replicas"]) == sorted(f.id for f in followers)
+    finally:
+        for r in replicas:
+            r.stop()
+
+
+async def test_sigkill_leader_while_100_workflows_run(etcd: EtcdCluster, tmp_path: Path) -> None:
+    executions, steps = 100, 3
+    prefix, log = unique_prefix(), tmp_path / "runs.log"
+    replicas = [
+        ReplicaProcess(f"r{i}", etcd.endpoints, prefix, tmp_path, "--concurrency-limit", "200")
+        for i in range(3)
+    ]
+    seeds = ",".join(r.address for r in replicas)
+    agents: list[AgentProcess] = []
+    try:
+        leader = await wait_leader(replicas)
+        agents = [
+            AgentProcess(seeds, "--name", f"w{i}", "--capability", "record",
+                         "--max-concurrency", "16")
+            for i in range(2)
+        ]  # fmt: skip
+        for a in agents:
+            await a.ready()
+        async with Client(seeds, timeout=30) as client:
+            await client.define_workflow("chain", chain(steps, 0.2))
+            ids = [
+                (
+                    await client.start_workflow(
+                        "chain", {"path": str(log)}, idempotency_key=f"run-{n}"
+                    )
+                ).id
+                for n in range(executions)
+            ]
+            await eventually(
+                lambda: log.exists() and len(log.read_text().splitlines()) >= 60, timeout=30
+            )
+            killed_at = time.monotonic()
+            leader.kill()
+            before = len(log.read_text().splitlines())
+            assert before < executions * steps, "the kill must come mid-way"
+            successor = await wait_leader([r for r in replicas if r is not leader])
+            print(f"failover after SIGKILL: {time.monotonic() - killed_at:.2f} s (TTL 2 s)")
+
+            # the same idempotency key finds the same execution on the new leader
+            again = await client.start_workflow(
+                "chain", {"path": str(log)}, idempotency_key="run-0"
+            )
+            assert again.id == ids[0]
+            for execution_id in ids:
+                done = await client.wait_execution(execution_id, timeout=60)
+                assert done.status == "completed", (execution_id, done.error)
+                assert await completed_steps(client, execution_id) == [
+                    f"s{i}" for i in range(steps)
+                ], execution_id
+            assert client.address == successor.address
+        runs = [line.split() for line in log.read_text().splitlines()]
+        keys = collections.Counter(r[3] for r in runs)
+        # every step ran; only work in flight at the kill ran twice, with the same key
+        assert len({k.rsplit(".t", 1)[0] for k in keys}) == executions * steps
+        assert all(n <= 2 for n in keys.values()), keys.most_common(3)
+        assert sum(n - 1 for n in keys.values()) <= 2 * 16, "at most the in-flight tasks re-run"
+    finally:
+        for a in agents:
+            a.stop()
+        for r in replicas:
+            r.stop()
+
+
+async def test_a_paused_leader_is_fenced_and_steps_down(etcd: EtcdCluster, tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    replicas = [ReplicaProcess(f"r{i}", etcd.endpoints, prefix, tmp_path) for i in range(2)]
+    try:
+        old = await wait_leader(replicas)
+        term = cluster_status(etcd.endpoints, prefix)["term"]
+        old.signal(signal.SIGSTOP)
+        new = await wait_leader([r for r in replicas if r is not old])
+        status = cluster_status(etcd.endpoints, prefix)
+        assert status["leader"] == new.id and status["term"] > term
+
+        # While still paused, a write is sent to the old leader; it wakes up believing
+        # it leads. Whatever it does first, nothing it writes may land.
+        async with grpc.aio.insecure_channel(old.address) as channel:
+            stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+            definition = workflow_pb2.DefineWorkflowRequest(name="stale")
+            definition.definition.update(
+                {"id": "stale", "steps": [{"id": "a", "type": "wait", "wait": {"seconds": 1}}]}
+            )
+            call = stub.DefineWorkflow(definition, timeout=20)
+            await asyncio.sleep(0.2)
+            old.signal(signal.SIGCONT)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+        print("the woken leader answered:", refused.value.details())
+
+        # it steps down and now points at the new leader
+        await eventually(lambda: "lost leadership" in old.log(), timeout=15)
+
+        async def redirects_to_new() -> bool:
+            return leader_metadata(await follower_answer(old.address)) == new.address
+
+        await eventually(redirects_to_new, timeout=10)
+        assert await leaders(replicas) == [new]
+        async with Client(new.address) as client:
+            names = [w.name for w in await client.list_workflows()]
+        assert "stale" not in names, "a deposed leader's write landed"
+    finally:
+        for r in replicas:
+            r.stop()
+
+
+async def test_losing_one_etcd_member_does_not_interrupt(
+    etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    prefix, log = unique_prefix(), tmp_path / "runs.log"
+    replicas = [
+        ReplicaProcess(f"r{i}", etcd_cluster.endpoints, prefix, tmp_path, ttl=4) for i in range(2)
+    ]
+    seeds = ",".join(r.address for r in replicas)
+    agent: AgentProcess | None = None
+    try:
+        leader = await wait_leader(replicas)
+        term = cluster_status(etcd_cluster.endpoints, prefix)["term"]
+        agent = AgentProcess(seeds, "--name", "w", "--capability", "record",
+                             "--max-concurrency", "8")  # fmt: skip
+        await agent.ready()
+        async with Client(seeds, timeout=30) as client:
+            await client.define_workflow("chain", chain(3, 0.1))
+            first = [
+                (await client.start_workflow("chain", {"path": str(log)})).id for _ in range(10)
+            ]
+            etcd_cluster.kill(0)  # the first endpoint: every replica's preferred member
+            try:
+                more = [
+                    (await client.start_workflow("chain", {"path": str(log)})).id for _ in range(10)
+                ]
+                for execution_id in first + more:
+                    done = await client.wait_execution(execution_id, timeout=60)
+                    assert done.status == "completed", (execution_id, done.error)
+                assert await leaders(replicas) == [leader]
+                assert await health(leader.address) == SERVING
+                status = cluster_status(etcd_cluster.endpoints[1:], prefix)
+                assert status["leader"] == leader.id and status["term"] == term
+            finally:
+                etcd_cluster.restart(0)
+        assert "lost leadership" not in leader.log()
+    finally:
+        if agent is not None:
+            agent.stop()
+        for r in replicas:
+            r.stop()
+
+
+async def test_etcd_unavailable_means_not_serving_then_recovery(tmp_path: Path) -> None:
+    from tests.cluster.conftest import _binary
+
+    log = tmp_path / "runs.log"
+    with EtcdCluster(_binary(), size=1) as etcd:
+        replica = ReplicaProcess("solo", etcd.endpoints, "/agentmesh", tmp_path, ttl=10)
+        agent: AgentProcess | None = None
+        try:
+            await wait_leader([replica])
+            agent = AgentProcess(replica.address, "--name", "w", "--capability", "record")
+            await agent.ready()
+            async with Client(replica.address, timeout=30) as client:
+                await client.define_workflow("chain", chain(2, 0.1))
+                before = await client.start_workflow("chain", {"path": str(log)})
+                assert (await client.wait_execution(before.id, timeout=30)).status == "completed"
+
+                etcd.kill(0)
+                await eventually(lambda: _is(replica.address, NOT_SERVING), timeout=15)
+                with pytest.raises(UnavailableError) as refused:
+                    await client.start_workflow("chain", {"path": str(log)})
+                assert "etcd is unreachable" in str(refused.value)
+                # reads are still served from memory
+                assert (await client.get_execution_status(before.id)).status == "completed"
+
+                etcd.restart(0)
+                await eventually(lambda: _is(replica.address, SERVING), timeout=20)
+                await wait_leader([replica])
+                after = await client.start_workflow("chain", {"path": str(log)})
+                assert (await client.wait_execution(after.id, timeout=30)).status == "completed"
+        finally:
+            if agent is not None:
+                agent.stop()
+            replica.stop()
+
+
+async def _is(address: str, status: int) -> bool:
+    return await health(address) == status

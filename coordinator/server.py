@@ -178,6 +178,9 @@ class Coordinator:
             raise OSError(f"cannot bind {s.listen}")
         await server.start()
         self._server = server
+        # "liveness": the event loop answers. Unlike "", it stays SERVING while etcd is
+        # unreachable, so a liveness probe does not restart every replica in an outage.
+        await self._health.set("liveness", health_pb2.HealthCheckResponse.SERVING)
         if s.clustered:
             from coordinator.cluster.node import ClusterNode  # imports aetcd: cluster only
 

@@ -243,7 +243,8 @@ class ClusterNode:
             return election.fence()
 
         term_no = election.revision
-        store = EtcdStore(kv, self.prefix, fence=fence)
+        deposed = asyncio.Event()
+        store = EtcdStore(kv, self.prefix, fence=fence, on_fenced=deposed.set)
         term: Term = self.coordinator.new_term(store)
         log.info("replica %s elected leader (term %d); recovering from etcd", self.id, term_no)
         try:
@@ -260,17 +261,21 @@ class ClusterNode:
         self.terms_led += 1
         self._elected.set()
         log.info("replica %s leads (term %d)", self.id, term_no)
-        lost = asyncio.create_task(session.done.wait())
-        failed = asyncio.create_task(term.runtime.failed.wait())
-        stop = asyncio.create_task(self._stop.wait())
+        waits = [
+            asyncio.create_task(session.done.wait()),
+            asyncio.create_task(term.runtime.failed.wait()),
+            asyncio.create_task(deposed.wait()),
+            asyncio.create_task(self._stop.wait()),
+        ]
         try:
-            await asyncio.wait({lost, failed, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (lost, failed, stop):
+            for t in waits:
                 t.cancel()
         self.leading = False
         self._elected.clear()
-        if self._stop.is_set() and session.alive and not term.runtime.failed.is_set():
+        healthy = session.alive and not term.runtime.failed.is_set() and not deposed.is_set()
+        if self._stop.is_set() and healthy:
             log.info("replica %s stepping down gracefully (term %d)", self.id, term_no)
             await term.drain(self._grace)
             await directory.stop()
@@ -279,11 +284,12 @@ class ClusterNode:
             await self.coordinator.uninstall()
             await term.close()
             return
-        why = (
-            f"engine stopped: {term.runtime.failure}"
-            if term.runtime.failed.is_set()
-            else "session lease lost"
-        )
+        if deposed.is_set():
+            why = "etcd refused a write fenced by our election key (another replica leads)"
+        elif term.runtime.failed.is_set():
+            why = f"engine stopped: {term.runtime.failure}"
+        else:
+            why = "session lease lost"
         log.warning("replica %s lost leadership (term %d): %s", self.id, term_no, why)
         await directory.stop()
         await self.coordinator.uninstall()

@@ -129,6 +129,8 @@ class EtcdStore(StoreLifecycle):
     ``fence`` returns the compare every write must carry (``Election.fence``), or None
     to write unfenced (tests, a single coordinator). If it raises ``ElectionError`` (we
     are not campaigning) the write is refused with ``FencedError`` without reaching etcd.
+    ``on_fenced`` is called whenever etcd itself refuses the fence: whichever call hit
+    it (an engine turn, a workflow definition), the owner learns it was deposed.
 
     ``commit`` is one etcd transaction. A batch that needs more than ``max_txn_ops``
     operations (etcd's ``--max-txn-ops``, 128 by default) or more than ``max_txn_bytes``
@@ -153,6 +155,7 @@ class EtcdStore(StoreLifecycle):
         *,
         max_txn_bytes: int = 1_500_000,
         unavailable_timeout: float = 30.0,
+        on_fenced: Callable[[], None] | None = None,
     ) -> None:
         if max_txn_ops < 2:
             raise ValueError("max_txn_ops must allow at least one event and its head")
@@ -165,6 +168,7 @@ class EtcdStore(StoreLifecycle):
         self.max_txn_bytes = max_txn_bytes
         self.unavailable_timeout = unavailable_timeout
         self._fence = fence
+        self._on_fenced = on_fenced
         self._available = True
         self._root = self.prefix + "/"
         self._opened = False
@@ -405,8 +409,14 @@ class EtcdStore(StoreLifecycle):
         if fence is not None:
             found = result.ranges[0] if result.ranges else []
             if not compare_holds(fence, found[0] if found else None):
-                raise FencedError(FENCED_MESSAGE)
+                raise self._fenced()
         return False
+
+    def _fenced(self) -> FencedError:
+        """etcd refused our fence: tell the owner (it must step down) and say so."""
+        if self._on_fenced is not None:
+            self._on_fenced()
+        return FencedError(FENCED_MESSAGE)
 
     def _current_fence(self) -> Compare | None:
         if self._fence is None:
@@ -454,7 +464,7 @@ class EtcdStore(StoreLifecycle):
         compares = [] if fence is None else [fence]
         result = await self._call(self.kv.txn(compares, [target, delete], []))
         if not result.succeeded:
-            raise FencedError(FENCED_MESSAGE)
+            raise self._fenced()
         return len(result.ranges[0])
 
     # -- reads -----------------------------------------------------------------------

@@ -313,6 +313,7 @@ async def test_etcd_unavailable_means_not_serving_then_recovery(tmp_path: Path) 
 
                 etcd.kill(0)
                 await eventually(lambda: _is(replica.address, NOT_SERVING), timeout=15)
+                assert await health(replica.address, "liveness") == SERVING  # no restart
                 with pytest.raises(UnavailableError) as refused:
                     await client.start_workflow("chain", {"path": str(log)})
                 assert "etcd is unreachable" in str(refused.value)
@@ -332,3 +333,93 @@ async def test_etcd_unavailable_means_not_serving_then_recovery(tmp_path: Path) 
 
 async def _is(address: str, status: int) -> bool:
     return await health(address) == status
+
+
+async def test_a_deposed_leader_that_has_not_noticed_cannot_write(
+    etcd: EtcdCluster, tmp_path: Path
+) -> None:
+    """Its session is fine, but its election key is gone (an operator deleted it, or
+    it expired while etcd was partitioned from it): etcd refuses its fenced writes."""
+    from coordinator.cluster.etcd_kv import EtcdKV
+
+    prefix = unique_prefix()
+    replicas = [ReplicaProcess(f"r{i}", etcd.endpoints, prefix, tmp_path) for i in range(2)]
+    try:
+        old = await wait_leader(replicas)
+        async with EtcdKV(etcd.endpoints) as kv:
+            kvs, _ = await kv.range(f"{prefix}/election/".encode(), prefix=True)
+            mine = [k for k in kvs if json.loads(k.value)["id"] == old.id]
+            assert len(mine) == 1
+            await kv.delete(mine[0].key)
+        new = await wait_leader([r for r in replicas if r is not old])
+
+        async with grpc.aio.insecure_channel(old.address) as channel:
+            stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+            request = workflow_pb2.DefineWorkflowRequest(name="stale")
+            request.definition.update(
+                {"id": "stale", "steps": [{"id": "a", "type": "wait", "wait": {"seconds": 1}}]}
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.DefineWorkflow(request, timeout=20)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no longer the leader" in (refused.value.details() or "")
+        await eventually(lambda: "etcd refused a write fenced" in old.log(), timeout=10)
+        await eventually(lambda: leaders_are(replicas, [new]), timeout=10)
+        async with Client(new.address) as client:
+            assert "stale" not in [w.name for w in await client.list_workflows()]
+    finally:
+        for r in replicas:
+            r.stop()
+
+
+async def leaders_are(replicas: list[ReplicaProcess], expected: list[ReplicaProcess]) -> bool:
+    return await leaders(replicas) == expected
+
+
+async def test_every_replica_sees_the_agents_and_a_dead_agent_disappears(
+    etcd: EtcdCluster, tmp_path: Path
+) -> None:
+    prefix = unique_prefix()
+    replicas = [ReplicaProcess(f"r{i}", etcd.endpoints, prefix, tmp_path) for i in range(3)]
+    agents: list[AgentProcess] = []
+    try:
+        leader = await wait_leader(replicas)
+        # agents find the leader through etcd alone
+        discovery = f"etcd://{','.join(etcd.endpoints)}{prefix}"
+        agents = [
+            AgentProcess(discovery, "--name", f"a{i}", "--capability", "echo") for i in range(2)
+        ]
+        ids = sorted([await a.ready() for a in agents])
+        follower = next(r for r in replicas if r is not leader)
+        await eventually(lambda: lists(follower.address, ids), timeout=10)
+        assert await listed(leader.address) == ids
+
+        agents[0].stop()  # SIGKILL: the leader notices the stream end and revokes its lease
+        await eventually(lambda: lists(follower.address, ids[1:]), timeout=10)
+
+        # The leader dies: nobody keeps the leases alive, but the survivor reconnects to
+        # the new leader, which writes its entry again.
+        leader.kill()
+        new = await wait_leader([r for r in replicas if r is not leader])
+        other = next(r for r in replicas if r not in (leader, new))
+        await eventually(lambda: lists(new.address, ids[1:]), timeout=15)
+        await asyncio.sleep(3)  # past the old leader's leases (TTL 2 s)
+        assert await listed(other.address) == ids[1:]
+    finally:
+        for a in agents:
+            a.stop()
+        for r in replicas:
+            r.stop()
+
+
+async def listed(address: str) -> list[str]:
+    """Agent ids ListAgents returns at ``address`` (leader: memory; follower: etcd)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        reply = await registry_pb2_grpc.RegistryServiceStub(channel).ListAgents(
+            registry_pb2.ListAgentsRequest(), timeout=5
+        )
+    return sorted(a.id for a in reply.agents)
+
+
+async def lists(address: str, expected: list[str]) -> bool:
+    return await listed(address) == expected

@@ -49,6 +49,7 @@ serve: venv
 bench: venv
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/workflows.py
+	$(BIN)/python bench/failover.py
 
 image:
 	docker build -f deploy/Dockerfile -t agentmesh:dev .

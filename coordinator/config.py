@@ -231,8 +231,12 @@ def load_settings(
     try:
         return Settings.model_validate(merged)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in e.errors()
-        )
+        problems = "; ".join(_problem(err["loc"], err["msg"]) for err in e.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    where = ".".join(str(p) for p in loc)
+    # Cross-field checks have no location: their message names the settings itself.
+    return f"{where}: {msg}" if where else msg

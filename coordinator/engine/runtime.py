@@ -154,6 +154,7 @@ class WorkflowRuntime:
         self.transitions = 0
         self._frozen = False
         self._background: set[asyncio.Task[None]] = set()
+        self._commit_lock = asyncio.Lock()
         # Set when the engine loop stops on an error (e.g. the store refused a
         # write because this coordinator was deposed); ``failure`` says why.
         self.failed = asyncio.Event()
@@ -503,9 +504,12 @@ class WorkflowRuntime:
             await self.store.commit(turn.stored, list(turn.records.values()))
             return
         # The store's transactions are bounded (etcd: 128 operations): commit the
-        # turn in order, in parts that each fit. Effects still wait for all of it.
-        for events, records in split_batch(turn.stored, turn.records, limit):
-            await self.store.commit(events, records)
+        # turn in order, in parts that each fit. The lock (FIFO) keeps the next
+        # turn's batches behind all of this turn's: the store applies batches in
+        # call order, and a later turn may append to the same executions.
+        async with self._commit_lock:
+            for events, records in split_batch(turn.stored, turn.records, limit):
+                await self.store.commit(events, records)
 
     async def _settle(
         self,

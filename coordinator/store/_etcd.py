@@ -175,6 +175,7 @@ class EtcdStore(StoreLifecycle):
         self._closed = False
         # Commits run as tasks the caller's cancellation cannot reach (see commit).
         self._inflight: set[asyncio.Task[None]] = set()
+        self._tail: asyncio.Task[None] | None = None  # the last batch submitted
 
     @property
     def available(self) -> bool:
@@ -240,10 +241,24 @@ class EtcdStore(StoreLifecycle):
         puts = self._encode(rows, records)
         # Cancelling the caller must not withdraw the batch (the Store contract): the
         # transaction runs in its own task, and close() waits for it.
-        task = asyncio.ensure_future(self._commit(rows, puts))
+        # Batches are applied in call order, as in the other stores: each waits for the
+        # one before it (whatever its outcome), so pipelined callers cannot race on a
+        # head and see a spurious seq gap.
+        task = asyncio.ensure_future(self._commit_after(self._tail, rows, puts))
+        self._tail = task
         self._inflight.add(task)
         task.add_done_callback(self._done)
         await asyncio.shield(task)
+
+    async def _commit_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        rows: list[codec.EventRow],
+        puts: list[Put],
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        await self._commit(rows, puts)
 
     def _encode(self, rows: list[codec.EventRow], records: list[codec.ExecutionRow]) -> list[Put]:
         """The puts of a batch, minus the heads (they depend on what is stored)."""

@@ -459,3 +459,40 @@ async def listed(address: str) -> list[str]:
 
 async def lists(address: str, expected: list[str]) -> bool:
     return await listed(address) == expected
+
+
+async def test_an_etcd_outage_longer_than_the_lease_costs_leadership_not_work(
+    tmp_path: Path,
+) -> None:
+    """Past the lease's trust window the leader steps down; once etcd is back the replica
+    campaigns again, leads a new term and finishes what was running before the outage."""
+    from tests.cluster.conftest import _binary
+
+    log = tmp_path / "runs.log"
+    with EtcdCluster(_binary(), size=1) as etcd:
+        replica = ReplicaProcess("solo", etcd.endpoints, "/agentmesh", tmp_path, ttl=2)
+        agent: AgentProcess | None = None
+        try:
+            await wait_leader([replica])
+            term = cluster_status(etcd.endpoints, "/agentmesh")["term"]
+            agent = AgentProcess(replica.address, "--name", "w", "--capability", "record")
+            await agent.ready()
+            async with Client(replica.address, timeout=30) as client:
+                await client.define_workflow("chain", chain(2, 3.0))
+                running = await client.start_workflow("chain", {"path": str(log)})
+                await eventually(log.exists, timeout=10)  # s0 is running
+
+                etcd.kill(0)
+                await eventually(lambda: "lost leadership" in replica.log(), timeout=15)
+                assert await leaders([replica]) == []
+                etcd.restart(0)
+
+                await wait_leader([replica], timeout=30)
+                assert cluster_status(etcd.endpoints, "/agentmesh")["term"] > term
+                done = await client.wait_execution(running.id, timeout=60)
+                assert done.status == "completed", done.error
+                assert sorted(s for s in await completed_steps(client, running.id)) == ["s0", "s1"]
+        finally:
+            if agent is not None:
+                agent.stop()
+            replica.stop()

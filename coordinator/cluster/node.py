@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,10 +93,37 @@ class ClusterNode:
         self._task: asyncio.Task[None] | None = None
         self._fatal: list[Callable[[], None]] = []
         self._elected = asyncio.Event()
+        self._address: str | None = None
 
     @property
     def address(self) -> str:
-        return self.settings.advertise_address or self.coordinator.address
+        """Where other replicas, agents and clients reach this one."""
+        if self._address is None:
+            self._address = self.settings.advertise_address or self._default_address()
+        return self._address
+
+    def _default_address(self) -> str:
+        host = self.settings.listen.rpartition(":")[0].strip("[]")
+        if host not in ("0.0.0.0", "::", ""):
+            return self.coordinator.address
+        # Listening on every interface: advertise the local address on the route to etcd,
+        # which the other replicas (sharing that etcd) can most likely reach too.
+        etcd_host, _, etcd_port = self.settings.endpoints[0].rpartition(":")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((etcd_host, int(etcd_port)))  # UDP: nothing is sent
+                local = str(probe.getsockname()[0])
+        except OSError:
+            local = socket.gethostname()
+        log.warning(
+            "replica %s listens on %s without advertise_address: advertising %s:%d "
+            "(set advertise_address to what the other replicas and agents can dial)",
+            self.id,
+            self.settings.listen,
+            local,
+            self.coordinator.port,
+        )
+        return f"{local}:{self.coordinator.port}"
 
     @property
     def prefix(self) -> str:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from agent_sdk._discovery import find_leader, leader_hint, parse_address
+from agent_sdk._discovery import election_pending, find_leader, leader_hint, parse_address
 from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -54,6 +54,10 @@ _FATAL = {
 }
 # Redirects followed at once before the normal backoff applies again.
 MAX_QUICK_REDIRECTS = 3
+# While a live replica answers "election pending", ask it again every ~ELECTION_RETRY_S
+# (jittered), up to MAX_QUICK_ELECTION_RETRIES times in a row (~15 s), before backing off.
+ELECTION_RETRY_S = 0.25
+MAX_QUICK_ELECTION_RETRIES = 60
 # Bound on one etcd endpoint's answer when resolving the leader.
 ETCD_LOOKUP_TIMEOUT = 2.0
 
@@ -176,6 +180,10 @@ class Agent:
     other cannot cause a reconnect storm.  When a connection fails without a redirect,
     the next attempt goes to the next seed (seed list) or to a freshly resolved leader
     (etcd); a redirected address that fails is dropped in favour of the seeds/etcd.
+    A replica that answers ``agentmesh-election: pending`` (alive, no leader known yet)
+    is asked again every ~0.25 s without growing the backoff, so an agent reconnects
+    as soon as a new leader is up. Otherwise reconnects back off exponentially from
+    ``reconnect_min`` to ``reconnect_max`` (0.1 s to 2 s), jittered.
     ``coordinator`` keeps the configured string; ``connected_to`` is the replica of the
     current session.
     """
@@ -190,7 +198,7 @@ class Agent:
         labels: dict[str, str] | None = None,
         agent_id: str | None = None,
         reconnect_min: float = 0.1,
-        reconnect_max: float = 10.0,
+        reconnect_max: float = 2.0,
         drain_timeout: float = 30.0,
         max_message_bytes: int = 4 * 1024 * 1024,
     ) -> None:
@@ -287,11 +295,13 @@ class Agent:
         self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=self.name)
         failures = 0
         redirects = 0  # redirects in a row without a Welcome
+        pending = 0  # "election pending" answers in a row
         try:
             while not self._stop.is_set():
                 welcomed = False
                 target = ""
                 leader: str | None = None
+                electing = False
                 try:
                     target = await self._next_target()
                     welcomed = await self._session(target)
@@ -302,7 +312,8 @@ class Agent:
                             f"{e.code().name}: {e.details()}"
                         ) from None
                     leader = leader_hint(e)
-                    if leader is None:
+                    electing = leader is None and election_pending(e)
+                    if leader is None and not electing:
                         log.info(
                             "agent %s: stream to %s lost: %s: %s",
                             self.name,
@@ -321,7 +332,7 @@ class Agent:
                 if self._stop.is_set():
                     break
                 if welcomed:
-                    failures, redirects = 0, 0
+                    failures, redirects, pending = 0, 0, 0
                 if leader is not None:
                     redirects += 1
                     log.info(
@@ -333,8 +344,24 @@ class Agent:
                     self._redirect = leader
                     if redirects <= MAX_QUICK_REDIRECTS:
                         continue
-                else:
+                elif not electing:
+                    failed_redirect = target == self._redirect
                     self._target_failed()
+                    # In a cluster, a replica (or the leader a follower named) that does
+                    # not answer is most likely a dead leader whose lease has not expired
+                    # yet: an election follows within the TTL. Keep asking quickly.
+                    electing = not welcomed and (failed_redirect or self._address.replicated)
+                if electing and pending < MAX_QUICK_ELECTION_RETRIES:
+                    # Without growing the backoff: the agent reconnects as soon as a new
+                    # leader is up (a live follower redirects once it knows it).
+                    pending += 1
+                    if pending == 1:
+                        log.info("agent %s: no leader reachable yet; retrying shortly", self.name)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._stop.wait(), random.uniform(0.5, 1.0) * ELECTION_RETRY_S
+                        )
+                    continue
                 failures += 1
                 delay = min(self.reconnect_max, self.reconnect_min * 2 ** (failures - 1))
                 delay = random.uniform(delay / 2, delay)

@@ -11,7 +11,7 @@ from typing import Any, Self
 import grpc
 
 from agent_sdk._agent import channel_options
-from agent_sdk._discovery import find_leader, leader_hint, parse_address
+from agent_sdk._discovery import election_pending, find_leader, leader_hint, parse_address
 from agent_sdk._errors import UnavailableError, rpc_error
 from agent_sdk._types import AgentInfo, TaskAssignment
 from agent_sdk._workflows import WorkflowMethods
@@ -59,6 +59,10 @@ log = logging.getLogger("agent_sdk")
 
 # Leader redirects one call follows before giving up.
 MAX_REDIRECTS = 3
+# While a replica answers "election pending", retry every ELECTION_RETRY_S, within the
+# call's deadline and at most MAX_ELECTION_RETRIES times (~30 s) in all.
+ELECTION_RETRY_S = 0.25
+MAX_ELECTION_RETRIES = 120
 # Bound on one etcd endpoint's answer when resolving the leader.
 ETCD_LOOKUP_TIMEOUT = 2.0
 # The stub attributes the methods (and the WorkflowMethods mixin) call through.
@@ -186,7 +190,7 @@ class Client(WorkflowMethods):
         deadline = None if timeout is None else loop.time() + timeout
         replicas = len(self._target.etcd) if self._target.uses_etcd else len(self._target.seeds)
         max_attempts = replicas + 1
-        hops = attempts = 0
+        hops = attempts = elections = 0
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             if self._channel is None:  # etcd:// before the first resolution
@@ -209,6 +213,16 @@ class Client(WorkflowMethods):
                     log.info("%s: %s is not the leader; redirected to %s", name, used, leader)
                     if self.address == used:
                         self._connect(leader, redirected=True)
+                    continue
+                out_of_time = deadline is not None and loop.time() >= deadline
+                if election_pending(e) and not out_of_time and elections < MAX_ELECTION_RETRIES:
+                    elections += 1
+                    # A live replica says a leader is being elected: the call did
+                    # nothing; ask again shortly, within the call's deadline.
+                    pause = ELECTION_RETRY_S
+                    if deadline is not None:
+                        pause = min(pause, max(0.0, deadline - loop.time()))
+                    await asyncio.sleep(pause)
                     continue
                 attempts += 1
                 can_fail_over = self._target.replicated or self._redirected

@@ -29,6 +29,7 @@ from agent_sdk._errors import UnavailableError
 
 DEFAULT_PREFIX = "/agentmesh"
 LEADER_METADATA = "agentmesh-leader"
+ELECTION_METADATA = "agentmesh-election"  # "pending": no leader known yet
 ETCD_SCHEME = "etcd://"
 # gRPC name-resolver schemes passed through untouched (one target, no validation).
 _GRPC_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")
@@ -105,6 +106,14 @@ def _host_port(part: str, whole: str) -> str:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"bad port {port!r} in {part!r} (coordinator address {whole!r})")
     return f"{host}:{int(port)}"
+
+
+def election_pending(e: grpc.aio.AioRpcError) -> bool:
+    """A live replica answered that no leader is known yet (an election is under way):
+    worth asking again shortly, unlike a replica that did not answer at all."""
+    if e.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    return any(key == ELECTION_METADATA for key, _ in e.trailing_metadata() or ())
 
 
 def leader_hint(e: grpc.aio.AioRpcError) -> str | None:

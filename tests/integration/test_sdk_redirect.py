@@ -28,6 +28,7 @@ class Follower(grpc.GenericRpcHandler):
 
     def __init__(self) -> None:
         self.leader: str | None = None
+        self.electing = False  # with no leader: answer "agentmesh-election: pending"
         self.address = ""
         self.calls: list[str] = []
         self.server = grpc.aio.server()
@@ -40,6 +41,8 @@ class Follower(grpc.GenericRpcHandler):
 
     async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.leader is None:
+            if self.electing:
+                context.set_trailing_metadata((("agentmesh-election", "pending"),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no leader elected yet")
         context.set_trailing_metadata((("agentmesh-leader", self.leader),))
         await context.abort(
@@ -262,3 +265,26 @@ async def test_no_leader_known_is_plain_unavailable(
         with pytest.raises(UnavailableError, match="no leader elected yet"):
             await client.list_agents()
     assert len(lone.calls) == 1
+
+
+async def test_during_an_election_client_and_agent_wait_instead_of_failing(
+    coordinator: Coordinator, follower_factory: Callable[[str | None], Any]
+) -> None:
+    follower = await follower_factory(None)
+    follower.electing = True
+    agent = doubling_agent(follower.address, reconnect_min=5.0, reconnect_max=5.0)
+    async with Client(follower.address, timeout=10) as client:
+        listing = asyncio.create_task(client.list_agents())
+        serving = asyncio.create_task(agent.serve())
+        try:
+            await asyncio.sleep(0.8)  # several "pending" answers: nobody gave up
+            assert not listing.done()
+            assert follower.count(CONNECT) >= 2, "the agent asks again without backing off"
+            follower.leader = coordinator.address  # the election ends
+            await listing
+            # reconnect_min is 5 s: the agent got in quickly only because it kept asking
+            await agent.wait_connected(3)
+            await run_one(client)
+        finally:
+            await agent.shutdown(grace=1)
+            await asyncio.wait_for(serving, 5)

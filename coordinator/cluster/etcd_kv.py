@@ -95,6 +95,10 @@ def _map_error(e: grpc.aio.AioRpcError) -> KVError:
         grpc.StatusCode.CANCELLED,
     ):
         return KVUnavailable(f"{code.name}: {details}")
+    if code == grpc.StatusCode.UNKNOWN and "deadline exceeded" in details:
+        # etcd's own request timeout while it has no quorum ("context deadline
+        # exceeded" as UNKNOWN): the cluster is unavailable, not the request wrong.
+        return KVUnavailable(f"{code.name}: {details}")
     if code == grpc.StatusCode.NOT_FOUND and "lease not found" in details:
         return LeaseNotFound(details)
     if code == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:

@@ -139,6 +139,9 @@ def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
         (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader", KVUnavailable),
         (grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out", KVUnavailable),
         (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", KVUnavailable),
+        # etcd's own timeout while it has no quorum arrives as UNKNOWN
+        (grpc.StatusCode.UNKNOWN, "context deadline exceeded", KVUnavailable),
+        (grpc.StatusCode.UNKNOWN, "something else", KVError),
         (grpc.StatusCode.NOT_FOUND, "etcdserver: requested lease not found", LeaseNotFound),
         (grpc.StatusCode.OUT_OF_RANGE, "mvcc: required revision has been compacted", Compacted),
         (

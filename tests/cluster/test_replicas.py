@@ -238,7 +238,9 @@ async def test_sigkill_leader_while_100_workflows_run(etcd: EtcdCluster, tmp_pat
         # every step ran; only work in flight at the kill ran twice, with the same key
         assert len({k.rsplit(".t", 1)[0] for k in keys}) == executions * len(FAN_TASKS)
         assert all(n <= 2 for n in keys.values()), keys.most_common(3)
-        assert reruns <= 2 * 16, "at most the in-flight tasks re-run"
+        # A task re-runs if it was running at the kill, or had finished but its result
+        # was not committed yet: at most two per agent slot (2 agents x 16 slots).
+        assert reruns <= 2 * 2 * 16, "only work in flight at the kill re-runs"
     finally:
         for a in agents:
             a.stop()

@@ -83,8 +83,6 @@ class ClusterNode:
         self.settings = settings
         self.id = coordinator.coordinator_id
         self.leader: LeaderInfo | None = None
-        self.leading = False
-        self.terms_led = 0
         self.etcd_ok = False
         self.etcd_error = "not connected yet"
         self.session: Session | None = None
@@ -124,6 +122,10 @@ class ClusterNode:
             self.coordinator.port,
         )
         return f"{local}:{self.coordinator.port}"
+
+    @property
+    def leading(self) -> bool:
+        return self._elected.is_set()
 
     @property
     def prefix(self) -> str:
@@ -291,8 +293,6 @@ class ClusterNode:
         await self.coordinator.install(term)
         directory = AgentDirectory(kv, self.prefix, term.mesh, self.settings.lease_ttl_s, fence)
         directory.start()
-        self.leading = True
-        self.terms_led += 1
         self._elected.set()
         log.info("replica %s leads (term %d)", self.id, term_no)
         waits = [
@@ -306,7 +306,6 @@ class ClusterNode:
         finally:
             for t in waits:
                 t.cancel()
-        self.leading = False
         self._elected.clear()
         healthy = session.alive and not term.runtime.failed.is_set() and not deposed.is_set()
         if self._stop.is_set() and healthy:

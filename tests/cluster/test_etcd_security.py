@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import pytest
 from coordinator.cluster.etcd_kv import EtcdKV
 from coordinator.cluster.kv import KVError, KVUnavailable
 from tests.cluster.etcd_server import EtcdCluster, etcd_binary
+from tests.cluster.replicas import ReplicaProcess, wait_leader
+from tests.conftest import BIN, ROOT
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -94,3 +97,46 @@ async def test_tls_with_client_certificate(etcd_with_tls: EtcdCluster) -> None:
     async with EtcdKV(endpoints, timeout=1.0, connect_timeout=0.5, ca_cert=tls.ca) as no_cert:
         with pytest.raises(KVUnavailable):
             await no_cert.get(b"t")
+
+
+# -- replicas configured for a secured etcd: the settings reach the client --------------
+
+
+def status_with(endpoints: list[str], *flags: str) -> dict[str, object]:
+    out = subprocess.run(
+        [str(BIN / "agentmesh"), "cluster", "status", "--etcd-endpoints", ",".join(endpoints),
+         "--json", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    status: dict[str, object] = json.loads(out.stdout)
+    return status
+
+
+async def test_a_replica_leads_on_etcd_with_tls_and_client_certificates(
+    etcd_with_tls: EtcdCluster, tmp_path: Path
+) -> None:
+    tls = etcd_with_tls.tls
+    assert tls is not None
+    flags = ["--etcd-ca-cert", str(tls.ca), "--etcd-cert", str(tls.client_cert),
+             "--etcd-key", str(tls.client_key)]  # fmt: skip
+    replica = ReplicaProcess("tls-1", etcd_with_tls.endpoints, "/secure", tmp_path, *flags)
+    try:
+        await wait_leader([replica])
+        status = status_with(etcd_with_tls.endpoints, "--etcd-prefix", "/secure", *flags)
+        assert status["leader"] == "tls-1"
+    finally:
+        replica.stop()
+
+
+async def test_a_replica_leads_on_etcd_with_user_and_password(
+    etcd_with_auth: EtcdCluster, tmp_path: Path
+) -> None:
+    flags = ["--etcd-user", "root", "--etcd-password", "secret"]
+    replica = ReplicaProcess("auth-1", etcd_with_auth.endpoints, "/secure", tmp_path, *flags)
+    try:
+        await wait_leader([replica])
+        status = status_with(etcd_with_auth.endpoints, "--etcd-prefix", "/secure", *flags)
+        assert status["leader"] == "auth-1"
+    finally:
+        replica.stop()

@@ -325,8 +325,15 @@ class WorkflowRuntime:
         parent: tuple[str, str] | None = None,
         context: dict[str, Any] | None = None,
     ) -> Live:
-        if idempotency_key and idempotency_key in self._idempotency:
-            return self.get_live(self._idempotency[idempotency_key])
+        if idempotency_key:
+            if idempotency_key in self._idempotency:
+                return await self.load_live(self._idempotency[idempotency_key])
+            # Started by an earlier coordinator on this store (before a restart or a
+            # failover), perhaps long finished: the store's index remembers it.
+            earlier = await self.store.find_execution(idempotency_key)
+            if earlier is not None:
+                self._idempotency[idempotency_key] = earlier.id
+                return await self.load_live(earlier.id)
         defn = await self.get_workflow(name, version)
         problems = validate_input(defn, input)
         if problems:
@@ -334,7 +341,14 @@ class WorkflowRuntime:
         exec_id = uuid.uuid4().hex
         now = _now()
         record = ExecutionRecord(
-            exec_id, defn.name, defn.version, "queued", now, now, parent[0] if parent else ""
+            exec_id,
+            defn.name,
+            defn.version,
+            "queued",
+            now,
+            now,
+            parent[0] if parent else "",
+            idempotency_key=idempotency_key,
         )
         live = Live(Execution(exec_id, defn, self.defaults), record, parent=parent)
         ctx = dict(context or {})
@@ -783,25 +797,30 @@ def split_batch(
     events: list[StoredEvent], records: dict[str, ExecutionRecord], limit: int
 ) -> list[tuple[list[StoredEvent], list[ExecutionRecord]]]:
     """Split one turn's history into ordered store batches of at most ``limit``
-    operations (an event, an execution's head and its index row count one each).
+    operations: an event, an execution's head and its index row count one each, and
+    an index row with an idempotency key one more (the store indexes the key).
 
     Parts break between runs of one execution's events where possible, and an
     execution's index row travels with its last event, so a crash between parts
     never leaves an index row ahead of the history it summarises.
     """
-    if limit < 3:
-        raise ValueError("a store batch must fit an event, its head and an index row")
+    if limit < 4:
+        raise ValueError("a store batch must fit an event, its head and a keyed index row")
     last = {e.execution_id: i for i, e in enumerate(events)}
     parts: list[tuple[list[StoredEvent], list[ExecutionRecord]]] = []
     cur: list[StoredEvent] = []
     cur_records: list[ExecutionRecord] = []
     heads: set[str] = set()
+    ops = 0
 
     def flush() -> None:
-        nonlocal cur, cur_records, heads
+        nonlocal cur, cur_records, heads, ops
         if cur or cur_records:
             parts.append((cur, cur_records))
-        cur, cur_records, heads = [], [], set()
+        cur, cur_records, heads, ops = [], [], set(), 0
+
+    def record_ops(exec_id: str) -> int:
+        return 1 + bool(records[exec_id].idempotency_key)
 
     runs: list[list[int]] = []
     for i, e in enumerate(events):
@@ -812,9 +831,9 @@ def split_batch(
     for whole in runs:
         run = whole
         exec_id = events[run[0]].execution_id
-        with_record = last[exec_id] == run[-1] and exec_id in records
-        used = len(cur) + len(heads) + len(cur_records)
-        if cur and used + len(run) + (exec_id not in heads) + with_record > limit:
+        own = last[exec_id] == run[-1] and exec_id in records
+        with_record = record_ops(exec_id) if own else 0
+        if cur and ops + len(run) + (exec_id not in heads) + with_record > limit:
             flush()
         # A run that alone exceeds the limit is cut into pieces, the record last.
         while len(run) + 1 + with_record > limit:
@@ -825,14 +844,16 @@ def split_batch(
             cur = [events[i] for i in piece]
             flush()
         cur.extend(events[i] for i in run)
+        ops += len(run) + (exec_id not in heads) + with_record
         heads.add(exec_id)
-        if with_record:
+        if own:
             cur_records.append(records[exec_id])
     for k, r in records.items():
         if k not in last:  # an index row without events this turn
-            if len(cur) + len(heads) + len(cur_records) + 1 > limit:
+            if ops + record_ops(k) > limit:
                 flush()
             cur_records.append(r)
+            ops += record_ops(k)
     flush()
     return parts
 
@@ -841,7 +862,14 @@ def _record(live: Live, now: datetime) -> ExecutionRecord:
     r = live.record
     status = live.ex.status if live.ex.status != "pending" else "running"
     return ExecutionRecord(
-        r.id, r.workflow_name, r.workflow_version, status, r.created, now, r.parent_id
+        r.id,
+        r.workflow_name,
+        r.workflow_version,
+        status,
+        r.created,
+        now,
+        r.parent_id,
+        idempotency_key=r.idempotency_key,
     )
 
 

@@ -41,6 +41,9 @@ class ExecutionRecord:
     updated: datetime
     parent_id: str = ""
     last_seq: int = 0
+    # The key the execution was started with (StartWorkflow's idempotency key), "" if
+    # none: stores index it, so a restarted or newly elected coordinator finds it.
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,10 @@ class Store(Protocol):
         ``statuses=None`` means any status; an empty collection matches nothing.
         ``workflow_name=""`` means any workflow.
         """
+        ...
+
+    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
+        """The execution started with ``idempotency_key`` (the earliest if several), or None."""
         ...
 
     async def put_workflow(self, record: WorkflowRecord) -> None:

@@ -20,9 +20,9 @@ MAX_DATA_BYTES = 16 * 1024 * 1024
 
 # (execution_id, seq, type, time, data)
 EventRow: TypeAlias = tuple[str, int, str, str, str]
-# (id, workflow_name, workflow_version, status, created, updated, parent_id); last_seq is
-# the store's own and is not part of what the engine writes.
-ExecutionRow: TypeAlias = tuple[str, str, str, str, str, str, str]
+# (id, workflow_name, workflow_version, status, created, updated, parent_id,
+# idempotency_key); last_seq is the store's own and is not part of what the engine writes.
+ExecutionRow: TypeAlias = tuple[str, str, str, str, str, str, str, str]
 # (name, version, definition, created)
 WorkflowRow: TypeAlias = tuple[str, str, str, str]
 
@@ -95,6 +95,7 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
             workflow_version=(r.workflow_version, str),
             status=(r.status, str),
             parent_id=(r.parent_id, str),
+            idempotency_key=(r.idempotency_key, str),
         )
         rows.append(
             (
@@ -105,15 +106,25 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
                 encode_time(r.created, what),
                 encode_time(r.updated, what),
                 r.parent_id,
+                r.idempotency_key,
             )
         )
     return rows
 
 
 def decode_execution(row: Sequence[Any]) -> ExecutionRecord:
-    id_, name, version, status, created, updated, parent_id, last_seq = row
+    """``row`` is an ExecutionRow followed by the store's last seq."""
+    id_, name, version, status, created, updated, parent_id, key, last_seq = row
     return ExecutionRecord(
-        id_, name, version, status, decode_time(created), decode_time(updated), parent_id, last_seq
+        id_,
+        name,
+        version,
+        status,
+        decode_time(created),
+        decode_time(updated),
+        parent_id,
+        last_seq,
+        key,
     )
 
 

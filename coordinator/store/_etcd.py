@@ -11,6 +11,7 @@ so that ``events/a/`` can never match the events of an execution called ``a/b``)
     <prefix>/heads/<execution id>                    last seq, as decimal text
     <prefix>/executions/<execution id>               the index row (without last_seq)
     <prefix>/workflows/<name>/<version>              {"definition", "created"}
+    <prefix>/idempotency/<key>                       the execution started with that key
 
 ``heads/<id>`` is the execution's last seq and its concurrency guard. It is a key of its
 own, not a field of ``executions/<id>``, because the contract allows events before (or
@@ -225,6 +226,9 @@ class EtcdStore(StoreLifecycle):
     def _execution_key(self, execution_id: str) -> bytes:
         return self._key("executions", _q(execution_id))
 
+    def _idempotency_key(self, key: str) -> bytes:
+        return self._key("idempotency", _q(key))
+
     def _workflow_key(self, name: str, version: str) -> bytes:
         return self._key("workflows", _q(name), _q(version))
 
@@ -277,7 +281,10 @@ class EtcdStore(StoreLifecycle):
         # One row per id: etcd refuses a transaction that puts the same key twice, and
         # the last row of the batch is the one the other stores keep.
         latest = {r[0]: r for r in records}
-        for id_, name, version, status, created, updated, parent_id in latest.values():
+        keys: dict[str, str] = {}  # idempotency key -> execution id (once per key)
+        for id_, name, version, status, created, updated, parent_id, key in latest.values():
+            if key:
+                keys.setdefault(key, id_)
             value = json.dumps(
                 {
                     "workflow_name": name,
@@ -286,6 +293,7 @@ class EtcdStore(StoreLifecycle):
                     "created": created,
                     "updated": updated,
                     "parent_id": parent_id,
+                    "idempotency_key": key,
                 },
                 separators=(",", ":"),
             ).encode()
@@ -295,6 +303,7 @@ class EtcdStore(StoreLifecycle):
                     f"store's {self.max_value_bytes} byte limit per value"
                 )
             puts.append(Put(self._execution_key(id_), value))
+        puts += [Put(self._idempotency_key(k), id_.encode()) for k, id_ in keys.items()]
         heads = len({r[0] for r in rows})
         if len(puts) + heads > self.max_txn_ops:
             raise StoreError(
@@ -517,6 +526,13 @@ class EtcdStore(StoreLifecycle):
             return None
         return self._execution(execution_id, rows[0], int(heads[0].value) if heads else 0)
 
+    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
+        self._check()
+        if not idempotency_key:
+            return None
+        found = await self._call(self.kv.get(self._idempotency_key(idempotency_key)))
+        return None if found is None else await self.get_execution(found.value.decode())
+
     async def list_executions(
         self,
         statuses: Collection[str] | None = None,
@@ -599,6 +615,7 @@ class EtcdStore(StoreLifecycle):
                 obj["created"],
                 obj["updated"],
                 obj["parent_id"],
+                obj.get("idempotency_key", ""),
                 last_seq,
             )
         )

@@ -22,6 +22,7 @@ class MemoryStore(StoreLifecycle):
         self._closed = False
         self._events: dict[str, list[codec.EventRow]] = {}
         self._executions: dict[str, codec.ExecutionRow] = {}
+        self._by_key: dict[str, str] = {}  # idempotency key -> execution id (the first)
         self._workflows: dict[tuple[str, str], codec.WorkflowRow] = {}
 
     async def open(self) -> None:
@@ -44,6 +45,8 @@ class MemoryStore(StoreLifecycle):
             self._events.setdefault(row[0], []).append(row)
         for record in records:
             self._executions[record[0]] = record
+            if record[7]:
+                self._by_key.setdefault(record[7], record[0])
 
     async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
         self._check()
@@ -55,6 +58,11 @@ class MemoryStore(StoreLifecycle):
         self._check()
         row = self._executions.get(execution_id)
         return None if row is None else self._decode_execution(row)
+
+    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
+        self._check()
+        execution_id = self._by_key.get(idempotency_key) if idempotency_key else None
+        return None if execution_id is None else await self.get_execution(execution_id)
 
     async def list_executions(
         self,

@@ -25,7 +25,7 @@ from ._writer import Writer
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 BUSY_TIMEOUT_S: Final = 5.0
 # Without a limit the WAL file keeps its peak size on disk after a burst.
 JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
@@ -47,9 +47,12 @@ _SCHEMA: Final = (
         created TEXT NOT NULL,
         updated TEXT NOT NULL,
         parent_id TEXT NOT NULL,
-        last_seq INTEGER NOT NULL
+        last_seq INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
+    """CREATE INDEX IF NOT EXISTS executions_idempotency_key
+        ON executions (idempotency_key) WHERE idempotency_key != ''""",
     "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
     """CREATE TABLE IF NOT EXISTS workflows (
         name TEXT NOT NULL,
@@ -62,13 +65,14 @@ _SCHEMA: Final = (
 
 _EVENT_COLUMNS: Final = "execution_id, seq, type, time, data"
 _EXECUTION_COLUMNS: Final = (
-    "id, workflow_name, workflow_version, status, created, updated, parent_id, last_seq"
+    "id, workflow_name, workflow_version, status, created, updated, parent_id, "
+    "idempotency_key, last_seq"
 )
 _WORKFLOW_COLUMNS: Final = "name, version, definition, created"
 
 _INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_EXECUTION: Final = f"""
-    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
         workflow_name = excluded.workflow_name,
         workflow_version = excluded.workflow_version,
@@ -76,6 +80,7 @@ _UPSERT_EXECUTION: Final = f"""
         created = excluded.created,
         updated = excluded.updated,
         parent_id = excluded.parent_id,
+        idempotency_key = excluded.idempotency_key,
         last_seq = excluded.last_seq"""
 _SET_LAST_SEQ: Final = "UPDATE executions SET last_seq = ? WHERE id = ?"
 _LAST_SEQ: Final = "SELECT seq FROM events WHERE execution_id = ? ORDER BY seq DESC LIMIT 1"
@@ -159,6 +164,17 @@ class SqliteStore(StoreLifecycle):
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?"
         row = await self._read(lambda c: c.execute(sql, (execution_id,)).fetchone())
+        return None if row is None else codec.decode_execution(row)
+
+    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
+        self._check()
+        if not idempotency_key:
+            return None
+        sql = (
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = ? "
+            "ORDER BY created, id LIMIT 1"
+        )
+        row = await self._read(lambda c: c.execute(sql, (idempotency_key,)).fetchone())
         return None if row is None else codec.decode_execution(row)
 
     async def list_executions(
@@ -304,6 +320,12 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        if found == 1:  # 1 -> 2: executions gained idempotency_key (and its index)
+            conn.execute(
+                "ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''"
+            )
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            found = SCHEMA_VERSION
         if found is not None and found != SCHEMA_VERSION:
             newer = "newer than" if found > SCHEMA_VERSION else "different from"
             raise StoreError(

@@ -152,8 +152,15 @@ async def test_three_replicas_elect_one_leader_and_followers_redirect(
     try:
         leader = await wait_leader(replicas)
         followers = [r for r in replicas if r is not leader]
-        for r in replicas:  # every replica is live, whatever its role
-            assert await health(r.address) == SERVING
+
+        async def settled() -> bool:
+            # every replica live and registered, every follower aware of the leader
+            if [await health(r.address) for r in replicas] != [SERVING] * 3:
+                return False
+            answers = [await follower_answer(f.address) for f in followers]
+            return all(leader_metadata(e) == leader.address for e in answers)
+
+        await eventually(settled, timeout=15)
         for f in followers:
             assert await health(f.address, LEADER_SERVICE) == NOT_SERVING
             e = await follower_answer(f.address)

@@ -524,3 +524,32 @@ async def test_a_task_cancelled_by_an_operator_fails_its_step(
     done = await client.wait_execution(e.id, timeout=10)
     assert done.status == "failed" and done.error is not None
     assert (done.error.type, done.error.message) == ("CANCELLED", "operator gave up")
+
+
+async def test_start_idempotency_outlives_the_coordinator(tmp_path: Path) -> None:
+    """A client that retries StartWorkflow after a restart (or a failover) gets the
+    execution it started, even one that finished meanwhile: the key is in the store."""
+    settings = fast_settings(state_persistence="sqlite", store_path=str(tmp_path / "am.db"))
+    flow = {"id": "tick", "steps": [{"id": "w", "type": "wait", "wait": {"durationMs": 10}}]}
+    first = Coordinator(settings)
+    await first.start()
+    try:
+        async with Client(first.address) as client:
+            await client.define_workflow("tick", flow)
+            started = await client.start_workflow("tick", {}, idempotency_key="order-7")
+            assert (await client.wait_execution(started.id, timeout=10)).status == "completed"
+            again = await client.start_workflow("tick", {}, idempotency_key="order-7")
+            assert again.id == started.id
+    finally:
+        await first.stop(grace=1)
+    second = Coordinator(settings)
+    await second.start()
+    try:
+        async with Client(second.address) as client:
+            again = await client.start_workflow("tick", {}, idempotency_key="order-7")
+            assert again.id == started.id and again.status == "completed"
+            other = await client.start_workflow("tick", {}, idempotency_key="order-8")
+            assert other.id != started.id
+            assert len(await client.list_active_executions()) <= 1
+    finally:
+        await second.stop(grace=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -182,6 +183,23 @@ async def test_list_executions_filters_and_orders_newest_first(store: Store) -> 
     assert await ids(limit=0) == []
 
 
+async def test_find_execution_by_idempotency_key(store: Store) -> None:
+    assert await store.find_execution("k1") is None
+    assert await store.find_execution("") is None
+    first = replace(ex("a"), idempotency_key="k1")
+    await store.commit([ev("a", 1)], [first, replace(ex("b"), idempotency_key="k2")])
+    # the index row is rewritten as the status changes; the key keeps pointing at it
+    await store.commit([ev("a", 2)], [replace(first, status="completed")])
+    found = await store.find_execution("k1")
+    assert found is not None and found.id == "a" and found.status == "completed"
+    assert found.idempotency_key == "k1" and found.last_seq == 2
+    other = await store.find_execution("k2")
+    assert other is not None and other.id == "b"
+    assert await store.find_execution("k3") is None
+    with pytest.raises(StoreError, match="idempotency_key"):
+        await store.commit([], [replace(ex("c"), idempotency_key=7)])  # type: ignore[arg-type]
+
+
 async def test_workflows(store: Store) -> None:
     await store.put_workflow(wf("build", "1", created=1, steps=[1]))
     await store.put_workflow(wf("build", "2", created=2, steps=[2]))
@@ -355,7 +373,7 @@ async def test_sqlite_file_and_size(tmp_path: Path) -> None:
     assert MemoryStore().size_bytes() == 0
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(2,)]
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (100,)
     conn.close()
 
@@ -366,12 +384,38 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE schema_version SET version = 2")
+        conn.execute("UPDATE schema_version SET version = 3")
     conn.close()
     store = SqliteStore(path)
-    with pytest.raises(StoreError, match="schema version 2 is newer than the supported version 1"):
+    with pytest.raises(StoreError, match="schema version 3 is newer than the supported version 2"):
         await store.open()
     await store.close()
+
+
+async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    """Stores written before executions had an idempotency key open and keep working."""
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+            INSERT INTO schema_version VALUES (1);
+            CREATE TABLE executions (id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL,
+                workflow_version TEXT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
+                updated TEXT NOT NULL, parent_id TEXT NOT NULL, last_seq INTEGER NOT NULL);
+            INSERT INTO executions VALUES ('old', 'wf', '1', 'completed',
+                '2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:00:00.000000+00:00', '', 0);
+            """
+        )
+    conn.close()
+    async with SqliteStore(path) as store:
+        old = await store.get_execution("old")
+        assert old is not None and old.status == "completed" and old.idempotency_key == ""
+        await store.commit([ev("new", 1)], [replace(ex("new"), idempotency_key="k")])
+        found = await store.find_execution("k")
+        assert found is not None and found.id == "new"
+    async with SqliteStore(path) as again:  # migrated once: opens as version 2
+        assert (await again.find_execution("k")) is not None
 
 
 async def test_not_a_database_is_refused(tmp_path: Path) -> None:

@@ -23,19 +23,21 @@ def events(spec: list[tuple[str, int]]) -> list[StoredEvent]:
     return out
 
 
-def record(exec_id: str) -> ExecutionRecord:
-    return ExecutionRecord(exec_id, "wf", "1", "running", NOW, NOW)
+def record(exec_id: str, key: str = "") -> ExecutionRecord:
+    return ExecutionRecord(exec_id, "wf", "1", "running", NOW, NOW, idempotency_key=key)
 
 
 def ops(part: tuple[list[StoredEvent], list[ExecutionRecord]]) -> int:
+    """What the store counts: events, heads, index rows and their idempotency entries."""
     evs, recs = part
-    return len(evs) + len({e.execution_id for e in evs}) + len(recs)
+    keyed = sum(1 for r in recs if r.idempotency_key)
+    return len(evs) + len({e.execution_id for e in evs}) + len(recs) + keyed
 
 
-@pytest.mark.parametrize("limit", [3, 4, 7, 10, 128])
+@pytest.mark.parametrize("limit", [4, 5, 7, 10, 128])
 def test_parts_fit_keep_order_and_lose_nothing(limit: int) -> None:
     evs = events([("a", 3), ("b", 1), ("c", 12), ("a", 2), ("d", 1), ("b", 4)])
-    recs = {k: record(k) for k in "abcd"}
+    recs = {k: record(k, key=f"key-{k}" if k in "ac" else "") for k in "abcd"}
     parts = split_batch(evs, recs, limit)
     assert all(ops(p) <= limit for p in parts)
     assert [e for p in parts for e in p[0]] == evs  # same events, same order
@@ -58,11 +60,17 @@ def test_small_turn_is_one_batch() -> None:
 
 
 def test_records_without_events_are_kept() -> None:
-    parts = split_batch([], {"x": record("x"), "y": record("y")}, 3)
-    assert [r.id for p in parts for r in p[1]] == ["x", "y"]
-    assert all(ops(p) <= 3 for p in parts)
+    parts = split_batch([], {"x": record("x", "k"), "y": record("y"), "z": record("z", "k2")}, 4)
+    assert [r.id for p in parts for r in p[1]] == ["x", "y", "z"]
+    assert all(ops(p) <= 4 for p in parts)
+
+
+def test_a_keyed_record_with_one_event_fits_the_smallest_limit() -> None:
+    parts = split_batch(events([("a", 1), ("b", 1)]), {"a": record("a", "k")}, 4)
+    assert all(ops(p) <= 4 for p in parts)
+    assert [e.execution_id for p in parts for e in p[0]] == ["a", "b"]
 
 
 def test_limit_too_small_is_refused() -> None:
     with pytest.raises(ValueError, match="must fit"):
-        split_batch(events([("a", 1)]), {}, 2)
+        split_batch(events([("a", 1)]), {}, 3)

@@ -488,6 +488,13 @@ async def test_an_etcd_outage_longer_than_the_lease_costs_leadership_not_work(
             await agent.ready()
             async with Client(replica.address, timeout=30) as client:
                 await client.define_workflow("chain", chain(2, 3.0))
+                tick = {
+                    "id": "tick",
+                    "steps": [{"id": "w", "type": "wait", "wait": {"seconds": 0}}],
+                }
+                await client.define_workflow("tick", tick)
+                early = await client.start_workflow("tick", {}, idempotency_key="early")
+                assert (await client.wait_execution(early.id, timeout=10)).status == "completed"
                 running = await client.start_workflow("chain", {"path": str(log)})
                 await eventually(log.exists, timeout=10)  # s0 is running
 
@@ -500,7 +507,10 @@ async def test_an_etcd_outage_longer_than_the_lease_costs_leadership_not_work(
                 assert cluster_status(etcd.endpoints, "/agentmesh")["term"] > term
                 done = await client.wait_execution(running.id, timeout=60)
                 assert done.status == "completed", done.error
-                assert sorted(s for s in await completed_steps(client, running.id)) == ["s0", "s1"]
+                assert sorted(await completed_steps(client, running.id)) == ["s0", "s1"]
+                # the new term knows nothing in memory: the key is found in etcd
+                again = await client.start_workflow("tick", {}, idempotency_key="early")
+                assert again.id == early.id and again.status == "completed"
         finally:
             if agent is not None:
                 agent.stop()

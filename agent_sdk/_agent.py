@@ -31,7 +31,13 @@ from typing import Any, TypeVar
 
 import grpc
 
-from agent_sdk._discovery import election_pending, find_leader, leader_hint, parse_address
+from agent_sdk._discovery import (
+    EtcdCredentials,
+    election_pending,
+    find_leader,
+    leader_hint,
+    parse_address,
+)
 from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -170,7 +176,8 @@ class Agent:
     - ``host:port``: one coordinator;
     - ``h1:p1,h2:p2,h3:p3``: seed replicas of a cluster, tried in turn;
     - ``etcd://h1:2379,h2:2379[/prefix]``: read the current leader from etcd before each
-      connection attempt (prefix default ``/agentmesh``; plaintext etcd, no auth).
+      connection attempt (prefix default ``/agentmesh``; a secured etcd via the
+      ``AGENTMESH_ETCD_CA_CERT/CERT/KEY/USER/PASSWORD`` environment variables).
 
     A malformed address raises ValueError here.  Redirects: a cluster replica that is not
     the leader refuses the stream with UNAVAILABLE and names the leader in trailing
@@ -207,6 +214,8 @@ class Agent:
         self.name = name
         self.coordinator = coordinator or os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
         self._address = parse_address(self.coordinator)
+        if self._address.uses_etcd:
+            EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
         self._seed = 0  # index of the seed to try next
         self._redirect: str | None = None  # a leader named by a replica, tried before seeds
         self._connected_to: str | None = None

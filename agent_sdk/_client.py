@@ -11,7 +11,13 @@ from typing import Any, Self
 import grpc
 
 from agent_sdk._agent import channel_options
-from agent_sdk._discovery import election_pending, find_leader, leader_hint, parse_address
+from agent_sdk._discovery import (
+    EtcdCredentials,
+    election_pending,
+    find_leader,
+    leader_hint,
+    parse_address,
+)
 from agent_sdk._errors import UnavailableError, rpc_error
 from agent_sdk._types import AgentInfo, TaskAssignment
 from agent_sdk._workflows import WorkflowMethods
@@ -96,8 +102,9 @@ class Client(WorkflowMethods):
 
     ``address`` is one of ``host:port``; ``h1:p1,h2:p2,...`` (seed replicas of a
     cluster, the first used first); ``etcd://h1:2379,h2:2379[/prefix]`` (the leader is
-    read from etcd on the first call; prefix default ``/agentmesh``; plaintext etcd, no
-    auth).  A malformed address raises ValueError.  The ``address`` attribute is the
+    read from etcd on the first call; prefix default ``/agentmesh``; a secured etcd via
+    the ``AGENTMESH_ETCD_CA_CERT/CERT/KEY/USER/PASSWORD`` environment variables).  A
+    malformed address raises ValueError.  The ``address`` attribute is the
     replica in use (for ``etcd://``, the configured string until the first call).
 
     Cluster redirects: a replica that is not the leader answers UNAVAILABLE with the
@@ -114,6 +121,8 @@ class Client(WorkflowMethods):
 
     def __init__(self, address: str = "localhost:50051", *, timeout: float = 30.0) -> None:
         self._target = parse_address(address)
+        if self._target.uses_etcd:
+            EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
         self.timeout = timeout
         self.address = address
         self._seed = 0  # the seed in use (or to use next)

@@ -14,13 +14,20 @@ trailing metadata ``agentmesh-leader: host:port`` (:func:`leader_hint` reads it)
 leader is also the election candidate with the lowest create revision under
 ``<prefix>/election/``; its value is JSON ``{"id": ..., "address": "host:port"}``
 (:func:`find_leader` reads it, read-only, straight from etcd).
+
+A secured etcd is reached with the same environment variables the coordinator reads:
+``AGENTMESH_ETCD_CA_CERT`` (enables TLS), ``AGENTMESH_ETCD_CERT`` and
+``AGENTMESH_ETCD_KEY`` (a client certificate), ``AGENTMESH_ETCD_USER`` and
+``AGENTMESH_ETCD_PASSWORD`` (etcd authentication); see :class:`EtcdCredentials`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -127,6 +134,46 @@ def leader_hint(e: grpc.aio.AioRpcError) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class EtcdCredentials:
+    """How to reach a secured etcd: TLS (``ca_cert``, plus ``cert``/``key`` for a client
+    certificate) and/or etcd authentication (``user``/``password``). Paths are PEM files."""
+
+    ca_cert: str = ""
+    cert: str = ""
+    key: str = ""
+    user: str = ""
+    password: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EtcdCredentials:
+        env = os.environ if environ is None else environ
+        names = ("CA_CERT", "CERT", "KEY", "USER", "PASSWORD")
+        creds = cls(*(env.get(f"AGENTMESH_ETCD_{name}", "") for name in names))
+        if bool(creds.cert) != bool(creds.key):
+            raise ValueError("AGENTMESH_ETCD_CERT and AGENTMESH_ETCD_KEY go together")
+        if bool(creds.user) != bool(creds.password):
+            raise ValueError("AGENTMESH_ETCD_USER and AGENTMESH_ETCD_PASSWORD go together")
+        return creds
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ca_cert or self.cert)
+
+    def channel(self, endpoint: str) -> grpc.aio.Channel:
+        if not self.tls:
+            return grpc.aio.insecure_channel(endpoint)
+        try:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=Path(self.ca_cert).read_bytes() if self.ca_cert else None,
+                private_key=Path(self.key).read_bytes() if self.key else None,
+                certificate_chain=Path(self.cert).read_bytes() if self.cert else None,
+            )
+        except OSError as e:
+            raise UnavailableError(f"cannot read etcd TLS files: {e}") from None
+        return grpc.aio.secure_channel(endpoint, credentials)
+
+
 def _prefix_end(key: bytes) -> bytes:
     """etcd's range end for "every key starting with ``key``" (last byte + 1)."""
     end = bytearray(key)
@@ -138,13 +185,18 @@ def _prefix_end(key: bytes) -> bytes:
 
 
 async def find_leader(
-    endpoints: Sequence[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0
+    endpoints: Sequence[str],
+    prefix: str = DEFAULT_PREFIX,
+    timeout: float = 2.0,
+    credentials: EtcdCredentials | None = None,
 ) -> str:
-    """The leader coordinator's ``host:port``, read from etcd (plaintext, no auth).
+    """The leader coordinator's ``host:port``, read from etcd.
 
     Endpoints are tried in order; ``timeout`` bounds each one (connect plus read).
+    ``credentials`` default to :meth:`EtcdCredentials.from_env`.
     Raises UnavailableError when no endpoint answers or no leader is registered.
     """
+    creds = EtcdCredentials.from_env() if credentials is None else credentials
     from aetcd import rpc  # the generated etcd v3 stubs; imported only when used
 
     key = (prefix.rstrip("/") + "/election/").encode()
@@ -159,11 +211,20 @@ async def find_leader(
     failures: list[str] = []
     response: Any = None
     for endpoint in endpoints:
-        async with grpc.aio.insecure_channel(endpoint) as channel:
+        async with creds.channel(endpoint) as channel:
             try:
+                metadata: tuple[tuple[str, str], ...] = ()
+                if creds.user:
+                    auth = await rpc.AuthStub(channel).Authenticate(
+                        rpc.AuthenticateRequest(name=creds.user, password=creds.password),
+                        timeout=timeout,
+                    )
+                    metadata = (("token", auth.token),)
                 # Not wait_for_ready: a refused connection fails at once, and the
                 # deadline bounds a silent host.
-                response = await rpc.KVStub(channel).Range(request, timeout=timeout)
+                response = await rpc.KVStub(channel).Range(
+                    request, timeout=timeout, metadata=metadata
+                )
             except grpc.aio.AioRpcError as e:
                 failures.append(f"{endpoint}: {e.code().name}: {e.details()}")
                 continue

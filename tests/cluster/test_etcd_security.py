@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from agent_sdk import Client, UnavailableError
+from agent_sdk._discovery import EtcdCredentials, find_leader
 from coordinator.cluster.etcd_kv import EtcdKV
 from coordinator.cluster.kv import KVError, KVUnavailable
 from tests.cluster.etcd_server import EtcdCluster, etcd_binary
@@ -140,3 +142,49 @@ async def test_a_replica_leads_on_etcd_with_user_and_password(
         assert status["leader"] == "auth-1"
     finally:
         replica.stop()
+
+
+# -- the SDK's etcd:// discovery on a secured etcd ----------------------------------------
+
+
+async def publish_leader(kv: EtcdKV, prefix: str, address: str) -> None:
+    lease = await kv.grant(30)
+    value = json.dumps({"id": "r1", "address": address}).encode()
+    await kv.put(f"{prefix}/election/{lease:x}".encode(), value, lease)
+
+
+async def test_sdk_finds_the_leader_on_etcd_with_tls(
+    etcd_with_tls: EtcdCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls = etcd_with_tls.tls
+    assert tls is not None
+    endpoints = etcd_with_tls.endpoints
+    async with EtcdKV(
+        endpoints, timeout=3.0, ca_cert=tls.ca, cert_cert=tls.client_cert, cert_key=tls.client_key
+    ) as kv:
+        await publish_leader(kv, "/sdk-tls", "10.9.8.7:50051")
+    creds = EtcdCredentials(str(tls.ca), str(tls.client_cert), str(tls.client_key))
+    assert await find_leader(endpoints, "/sdk-tls", credentials=creds) == "10.9.8.7:50051"
+    with pytest.raises(UnavailableError, match="etcd unreachable"):
+        await find_leader(endpoints, "/sdk-tls", timeout=1.0, credentials=EtcdCredentials())
+    # what Agent and Client use: the coordinator's own environment variables
+    monkeypatch.setenv("AGENTMESH_ETCD_CA_CERT", str(tls.ca))
+    monkeypatch.setenv("AGENTMESH_ETCD_CERT", str(tls.client_cert))
+    monkeypatch.setenv("AGENTMESH_ETCD_KEY", str(tls.client_key))
+    assert await find_leader(endpoints, "/sdk-tls") == "10.9.8.7:50051"
+    monkeypatch.delenv("AGENTMESH_ETCD_KEY")
+    with pytest.raises(ValueError, match="AGENTMESH_ETCD_CERT and AGENTMESH_ETCD_KEY"):
+        Client(f"etcd://{endpoints[0]}/sdk-tls")
+
+
+async def test_sdk_finds_the_leader_on_etcd_with_auth(etcd_with_auth: EtcdCluster) -> None:
+    endpoints = etcd_with_auth.endpoints
+    async with EtcdKV(endpoints, timeout=3.0, user="root", password="secret") as kv:
+        await publish_leader(kv, "/sdk-auth", "10.9.8.6:50051")
+    creds = EtcdCredentials(user="root", password="secret")
+    assert await find_leader(endpoints, "/sdk-auth", credentials=creds) == "10.9.8.6:50051"
+    with pytest.raises(UnavailableError, match="etcd unreachable"):
+        await find_leader(endpoints, "/sdk-auth", credentials=EtcdCredentials())
+    wrong = EtcdCredentials(user="root", password="wrong")
+    with pytest.raises(UnavailableError, match="etcd unreachable"):
+        await find_leader(endpoints, "/sdk-auth", credentials=wrong)

@@ -4,12 +4,14 @@ cluster scenarios and the failover benchmark."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -141,3 +143,15 @@ async def wait_leader(replicas: Sequence[ReplicaProcess], timeout: float = 20.0)
             logs = "\n".join(f"--- {r.id}\n{r.log()[-3000:]}" for r in replicas)
             raise AssertionError(f"no single leader (found {[r.id for r in found]})\n{logs}")
         await asyncio.sleep(0.02)
+
+
+def cluster_status(endpoints: Sequence[str], prefix: str, *flags: str) -> dict[str, Any]:
+    """``agentmesh cluster status --json`` (``flags``: TLS or auth settings)."""
+    out = subprocess.run(
+        [str(BIN / "agentmesh"), "cluster", "status", "--etcd-endpoints", ",".join(endpoints),
+         "--etcd-prefix", prefix, "--json", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    status: dict[str, Any] = json.loads(out.stdout)
+    return status

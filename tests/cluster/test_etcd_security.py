@@ -15,8 +15,7 @@ from agent_sdk._discovery import EtcdCredentials, find_leader
 from coordinator.cluster.etcd_kv import EtcdKV
 from coordinator.cluster.kv import KVError, KVUnavailable
 from tests.cluster.etcd_server import EtcdCluster, etcd_binary
-from tests.cluster.replicas import ReplicaProcess, wait_leader
-from tests.conftest import BIN, ROOT
+from tests.cluster.replicas import ReplicaProcess, cluster_status, wait_leader
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -104,17 +103,6 @@ async def test_tls_with_client_certificate(etcd_with_tls: EtcdCluster) -> None:
 # -- replicas configured for a secured etcd: the settings reach the client --------------
 
 
-def status_with(endpoints: list[str], *flags: str) -> dict[str, object]:
-    out = subprocess.run(
-        [str(BIN / "agentmesh"), "cluster", "status", "--etcd-endpoints", ",".join(endpoints),
-         "--json", *flags],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    status: dict[str, object] = json.loads(out.stdout)
-    return status
-
-
 async def test_a_replica_leads_on_etcd_with_tls_and_client_certificates(
     etcd_with_tls: EtcdCluster, tmp_path: Path
 ) -> None:
@@ -125,7 +113,7 @@ async def test_a_replica_leads_on_etcd_with_tls_and_client_certificates(
     replica = ReplicaProcess("tls-1", etcd_with_tls.endpoints, "/secure", tmp_path, *flags)
     try:
         await wait_leader([replica])
-        status = status_with(etcd_with_tls.endpoints, "--etcd-prefix", "/secure", *flags)
+        status = cluster_status(etcd_with_tls.endpoints, "/secure", *flags)
         assert status["leader"] == "tls-1"
     finally:
         replica.stop()
@@ -138,7 +126,7 @@ async def test_a_replica_leads_on_etcd_with_user_and_password(
     replica = ReplicaProcess("auth-1", etcd_with_auth.endpoints, "/secure", tmp_path, *flags)
     try:
         await wait_leader([replica])
-        status = status_with(etcd_with_auth.endpoints, "--etcd-prefix", "/secure", *flags)
+        status = cluster_status(etcd_with_auth.endpoints, "/secure", *flags)
         assert status["leader"] == "auth-1"
     finally:
         replica.stop()

@@ -12,7 +12,6 @@ import asyncio
 import collections
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,13 @@ from tests.cluster.replicas import (
     LEADER_SERVICE,
     SERVING,
     ReplicaProcess,
+    cluster_status,
     health,
     leaders,
     unique_prefix,
     wait_leader,
 )
-from tests.conftest import BIN, ROOT, AgentProcess, eventually
+from tests.conftest import AgentProcess, eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -90,29 +90,6 @@ def fan_out(seconds: float) -> dict[str, Any]:
 
 
 FAN_TASKS = ["b0", "b1", "s0", "s2"]
-
-
-def cluster_status(endpoints: list[str], prefix: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            str(BIN / "agentmesh"),
-            "cluster",
-            "status",
-            "--etcd-endpoints",
-            ",".join(endpoints),
-            "--prefix",
-            prefix,
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    status: dict[str, Any] = json.loads(out.stdout)
-    return status
 
 
 async def follower_answer(address: str) -> grpc.aio.AioRpcError:

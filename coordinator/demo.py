@@ -304,15 +304,22 @@ class Cluster:
     prefix: str
     replicas: dict[str, str]
     ttl: int
+    _kv: Any = None  # one etcd client for every poll, made on the first (needs the loop)
 
     async def leader(self) -> str | None:
         from coordinator.cluster.etcd_kv import EtcdKV
         from coordinator.cluster.membership import cluster_status
 
-        async with EtcdKV([self.etcd_endpoint], timeout=2.0) as kv:
-            status = await cluster_status(kv, self.prefix)
+        if self._kv is None:
+            self._kv = EtcdKV([self.etcd_endpoint], timeout=2.0)
+        status = await cluster_status(self._kv, self.prefix)
         leader = status.get("leader")
         return str(leader) if leader else None
+
+    async def close(self) -> None:
+        if self._kv is not None:
+            await self._kv.close()
+            self._kv = None
 
 
 def _etcd_binary() -> str | None:
@@ -408,9 +415,13 @@ async def _scenario(
         ):
             _say("implement_feature needs a project: running project_setup first.")
             await _run(client, procs, workspace, "project_setup", "")
-        return await _run(
-            client, procs, workspace, workflow, kill_agent, cluster if kill_leader else None
-        )
+        try:
+            return await _run(
+                client, procs, workspace, workflow, kill_agent, cluster if kill_leader else None
+            )
+        finally:
+            if cluster is not None:
+                await cluster.close()
 
 
 async def _run(

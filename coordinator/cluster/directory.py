@@ -28,16 +28,13 @@ from agentmesh.v1 import registry_pb2, types_pb2
 from coordinator.api import convert
 from coordinator.api.router import Handlers
 from coordinator.cluster.kv import KV, Compare, Delete, KVError, Put
+from coordinator.cluster.membership import cluster_key
 from coordinator.mesh import Mesh
 
 log = logging.getLogger(__name__)
 
 AGENTS = "agents/"
 SYNC_PERIOD_S = 0.25
-
-
-def _agents_prefix(prefix: str) -> bytes:
-    return (prefix.rstrip("/") + "/" + AGENTS).encode()
 
 
 class AgentDirectory:
@@ -49,7 +46,7 @@ class AgentDirectory:
         self.kv = kv
         self.mesh = mesh
         self.ttl = ttl
-        self._root = _agents_prefix(prefix)
+        self._root = cluster_key(prefix, AGENTS)
         self._fence = fence
         self._written: dict[str, tuple[str, str]] = {}  # agent id -> (session, state)
         self._leases: dict[str, int] = {}
@@ -124,7 +121,7 @@ class AgentDirectory:
 
 async def mirrored_agents(kv: KV, prefix: str) -> list[types_pb2.AgentInfo]:
     """The mirror's agents, sorted by id (entries that do not parse are skipped)."""
-    kvs, _ = await kv.range(_agents_prefix(prefix), prefix=True)
+    kvs, _ = await kv.range(cluster_key(prefix, AGENTS), prefix=True)
     out = []
     for item in kvs:
         info = types_pb2.AgentInfo()

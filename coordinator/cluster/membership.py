@@ -24,7 +24,8 @@ REPLICAS = "replicas/"
 ELECTION = "election"
 
 
-def _key(prefix: str, *parts: str) -> bytes:
+def cluster_key(prefix: str, *parts: str) -> bytes:
+    """``<prefix>/<parts...>`` as an etcd key (parts are joined as given)."""
     return (prefix.rstrip("/") + "/" + "".join(parts)).encode()
 
 
@@ -47,11 +48,11 @@ async def register(session: Session, prefix: str, replica: Replica) -> None:
         },
         separators=(",", ":"),
     ).encode()
-    await session.kv.put(_key(prefix, REPLICAS, replica.id), value, session.lease)
+    await session.kv.put(cluster_key(prefix, REPLICAS, replica.id), value, session.lease)
 
 
 async def list_replicas(kv: KV, prefix: str) -> list[Replica]:
-    kvs, _ = await kv.range(_key(prefix, REPLICAS), prefix=True)
+    kvs, _ = await kv.range(cluster_key(prefix, REPLICAS), prefix=True)
     out = []
     for item in kvs:
         try:
@@ -83,7 +84,7 @@ async def cluster_status(kv: KV, prefix: str) -> dict[str, Any]:
     try:
         replicas = await list_replicas(kv, prefix)
         kvs, _ = await kv.range(
-            _key(prefix, ELECTION, "/"), prefix=True, sort_by_create=True, limit=1
+            cluster_key(prefix, ELECTION, "/"), prefix=True, sort_by_create=True, limit=1
         )
     except KVError as e:
         status.update(replicas=[], leader=None, term=0, error=str(e))

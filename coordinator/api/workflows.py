@@ -81,7 +81,7 @@ def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
             )
         )
     m = ex.metrics
-    status = live.record.status if ex.status == "pending" else ex.status
+    status = live.status
     return workflow_pb2.ExecutionContext(
         id=ex.id,
         workflow_name=ex.defn.name,
@@ -256,7 +256,7 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
     async def GetExecutionStatus(
         self, request: workflow_pb2.GetExecutionStatusRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
-        return execution_msg(await self._rt.load_live(request.execution_id))
+        return execution_msg(await self._rt.lookup(request.execution_id))
 
     @mapped
     async def WaitExecution(
@@ -264,7 +264,6 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
     ) -> workflow_pb2.ExecutionContext:
         if request.timeout_ms > MAX_WAIT_MS:
             raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_MS}")
-        await self._rt.load_live(request.execution_id)
         timeout = request.timeout_ms / 1000 if request.timeout_ms else None
         return execution_msg(await self._rt.wait(request.execution_id, timeout))
 
@@ -277,7 +276,7 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
             ex = live.ex
             if request.workflow_name and ex.defn.name != request.workflow_name:
                 continue
-            status = live.record.status if ex.status == "pending" else ex.status
+            status = live.status
             out.append(
                 workflow_pb2.ExecutionInfo(
                     id=ex.id,

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,11 @@ class Live:
     queued_start: ev.Started | None = None
     idempotency_key: str = ""
 
+    @property
+    def status(self) -> str:
+        """``queued``, ``running``, ``paused``, ``completed``, ``failed`` or ``cancelled``."""
+        return self.record.status if self.ex.status == "pending" else self.ex.status
+
 
 Listener = Callable[[str, StoredEvent], None]
 
@@ -145,6 +150,8 @@ class WorkflowRuntime:
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._event_waits: dict[str, dict[tuple[str, str], str]] = {}
+        # (parent execution id, its key for the child) -> the unfinished child's id
+        self._children: dict[tuple[str, str], str] = {}
         self._queued: list[str] = []
         self._running = 0
         self._idempotency: dict[str, str] = {}
@@ -327,13 +334,13 @@ class WorkflowRuntime:
     ) -> Live:
         if idempotency_key:
             if idempotency_key in self._idempotency:
-                return await self.load_live(self._idempotency[idempotency_key])
+                return await self.lookup(self._idempotency[idempotency_key])
             # Started by an earlier coordinator on this store (before a restart or a
             # failover), perhaps long finished: the store's index remembers it.
             earlier = await self.store.find_execution(idempotency_key)
             if earlier is not None:
                 self._idempotency[idempotency_key] = earlier.id
-                return await self.load_live(earlier.id)
+                return await self.lookup(earlier.id)
         defn = await self.get_workflow(name, version)
         problems = validate_input(defn, input)
         if problems:
@@ -349,6 +356,7 @@ class WorkflowRuntime:
             now,
             parent[0] if parent else "",
             idempotency_key=idempotency_key,
+            parent_key=parent[1] if parent else "",
         )
         live = Live(Execution(exec_id, defn, self.defaults), record, parent=parent)
         ctx = dict(context or {})
@@ -357,6 +365,8 @@ class WorkflowRuntime:
             ctx["parentKey"] = parent[1]
         started = ev.Started(now, defn.name, defn.version, input, ctx, idempotency_key)
         self._live[exec_id] = live
+        if parent is not None:
+            self._children[parent] = exec_id
         if idempotency_key:
             self._idempotency[idempotency_key] = exec_id
         if parent is None and self._running >= self.settings.concurrency_limit:
@@ -374,43 +384,62 @@ class WorkflowRuntime:
         return live
 
     async def pause(self, exec_id: str) -> Live:
-        return await self._request(exec_id, ev.PauseRequested(_now()))
+        """Pause a running execution; FailedPrecondition in any other state."""
+        live = await self._controllable(exec_id, "paused", ("running",))
+        await self._submit(exec_id, ev.PauseRequested(_now()))
+        return live
 
     async def resume(self, exec_id: str, input: Any = None) -> Live:
-        return await self._request(exec_id, ev.ResumeRequested(_now(), input))
+        """Resume a paused execution; FailedPrecondition in any other state."""
+        live = await self._controllable(exec_id, "resumed", ("paused",))
+        await self._submit(exec_id, ev.ResumeRequested(_now(), input))
+        return live
 
     async def stop_execution(self, exec_id: str, reason: str = "") -> Live:
-        live = self.get_live(exec_id)
+        """Stop (cancel) an unfinished execution; FailedPrecondition once it finished."""
+        live = await self._controllable(exec_id, "stopped", ACTIVE)
         if exec_id in self._queued:
             self._queued.remove(exec_id)
             await self._submit(exec_id, live.queued_start or ev.Started(_now()))
-        return await self._request(exec_id, ev.StopRequested(_now(), reason or "stopped"))
+        await self._submit(exec_id, ev.StopRequested(_now(), reason or "stopped"))
+        return live
 
-    async def _request(self, exec_id: str, event: ev.Input) -> Live:
-        live = self.get_live(exec_id)
-        if live.ex.finished:
-            return live
-        if exec_id in self._queued and not isinstance(event, ev.StopRequested):
-            raise InvalidArgument(
-                f"execution {exec_id} is queued (concurrencyLimit); it can only be stopped"
+    async def _controllable(self, exec_id: str, verb: str, states: tuple[str, ...]) -> Live:
+        live = await self.lookup(exec_id)
+        status = live.status
+        if status not in states:
+            why = {
+                "paused": "it is not running",
+                "resumed": "it is not paused",
+                "stopped": "it has finished",
+            }[verb]
+            raise FailedPrecondition(
+                f"execution {exec_id} is {status}: it cannot be {verb} ({why})"
             )
-        await self._submit(exec_id, event)
+        if self._live.get(exec_id) is not live:
+            # Unfinished in the store, but this coordinator could not recover it.
+            raise FailedPrecondition(
+                f"execution {exec_id} is {status} in the store but was not recovered by "
+                "this coordinator; see its log"
+            )
         return live
 
-    def get_live(self, exec_id: str) -> Live:
+    async def lookup(self, exec_id: str) -> Live:
+        """The execution, from memory or, when this coordinator never ran it or has
+        forgotten it (a restart, a failover, an old one), rebuilt from the store. The
+        one lookup every execution call goes through. Raises NotFound."""
         live = self._live.get(exec_id) or self._done.get(exec_id)
-        if live is None:
-            raise NotFound(f"execution {exec_id!r} not found")
-        return live
-
-    async def load_live(self, exec_id: str) -> Live:
-        """An execution in memory, or rebuilt from the store if it finished long ago."""
-        with contextlib.suppress(NotFound):
-            return self.get_live(exec_id)
+        if live is not None:
+            return live
         record = await self.store.get_execution(exec_id)
         if record is None:
             raise NotFound(f"execution {exec_id!r} not found")
+        live = self._live.get(exec_id) or self._done.get(exec_id)
+        if live is not None:  # it arrived while we read
+            return live
         live = await self._replay(record)
+        if live.ex.finished:
+            self._remember_finished(live)
         return live
 
     def active(self) -> list[Live]:
@@ -423,8 +452,15 @@ class WorkflowRuntime:
         return await self.store.load_events(exec_id, after_seq)
 
     async def wait(self, exec_id: str, timeout: float | None = None) -> Live:
-        live = self.get_live(exec_id)
+        """The execution once it finished, or as it is after ``timeout`` seconds; a
+        finished one answers at once."""
+        live = await self.lookup(exec_id)
         if not live.ex.finished:
+            if self._live.get(exec_id) is not live:
+                raise FailedPrecondition(
+                    f"execution {exec_id} is {live.status} in the store but was not "
+                    "recovered by this coordinator; see its log"
+                )
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             live.waiters.append(fut)
             with contextlib.suppress(TimeoutError):
@@ -583,16 +619,9 @@ class WorkflowRuntime:
                 self._background.add(starting)
                 starting.add_done_callback(self._background.discard)
             elif isinstance(c, ev.CancelChild):
-                child = next(
-                    (
-                        x
-                        for x in self._live.values()
-                        if x.parent == (exec_id, c.key) and not x.ex.finished
-                    ),
-                    None,
-                )
-                if child is not None:
-                    self._post(child.ex.id, ev.StopRequested(_now(), "parent step cancelled"))
+                child_id = self._children.get((exec_id, c.key))
+                if child_id is not None:
+                    self._post(child_id, ev.StopRequested(_now(), "parent step cancelled"))
             elif isinstance(c, ev.Finished):
                 self._finished(live, c)
 
@@ -673,17 +702,23 @@ class WorkflowRuntime:
         live.waiters.clear()
         if live.parent is not None:
             parent_id, key = live.parent
+            if self._children.get(live.parent) == exec_id:
+                del self._children[live.parent]
             self._post(
                 parent_id, ev.ChildFinished(_now(), key, exec_id, c.status, c.output, c.error)
             )
         self._live.pop(exec_id, None)
-        self._done[exec_id] = live
-        while len(self._done) > FINISHED_KEPT:
-            self._done.popitem(last=False)
+        self._remember_finished(live)
         if live.counted:
             live.counted = False
             self._running -= 1
             self._start_queued()
+
+    def _remember_finished(self, live: Live) -> None:
+        self._done[live.ex.id] = live
+        self._done.move_to_end(live.ex.id)
+        while len(self._done) > FINISHED_KEPT:
+            self._done.popitem(last=False)
 
     def _start_queued(self) -> None:
         while self._queued and self._running < self.settings.concurrency_limit:
@@ -721,6 +756,8 @@ class WorkflowRuntime:
             self._live[record.id] = live
             if live.idempotency_key:
                 self._idempotency[live.idempotency_key] = record.id
+            if live.parent is not None:
+                self._children[live.parent] = record.id
             revived.append(live)
         for live in revived:
             await self._reestablish(live)
@@ -768,8 +805,7 @@ class WorkflowRuntime:
         commands: list[ev.Command] = [*o.tasks.values(), *o.timers.values(), *o.waits.values()]
         self._execute(live, commands)
         for c in list(o.children.values()):
-            child = next((x for x in self._live.values() if x.parent == (exec_id, c.key)), None)
-            if child is not None:
+            if (exec_id, c.key) in self._children:
                 continue  # it recovers itself and reports when it finishes
             finished = await self._finished_child(exec_id, c.key)
             if finished is not None:
@@ -778,19 +814,17 @@ class WorkflowRuntime:
                 self._execute(live, [c])  # never started: start it now
 
     async def _finished_child(self, parent_id: str, key: str) -> ev.ChildFinished | None:
-        for record in await self.store.list_executions(("completed", "failed", "cancelled")):
-            if record.parent_id != parent_id:
-                continue
-            events = await self.store.load_events(record.id)
-            started = next((e for e in events if e.type == "ExecutionStarted"), None)
-            if started is None or (started.data.get("context") or {}).get("parentKey") != key:
-                continue
-            final = next((e for e in reversed(events) if e.type.startswith("execution.")), None)
-            data = final.data if final else {}
-            return ev.ChildFinished(
-                _now(), key, record.id, record.status, data.get("output"), data.get("error")
-            )
-        return None
+        """The outcome of the child ``parent_id`` started under ``key``, if it finished
+        (found through the store's parent index, however many executions finished)."""
+        record = await self.store.find_child(parent_id, key)
+        if record is None or record.status in ACTIVE:
+            return None
+        events = await self.store.load_events(record.id)
+        final = next((e for e in reversed(events) if e.type.startswith("execution.")), None)
+        data = final.data if final else {}
+        return ev.ChildFinished(
+            _now(), key, record.id, record.status, data.get("output"), data.get("error")
+        )
 
 
 def split_batch(
@@ -798,7 +832,8 @@ def split_batch(
 ) -> list[tuple[list[StoredEvent], list[ExecutionRecord]]]:
     """Split one turn's history into ordered store batches of at most ``limit``
     operations: an event, an execution's head and its index row count one each, and
-    an index row with an idempotency key one more (the store indexes the key).
+    an index row with an idempotency key or a parent one more each (the store indexes
+    them).
 
     Parts break between runs of one execution's events where possible, and an
     execution's index row travels with its last event, so a crash between parts
@@ -820,7 +855,8 @@ def split_batch(
         cur, cur_records, heads, ops = [], [], set(), 0
 
     def record_ops(exec_id: str) -> int:
-        return 1 + bool(records[exec_id].idempotency_key)
+        record = records[exec_id]
+        return 1 + bool(record.idempotency_key) + bool(record.parent_id)
 
     runs: list[list[int]] = []
     for i, e in enumerate(events):
@@ -859,18 +895,8 @@ def split_batch(
 
 
 def _record(live: Live, now: datetime) -> ExecutionRecord:
-    r = live.record
     status = live.ex.status if live.ex.status != "pending" else "running"
-    return ExecutionRecord(
-        r.id,
-        r.workflow_name,
-        r.workflow_version,
-        status,
-        r.created,
-        now,
-        r.parent_id,
-        idempotency_key=r.idempotency_key,
-    )
+    return replace(live.record, status=status, updated=now)
 
 
 def _issues_text(issues: list[Issue]) -> str:
@@ -882,6 +908,4 @@ def _next_version(version: str) -> str:
 
 
 def _with_version(defn: WorkflowDefinition, version: str) -> WorkflowDefinition:
-    from dataclasses import replace
-
     return replace(defn, version=version)

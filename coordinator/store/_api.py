@@ -44,6 +44,10 @@ class ExecutionRecord:
     # The key the execution was started with (StartWorkflow's idempotency key), "" if
     # none: stores index it, so a restarted or newly elected coordinator finds it.
     idempotency_key: str = ""
+    # A child execution's key in its parent (the step attempt that started it), "" for a
+    # top-level one: stores index (parent_id, parent_key), so recovery finds a child that
+    # finished while its parent was being recovered without scanning finished executions.
+    parent_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,11 @@ class Store(Protocol):
 
     async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
         """The execution started with ``idempotency_key`` (the earliest if several), or None."""
+        ...
+
+    async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
+        """The child execution ``parent_id`` started under ``parent_key`` (the earliest
+        if several), or None. An index lookup, whatever the number of executions."""
         ...
 
     async def put_workflow(self, record: WorkflowRecord) -> None:

@@ -21,8 +21,9 @@ MAX_DATA_BYTES = 16 * 1024 * 1024
 # (execution_id, seq, type, time, data)
 EventRow: TypeAlias = tuple[str, int, str, str, str]
 # (id, workflow_name, workflow_version, status, created, updated, parent_id,
-# idempotency_key); last_seq is the store's own and is not part of what the engine writes.
-ExecutionRow: TypeAlias = tuple[str, str, str, str, str, str, str, str]
+# idempotency_key, parent_key); last_seq is the store's own and is not part of what the
+# engine writes.
+ExecutionRow: TypeAlias = tuple[str, str, str, str, str, str, str, str, str]
 # (name, version, definition, created)
 WorkflowRow: TypeAlias = tuple[str, str, str, str]
 
@@ -96,6 +97,7 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
             status=(r.status, str),
             parent_id=(r.parent_id, str),
             idempotency_key=(r.idempotency_key, str),
+            parent_key=(r.parent_key, str),
         )
         rows.append(
             (
@@ -107,6 +109,7 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
                 encode_time(r.updated, what),
                 r.parent_id,
                 r.idempotency_key,
+                r.parent_key,
             )
         )
     return rows
@@ -114,7 +117,7 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
 
 def decode_execution(row: Sequence[Any]) -> ExecutionRecord:
     """``row`` is an ExecutionRow followed by the store's last seq."""
-    id_, name, version, status, created, updated, parent_id, key, last_seq = row
+    id_, name, version, status, created, updated, parent_id, key, parent_key, last_seq = row
     return ExecutionRecord(
         id_,
         name,
@@ -125,6 +128,7 @@ def decode_execution(row: Sequence[Any]) -> ExecutionRecord:
         parent_id,
         last_seq,
         key,
+        parent_key,
     )
 
 

@@ -12,6 +12,7 @@ so that ``events/a/`` can never match the events of an execution called ``a/b``)
     <prefix>/executions/<execution id>               the index row (without last_seq)
     <prefix>/workflows/<name>/<version>              {"definition", "created"}
     <prefix>/idempotency/<key>                       the execution started with that key
+    <prefix>/children/<parent id>/<parent key>       the child started under that key
 
 ``heads/<id>`` is the execution's last seq and its concurrency guard. It is a key of its
 own, not a field of ``executions/<id>``, because the contract allows events before (or
@@ -229,6 +230,9 @@ class EtcdStore(StoreLifecycle):
     def _idempotency_key(self, key: str) -> bytes:
         return self._key("idempotency", _q(key))
 
+    def _child_key(self, parent_id: str, parent_key: str) -> bytes:
+        return self._key("children", _q(parent_id), _q(parent_key))
+
     def _workflow_key(self, name: str, version: str) -> bytes:
         return self._key("workflows", _q(name), _q(version))
 
@@ -282,9 +286,13 @@ class EtcdStore(StoreLifecycle):
         # the last row of the batch is the one the other stores keep.
         latest = {r[0]: r for r in records}
         keys: dict[str, str] = {}  # idempotency key -> execution id (once per key)
-        for id_, name, version, status, created, updated, parent_id, key in latest.values():
+        children: dict[tuple[str, str], str] = {}  # (parent id, parent key) -> child id
+        for row in latest.values():
+            id_, name, version, status, created, updated, parent_id, key, parent_key = row
             if key:
                 keys.setdefault(key, id_)
+            if parent_id:
+                children.setdefault((parent_id, parent_key), id_)
             value = json.dumps(
                 {
                     "workflow_name": name,
@@ -294,6 +302,7 @@ class EtcdStore(StoreLifecycle):
                     "updated": updated,
                     "parent_id": parent_id,
                     "idempotency_key": key,
+                    "parent_key": parent_key,
                 },
                 separators=(",", ":"),
             ).encode()
@@ -304,6 +313,7 @@ class EtcdStore(StoreLifecycle):
                 )
             puts.append(Put(self._execution_key(id_), value))
         puts += [Put(self._idempotency_key(k), id_.encode()) for k, id_ in keys.items()]
+        puts += [Put(self._child_key(*k), id_.encode()) for k, id_ in children.items()]
         heads = len({r[0] for r in rows})
         if len(puts) + heads > self.max_txn_ops:
             raise StoreError(
@@ -533,6 +543,13 @@ class EtcdStore(StoreLifecycle):
         found = await self._call(self.kv.get(self._idempotency_key(idempotency_key)))
         return None if found is None else await self.get_execution(found.value.decode())
 
+    async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
+        self._check()
+        if not parent_id:
+            return None
+        found = await self._call(self.kv.get(self._child_key(parent_id, parent_key)))
+        return None if found is None else await self.get_execution(found.value.decode())
+
     async def list_executions(
         self,
         statuses: Collection[str] | None = None,
@@ -616,6 +633,7 @@ class EtcdStore(StoreLifecycle):
                 obj["updated"],
                 obj["parent_id"],
                 obj.get("idempotency_key", ""),
+                obj.get("parent_key", ""),
                 last_seq,
             )
         )

@@ -23,6 +23,7 @@ class MemoryStore(StoreLifecycle):
         self._events: dict[str, list[codec.EventRow]] = {}
         self._executions: dict[str, codec.ExecutionRow] = {}
         self._by_key: dict[str, str] = {}  # idempotency key -> execution id (the first)
+        self._children: dict[tuple[str, str], str] = {}  # (parent id, key) -> the first child
         self._workflows: dict[tuple[str, str], codec.WorkflowRow] = {}
 
     async def open(self) -> None:
@@ -47,6 +48,8 @@ class MemoryStore(StoreLifecycle):
             self._executions[record[0]] = record
             if record[7]:
                 self._by_key.setdefault(record[7], record[0])
+            if record[6]:
+                self._children.setdefault((record[6], record[8]), record[0])
 
     async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
         self._check()
@@ -62,6 +65,11 @@ class MemoryStore(StoreLifecycle):
     async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
         self._check()
         execution_id = self._by_key.get(idempotency_key) if idempotency_key else None
+        return None if execution_id is None else await self.get_execution(execution_id)
+
+    async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
+        self._check()
+        execution_id = self._children.get((parent_id, parent_key)) if parent_id else None
         return None if execution_id is None else await self.get_execution(execution_id)
 
     async def list_executions(

@@ -25,7 +25,7 @@ from ._writer import Writer
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 BUSY_TIMEOUT_S: Final = 5.0
 # Without a limit the WAL file keeps its peak size on disk after a burst.
 JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
@@ -48,12 +48,15 @@ _SCHEMA: Final = (
         updated TEXT NOT NULL,
         parent_id TEXT NOT NULL,
         last_seq INTEGER NOT NULL,
-        idempotency_key TEXT NOT NULL DEFAULT ''
+        idempotency_key TEXT NOT NULL DEFAULT '',
+        parent_key TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
     """CREATE INDEX IF NOT EXISTS executions_idempotency_key
         ON executions (idempotency_key) WHERE idempotency_key != ''""",
     "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
+    """CREATE INDEX IF NOT EXISTS executions_parent
+        ON executions (parent_id, parent_key) WHERE parent_id != ''""",
     """CREATE TABLE IF NOT EXISTS workflows (
         name TEXT NOT NULL,
         version TEXT NOT NULL,
@@ -63,16 +66,30 @@ _SCHEMA: Final = (
     )""",
 )
 
+# version -> the statements that bring version - 1 up to it (indexes come from _SCHEMA).
+_MIGRATIONS: Final = {
+    # executions gained idempotency_key
+    2: ("ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''",),
+    # executions gained parent_key, filled in from each child's ExecutionStarted context
+    3: (
+        "ALTER TABLE executions ADD COLUMN parent_key TEXT NOT NULL DEFAULT ''",
+        """UPDATE executions SET parent_key = COALESCE((
+                SELECT json_extract(data, '$.context.parentKey') FROM events
+                WHERE events.execution_id = executions.id AND type = 'ExecutionStarted'
+            ), '') WHERE parent_id != ''""",
+    ),
+}
+
 _EVENT_COLUMNS: Final = "execution_id, seq, type, time, data"
 _EXECUTION_COLUMNS: Final = (
     "id, workflow_name, workflow_version, status, created, updated, parent_id, "
-    "idempotency_key, last_seq"
+    "idempotency_key, parent_key, last_seq"
 )
 _WORKFLOW_COLUMNS: Final = "name, version, definition, created"
 
 _INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_EXECUTION: Final = f"""
-    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
         workflow_name = excluded.workflow_name,
         workflow_version = excluded.workflow_version,
@@ -81,6 +98,7 @@ _UPSERT_EXECUTION: Final = f"""
         updated = excluded.updated,
         parent_id = excluded.parent_id,
         idempotency_key = excluded.idempotency_key,
+        parent_key = excluded.parent_key,
         last_seq = excluded.last_seq"""
 _SET_LAST_SEQ: Final = "UPDATE executions SET last_seq = ? WHERE id = ?"
 _LAST_SEQ: Final = "SELECT seq FROM events WHERE execution_id = ? ORDER BY seq DESC LIMIT 1"
@@ -175,6 +193,17 @@ class SqliteStore(StoreLifecycle):
             "ORDER BY created, id LIMIT 1"
         )
         row = await self._read(lambda c: c.execute(sql, (idempotency_key,)).fetchone())
+        return None if row is None else codec.decode_execution(row)
+
+    async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
+        self._check()
+        if not parent_id:
+            return None
+        sql = (
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE parent_id = ? AND parent_key = ? "
+            "ORDER BY created, id LIMIT 1"
+        )
+        row = await self._read(lambda c: c.execute(sql, (parent_id, parent_key)).fetchone())
         return None if row is None else codec.decode_execution(row)
 
     async def list_executions(
@@ -320,11 +349,16 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-        if found == 1:  # 1 -> 2: executions gained idempotency_key (and its index)
-            conn.execute(
-                "ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''"
-            )
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        if found is not None and found < SCHEMA_VERSION:
+            # Tables first (a no-op for those that exist), so migrations can read them;
+            # the indexes below may name the columns the migrations add.
+            for statement in _SCHEMA:
+                if statement.startswith("CREATE TABLE"):
+                    conn.execute(statement)
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             found = SCHEMA_VERSION
         if found is not None and found != SCHEMA_VERSION:
             newer = "newer than" if found > SCHEMA_VERSION else "different from"

@@ -279,3 +279,8 @@ async def test_cli_workflow_commands(server: ServerProcess, spawn: Any, tmp_path
     assert "execution.completed" in r.stdout and "TaskCompleted" in r.stdout
     r = await acli(server.address, "run", "nope")
     assert r.returncode == 3 and "workflow 'nope' is not defined" in r.stderr
+    # control calls that the state makes meaningless are refused, not silent no-ops
+    for verb in ("pause", "resume", "stop"):
+        r = await acli(server.address, verb, execution_id)
+        assert r.returncode == 3, (verb, r.stdout, r.stderr)
+        assert f"FAILED_PRECONDITION: execution {execution_id} is completed" in r.stderr

@@ -200,6 +200,28 @@ async def test_find_execution_by_idempotency_key(store: Store) -> None:
         await store.commit([], [replace(ex("c"), idempotency_key=7)])  # type: ignore[arg-type]
 
 
+async def test_find_child_by_parent_and_key(store: Store) -> None:
+    """Recovery asks for one child of one parent step: an index lookup, however many
+    executions (children of other parents included) finished before it."""
+    assert await store.find_child("p", "s.c1") is None
+    assert await store.find_child("", "") is None  # top-level executions are nobody's child
+    kids = [replace(ex(f"k{i}", created=i), parent_id="p", parent_key=f"s.c{i}") for i in (1, 2)]
+    other = replace(ex("x", created=3), parent_id="q", parent_key="s.c1")
+    await store.commit([ev("k1", 1), ev("k2", 1), ev("x", 1)], [*kids, other])
+    await store.commit([ev("k1", 2)], [replace(kids[0], status="completed")])
+    found = await store.find_child("p", "s.c1")
+    assert found is not None and found.id == "k1" and found.status == "completed"
+    assert found.parent_key == "s.c1" and found.last_seq == 2
+    second = await store.find_child("p", "s.c2")
+    assert second is not None and second.id == "k2"
+    theirs = await store.find_child("q", "s.c1")
+    assert theirs is not None and theirs.id == "x"
+    assert await store.find_child("p", "s.c3") is None
+    assert (await store.get_execution("k2")) == second
+    with pytest.raises(StoreError, match="parent_key"):
+        await store.commit([], [replace(ex("c"), parent_key=7)])  # type: ignore[arg-type]
+
+
 async def test_workflows(store: Store) -> None:
     await store.put_workflow(wf("build", "1", created=1, steps=[1]))
     await store.put_workflow(wf("build", "2", created=2, steps=[2]))
@@ -373,7 +395,7 @@ async def test_sqlite_file_and_size(tmp_path: Path) -> None:
     assert MemoryStore().size_bytes() == 0
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(3,)]
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (100,)
     conn.close()
 
@@ -384,10 +406,10 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE schema_version SET version = 3")
+        conn.execute("UPDATE schema_version SET version = 4")
     conn.close()
     store = SqliteStore(path)
-    with pytest.raises(StoreError, match="schema version 3 is newer than the supported version 2"):
+    with pytest.raises(StoreError, match="schema version 4 is newer than the supported version 3"):
         await store.open()
     await store.close()
 
@@ -414,8 +436,48 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         await store.commit([ev("new", 1)], [replace(ex("new"), idempotency_key="k")])
         found = await store.find_execution("k")
         assert found is not None and found.id == "new"
-    async with SqliteStore(path) as again:  # migrated once: opens as version 2
+    async with SqliteStore(path) as again:  # migrated once: opens as the current version
         assert (await again.find_execution("k")) is not None
+    with sqlite3.connect(path) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    conn.close()
+    assert versions == [1, 2, 3]
+
+
+async def test_a_version_2_database_gains_the_parent_index(tmp_path: Path) -> None:
+    """Children written before executions had a parent key are found by it after the
+    migration: it is read back from each child's ExecutionStarted context."""
+    path = tmp_path / "v2.db"
+    started = '{"workflow":"child","context":{"parentId":"p","parentKey":"s.c1"}}'
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            f"""
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+            INSERT INTO schema_version VALUES (1);
+            INSERT INTO schema_version VALUES (2);
+            CREATE TABLE events (execution_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL,
+                PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;
+            CREATE TABLE executions (id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL,
+                workflow_version TEXT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
+                updated TEXT NOT NULL, parent_id TEXT NOT NULL, last_seq INTEGER NOT NULL,
+                idempotency_key TEXT NOT NULL DEFAULT '');
+            INSERT INTO events VALUES ('kid', 1, 'ExecutionStarted',
+                '2026-01-01T00:00:00.000000+00:00', '{started}');
+            INSERT INTO executions VALUES ('kid', 'child', '1', 'completed',
+                '2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:00:00.000000+00:00',
+                'p', 1, '');
+            INSERT INTO executions VALUES ('top', 'wf', '1', 'running',
+                '2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:00:00.000000+00:00',
+                '', 0, '');
+            """
+        )
+    conn.close()
+    async with SqliteStore(path) as store:
+        kid = await store.find_child("p", "s.c1")
+        assert kid is not None and kid.id == "kid" and kid.parent_key == "s.c1"
+        top = await store.get_execution("top")
+        assert top is not None and top.parent_key == ""
 
 
 async def test_not_a_database_is_refused(tmp_path: Path) -> None:

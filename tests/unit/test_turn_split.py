@@ -23,21 +23,27 @@ def events(spec: list[tuple[str, int]]) -> list[StoredEvent]:
     return out
 
 
-def record(exec_id: str, key: str = "") -> ExecutionRecord:
-    return ExecutionRecord(exec_id, "wf", "1", "running", NOW, NOW, idempotency_key=key)
+def record(exec_id: str, key: str = "", parent: str = "") -> ExecutionRecord:
+    return ExecutionRecord(
+        exec_id, "wf", "1", "running", NOW, NOW, parent, idempotency_key=key, parent_key="s.c1"
+    )
 
 
 def ops(part: tuple[list[StoredEvent], list[ExecutionRecord]]) -> int:
-    """What the store counts: events, heads, index rows and their idempotency entries."""
+    """What the store counts: events, heads, index rows, their idempotency and parent
+    index entries."""
     evs, recs = part
-    keyed = sum(1 for r in recs if r.idempotency_key)
-    return len(evs) + len({e.execution_id for e in evs}) + len(recs) + keyed
+    indexed = sum(bool(r.idempotency_key) + bool(r.parent_id) for r in recs)
+    return len(evs) + len({e.execution_id for e in evs}) + len(recs) + indexed
 
 
 @pytest.mark.parametrize("limit", [4, 5, 7, 10, 128])
 def test_parts_fit_keep_order_and_lose_nothing(limit: int) -> None:
     evs = events([("a", 3), ("b", 1), ("c", 12), ("a", 2), ("d", 1), ("b", 4)])
-    recs = {k: record(k, key=f"key-{k}" if k in "ac" else "") for k in "abcd"}
+    recs = {
+        k: record(k, key=f"key-{k}" if k in "ac" else "", parent="p" if k in "bd" else "")
+        for k in "abcd"
+    }
     parts = split_batch(evs, recs, limit)
     assert all(ops(p) <= limit for p in parts)
     assert [e for p in parts for e in p[0]] == evs  # same events, same order
@@ -60,7 +66,8 @@ def test_small_turn_is_one_batch() -> None:
 
 
 def test_records_without_events_are_kept() -> None:
-    parts = split_batch([], {"x": record("x", "k"), "y": record("y"), "z": record("z", "k2")}, 4)
+    recs = {"x": record("x", "k"), "y": record("y", parent="p"), "z": record("z", "k2")}
+    parts = split_batch([], recs, 4)
     assert [r.id for p in parts for r in p[1]] == ["x", "y", "z"]
     assert all(ops(p) <= 4 for p in parts)
 

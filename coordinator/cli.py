@@ -508,14 +508,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _serve(args: argparse.Namespace) -> int:
     from coordinator.server import serve
+    from coordinator.store import StoreLocked
 
     settings = load_settings(args.config, _overrides(args))
     logging.basicConfig(
         level=LOG_LEVELS[settings.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(settings))
-    return 0
+    try:
+        return asyncio.run(serve(settings))
+    except StoreLocked as e:
+        print(f"agentmesh: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

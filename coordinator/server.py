@@ -4,6 +4,11 @@ Shutdown order (SIGTERM or ``Coordinator.stop``): health NOT_SERVING -> an
 optional readiness wait -> refuse new tasks and ask agents to drain -> wait
 (up to the grace period) for in-flight tasks -> fail what is left, retryable,
 so waiting clients hear of it -> stop the gRPC server.
+
+The process supervises its parts: when one dies (a standalone coordinator's workflow
+engine on a failed store write, a replica's cluster loop), health goes NOT_SERVING at
+once, ``failed`` is set, and ``serve`` shuts down in the same order and returns a
+non-zero exit status, so a supervisor (Kubernetes, systemd) restarts the process.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from coordinator.api.workflows import ExecutionService, IntegrationService, Work
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.mesh import Mesh
-from coordinator.store import Store, open_store
+from coordinator.store import SqliteStore, Store, open_store
 
 if TYPE_CHECKING:
     from coordinator.cluster.node import ClusterNode
@@ -144,8 +149,12 @@ class Coordinator:
         self._health = health.aio.HealthServicer()
         self.router = Router(self._refusal, self._persist_refusal)
         self._monitor: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        # Set when a part died and the process should exit non-zero; ``failure`` says why.
+        self.failed = asyncio.Event()
+        self.failure = ""
 
     # The current term's parts (None on a follower).
     @property
@@ -163,8 +172,13 @@ class Coordinator:
     async def start(self) -> None:
         s = self.settings
         if not s.clustered:
-            term = Term(s, open_store(s.store_kind, s.store_path), self.coordinator_id)
-            await term.start()
+            store = open_store(s.store_kind, s.store_path, holder=self._holder(s.listen))
+            term = Term(s, store, self.coordinator_id)
+            try:
+                await term.start()
+            except BaseException:
+                await term.close()
+                raise
         server = grpc.aio.server(
             options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
@@ -175,6 +189,8 @@ class Coordinator:
         )
         self.port = server.add_insecure_port(s.listen)
         if self.port == 0:
+            if not s.clustered:
+                await term.close()
             raise OSError(f"cannot bind {s.listen}")
         await server.start()
         self._server = server
@@ -186,6 +202,7 @@ class Coordinator:
 
             await self._set_health(overall=False, services=False)
             self.replica = ClusterNode(self, s)
+            self.replica.on_fatal(lambda: self._fail("the cluster node stopped unexpectedly"))
             self.replica.start()
             log.info(
                 "coordinator %s serving on %s (port %d), cluster mode on etcd %s",
@@ -195,10 +212,29 @@ class Coordinator:
                 ",".join(s.endpoints),
             )
         else:
+            if isinstance(term.store, SqliteStore):
+                term.store.describe(self._holder(self.address))
             await self.install(term)
+            self._watch = asyncio.create_task(self._watch_engine(term), name="engine-watch")
             log.info(
                 "coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port
             )
+
+    def _holder(self, address: str) -> str:
+        return f"coordinator {self.coordinator_id} (pid {os.getpid()}, listening on {address})"
+
+    async def _watch_engine(self, term: Term) -> None:
+        """Standalone: a dead engine (a store write failed) makes the whole process
+        unhealthy and ends it; a replica's node steps down instead (see ClusterNode)."""
+        await term.runtime.failed.wait()
+        await self._set_health(overall=False, services=False)
+        self._fail(f"the workflow engine stopped: {term.runtime.failure}")
+
+    def _fail(self, reason: str) -> None:
+        if not self.failed.is_set():
+            log.error("%s; shutting down (exit status 1)", reason)
+            self.failure = reason
+            self.failed.set()
 
     def new_term(self, store: Store) -> Term:
         return Term(self.settings, store, self.coordinator_id)
@@ -269,6 +305,8 @@ class Coordinator:
     async def _stop(self, grace: float | None) -> None:
         s = self.settings
         grace = s.shutdown_grace_s if grace is None else grace
+        if self._watch is not None:
+            self._watch.cancel()
         await self._health.enter_graceful_shutdown()
         if s.readiness_drain_s:
             await asyncio.sleep(s.readiness_drain_s)
@@ -284,8 +322,10 @@ class Coordinator:
         self._stopped.set()
 
 
-async def serve(settings: Settings) -> None:
-    """Run a coordinator until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(settings: Settings) -> int:
+    """Run a coordinator until SIGTERM or SIGINT, or until one of its parts dies; shut
+    down gracefully either way. Returns the process exit status: 0 after a signal, 1
+    after a failure."""
     coordinator = Coordinator(settings)
     await coordinator.start()
     loop = asyncio.get_running_loop()
@@ -293,9 +333,12 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"agentmesh coordinator listening on {coordinator.address}", flush=True)
-    if coordinator.replica is not None:
-        # Leadership lost for good (or a fatal cluster error): exit like a stop.
-        coordinator.replica.on_fatal(stop.set)
-    await stop.wait()
-    log.info("signal received: draining")
+    signalled = asyncio.create_task(stop.wait())
+    failed = asyncio.create_task(coordinator.failed.wait())
+    await asyncio.wait([signalled, failed], return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    failed.cancel()
+    if stop.is_set():
+        log.info("signal received: draining")
     await coordinator.stop()
+    return 1 if coordinator.failed.is_set() else 0

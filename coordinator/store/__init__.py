@@ -12,6 +12,7 @@ before use and ``await store.close()`` after.
 from ._api import ExecutionRecord, Store, StoredEvent, WorkflowRecord
 from ._errors import ConflictError, StoreError
 from ._etcd import EtcdStore, FencedError, StoreUnavailable
+from ._lock import StoreLocked
 from ._memory import MemoryStore
 from ._sqlite import SqliteStore
 
@@ -26,6 +27,7 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "ConflictError",
     "FencedError",
     "StoreError",
+    "StoreLocked",
     "StoreUnavailable",
     # implementations
     "EtcdStore",
@@ -34,8 +36,9 @@ __all__ = [  # noqa: RUF022 - grouped by use
 ]
 
 
-def open_store(kind: str, path: str = "") -> Store:
-    """A new, not yet opened store: ``kind`` is ``"memory"`` or ``"sqlite"``.
+def open_store(kind: str, path: str = "", holder: str = "") -> Store:
+    """A new, not yet opened store: ``kind`` is ``"memory"`` or ``"sqlite"``; ``holder``
+    is how a SQLite store's lock file names its user (``SqliteStore``).
 
     Raises ``ValueError`` for another kind, or for ``"sqlite"`` without a path.
     """
@@ -44,7 +47,7 @@ def open_store(kind: str, path: str = "") -> Store:
     if kind == "sqlite":
         if not path:
             raise ValueError("the sqlite store needs a database file path")
-        return SqliteStore(path)
+        return SqliteStore(path, holder=holder)
     if kind == "etcd":
         raise ValueError(
             "open_store() cannot build the etcd store: construct EtcdStore(kv, prefix, "

@@ -1,9 +1,10 @@
 """Errors raised by the durable store.
 
     StoreError           the store could not do what was asked; the message says what
-    └── ConflictError    the write contradicts what is stored: an event seq that is not
-                         exactly last_seq + 1 for its execution, or a workflow version that
-                         already exists with a different definition
+    ├── ConflictError    the write contradicts what is stored: an event seq that is not
+    │                    exactly last_seq + 1 for its execution, or a workflow version that
+    │                    already exists with a different definition
+    └── StoreLocked      (from _lock) another process has the SQLite store open
 
 A batch that raises either error wrote nothing.
 """

@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 from . import _codec as codec
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
+from ._lock import FileLock
 from ._writer import Writer
 
 T = TypeVar("T")
@@ -115,12 +116,21 @@ class SqliteStore(StoreLifecycle):
 
     ``synchronous`` is ``"NORMAL"`` (survives the process being killed) or ``"FULL"``
     (also survives power loss, slower).
+
+    One store object at a time may have a database open: ``open()`` takes an exclusive
+    lock (``<path>.lock``, see ``_lock``) and raises ``StoreLocked``, naming the holder,
+    when another process or store object has it. ``holder`` is how this one describes
+    itself there (default: its pid); ``describe()`` changes it while open.
     """
 
-    def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], synchronous: str = "NORMAL", holder: str = ""
+    ) -> None:
         self.path = os.fspath(path)
         if not self.path:
             raise ValueError("SqliteStore needs a database file path")
+        self.holder = holder or f"pid {os.getpid()}"
+        self._lock = FileLock(self.path + ".lock")
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
@@ -142,6 +152,10 @@ class SqliteStore(StoreLifecycle):
             return
         if self._state == "closed":
             raise StoreError("store is closed")
+        try:
+            self._lock.acquire(self.holder)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from exc
         try:
             self._writer = Writer(self._connect_writer, "agentmesh-store-writer")
             await self._writer.start()
@@ -254,6 +268,11 @@ class SqliteStore(StoreLifecycle):
         self._check()
         return await self._submit(partial(_delete_workflow, name, version))
 
+    def describe(self, holder: str) -> None:
+        """What the lock file says of this store's holder (e.g. once its address is known)."""
+        self.holder = holder
+        self._lock.describe(holder)
+
     @property
     def max_batch_ops(self) -> int:
         return 0  # unbounded
@@ -296,13 +315,16 @@ class SqliteStore(StoreLifecycle):
         return query(self._read_conn)
 
     async def _release(self) -> None:
-        if self._writer is not None:
-            await self._writer.stop()
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            # Queued behind any read still in flight, which finishes first.
-            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
-            await asyncio.to_thread(reader.shutdown)
+        try:
+            if self._writer is not None:
+                await self._writer.stop()
+            if self._reader is not None:
+                reader, self._reader = self._reader, None
+                # Queued behind any read still in flight, which finishes first.
+                await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
+                await asyncio.to_thread(reader.shutdown)
+        finally:
+            self._lock.release()  # last: nobody else may write while we still do
 
     # -- on the writer thread --
 

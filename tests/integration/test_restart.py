@@ -3,17 +3,22 @@ what the store holds, and recovery never runs a finished child twice."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sqlite3
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from agent_sdk import Client, FailedPreconditionError, NotFoundError
+from agent_sdk import Client, FailedPreconditionError, NotFoundError, UnavailableError
 from coordinator.server import Coordinator
-from tests.conftest import eventually, fast_settings
+from tests.conftest import BIN, ServerProcess, eventually, fast_settings, free_port
 
 TICK = {"id": "tick", "steps": [{"id": "w", "type": "wait", "wait": {"durationMs": 10}}]}
 HOLD = {
@@ -152,3 +157,91 @@ async def test_a_child_that_finished_before_the_crash_is_not_run_again(tmp_path:
     children = conn.execute("SELECT id FROM executions WHERE parent_id = ?", (parent.id,))
     assert [c for (c,) in children] == [child_id]  # never started a second time
     conn.close()
+
+
+def health(address: str, service: str = "") -> int:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status)
+
+
+async def test_a_second_coordinator_on_one_store_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "am.db"
+    first = ServerProcess("--state-persistence", "sqlite", "--store-path", str(db))
+    try:
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(BIN / "agentmesh"),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--state-persistence",
+                "sqlite",
+                "--store-path",
+                str(db),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr  # one line, no traceback
+        assert lines[0] == (
+            f"agentmesh: store {db} is in use by coordinator "
+            f"{socket.gethostname()}:{first.proc.pid} (pid {first.proc.pid}, listening on "
+            f"{first.address}); only one coordinator may open a store (stop it, or give "
+            "this one another --store-path)"
+        )
+        async with Client(first.address, timeout=10) as client:  # the first is unharmed
+            await client.define_workflow("tick", TICK)
+            done = await client.start_workflow("tick", {})
+            assert (await client.wait_execution(done.id, timeout=10)).status == "completed"
+    finally:
+        first.stop()
+    # SIGKILLed above: the kernel released the lock with the process
+    again = ServerProcess("--state-persistence", "sqlite", "--store-path", str(db))
+    try:
+        async with Client(again.address, timeout=10) as client:
+            assert (await client.get_execution_status(done.id)).status == "completed"
+    finally:
+        again.stop()
+
+
+async def test_a_dead_engine_takes_the_process_down(tmp_path: Path) -> None:
+    """A failed store write stops the engine: health goes NOT_SERVING and the process
+    exits non-zero after its grace period, so its supervisor restarts it."""
+    db = tmp_path / "am.db"
+    server = ServerProcess(
+        "--state-persistence",
+        "sqlite",
+        "--store-path",
+        str(db),
+        "--shutdown-grace-s",
+        "1",
+        "--readiness-drain-s",
+        "1",  # health says NOT_SERVING for a while before the process ends
+    )
+    try:
+        async with Client(server.address, timeout=10) as client:
+            await client.define_workflow("tick", TICK)
+            assert health(server.address) == health_pb2.HealthCheckResponse.SERVING
+            conn = sqlite3.connect(db)
+            with conn:  # every later append fails, as a full disk would make it
+                conn.execute(
+                    "CREATE TRIGGER broken BEFORE INSERT ON events "
+                    "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+                )
+            conn.close()
+            with pytest.raises(UnavailableError, match="workflow engine failed"):
+                await client.start_workflow("tick", {})
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        await eventually(lambda: health(server.address) == not_serving, timeout=10)
+        code = await asyncio.to_thread(server.proc.wait, 30)
+        assert code == 1
+        assert server.proc.stderr is not None
+        log = server.proc.stderr.read()
+        assert "the workflow engine stopped" in log and "shutting down (exit status 1)" in log
+    finally:
+        server.stop()

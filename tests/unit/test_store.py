@@ -21,6 +21,7 @@ from coordinator.store import (
     Store,
     StoredEvent,
     StoreError,
+    StoreLocked,
     WorkflowRecord,
     open_store,
 )
@@ -70,6 +71,7 @@ def test_public_surface_is_pinned() -> None:
             "SqliteStore",
             "Store",
             "StoreError",
+            "StoreLocked",
             "StoreUnavailable",
             "StoredEvent",
             "WorkflowRecord",
@@ -478,6 +480,27 @@ async def test_a_version_2_database_gains_the_parent_index(tmp_path: Path) -> No
         assert kid is not None and kid.id == "kid" and kid.parent_key == "s.c1"
         top = await store.get_execution("top")
         assert top is not None and top.parent_key == ""
+
+
+async def test_one_store_object_at_a_time_opens_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = SqliteStore(path, holder="coordinator c1 (pid 1, listening on 127.0.0.1:7)")
+    await first.open()
+    second = SqliteStore(path)
+    with pytest.raises(StoreLocked) as refused:
+        await second.open()
+    assert refused.value.holder == "coordinator c1 (pid 1, listening on 127.0.0.1:7)"
+    assert str(refused.value) == (
+        f"store {path} is in use by coordinator c1 (pid 1, listening on 127.0.0.1:7); only "
+        "one coordinator may open a store (stop it, or give this one another --store-path)"
+    )
+    await second.close()
+    first.describe("coordinator c1 (pid 1, listening on 127.0.0.1:8)")
+    with pytest.raises(StoreLocked, match=r"127\.0\.0\.1:8\)"):
+        await SqliteStore(path).open()
+    await first.close()
+    async with SqliteStore(path) as third:  # released on close
+        await third.commit([ev("a", 1)])
 
 
 async def test_not_a_database_is_refused(tmp_path: Path) -> None:

@@ -223,6 +223,8 @@ class Agent:
         self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
         self.agent_id = agent_id or ""
+        self._configured_id = bool(agent_id)
+        self._session_secret = ""  # from the last Welcome: proves agent_id is ours
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.drain_timeout = drain_timeout
@@ -315,6 +317,22 @@ class Agent:
                     target = await self._next_target()
                     welcomed = await self._session(target)
                 except grpc.aio.AioRpcError as e:
+                    if (
+                        e.code() == grpc.StatusCode.PERMISSION_DENIED
+                        and self.agent_id
+                        and not self._configured_id
+                    ):
+                        # Our old identity is held by another session (we were gone
+                        # long enough to be replaced): join afresh under a new id.
+                        log.warning(
+                            "agent %s: coordinator refused to resume id %s (%s); "
+                            "joining with a new id",
+                            self.name,
+                            self.agent_id,
+                            e.details(),
+                        )
+                        self.agent_id, self._session_secret = "", ""
+                        continue
                     if e.code() in _FATAL:
                         raise AgentRejectedError(
                             f"coordinator refused agent {self.name!r}: "
@@ -445,6 +463,7 @@ class Agent:
                 sdk_version=SDK_VERSION,
                 agent_id=self.agent_id,
                 protocol_version=PROTOCOL_VERSION,
+                session_secret=self._session_secret,
             )
         )
 
@@ -464,6 +483,7 @@ class Agent:
                 raise UnavailableError("coordinator closed the stream before Welcome")
             welcome = first.welcome
             self.agent_id = welcome.agent_id
+            self._session_secret = welcome.session_secret
             self.stats.sessions += 1
             self._connected_to = target
             self._connected.set()

@@ -135,6 +135,8 @@ class Client(WorkflowMethods):
         self._workflows: Any = None
         self._executions: Any = None
         self._integration: Any = None
+        # agent id -> session secret, for the polling agents this client registered
+        self._secrets: dict[str, str] = {}
         if self._target.uses_etcd:
             self._bind(_Unresolved())
         else:
@@ -269,7 +271,9 @@ class Client(WorkflowMethods):
         max_concurrency: int = 1,
         labels: Mapping[str, str] | None = None,
     ) -> str:
-        """Register a polling agent (tasks via ``poll_tasks``); returns its id."""
+        """Register a polling agent (tasks via ``poll_tasks``); returns its id. This
+        client remembers the agent's session secret for ``heartbeat`` and ``poll_tasks``;
+        ``session_secret(agent_id)`` hands it to another client."""
         req = registry_pb2.RegisterAgentRequest(
             name=name,
             type=type,
@@ -278,12 +282,20 @@ class Client(WorkflowMethods):
             labels=dict(labels or {}),
         )
         resp = await self._call(self._registry.RegisterAgent, req)
+        self._secrets[resp.agent_id] = resp.session_secret
         return str(resp.agent_id)
 
-    async def heartbeat(self, agent_id: str) -> str:
-        resp = await self._call(
-            self._registry.Heartbeat, registry_pb2.AgentHeartbeatRequest(agent_id=agent_id)
+    def session_secret(self, agent_id: str) -> str:
+        """The secret of a polling agent this client registered ("" if none)."""
+        return self._secrets.get(agent_id, "")
+
+    async def heartbeat(self, agent_id: str, *, session_secret: str | None = None) -> str:
+        """A polling agent's heartbeat; ``session_secret`` defaults to the one this
+        client got from ``register_agent`` (PermissionDeniedError without it)."""
+        req = registry_pb2.AgentHeartbeatRequest(
+            agent_id=agent_id, session_secret=session_secret or self.session_secret(agent_id)
         )
+        resp = await self._call(self._registry.Heartbeat, req)
         return types_pb2.AgentStatus.Name(resp.status).removeprefix("AGENT_STATUS_").lower()
 
     async def unregister_agent(self, agent_id: str) -> int:
@@ -419,11 +431,20 @@ class Client(WorkflowMethods):
         return TaskAssignment.from_proto(resp)
 
     async def poll_tasks(
-        self, agent_id: str, *, max_tasks: int = 1, wait: float = 10.0
+        self,
+        agent_id: str,
+        *,
+        max_tasks: int = 1,
+        wait: float = 10.0,
+        session_secret: str | None = None,
     ) -> list[TaskAssignment]:
-        """For polling agents: take up to ``max_tasks`` tasks, waiting up to ``wait`` s."""
+        """For polling agents: take up to ``max_tasks`` tasks, waiting up to ``wait`` s
+        (``session_secret`` as for ``heartbeat``)."""
         req = task_pb2.PollTasksRequest(
-            agent_id=agent_id, max_tasks=max_tasks, wait_ms=int(wait * 1000)
+            agent_id=agent_id,
+            max_tasks=max_tasks,
+            wait_ms=int(wait * 1000),
+            session_secret=session_secret or self.session_secret(agent_id),
         )
         resp = await self._call(self._tasks.PollTasks, req, timeout=wait + self.timeout)
         return [TaskAssignment.from_proto(t) for t in resp.tasks]

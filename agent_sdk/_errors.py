@@ -5,6 +5,7 @@
     │   ├── InvalidArgumentError
     │   ├── NotFoundError
     │   ├── FailedPreconditionError   e.g. no live agent advertises the capability
+    │   ├── PermissionDeniedError     e.g. acting as an agent without its session secret
     │   ├── ResourceExhaustedError    the coordinator refuses new work for now
     │   ├── UnavailableError          coordinator unreachable or shutting down
     │   └── DeadlineExceededError
@@ -49,6 +50,10 @@ class NotFoundError(RpcError):
 
 class FailedPreconditionError(RpcError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDeniedError(RpcError):
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class ResourceExhaustedError(RpcError):
@@ -104,6 +109,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
         InvalidArgumentError,
         NotFoundError,
         FailedPreconditionError,
+        PermissionDeniedError,
         ResourceExhaustedError,
         UnavailableError,
         DeadlineExceededError,

@@ -83,6 +83,7 @@ class AgentSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     sdk_version: str = ""
     agent_id: str = ""  # requested id when reconnecting
+    session_secret: str = ""  # with agent_id: the proof from that agent's last Welcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,9 @@ class Agent:
     transport: str  # "stream" | "poll"
     session_id: str
     sink: AgentSink | None
+    # Known only to the agent (Welcome / RegisterAgentResponse): resuming this id, or
+    # acting as this polling agent, takes it. Never part of AgentInfo.
+    session_secret: str
     credits: int
     connected_at: datetime
     last_seen: float  # monotonic

@@ -5,6 +5,7 @@
     ├── NotFound             an agent or task id that does not exist
     ├── AlreadyExists
     ├── FailedPrecondition   valid, but the mesh cannot do it now (no capable agent)
+    ├── PermissionDenied     the caller cannot prove it is who it says (an agent's secret)
     ├── ResourceExhausted    a queue or limit is full; retry later
     └── Unavailable          the coordinator is shutting down
 
@@ -31,6 +32,10 @@ class AlreadyExists(MeshError):
 
 
 class FailedPrecondition(MeshError):
+    pass
+
+
+class PermissionDenied(MeshError):
     pass
 
 

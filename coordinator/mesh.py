@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import hmac
 import itertools
 import logging
+import secrets
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +36,7 @@ from coordinator.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     Unavailable,
 )
@@ -42,6 +45,7 @@ from coordinator.retry import RetryStrategy
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 10_000
+MAX_ID_CHARS = 128  # agent ids and names: they travel in every listing and log line
 TaskListener = Callable[[d.Task], None]
 
 
@@ -84,12 +88,23 @@ class Mesh:
     # ---------------------------------------------------------------- agents
 
     def join(self, spec: d.AgentSpec, sink: d.AgentSink | None, transport: str) -> d.Agent:
-        """Admit an agent. A known ``spec.agent_id`` resumes that identity and
-        replaces a still-open older session (whose tasks are re-dispatched)."""
+        """Admit an agent under a new session secret.
+
+        A ``spec.agent_id`` this mesh knows (connected, or offline and retained) is
+        resumed only with the secret of that agent's last session, and then replaces a
+        still-open older session (whose tasks are re-dispatched); without it the join is
+        refused (PermissionDenied), so nobody can take over another agent's identity
+        and the tasks addressed to it. An id the mesh does not know (e.g. after a
+        restart) is granted as asked."""
         if not self.accepting:
             raise Unavailable("coordinator is shutting down; connect to another replica or retry")
         if not spec.name.strip():
             raise InvalidArgument("agent name must not be empty")
+        for what, value in (("name", spec.name), ("agent_id", spec.agent_id)):
+            if len(value) > MAX_ID_CHARS or not value.isprintable():
+                raise InvalidArgument(
+                    f"agent {what} must be at most {MAX_ID_CHARS} printable characters"
+                )
         if not spec.capabilities:
             raise InvalidArgument(f"agent {spec.name!r} advertises no capabilities")
         names = [c.name for c in spec.capabilities]
@@ -102,6 +117,14 @@ class Mesh:
             )
         agent_id = spec.agent_id or f"{spec.name}-{uuid.uuid4().hex[:10]}"
         old = self.agents.get(agent_id)
+        if old is not None and not hmac.compare_digest(
+            old.session_secret.encode(), spec.session_secret.encode()
+        ):
+            state = "connected" if old.connected else "offline, and still known"
+            raise PermissionDenied(
+                f"agent id {agent_id!r} belongs to another session ({state}); resuming it "
+                "needs the session_secret of that session's Welcome"
+            )
         if old is not None and old.connected:
             self._lose(old, f"replaced by a new session of agent {agent_id}")
             if old.sink is not None:
@@ -118,6 +141,7 @@ class Mesh:
             sdk_version=spec.sdk_version,
             transport=transport,
             session_id=uuid.uuid4().hex,
+            session_secret=secrets.token_urlsafe(24),
             sink=sink,
             credits=spec.max_concurrency,
             connected_at=now,
@@ -182,6 +206,16 @@ class Mesh:
         agent = self.agents.get(agent_id)
         if agent is None:
             raise NotFound(f"agent {agent_id!r} not found")
+        return agent
+
+    def act_as(self, agent_id: str, session_secret: str) -> d.Agent:
+        """The agent ``agent_id`` for a call made as that agent (a polling agent's
+        heartbeat or poll): NotFound, or PermissionDenied without its secret."""
+        agent = self.get_agent(agent_id)
+        if not hmac.compare_digest(agent.session_secret.encode(), session_secret.encode()):
+            raise PermissionDenied(
+                f"calls as agent {agent_id!r} need its session_secret (from RegisterAgent)"
+            )
         return agent
 
     def list_agents(self, include_offline: bool = False, type_: str = "") -> list[d.Agent]:

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from agentmesh.v1 import types_pb2 as agentmesh_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gentmesh/v1/agent.proto\x12\x0c\x61gentmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentmesh/v1/types.proto\"\xed\x01\n\x0c\x41gentMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.agentmesh.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.HeartbeatH\x00\x12,\n\x07updates\x18\x03 \x01(\x0b\x32\x19.agentmesh.v1.TaskUpdatesH\x00\x12)\n\x04\x66low\x18\x04 \x01(\x0b\x32\x19.agentmesh.v1.FlowControlH\x00\x12(\n\x07goodbye\x18\x05 \x01(\x0b\x32\x15.agentmesh.v1.GoodbyeH\x00\x42\x06\n\x04\x62ody\"\xf7\x01\n\x12\x43oordinatorMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.agentmesh.v1.WelcomeH\x00\x12(\n\x05tasks\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.TaskBatchH\x00\x12*\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x18.agentmesh.v1.CancelTaskH\x00\x12$\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x13.agentmesh.v1.DrainH\x00\x12\x33\n\rheartbeat_ack\x18\x05 \x01(\x0b\x32\x1a.agentmesh.v1.HeartbeatAckH\x00\x42\x06\n\x04\x62ody\"\x8d\x02\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12/\n\x06labels\x18\x05 \x03(\x0b\x32\x1f.agentmesh.v1.Hello.LabelsEntry\x12\x13\n\x0bsdk_version\x18\x06 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12\x18\n\x10protocol_version\x18\x08 \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9f\x01\n\x07Welcome\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x04 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x05 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\"G\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x16\n\x0estatus_message\x18\x03 \x01(\t\"?\n\x0cHeartbeatAck\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1e\n\x0b\x46lowControl\x12\x0f\n\x07\x63redits\x18\x01 \x01(\r\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"6\n\tTaskBatch\x12)\n\x05tasks\x18\x01 \x03(\x0b\x32\x1a.agentmesh.v1.TaskDispatch\"\xcf\x02\n\x0cTaskDispatch\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\ncapability\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x08 \x01(\t\x12\x0f\n\x07step_id\x18\t \x01(\t\x12\x36\n\x06labels\x18\n \x03(\x0b\x32&.agentmesh.v1.TaskDispatch.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\nCancelTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\",\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\r\"8\n\x0bTaskUpdates\x12)\n\x07updates\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.TaskUpdate\"\xb8\x01\n\nTaskUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12$\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.agentmesh.v1.TaskAckH\x00\x12.\n\x08progress\x18\x04 \x01(\x0b\x32\x1a.agentmesh.v1.TaskProgressH\x00\x12*\n\x06result\x18\x05 \x01(\x0b\x32\x18.agentmesh.v1.TaskResultH\x00\x42\x06\n\x04kind\"\t\n\x07TaskAck\"1\n\x0cTaskProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x80\x01\n\nTaskResult\x12(\n\x06output\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.TaskErrorH\x00\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\rB\t\n\x07outcome2[\n\x0c\x41gentService\x12K\n\x07\x43onnect\x12\x1a.agentmesh.v1.AgentMessage\x1a .agentmesh.v1.CoordinatorMessage(\x01\x30\x01\x42T\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gentmesh/v1/agent.proto\x12\x0c\x61gentmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentmesh/v1/types.proto\"\xed\x01\n\x0c\x41gentMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.agentmesh.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.HeartbeatH\x00\x12,\n\x07updates\x18\x03 \x01(\x0b\x32\x19.agentmesh.v1.TaskUpdatesH\x00\x12)\n\x04\x66low\x18\x04 \x01(\x0b\x32\x19.agentmesh.v1.FlowControlH\x00\x12(\n\x07goodbye\x18\x05 \x01(\x0b\x32\x15.agentmesh.v1.GoodbyeH\x00\x42\x06\n\x04\x62ody\"\xf7\x01\n\x12\x43oordinatorMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.agentmesh.v1.WelcomeH\x00\x12(\n\x05tasks\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.TaskBatchH\x00\x12*\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x18.agentmesh.v1.CancelTaskH\x00\x12$\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x13.agentmesh.v1.DrainH\x00\x12\x33\n\rheartbeat_ack\x18\x05 \x01(\x0b\x32\x1a.agentmesh.v1.HeartbeatAckH\x00\x42\x06\n\x04\x62ody\"\xa5\x02\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12/\n\x06labels\x18\x05 \x03(\x0b\x32\x1f.agentmesh.v1.Hello.LabelsEntry\x12\x13\n\x0bsdk_version\x18\x06 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12\x18\n\x10protocol_version\x18\x08 \x01(\r\x12\x16\n\x0esession_secret\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x01\n\x07Welcome\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x04 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x05 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\x12\x16\n\x0esession_secret\x18\x07 \x01(\t\"G\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x16\n\x0estatus_message\x18\x03 \x01(\t\"?\n\x0cHeartbeatAck\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1e\n\x0b\x46lowControl\x12\x0f\n\x07\x63redits\x18\x01 \x01(\r\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"6\n\tTaskBatch\x12)\n\x05tasks\x18\x01 \x03(\x0b\x32\x1a.agentmesh.v1.TaskDispatch\"\xcf\x02\n\x0cTaskDispatch\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\ncapability\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x08 \x01(\t\x12\x0f\n\x07step_id\x18\t \x01(\t\x12\x36\n\x06labels\x18\n \x03(\x0b\x32&.agentmesh.v1.TaskDispatch.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\nCancelTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\",\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\r\"8\n\x0bTaskUpdates\x12)\n\x07updates\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.TaskUpdate\"\xb8\x01\n\nTaskUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12$\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.agentmesh.v1.TaskAckH\x00\x12.\n\x08progress\x18\x04 \x01(\x0b\x32\x1a.agentmesh.v1.TaskProgressH\x00\x12*\n\x06result\x18\x05 \x01(\x0b\x32\x18.agentmesh.v1.TaskResultH\x00\x42\x06\n\x04kind\"\t\n\x07TaskAck\"1\n\x0cTaskProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x80\x01\n\nTaskResult\x12(\n\x06output\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.TaskErrorH\x00\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\rB\t\n\x07outcome2[\n\x0c\x41gentService\x12K\n\x07\x43onnect\x12\x1a.agentmesh.v1.AgentMessage\x1a .agentmesh.v1.CoordinatorMessage(\x01\x30\x01\x42T\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,39 +44,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COORDINATORMESSAGE']._serialized_start=372
   _globals['_COORDINATORMESSAGE']._serialized_end=619
   _globals['_HELLO']._serialized_start=622
-  _globals['_HELLO']._serialized_end=891
-  _globals['_HELLO_LABELSENTRY']._serialized_start=846
-  _globals['_HELLO_LABELSENTRY']._serialized_end=891
-  _globals['_WELCOME']._serialized_start=894
-  _globals['_WELCOME']._serialized_end=1053
-  _globals['_HEARTBEAT']._serialized_start=1055
-  _globals['_HEARTBEAT']._serialized_end=1126
-  _globals['_HEARTBEATACK']._serialized_start=1128
-  _globals['_HEARTBEATACK']._serialized_end=1191
-  _globals['_FLOWCONTROL']._serialized_start=1193
-  _globals['_FLOWCONTROL']._serialized_end=1223
-  _globals['_GOODBYE']._serialized_start=1225
-  _globals['_GOODBYE']._serialized_end=1250
-  _globals['_TASKBATCH']._serialized_start=1252
-  _globals['_TASKBATCH']._serialized_end=1306
-  _globals['_TASKDISPATCH']._serialized_start=1309
-  _globals['_TASKDISPATCH']._serialized_end=1644
-  _globals['_TASKDISPATCH_LABELSENTRY']._serialized_start=846
-  _globals['_TASKDISPATCH_LABELSENTRY']._serialized_end=891
-  _globals['_CANCELTASK']._serialized_start=1646
-  _globals['_CANCELTASK']._serialized_end=1708
-  _globals['_DRAIN']._serialized_start=1710
-  _globals['_DRAIN']._serialized_end=1754
-  _globals['_TASKUPDATES']._serialized_start=1756
-  _globals['_TASKUPDATES']._serialized_end=1812
-  _globals['_TASKUPDATE']._serialized_start=1815
-  _globals['_TASKUPDATE']._serialized_end=1999
-  _globals['_TASKACK']._serialized_start=2001
-  _globals['_TASKACK']._serialized_end=2010
-  _globals['_TASKPROGRESS']._serialized_start=2012
-  _globals['_TASKPROGRESS']._serialized_end=2061
-  _globals['_TASKRESULT']._serialized_start=2064
-  _globals['_TASKRESULT']._serialized_end=2192
-  _globals['_AGENTSERVICE']._serialized_start=2194
-  _globals['_AGENTSERVICE']._serialized_end=2285
+  _globals['_HELLO']._serialized_end=915
+  _globals['_HELLO_LABELSENTRY']._serialized_start=870
+  _globals['_HELLO_LABELSENTRY']._serialized_end=915
+  _globals['_WELCOME']._serialized_start=918
+  _globals['_WELCOME']._serialized_end=1101
+  _globals['_HEARTBEAT']._serialized_start=1103
+  _globals['_HEARTBEAT']._serialized_end=1174
+  _globals['_HEARTBEATACK']._serialized_start=1176
+  _globals['_HEARTBEATACK']._serialized_end=1239
+  _globals['_FLOWCONTROL']._serialized_start=1241
+  _globals['_FLOWCONTROL']._serialized_end=1271
+  _globals['_GOODBYE']._serialized_start=1273
+  _globals['_GOODBYE']._serialized_end=1298
+  _globals['_TASKBATCH']._serialized_start=1300
+  _globals['_TASKBATCH']._serialized_end=1354
+  _globals['_TASKDISPATCH']._serialized_start=1357
+  _globals['_TASKDISPATCH']._serialized_end=1692
+  _globals['_TASKDISPATCH_LABELSENTRY']._serialized_start=870
+  _globals['_TASKDISPATCH_LABELSENTRY']._serialized_end=915
+  _globals['_CANCELTASK']._serialized_start=1694
+  _globals['_CANCELTASK']._serialized_end=1756
+  _globals['_DRAIN']._serialized_start=1758
+  _globals['_DRAIN']._serialized_end=1802
+  _globals['_TASKUPDATES']._serialized_start=1804
+  _globals['_TASKUPDATES']._serialized_end=1860
+  _globals['_TASKUPDATE']._serialized_start=1863
+  _globals['_TASKUPDATE']._serialized_end=2047
+  _globals['_TASKACK']._serialized_start=2049
+  _globals['_TASKACK']._serialized_end=2058
+  _globals['_TASKPROGRESS']._serialized_start=2060
+  _globals['_TASKPROGRESS']._serialized_end=2109
+  _globals['_TASKRESULT']._serialized_start=2112
+  _globals['_TASKRESULT']._serialized_end=2240
+  _globals['_AGENTSERVICE']._serialized_start=2242
+  _globals['_AGENTSERVICE']._serialized_end=2333
 # @@protoc_insertion_point(module_scope)

@@ -40,7 +40,7 @@ class CoordinatorMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., tasks: _Optional[_Union[TaskBatch, _Mapping]] = ..., cancel: _Optional[_Union[CancelTask, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("name", "type", "capabilities", "max_concurrency", "labels", "sdk_version", "agent_id", "protocol_version")
+    __slots__ = ("name", "type", "capabilities", "max_concurrency", "labels", "sdk_version", "agent_id", "protocol_version", "session_secret")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Hello(_message.Message):
     SDK_VERSION_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     capabilities: _containers.RepeatedCompositeFieldContainer[_types_pb2.Capability]
@@ -64,23 +65,26 @@ class Hello(_message.Message):
     sdk_version: str
     agent_id: str
     protocol_version: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_types_pb2.Capability, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., sdk_version: _Optional[str] = ..., agent_id: _Optional[str] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_types_pb2.Capability, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., sdk_version: _Optional[str] = ..., agent_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("agent_id", "session_id", "heartbeat_interval_ms", "heartbeat_timeout_ms", "max_message_bytes", "coordinator_id")
+    __slots__ = ("agent_id", "session_id", "heartbeat_interval_ms", "heartbeat_timeout_ms", "max_message_bytes", "coordinator_id", "session_secret")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     session_id: str
     heartbeat_interval_ms: int
     heartbeat_timeout_ms: int
     max_message_bytes: int
     coordinator_id: str
-    def __init__(self, agent_id: _Optional[str] = ..., session_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., coordinator_id: _Optional[str] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, agent_id: _Optional[str] = ..., session_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., coordinator_id: _Optional[str] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("in_flight", "healthy", "status_message")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agentmesh.v1 import types_pb2 as agentmesh_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentmesh/v1/registry.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\"\xea\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..agentmesh.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x15RegisterAgentResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\r\")\n\x15\x41gentHeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"C\n\x16\x41gentHeartbeatResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.agentmesh.v1.AgentStatus\"*\n\x16UnregisterAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x17UnregisterAgentResponse\x12\x1a\n\x12tasks_redispatched\x18\x01 \x01(\r\":\n\x11ListAgentsRequest\x12\x17\n\x0finclude_offline\x18\x01 \x01(\x08\x12\x0c\n\x04type\x18\x02 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"/\n\x1bGetAgentCapabilitiesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"N\n\x1cGetAgentCapabilitiesResponse\x12.\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.Capability\"L\n\x1d\x46indAgentsByCapabilityRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x17\n\x0finclude_offline\x18\x02 \x01(\x08\x32\x90\x05\n\x0fRegistryService\x12X\n\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12V\n\tHeartbeat\x12#.agentmesh.v1.AgentHeartbeatRequest\x1a$.agentmesh.v1.AgentHeartbeatResponse\x12^\n\x0fUnregisterAgent\x12$.agentmesh.v1.UnregisterAgentRequest\x1a%.agentmesh.v1.UnregisterAgentResponse\x12O\n\nListAgents\x12\x1f.agentmesh.v1.ListAgentsRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\x42\n\x08GetAgent\x12\x1d.agentmesh.v1.GetAgentRequest\x1a\x17.agentmesh.v1.AgentInfo\x12m\n\x14GetAgentCapabilities\x12).agentmesh.v1.GetAgentCapabilitiesRequest\x1a*.agentmesh.v1.GetAgentCapabilitiesResponse\x12g\n\x16\x46indAgentsByCapability\x12+.agentmesh.v1.FindAgentsByCapabilityRequest\x1a .agentmesh.v1.ListAgentsResponseBT\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentmesh/v1/registry.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\"\xea\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..agentmesh.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x15RegisterAgentResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"A\n\x15\x41gentHeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0esession_secret\x18\x02 \x01(\t\"C\n\x16\x41gentHeartbeatResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.agentmesh.v1.AgentStatus\"*\n\x16UnregisterAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x17UnregisterAgentResponse\x12\x1a\n\x12tasks_redispatched\x18\x01 \x01(\r\":\n\x11ListAgentsRequest\x12\x17\n\x0finclude_offline\x18\x01 \x01(\x08\x12\x0c\n\x04type\x18\x02 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"/\n\x1bGetAgentCapabilitiesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"N\n\x1cGetAgentCapabilitiesResponse\x12.\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.Capability\"L\n\x1d\x46indAgentsByCapabilityRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x17\n\x0finclude_offline\x18\x02 \x01(\x08\x32\x90\x05\n\x0fRegistryService\x12X\n\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12V\n\tHeartbeat\x12#.agentmesh.v1.AgentHeartbeatRequest\x1a$.agentmesh.v1.AgentHeartbeatResponse\x12^\n\x0fUnregisterAgent\x12$.agentmesh.v1.UnregisterAgentRequest\x1a%.agentmesh.v1.UnregisterAgentResponse\x12O\n\nListAgents\x12\x1f.agentmesh.v1.ListAgentsRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\x42\n\x08GetAgent\x12\x1d.agentmesh.v1.GetAgentRequest\x1a\x17.agentmesh.v1.AgentInfo\x12m\n\x14GetAgentCapabilities\x12).agentmesh.v1.GetAgentCapabilitiesRequest\x1a*.agentmesh.v1.GetAgentCapabilitiesResponse\x12g\n\x16\x46indAgentsByCapability\x12+.agentmesh.v1.FindAgentsByCapabilityRequest\x1a .agentmesh.v1.ListAgentsResponseBT\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,27 +40,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_start=261
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_end=306
   _globals['_REGISTERAGENTRESPONSE']._serialized_start=308
-  _globals['_REGISTERAGENTRESPONSE']._serialized_end=410
-  _globals['_AGENTHEARTBEATREQUEST']._serialized_start=412
-  _globals['_AGENTHEARTBEATREQUEST']._serialized_end=453
-  _globals['_AGENTHEARTBEATRESPONSE']._serialized_start=455
-  _globals['_AGENTHEARTBEATRESPONSE']._serialized_end=522
-  _globals['_UNREGISTERAGENTREQUEST']._serialized_start=524
-  _globals['_UNREGISTERAGENTREQUEST']._serialized_end=566
-  _globals['_UNREGISTERAGENTRESPONSE']._serialized_start=568
-  _globals['_UNREGISTERAGENTRESPONSE']._serialized_end=621
-  _globals['_LISTAGENTSREQUEST']._serialized_start=623
-  _globals['_LISTAGENTSREQUEST']._serialized_end=681
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=683
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=744
-  _globals['_GETAGENTREQUEST']._serialized_start=746
-  _globals['_GETAGENTREQUEST']._serialized_end=781
-  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_start=783
-  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_end=830
-  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_start=832
-  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_end=910
-  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_start=912
-  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_end=988
-  _globals['_REGISTRYSERVICE']._serialized_start=991
-  _globals['_REGISTRYSERVICE']._serialized_end=1647
+  _globals['_REGISTERAGENTRESPONSE']._serialized_end=434
+  _globals['_AGENTHEARTBEATREQUEST']._serialized_start=436
+  _globals['_AGENTHEARTBEATREQUEST']._serialized_end=501
+  _globals['_AGENTHEARTBEATRESPONSE']._serialized_start=503
+  _globals['_AGENTHEARTBEATRESPONSE']._serialized_end=570
+  _globals['_UNREGISTERAGENTREQUEST']._serialized_start=572
+  _globals['_UNREGISTERAGENTREQUEST']._serialized_end=614
+  _globals['_UNREGISTERAGENTRESPONSE']._serialized_start=616
+  _globals['_UNREGISTERAGENTRESPONSE']._serialized_end=669
+  _globals['_LISTAGENTSREQUEST']._serialized_start=671
+  _globals['_LISTAGENTSREQUEST']._serialized_end=729
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=731
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=792
+  _globals['_GETAGENTREQUEST']._serialized_start=794
+  _globals['_GETAGENTREQUEST']._serialized_end=829
+  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_start=831
+  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_end=878
+  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_start=880
+  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_end=958
+  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_start=960
+  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_end=1036
+  _globals['_REGISTRYSERVICE']._serialized_start=1039
+  _globals['_REGISTRYSERVICE']._serialized_end=1695
 # @@protoc_insertion_point(module_scope)

@@ -29,20 +29,24 @@ class RegisterAgentRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_types_pb2.Capability, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterAgentResponse(_message.Message):
-    __slots__ = ("agent_id", "heartbeat_interval_ms", "heartbeat_timeout_ms")
+    __slots__ = ("agent_id", "heartbeat_interval_ms", "heartbeat_timeout_ms", "session_secret")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     heartbeat_interval_ms: int
     heartbeat_timeout_ms: int
-    def __init__(self, agent_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, agent_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class AgentHeartbeatRequest(_message.Message):
-    __slots__ = ("agent_id",)
+    __slots__ = ("agent_id", "session_secret")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
-    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, agent_id: _Optional[str] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class AgentHeartbeatResponse(_message.Message):
     __slots__ = ("status",)

@@ -99,14 +99,16 @@ class CancelTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class PollTasksRequest(_message.Message):
-    __slots__ = ("agent_id", "max_tasks", "wait_ms")
+    __slots__ = ("agent_id", "max_tasks", "wait_ms", "session_secret")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     max_tasks: int
     wait_ms: int
-    def __init__(self, agent_id: _Optional[str] = ..., max_tasks: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, agent_id: _Optional[str] = ..., max_tasks: _Optional[int] = ..., wait_ms: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class PollTasksResponse(_message.Message):
     __slots__ = ("tasks",)

@@ -106,6 +106,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                 max_message_bytes=settings.max_message_bytes,
                 coordinator_id=self._coordinator_id,
+                session_secret=agent.session_secret,
             )
         )
         reader = asyncio.create_task(self._read(agent, request_iterator, sink))

@@ -69,6 +69,7 @@ def agent_spec(hello: agent_pb2.Hello) -> d.AgentSpec:
         labels=dict(hello.labels),
         sdk_version=hello.sdk_version,
         agent_id=hello.agent_id,
+        session_secret=hello.session_secret,
     )
 
 

@@ -68,13 +68,14 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             agent_id=agent.id,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             heartbeat_timeout_ms=s.heartbeat_timeout_ms,
+            session_secret=agent.session_secret,
         )
 
     @mapped
     async def Heartbeat(
         self, request: registry_pb2.AgentHeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.AgentHeartbeatResponse:
-        agent = self._mesh.get_agent(request.agent_id)
+        agent = self._mesh.act_as(request.agent_id, request.session_secret)
         if not agent.connected:
             raise FailedPrecondition(
                 f"agent {agent.id!r} is offline (missed its heartbeats); register again"
@@ -208,7 +209,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     async def PollTasks(
         self, request: task_pb2.PollTasksRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.PollTasksResponse:
-        agent = self._mesh.get_agent(request.agent_id)
+        agent = self._mesh.act_as(request.agent_id, request.session_secret)
         if not isinstance(agent.sink, MailboxSink):
             raise FailedPrecondition(
                 f"agent {agent.id!r} receives tasks on its stream; PollTasks is for "

@@ -60,6 +60,7 @@ def test_sdk_public_surface_is_pinned() -> None:
             "FailedPreconditionError",
             "InvalidArgumentError",
             "NotFoundError",
+            "PermissionDeniedError",
             "ResourceExhaustedError",
             "RetryableTaskError",
             "RpcError",

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from coordinator import domain as d
-from coordinator.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from coordinator.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from coordinator.mesh import Mesh
 from tests.conftest import fast_settings
 
@@ -129,7 +135,12 @@ async def test_reconnect_with_same_id_replaces_session(mesh: Mesh) -> None:
     old = mesh.join(spec("a", ["x"], agent_id="agent-1"), old_sink, "stream")
     task = mesh.submit(d.TaskSpec("x"))
     new_sink = Recorder()
-    new = mesh.join(spec("a", ["x"], agent_id="agent-1"), new_sink, "stream")
+    with pytest.raises(PermissionDenied, match="belongs to another session"):
+        mesh.join(spec("a", ["x"], agent_id="agent-1"), Recorder(), "stream")
+    assert old.connected and not old_sink.closed
+    proof = replace(spec("a", ["x"], agent_id="agent-1"), session_secret=old.session_secret)
+    new = mesh.join(proof, new_sink, "stream")
+    assert new.session_secret != old.session_secret
     assert old_sink.closed and not old.connected and new.connected
     assert new_sink.sent == [(task.id, 2)]
     assert mesh.agents["agent-1"] is new

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from agent_sdk._decode import Undecodable, decode
 from agent_sdk._discovery import (
     EtcdCredentials,
     election_pending,
@@ -39,13 +40,14 @@ from agent_sdk._discovery import (
     parse_address,
 )
 from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
-from agentmesh import wire
-from agentmesh.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from agentmesh import payload, wire
+from agentmesh.v1 import agent_pb2, types_pb2
 
 log = logging.getLogger("agent_sdk")
 
 SDK_VERSION = "0.1.0"
 PROTOCOL_VERSION = 1
+CONNECT = f"/{agent_pb2.DESCRIPTOR.services_by_name['AgentService'].full_name}/Connect"
 
 Handler = Callable[["Task"], Any]
 F = TypeVar("F", bound=Handler)
@@ -243,6 +245,9 @@ class Agent:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._last_received = 0.0
         self._writing = False
+        # Results over this fail instead (the coordinator's limit, from its Welcome).
+        self._payload_limit = payload.max_bytes(max_message_bytes)
+        self._message_limit = max_message_bytes
 
     # ------------------------------------------------------------- public API
 
@@ -473,17 +478,27 @@ class Agent:
         async with grpc.aio.insecure_channel(
             target, options=channel_options(self.max_message_bytes)
         ) as channel:
-            call = agent_pb2_grpc.AgentServiceStub(channel).Connect()
+            call = channel.stream_stream(
+                CONNECT,
+                request_serializer=agent_pb2.AgentMessage.SerializeToString,
+                response_deserializer=decode,  # never raises: see _decode
+            )()
             with contextlib.suppress(asyncio.InvalidStateError):
                 # A replica that refuses us may end the call before the Hello is
                 # written; read() below then raises its status (and metadata).
                 await call.write(self._hello())
             first = await call.read()
-            if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
+            if (
+                not isinstance(first, agent_pb2.CoordinatorMessage)
+                or first.WhichOneof("body") != "welcome"
+            ):
                 raise UnavailableError("coordinator closed the stream before Welcome")
             welcome = first.welcome
             self.agent_id = welcome.agent_id
             self._session_secret = welcome.session_secret
+            coordinator_limit = welcome.max_message_bytes or self.max_message_bytes
+            self._message_limit = min(coordinator_limit, self.max_message_bytes)
+            self._payload_limit = payload.max_bytes(coordinator_limit)
             self.stats.sessions += 1
             self._connected_to = target
             self._connected.set()
@@ -535,6 +550,9 @@ class Agent:
             if msg is grpc.aio.EOF:
                 return
             self._last_received = time.monotonic()
+            if isinstance(msg, Undecodable):
+                self._undecodable(msg)
+                continue
             kind = msg.WhichOneof("body")
             if kind == "tasks":
                 for d in msg.tasks.tasks:
@@ -547,6 +565,24 @@ class Agent:
             elif kind == "drain":
                 log.info("coordinator asks to drain: %s", msg.drain.reason)
 
+    def _undecodable(self, msg: Undecodable) -> None:
+        """Run what still decoded; fail the tasks that did not (retrying cannot help)."""
+        log.error(
+            "agent %s: undecodable message from the coordinator (%d task(s) lost to it): %s",
+            self.name,
+            len(msg.failed),
+            msg.error,
+        )
+        for d in msg.decoded:
+            self._start(d)
+        for task_id, attempt in msg.failed:
+            error = types_pb2.TaskError(
+                type="UndecodableTask",
+                message=f"the agent could not decode this task: {msg.error}",
+            )
+            result = agent_pb2.TaskResult(error=error)
+            self._push(agent_pb2.TaskUpdate(task_id=task_id, attempt=attempt, result=result))
+
     async def _write_loop(self, call: Any) -> None:
         assert self._wake is not None
         while True:
@@ -558,9 +594,9 @@ class Agent:
             try:
                 for m in control:
                     await call.write(m)
-                if updates:
+                for part in _packed(updates, self._message_limit // 2):
                     await call.write(
-                        agent_pb2.AgentMessage(updates=agent_pb2.TaskUpdates(updates=updates))
+                        agent_pb2.AgentMessage(updates=agent_pb2.TaskUpdates(updates=part))
                     )
                 self._writing = False
             except BaseException:
@@ -637,6 +673,10 @@ class Agent:
                 )
             out = await self._call(entry[0], Task(self, d))
             try:
+                payload.check(out, "the handler's output", self._payload_limit)
+            except payload.PayloadError as e:
+                raise TaskError(str(e), type="PAYLOAD_TOO_LARGE") from None
+            try:
                 result.output.CopyFrom(wire.to_value(out))
             except wire.PayloadError as e:
                 raise TaskError(f"handler output {e}", type="OutputNotSerializable") from None
@@ -653,9 +693,9 @@ class Agent:
             result.error.CopyFrom(
                 types_pb2.TaskError(
                     type=e.type,
-                    message=e.message,
+                    message=_clip(e.message),
                     retryable=e.retryable,
-                    details=_safe_struct(e.details),
+                    details=_safe_struct(e.details, self._payload_limit),
                 )
             )
         except Exception as e:
@@ -663,9 +703,9 @@ class Agent:
             result.error.CopyFrom(
                 types_pb2.TaskError(
                     type=type(e).__name__,
-                    message=str(e) or type(e).__name__,
+                    message=_clip(str(e) or type(e).__name__),
                     retryable=bool(getattr(e, "retryable", False)),
-                    stack=traceback.format_exc(limit=20),
+                    stack=_clip(traceback.format_exc(limit=20)),
                 )
             )
         finally:
@@ -691,10 +731,33 @@ class Agent:
         return out
 
 
-def _safe_struct(details: dict[str, Any] | None) -> Any:
+MAX_TEXT = 16_384  # an error's message or stack beyond this is cut
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " ... (cut)"
+
+
+def _safe_struct(details: dict[str, Any] | None, limit_bytes: int) -> Any:
     if not details:
         return None
     try:
+        payload.check(details, "error details", limit_bytes)
         return wire.to_struct(details)
-    except wire.PayloadError:
-        return wire.to_struct({"repr": repr(details)})
+    except payload.PayloadError:
+        return wire.to_struct({"repr": _clip(repr(details))})
+
+
+def _packed(updates: list[agent_pb2.TaskUpdate], limit: int) -> list[list[agent_pb2.TaskUpdate]]:
+    """``updates`` in order, in messages of at most ``limit`` bytes (a larger single
+    update goes alone). Only results can be large; acks and progress count as small."""
+    parts: list[list[agent_pb2.TaskUpdate]] = []
+    size = limit + 1
+    for u in updates:
+        n = u.ByteSize() if u.HasField("result") else 64
+        if size + n > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(u)
+        size += n
+    return parts

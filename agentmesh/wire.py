@@ -12,9 +12,17 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from agentmesh.payload import PayloadError
 
-class PayloadError(ValueError):
-    """A value that cannot travel as JSON (a set, bytes, a non-string key ...)."""
+__all__ = [  # PayloadError is re-exported: one error type for both modules
+    "PayloadError",
+    "from_struct",
+    "from_timestamp",
+    "from_value",
+    "to_struct",
+    "to_timestamp",
+    "to_value",
+]
 
 
 _NULL = struct_pb2.NullValue.NULL_VALUE

@@ -63,6 +63,7 @@ AGENT_LOST = "AGENT_LOST"
 CANCELLED = "CANCELLED"
 SHUTDOWN = "COORDINATOR_SHUTDOWN"
 TOO_MANY_REDELIVERIES = "TOO_MANY_REDELIVERIES"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # a result over the payload limits (agentmesh.payload)
 
 
 @dataclass(frozen=True, slots=True)

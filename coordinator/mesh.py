@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from agentmesh import payload
 from coordinator import domain as d
 from coordinator.config import Settings
 from coordinator.errors import (
@@ -66,6 +67,7 @@ class Mesh:
         self.settings = settings
         self._loop = loop or asyncio.get_running_loop()
         self._policy = settings.retry_policy
+        self.payload_bytes = payload.max_bytes(settings.max_message_bytes)
         self.agents: dict[str, d.Agent] = {}
         # capability -> connected agents advertising it (insertion-ordered)
         self._by_capability: dict[str, dict[str, d.Agent]] = {}
@@ -358,6 +360,10 @@ class Mesh:
             )
         if spec.timeout_ms < 0:
             raise InvalidArgument(f"timeout_ms must not be negative, got {spec.timeout_ms}")
+        try:
+            payload.check(spec.input, "task input", self.payload_bytes)
+        except payload.PayloadError as e:
+            raise InvalidArgument(str(e)) from None
         if spec.max_retries is not None and not 0 <= spec.max_retries <= 100:
             raise InvalidArgument(f"max_retries must be between 0 and 100, got {spec.max_retries}")
         if self._pending + extra >= self.settings.max_pending_tasks:
@@ -468,7 +474,16 @@ class Mesh:
         duration_ms: float = 0.0,
     ) -> bool:
         """Record an agent's outcome for one attempt. Returns True when it
-        changed the task (False for duplicates and superseded failures)."""
+        changed the task (False for duplicates and superseded failures).
+
+        An output (or failure details) over the payload limits could not travel on
+        (to waiting clients, into a workflow): it is recorded as a failure instead."""
+        try:
+            payload.check(output, "the task's output", self.payload_bytes)
+            if failure is not None and failure.details:
+                payload.check(failure.details, "the task's error details", self.payload_bytes)
+        except payload.PayloadError as e:
+            output, failure = None, d.TaskFailure(d.PAYLOAD_TOO_LARGE, str(e))
         task = self.tasks.get(task_id)
         if agent is None and task is not None:
             agent = self.agents.get(task.agent_id)

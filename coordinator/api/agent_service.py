@@ -112,12 +112,15 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         reader = asyncio.create_task(self._read(agent, request_iterator, sink))
         queue = sink.queue
         batch = agent_pb2.CoordinatorMessage
+        # Half the message limit: a payload is at most a quarter (agentmesh.payload),
+        # so a batch always fits, and one big task simply travels alone.
+        limit = settings.max_message_bytes // 2
         try:
             # Written inline, not through a nested generator: this is the hot path.
             while True:
                 item = await queue.get()
                 if isinstance(item, list):
-                    # Pack every task that is ready into one batch.
+                    # Pack every task that is ready into one batch, up to the limit.
                     dispatches = item
                     nxt: object = None
                     while not queue.empty():
@@ -126,7 +129,16 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                             break
                         dispatches.extend(nxt)
                         nxt = None
-                    yield batch(tasks=agent_pb2.TaskBatch(tasks=dispatches))
+                    part: list[agent_pb2.TaskDispatch] = []
+                    size = 0
+                    for dispatch in dispatches:
+                        n = dispatch.ByteSize()
+                        if part and size + n > limit:
+                            yield batch(tasks=agent_pb2.TaskBatch(tasks=part))
+                            part, size = [], 0
+                        part.append(dispatch)
+                        size += n
+                    yield batch(tasks=agent_pb2.TaskBatch(tasks=part))
                     item = nxt
                     if item is None:
                         continue

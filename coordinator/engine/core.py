@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agentmesh import payload
 from coordinator.engine import events as ev
 from coordinator.engine.events import Data
 from coordinator.engine.expr import (
@@ -55,6 +56,10 @@ class EngineDefaults:
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     task_timeout_ms: int | None = None
+    # Values the workflow computes (task and child inputs, variables) over this, or
+    # nested deeper than agentmesh.payload allows, fail their step: they could not
+    # travel in the messages that carry them. 0: depth only.
+    max_payload_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -307,7 +312,7 @@ class Execution:
             self._fail(run, _expr_error(step, step.type, e))
 
     def _begin_task(self, run: Run, step: Step, scope: Data) -> None:
-        task_input = _mapping(step.input, scope)
+        task_input = self._map(step.input, scope, "task input")
         key = f"{run.key}.t{run.attempt}"
         timeout = step.timeout_ms or self.defaults.task_timeout_ms
         self._wait(run, key)
@@ -363,7 +368,7 @@ class Execution:
         assert step.event is not None
         corr = step.event.correlation_key
         if corr and (is_expression(corr) or has_interpolation(corr)):
-            corr = str(_mapping(corr, scope))
+            corr = str(self._map(corr, scope, "correlation key"))
         key = f"{run.key}.e{run.attempt}"
         self._wait(run, key)
         self._emit(ev.AwaitEvent(key, step.event.name, corr))
@@ -376,7 +381,7 @@ class Execution:
 
     def _begin_subworkflow(self, run: Run, step: Step, scope: Data) -> None:
         assert step.subworkflow is not None
-        child_input = _mapping(step.input, scope)
+        child_input = self._map(step.input, scope, "subworkflow input")
         key = f"{run.key}.c{run.attempt}"
         self._wait(run, key)
         self._emit(
@@ -437,7 +442,7 @@ class Execution:
         if step.output is not None:
             try:
                 for var, expr in step.output.items():
-                    self.variables[var] = _mapping(expr, scope)
+                    self.variables[var] = self._map(expr, scope, f"variable {var!r}")
             except (ExpressionError, EvaluationError) as e:
                 self._fail(run, _expr_error(step, "output", e))
                 return
@@ -626,7 +631,7 @@ class Execution:
                 assert step.compensate is not None
                 scope = {**self._scope_for(None, item["output"]), "stepId": step.id}
                 try:
-                    task_input = _mapping(step.compensate.input, scope)
+                    task_input = self._map(step.compensate.input, scope, "compensation input")
                 except (ExpressionError, EvaluationError) as e:
                     self._journal("compensation.failed", step.id, message=str(e))
                     self._queue.pop(0)
@@ -703,6 +708,16 @@ class Execution:
                 data={"workflow": workflow, "childId": e.child_id},
             )
         self._drain_queue()
+
+    def _map(self, value: Any, scope: Data, what: str) -> Any:
+        """``value`` evaluated on ``scope``; EvaluationError when the result is over
+        the payload limits (its step fails, as for any expression that fails)."""
+        out = _mapping(value, scope)
+        try:
+            payload.check(out, what, self.defaults.max_payload_bytes)
+        except payload.PayloadError as e:
+            raise EvaluationError(str(e), what) from None
+        return out
 
     def _finish(self, status: str, output: Any = None, error: Data | None = None) -> None:
         self.status = status
@@ -846,6 +861,7 @@ def _expr_error(step: Step, where: str, e: Exception) -> Data:
 
 
 def _mapping(value: Any, scope: Data) -> Any:
+    """A step's mapping evaluated on ``scope`` (no limits: see ``Execution._map``)."""
     if isinstance(value, str) and not is_expression(value) and has_interpolation(value):
         return compile_template(value).render(scope)
     return evaluate_mapping(value, scope)

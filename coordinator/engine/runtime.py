@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from agentmesh.payload import PayloadError
+from agentmesh.payload import check as check_payload
 from coordinator import domain as d
 from coordinator.config import Settings
 from coordinator.engine import events as ev
@@ -138,7 +140,9 @@ class WorkflowRuntime:
         self.settings = settings
         self.mesh = mesh
         self.store = store
-        self.defaults = EngineDefaults(retry=settings.retry_policy)
+        self.defaults = EngineDefaults(
+            retry=settings.retry_policy, max_payload_bytes=mesh.payload_bytes
+        )
         self._live: dict[str, Live] = {}
         self._done: OrderedDict[str, Live] = OrderedDict()
         self._inbox: asyncio.Queue[tuple[str, ev.Input, asyncio.Future[None] | None]] = (
@@ -341,6 +345,7 @@ class WorkflowRuntime:
             if earlier is not None:
                 self._idempotency[idempotency_key] = earlier.id
                 return await self.lookup(earlier.id)
+        self._check_payload(input, "workflow input")
         defn = await self.get_workflow(name, version)
         problems = validate_input(defn, input)
         if problems:
@@ -391,6 +396,7 @@ class WorkflowRuntime:
 
     async def resume(self, exec_id: str, input: Any = None) -> Live:
         """Resume a paused execution; FailedPrecondition in any other state."""
+        self._check_payload(input, "resume input")
         live = await self._controllable(exec_id, "resumed", ("paused",))
         await self._submit(exec_id, ev.ResumeRequested(_now(), input))
         return live
@@ -471,6 +477,7 @@ class WorkflowRuntime:
         """Deliver an event to every execution waiting for it; returns how many."""
         if not name:
             raise InvalidArgument("event name is required")
+        self._check_payload(payload, "event payload")
         waiting = self._event_waits.get(name, {})
         matched = [k for k, corr in waiting.items() if not corr or corr == correlation_key]
         now = _now()
@@ -478,6 +485,12 @@ class WorkflowRuntime:
             del waiting[(exec_id, key)]
             await self._submit(exec_id, ev.EventReceived(now, key, name, payload))
         return len(matched)
+
+    def _check_payload(self, value: Any, what: str) -> None:
+        try:
+            check_payload(value, what, self.mesh.payload_bytes)
+        except PayloadError as e:
+            raise InvalidArgument(str(e)) from None
 
     # ------------------------------------------------------------ the loop
 
@@ -650,12 +663,9 @@ class WorkflowRuntime:
         try:
             task = self.mesh.submit(spec, wait_for_agent=True)
         except Exception as e:  # refused (shutting down, queue full): a failed attempt
-            self._post(
-                exec_id,
-                ev.TaskFailed(
-                    _now(), c.key, {"type": type(e).__name__, "message": str(e), "retryable": True}
-                ),
-            )
+            retryable = not isinstance(e, InvalidArgument)  # the same input fails again
+            err = {"type": type(e).__name__, "message": str(e), "retryable": retryable}
+            self._post(exec_id, ev.TaskFailed(_now(), c.key, err))
             return
         self._task_of[task.id] = (exec_id, c.key)
         self._mesh_task[(exec_id, c.key)] = task.id

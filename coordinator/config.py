@@ -69,6 +69,12 @@ class Settings(BaseModel):
     etcd_password: str = Field("", description="etcd password")
     etcd_timeout_s: float = Field(5.0, gt=0, description="bound on each etcd request")
     concurrency_limit: int = Field(10, ge=1, description="running workflow executions")
+    max_queued_executions: int = Field(
+        10_000,
+        ge=0,
+        description="executions waiting for a concurrencyLimit slot; StartWorkflow beyond "
+        "it is refused with RESOURCE_EXHAUSTED",
+    )
     default_timeout_ms: int = Field(300_000, ge=1, description="task timeout when none is given")
     retry_strategy: RetryStrategy = RetryStrategy.EXPONENTIAL
     max_retries: int = Field(3, ge=0)

@@ -46,6 +46,7 @@ from coordinator.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
 from coordinator.mesh import Mesh
@@ -369,12 +370,21 @@ class WorkflowRuntime:
             ctx.setdefault("parentId", parent[0])
             ctx["parentKey"] = parent[1]
         started = ev.Started(now, defn.name, defn.version, input, ctx, idempotency_key)
+        # Decided with no await since: concurrent starts cannot all slip past the limit.
+        must_queue = parent is None and self._running >= self.settings.concurrency_limit
+        limit = self.settings.max_queued_executions
+        if must_queue and len(self._queued) >= limit:
+            raise ResourceExhausted(
+                f"{len(self._queued)} executions are queued behind concurrencyLimit "
+                f"{self.settings.concurrency_limit} (maxQueuedExecutions {limit}); "
+                "retry later"
+            )
         self._live[exec_id] = live
         if parent is not None:
             self._children[parent] = exec_id
         if idempotency_key:
             self._idempotency[idempotency_key] = exec_id
-        if parent is None and self._running >= self.settings.concurrency_limit:
+        if must_queue:
             live.queued_start = started
             self._queued.append(exec_id)
             data = {"input": input, "context": ctx, "idempotencyKey": idempotency_key}

@@ -17,6 +17,7 @@ from agent_sdk import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    ResourceExhaustedError,
     Task,
     TaskError,
 )
@@ -429,6 +430,35 @@ async def test_concurrency_limit_queues_executions_in_order(tmp_path: Path) -> N
             await eventually(lambda: _status(client, second.id, "running"), timeout=5)
             assert await client.trigger_event("open") == 1
             assert (await client.wait_execution(second.id, timeout=5)).status == "completed"
+    finally:
+        await c.stop(grace=1)
+
+
+async def test_start_workflow_has_backpressure(tmp_path: Path) -> None:
+    """Beyond maxQueuedExecutions StartWorkflow is refused, while control calls and
+    events are always served."""
+    c = Coordinator(fast_settings(concurrency_limit=1, max_queued_executions=2))
+    await c.start()
+    try:
+        async with Client(c.address) as client:
+            gate = {"steps": [{"id": "g", "type": "event", "event": {"name": "open"}}]}
+            await client.define_workflow("gate", gate)
+            flood = await asyncio.gather(
+                *(client.start_workflow("gate", {}) for _ in range(50)), return_exceptions=True
+            )
+            accepted = [e for e in flood if not isinstance(e, BaseException)]
+            refused = [e for e in flood if isinstance(e, BaseException)]
+            assert sorted(e.status for e in accepted) == ["queued", "queued", "running"]
+            assert len(refused) == 47
+            assert all(isinstance(e, ResourceExhaustedError) for e in refused)
+            assert "2 executions are queued behind concurrencyLimit 1 (maxQueuedExecutions 2)" in (
+                str(refused[0])
+            )
+            queued = [e for e in accepted if e.status == "queued"]
+            assert (await client.stop_workflow(queued[0].id)).status == "cancelled"
+            again = await client.start_workflow("gate", {})  # a queue slot freed up
+            assert again.status == "queued"
+            assert await client.trigger_event("open") == 1
     finally:
         await c.stop(grace=1)
 

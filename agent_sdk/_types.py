@@ -245,5 +245,8 @@ class ValidationIssue:
 
 @dataclass(frozen=True, slots=True)
 class ValidationResult:
+    """``issues`` are the first ones (bounded); ``issue_count`` counts them all."""
+
     valid: bool
     issues: list[ValidationIssue]
+    issue_count: int = 0

@@ -106,7 +106,7 @@ class WorkflowMethods:
             ValidationIssue(i.location, i.message, "warning" if i.severity == 2 else "error")
             for i in r.issues
         ]
-        return ValidationResult(bool(r.valid), issues)
+        return ValidationResult(bool(r.valid), issues, max(r.issue_count, len(issues)))
 
     async def delete_workflow(self, name: str, version: str = "") -> None:
         await self._call(

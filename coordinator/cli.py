@@ -366,6 +366,8 @@ async def _workflow_command(client: Client, args: argparse.Namespace) -> int:
             result = await client.validate_workflow(read_definition(args.file))
             for issue in result.issues:
                 print(f"{issue.severity}: {issue.location}: {issue.message}")
+            if result.issue_count > len(result.issues):
+                print(f"... and {result.issue_count - len(result.issues)} more issues")
             print("valid" if result.valid else "invalid")
             return 0 if result.valid else 1
         print(json.dumps(await client.get_workflow(args.name, args.version), indent=2))

@@ -34,7 +34,7 @@ from agentmesh.v1 import (
 )
 from coordinator.api.agent_service import AgentService
 from coordinator.api.declared import add_declared_services
-from coordinator.api.router import SERVICE_NAMES, Refusal, Router, capture
+from coordinator.api.router import SERVICE_NAMES, Refusal, Router, Static, capture
 from coordinator.api.unary import RegistryService, TaskService
 from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
 from coordinator.config import Settings
@@ -183,7 +183,13 @@ class Coordinator:
             options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
         server.add_generic_rpc_handlers((self.router,))
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        # Health through ``capture`` too, so garbage sent to it gets INVALID_ARGUMENT like
+        # every other call (api/decoding.py). Reflection is registered directly: it picks
+        # its asyncio servicer only for a real aio server.
+        health_handlers = capture(
+            lambda sink: health_pb2_grpc.add_HealthServicer_to_server(self._health, sink)
+        )
+        server.add_generic_rpc_handlers((Static(health_handlers),))
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )

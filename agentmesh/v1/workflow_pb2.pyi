@@ -140,12 +140,14 @@ class ValidationIssue(_message.Message):
     def __init__(self, location: _Optional[str] = ..., message: _Optional[str] = ..., severity: _Optional[_Union[ValidationIssue.Severity, str]] = ...) -> None: ...
 
 class ValidationResult(_message.Message):
-    __slots__ = ("valid", "issues")
+    __slots__ = ("valid", "issues", "issue_count")
     VALID_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
+    ISSUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     issues: _containers.RepeatedCompositeFieldContainer[ValidationIssue]
-    def __init__(self, valid: _Optional[bool] = ..., issues: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ...) -> None: ...
+    issue_count: int
+    def __init__(self, valid: _Optional[bool] = ..., issues: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ..., issue_count: _Optional[int] = ...) -> None: ...
 
 class DeleteWorkflowRequest(_message.Message):
     __slots__ = ("name", "version")

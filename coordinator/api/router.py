@@ -29,6 +29,7 @@ from agentmesh.v1 import (
     task_pb2,
     workflow_pb2,
 )
+from coordinator.api.decoding import decoding
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,24 @@ class _Capture:
 
 
 def capture(*registrations: Callable[[Any], None]) -> Handlers:
-    """Run ``add_XServicer_to_server``-style callables and collect their handlers."""
+    """Run ``add_XServicer_to_server``-style callables and collect their handlers,
+    each decoding its own requests (see ``decoding``)."""
     sink = _Capture()
     for register in registrations:
         register(sink)
-    return sink.handlers
+    return decoding(sink.handlers)
+
+
+class Static(grpc.GenericRpcHandler):
+    """A fixed table of handlers (method path -> handler), e.g. ``capture``'s."""
+
+    def __init__(self, handlers: Handlers) -> None:
+        self.handlers = handlers
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        return self.handlers.get(handler_call_details.method)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import uuid
 from collections import OrderedDict
@@ -45,6 +46,7 @@ from coordinator.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    MeshError,
     NotFound,
     ResourceExhausted,
     Unavailable,
@@ -262,8 +264,13 @@ class WorkflowRuntime:
         """Resolve an API-given path inside ``workflowDir`` (never outside it)."""
         if not self.settings.workflow_dir:
             raise FailedPrecondition("the coordinator has no workflowDir configured")
+        if not path.isprintable():
+            raise InvalidArgument(f"path {path!r} contains control characters")
         root = Path(self.settings.workflow_dir).resolve()
-        target = (root / path).resolve()
+        try:
+            target = (root / path).resolve()
+        except (OSError, ValueError) as e:
+            raise InvalidArgument(f"path {path!r} cannot be resolved: {e}") from None
         if target != root and root not in target.parents:
             raise InvalidArgument(f"path {path!r} is outside the workflow directory")
         return target
@@ -280,7 +287,10 @@ class WorkflowRuntime:
         target = self._in_workflow_dir(path or f"{name}.yaml")
         source = dump_definition(self._remember(record))  # carries `id`, so it reloads as itself
         text = yaml.safe_dump(source, sort_keys=False, allow_unicode=True)
-        await asyncio.to_thread(target.write_text, text)
+        try:
+            await asyncio.to_thread(target.write_text, text)
+        except OSError as e:
+            raise _path_error(e, "write", path or f"{name}.yaml") from None
         return str(target)
 
     async def load_file(self, path: str | Path) -> WorkflowDefinition:
@@ -289,7 +299,7 @@ class WorkflowRuntime:
         except DefinitionError as e:
             raise InvalidArgument(_issues_text(e.issues)) from None
         except OSError as e:
-            raise NotFound(f"cannot read {path}: {e.strerror}") from None
+            raise _path_error(e, "read", str(path)) from None
         return await self.define_workflow(defn.name, dict(defn.source))
 
     async def get_workflow(self, name: str, version: str = "") -> WorkflowDefinition:
@@ -917,6 +927,16 @@ def split_batch(
 def _record(live: Live, now: datetime) -> ExecutionRecord:
     status = live.ex.status if live.ex.status != "pending" else "running"
     return replace(live.record, status=status, updated=now)
+
+
+def _path_error(e: OSError, verb: str, path: str) -> MeshError:
+    """The domain error for a workflow file that cannot be read or written."""
+    message = f"cannot {verb} {path}: {e.strerror or e}"
+    if e.errno == errno.ENOENT:
+        return NotFound(message)
+    if e.errno in (errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EINVAL):
+        return InvalidArgument(message)
+    return FailedPrecondition(message)  # permissions, a full disk: the operator's to fix
 
 
 def _issues_text(issues: list[Issue]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 
@@ -21,6 +22,7 @@ from agent_sdk import (
     Task,
     TaskError,
 )
+from agentmesh.v1 import workflow_pb2, workflow_pb2_grpc
 from coordinator.server import Coordinator
 from tests.conftest import eventually, fast_settings
 
@@ -531,6 +533,23 @@ async def test_workflow_dir_is_loaded_at_start(tmp_path: Path) -> None:
             assert yaml.safe_load(text)["id"] == "project_setup"
             with pytest.raises(InvalidArgumentError, match="outside the workflow directory"):
                 await client.save_workflow("project_setup", path="../escape.yaml")
+            # paths the file system refuses get the status that says why, never INTERNAL
+            long = "x" * 300 + ".yaml"
+            bad = [
+                ("a\x00b.yaml", InvalidArgumentError, "contains control characters"),
+                (long, InvalidArgumentError, "File name too long"),
+                (".", InvalidArgumentError, "Is a directory"),
+                ("missing/flow.yaml", NotFoundError, "No such file or directory"),
+            ]
+            async with grpc.aio.insecure_channel(c.address) as channel:
+                stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+                for path, error, message in bad:
+                    with pytest.raises(grpc.aio.AioRpcError) as refused:
+                        await stub.LoadWorkflow(workflow_pb2.LoadWorkflowRequest(path=path))
+                    assert refused.value.code() == error.code, (path, refused.value.details())
+                    assert message in (refused.value.details() or ""), path
+                    with pytest.raises(error, match=message):
+                        await client.save_workflow("project_setup", path=path)
     finally:
         await c.stop(grace=1)
 

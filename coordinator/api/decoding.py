@@ -1,0 +1,112 @@
+"""Requests are decoded by us, not by grpc, so a malformed one gets a precise status.
+
+grpc's own request deserialization, when it fails, answers ``UNKNOWN: Unexpected
+DecodeError`` and logs a full traceback per request, so garbage on the wire would both
+mislead the caller and flood the log. ``decoding(handlers)`` returns the same handlers
+with grpc handing them raw bytes: each request is decoded inside the call and an
+undecodable one is answered ``INVALID_ARGUMENT`` naming the message type, logged at
+debug only. On streams, an undecodable message ends the call the same way (the agent
+stream's reader turns the ``InvalidArgument`` it raises into that status).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import grpc
+
+from coordinator.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+Deserializer = Callable[[bytes], Any]
+
+
+def decoding(handlers: Mapping[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
+    """``handlers`` (method path -> handler) decoding their own requests."""
+    return {method: _decoding(h) for method, h in handlers.items()}
+
+
+def _message_name(deserialize: Deserializer) -> str:
+    owner = getattr(deserialize, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    return str(getattr(descriptor, "full_name", "request"))
+
+
+def _decode(deserialize: Deserializer, raw: bytes) -> Any:
+    """The request, or ``InvalidArgument`` saying why it is not one."""
+    try:
+        return deserialize(raw)
+    except Exception as e:  # DecodeError, RecursionError, ... whatever protobuf raises
+        log.debug("undecodable %s: %s", _message_name(deserialize), e)
+        raise InvalidArgument(
+            f"the request is not a valid {_message_name(deserialize)} ({e or type(e).__name__})"
+        ) from None
+
+
+def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    deserialize = handler.request_deserializer
+    if deserialize is None:
+        return handler
+    serialize = handler.response_serializer
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = _decode(deserialize, raw)
+            except InvalidArgument as e:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, None, serialize)
+    if handler.unary_stream is not None:
+        streaming = handler.unary_stream
+        if inspect.isasyncgenfunction(streaming):
+
+            async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    request = _decode(deserialize, raw)
+                except InvalidArgument as e:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+                async for response in streaming(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
+
+        async def unary_stream_writing(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = _decode(deserialize, raw)
+            except InvalidArgument as e:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            return await streaming(request, context)
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream_writing, None, serialize)
+
+    async def requests(raw: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+        async for item in raw:
+            yield _decode(deserialize, item)
+
+    if handler.stream_stream is not None:
+        bidi = handler.stream_stream
+        if inspect.isasyncgenfunction(bidi):
+
+            async def stream_stream(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+                async for response in bidi(requests(raw), context):
+                    yield response
+
+            return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
+
+        async def stream_stream_writing(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await bidi(requests(raw), context)
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream_writing, None, serialize)
+    client_streaming = handler.stream_unary
+
+    async def stream_unary(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await client_streaming(requests(raw), context)
+
+    return grpc.stream_unary_rpc_method_handler(stream_unary, None, serialize)

@@ -151,3 +151,36 @@ async def test_declared_methods_answer_unimplemented(coordinator: Coordinator) -
             await integration.RegisterWebhook(integration_pb2.RegisterWebhookRequest())
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "IntegrationService/RegisterWebhook" in (info.value.details() or "")
+
+
+async def test_undecodable_requests_are_invalid_argument(coordinator: Coordinator) -> None:
+    """Garbage is refused as such (not UNKNOWN), on unary calls, on health, and after a
+    Hello on the agent stream (which used to end with OK)."""
+    garbage = b"\xff\xff\xff\xff not protobuf"
+    async with grpc.aio.insecure_channel(coordinator.address) as ch:
+        for method, message in [
+            ("/agentmesh.v1.TaskService/AssignTask", "agentmesh.v1.AssignTaskRequest"),
+            ("/grpc.health.v1.Health/Check", "grpc.health.v1.HealthCheckRequest"),
+        ]:
+            rpc = ch.unary_unary(method, request_serializer=bytes, response_deserializer=bytes)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await rpc(garbage, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (refused.value.details() or "").startswith(
+                f"the request is not a valid {message} ("
+            )
+        connect = ch.stream_stream(
+            "/agentmesh.v1.AgentService/Connect",
+            request_serializer=bytes,
+            response_deserializer=agent_pb2.CoordinatorMessage.FromString,
+        )
+        call = connect()
+        await call.write(hello().SerializeToString())
+        assert (await call.read()).WhichOneof("body") == "welcome"
+        await call.write(garbage)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while await call.read() is not grpc.aio.EOF:
+                pass
+            await call
+        assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid agentmesh.v1.AgentMessage" in (ended.value.details() or "")

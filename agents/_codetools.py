@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_sdk import TaskError
+from agents import _sandbox
 
 MAX_LEN = 120
 # rule -> (severity, description)
@@ -512,16 +513,9 @@ def functions(src: str) -> list[JsFunction]:
 
 
 def inside(workspace: Path, raw: Any, field: str) -> Path:
-    """``raw`` (absolute, or relative to ``workspace``) resolved; it must stay inside."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise TaskError(f"{field}: must be a non-empty string", type="BadInput")
-    root = workspace.resolve()
-    path = (root / raw.strip()).resolve()
-    if not path.is_relative_to(root):
-        raise TaskError(
-            f"{field}: {raw!r} is outside the workspace {root}", type="PathOutsideWorkspace"
-        )
-    return path
+    """``raw`` (absolute, or relative to ``workspace``) resolved; it must stay inside
+    (``agents._sandbox.confine``: ``BadInput`` or ``PathOutsideWorkspace`` otherwise)."""
+    return _sandbox.confine(workspace, raw, field)
 
 
 def existing_dir(workspace: Path, raw: Any, field: str = "path") -> Path:
@@ -607,8 +601,7 @@ def glob(workspace: Path, spec: str, field: str, keep: Keep = None) -> list[Path
             continue
         regex = _glob_regex("/".join(parts[cut:]))
         found += [p for p in walk(root, keep) if regex.match(p.relative_to(root).as_posix())]
-    ws = workspace.resolve()
-    return sorted({p.resolve() for p in found if p.resolve().is_relative_to(ws)})
+    return sorted({_sandbox.real(p) for p in found if _sandbox.is_inside(workspace, p)})
 
 
 # ------------------------------------------------------------------ ruff

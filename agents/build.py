@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_sdk import Agent, Task, TaskError
+from agents import _sandbox
 from agents import _templates as tpl
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -135,15 +136,7 @@ class _Build:
         self.root = workspace.resolve()
 
     def _inside(self, raw: Any, field: str) -> Path:
-        if not isinstance(raw, str) or not raw.strip():
-            raise _bad(f"{field}: must be a non-empty string")
-        path = (self.root / raw.strip()).resolve()
-        if not path.is_relative_to(self.root):
-            raise TaskError(
-                f"{field}: {raw!r} is outside the workspace {self.root}",
-                type="PathOutsideWorkspace",
-            )
-        return path
+        return _sandbox.confine(self.root, raw, field)
 
     # -------------------------------------------------------- project_scaffolding
 

@@ -1,21 +1,36 @@
 """Executor agent: runs commands, drives git, deploys project trees, reports system load.
 
-Everything it touches lives under ``workspace``: working directories, repositories and
-deployments; a path outside fails the task with ``PathOutsideWorkspace``. Commands are
-not sandboxed beyond that (their working directory and environment are confined, what
-they do is not): run the executor as a user that may do what its tasks ask.
+Everything it touches lives under ``workspace``: working directories, repositories,
+deployments and every path argument it resolves go through ``agents._sandbox`` (``..``,
+absolute paths and symlinks that leave it fail with ``PathOutsideWorkspace``). What a
+started program does is not sandboxed: it can do whatever its OS user may (see
+docs/security.md): run the executor as an unprivileged user.
 
 - ``command_execution`` {command: str | [str], cwd?: path (workspace), timeout?: seconds
   (60, at most 600), env?: {NAME: str}, shell?: bool}
   -> {exitCode, stdout, stderr, result (stdout stripped), durationMs, truncated, argv}.
   A string is split with ``shlex``; no shell runs unless the task says ``shell: true`` AND
   the agent allows it (``create(..., allow_shell=True)`` or
-  ``AGENTMESH_EXECUTOR_ALLOW_SHELL=1``). A command using shell syntax (pipes, ``&&``,
-  redirections, ``$(...)``, backticks) without both fails with ``ShellNotAllowed`` (the
-  seed's data_processing commands do: their failures drive that workflow's error routes).
+  ``AGENTMESH_EXECUTOR_ALLOW_SHELL=1``); then ``/bin/sh -c`` runs the command text and
+  only cwd and environment are confined. Without both, ``ShellNotAllowed`` refuses shell
+  syntax (pipes, ``&&``, redirections, ``$(...)``, backticks: the seed's data_processing
+  commands use it, and their failures drive that workflow's error routes) and every
+  command that counts as shell: shells and programs that run another program or code
+  named by their arguments (``env``, ``xargs``, ``timeout``, ``sudo``, ``awk``, ``sed``,
+  ``git``, ``make``, ``npx``, ...; see ``SHELL_PROGRAMS``) and interpreters given code on
+  the command line (``python -c``/``-m``, ``node -e``/``-p``/``--eval``, ``perl -e``,
+  ``ruby -e``, ``php -r``, ``find -exec``, ...; see ``CODE_OPTIONS``). Otherwise the
+  program (the base name of argv[0]) must be on the agent's allowlist (``allowed_programs``,
+  ``AGENTMESH_EXECUTOR_ALLOWED_PROGRAMS``, default ``DEFAULT_PROGRAMS``) or the task fails
+  with ``ProgramNotAllowed``; it is looked up on PATH (an argv[0] with a directory must be
+  that same file) and every argument that names a path (absolute, with ``..``, or existing
+  under cwd) must stay inside the workspace.
   Errors: ``CommandFailed`` (non-zero exit; details exitCode, stderr tail),
   ``CommandNotFound``, retryable ``CommandTimeout`` (the process group is killed).
-  The environment is PATH, HOME, LANG, LC_ALL, TZ, TMPDIR plus the task's ``env``.
+  The environment is PATH (its absolute entries outside the workspace), HOME (the
+  workspace), LANG, LC_ALL, LC_CTYPE, TERM, TZ, TMPDIR, plus the task's ``env``, whose
+  names must be upper case and may not change how programs load or run (``LD_*``,
+  ``PYTHON*``, ``NODE_OPTIONS``, ``BASH_ENV``, ``GIT_*``, ...; ``BadInput`` otherwise).
 - ``git_operations`` {path, action?: init|add|commit|status, initialize?: bool,
   commitMessage?: str, files?: "all" | [path]} -> {action, path, url (file://), hash,
   branch, committed, ...}. ``initialize`` means init: ``git init -b main`` (kept if the
@@ -23,6 +38,7 @@ they do is not): run the executor as a user that may do what its tasks ask.
   ``commitMessage`` alone means commit (add ``files``: "all" or paths relative to
   ``path``), otherwise status; operations run one at a time. Nothing to commit
   returns the current HEAD with ``committed: false``. status adds ``files`` and ``clean``.
+  git runs without system or global config, hooks or an fsmonitor.
 - ``deployment`` {path: project dir, environment: name, target?: dir (``deployments``)}
   -> {url, path, environment, files, fileCount, totalBytes, sha256, sourceCommit,
   sourceDirty (uncommitted changes were deployed), deployedAt, replaced}. Copies the
@@ -34,6 +50,10 @@ they do is not): run the executor as a user that may do what its tasks ask.
 - ``system_monitoring`` {paths?: [path]} -> {timestamp, cpu{count, loadAverage,
   percent}, memory{...Bytes, percent}, disk{...}, paths[{path, exists, disk}], processes,
   uptimeSeconds}; from /proc and the standard library, ``null`` where unavailable.
+
+Creating an executor marks its process non-dumpable on Linux, so the commands it starts
+(and other processes of its user that are not root) cannot read its environment through
+``/proc/<pid>/environ`` or attach a debugger to it.
 """
 
 from __future__ import annotations
@@ -52,21 +72,33 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from agent_sdk import Agent, RetryableTaskError, Task, TaskError
+from agents import _sandbox
+from agents._commands import (
+    DEFAULT_PROGRAMS,
+    ENV_FROM_AGENT,
+    SHELL_PROGRAMS,
+    env_refusal,
+    needs_shell,
+    path_candidates,
+    protect_environment,
+    shell_reason,
+)
+
+__all__ = ["DEFAULT_PROGRAMS", "MAX_OUTPUT", "SHELL_PROGRAMS", "create", "shell_reason"]
 
 MAX_OUTPUT = 64 * 1024  # bytes kept of stdout (its head) and of stderr (its tail)
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 60.0, 600.0
-ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 GIT_NAME, GIT_EMAIL = "AgentMesh Executor", "executor@agentmesh.local"
 DEPLOY_EXCLUDE = frozenset({".git", "node_modules", "__pycache__", ".venv"})
 MAX_DEPLOY_FILES, MAX_DEPLOY_BYTES = 20_000, 1 << 30
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_SHELL_OPERATOR = frozenset("|&;<>()")
 
 
 def create(
@@ -75,11 +107,28 @@ def create(
     workspace: Path,
     max_concurrency: int = 4,
     allow_shell: bool | None = None,
+    allowed_programs: Iterable[str] | None = None,
 ) -> Agent:
-    """The executor agent. ``allow_shell`` None reads ``AGENTMESH_EXECUTOR_ALLOW_SHELL``."""
+    """The executor agent.
+
+    ``allow_shell`` None reads ``AGENTMESH_EXECUTOR_ALLOW_SHELL`` ("1" allows).
+    ``allowed_programs`` (program names, no directories) replaces ``DEFAULT_PROGRAMS``;
+    None reads ``AGENTMESH_EXECUTOR_ALLOWED_PROGRAMS`` (comma-separated; unset or blank
+    means the default). Marks this process non-dumpable (Linux). Raises ``ValueError`` for
+    a program name with a directory, whitespace or a NUL byte.
+    """
     if allow_shell is None:
         allow_shell = os.environ.get("AGENTMESH_EXECUTOR_ALLOW_SHELL") == "1"
-    ex = _Executor(Path(workspace), allow_shell)
+    if allowed_programs is None:
+        configured = os.environ.get("AGENTMESH_EXECUTOR_ALLOWED_PROGRAMS", "")
+        names = [n.strip() for n in configured.split(",") if n.strip()]
+        allowed_programs = names or DEFAULT_PROGRAMS
+    programs = frozenset(allowed_programs)
+    for name in programs:
+        if not name or "/" in name or "\0" in name or name != "".join(name.split()):
+            raise ValueError(f"allowed program {name!r}: must be a bare program name")
+    ex = _Executor(Path(workspace), allow_shell, programs)
+    protect_environment()
     agent = Agent("executor", coordinator, type="executor", max_concurrency=max_concurrency)
     agent.add_capability(
         "command_execution", ex.command, description="run a command in the workspace"
@@ -96,28 +145,6 @@ def create(
 
 def _bad(message: str) -> TaskError:
     return TaskError(message, type="BadInput")
-
-
-def _base_env() -> dict[str, str]:
-    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
-    env.setdefault("PATH", os.defpath)
-    return env
-
-
-def _needs_shell(command: str) -> str | None:
-    """The first shell construct of ``command`` outside quotes ($( and ` anywhere)."""
-    for construct in ("$(", "`"):
-        if construct in command:
-            return construct
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    try:
-        for token in lexer:
-            if token and set(token) <= _SHELL_OPERATOR:
-                return token
-    except ValueError:
-        return None  # unbalanced quotes: shlex.split reports them
-    return None
 
 
 def _head(f: IO[bytes]) -> tuple[str, bool]:
@@ -138,28 +165,91 @@ def _kill_group(pid: int) -> None:
 
 
 class _Executor:
-    def __init__(self, workspace: Path, allow_shell: bool) -> None:
+    def __init__(self, workspace: Path, allow_shell: bool, programs: frozenset[str]) -> None:
         workspace.mkdir(parents=True, exist_ok=True)
-        self.root = workspace.resolve()
+        self.root = _sandbox.real(workspace)
         self.allow_shell = allow_shell
+        self.programs = programs
         self._git_lock = threading.Lock()
 
-    def _inside(self, raw: Any, field: str) -> Path:
-        if not isinstance(raw, str) or not raw.strip():
-            raise _bad(f"{field}: must be a non-empty string")
-        path = (self.root / raw.strip()).resolve()
-        if not path.is_relative_to(self.root):
-            raise TaskError(
-                f"{field}: {raw!r} is outside the workspace {self.root}",
-                type="PathOutsideWorkspace",
-            )
-        return path
+    def _inside(self, raw: Any, field: str, base: Path | None = None) -> Path:
+        return _sandbox.confine(self.root, raw, field, base=base)
 
     def _dir(self, raw: Any, field: str) -> Path:
         path = self._inside(raw, field)
         if not path.is_dir():
             raise _bad(f"{field}: {raw!r} is not an existing directory")
         return path
+
+    def _base_env(self) -> dict[str, str]:
+        """What every child gets: a few of the agent's names, PATH without relative
+        entries or entries in the workspace (which would pick workspace files as
+        programs), and HOME at the workspace."""
+        env = {k: os.environ[k] for k in ENV_FROM_AGENT if k in os.environ}
+        entries = env.get("PATH", os.defpath).split(os.pathsep)
+        safe = [e for e in entries if os.path.isabs(e) and not _sandbox.is_inside(self.root, e)]
+        env["PATH"] = os.pathsep.join(safe) or os.defpath
+        env["HOME"] = str(self.root)
+        return env
+
+    def _env(self, extra: Any) -> dict[str, str]:
+        env = self._base_env()
+        extra = {} if extra is None else extra
+        if not isinstance(extra, dict):
+            raise _bad("env: must be an object of NAME: string")
+        for key, value in extra.items():
+            if not _ENV_NAME.match(key) or not isinstance(value, str):
+                raise _bad(f"env: {key!r} needs an upper-case name and a string value")
+            if "\0" in value:
+                raise _bad(f"env: the value of {key} holds a NUL byte")
+            if (why := env_refusal(key)) is not None:
+                raise TaskError(
+                    f"env: a task may not set {key} ({why})",
+                    type="BadInput",
+                    details={"name": key},
+                )
+            env[key] = value
+        return env
+
+    def _program(self, arg0: str, cwd: Path, path: str) -> str:
+        """The file to execute for argv[0]: an allowed name found on ``path``; an argv[0]
+        with a directory must be that very file."""
+        name = os.path.basename(arg0)
+        if name not in self.programs:
+            raise TaskError(
+                f"program {name!r} is not allowed on this executor; allow it with "
+                "create(..., allowed_programs=...) or AGENTMESH_EXECUTOR_ALLOWED_PROGRAMS",
+                type="ProgramNotAllowed",
+                details={"program": name, "allowed": sorted(self.programs)},
+            )
+        exe = shutil.which(name, path=path)
+        if exe is None:
+            raise TaskError(
+                f"cannot run {arg0!r}: no {name} on PATH",
+                type="CommandNotFound",
+                details={"program": name},
+            )
+        if "/" in arg0:
+            given = cwd / arg0
+            same = False
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(given, exe)
+            if not same:
+                raise TaskError(
+                    f"program {arg0!r} is not the {name} on PATH ({exe}); name it without "
+                    "a directory",
+                    type="ProgramNotAllowed",
+                    details={"program": name, "path": arg0, "onPath": exe},
+                )
+        return exe
+
+    def _screen(self, argv: list[str], cwd: Path) -> None:
+        """Arguments that name paths must stay inside the workspace (best effort: a
+        program may still reach paths it computes or reads from files)."""
+        for i, arg in enumerate(argv[1:], 1):
+            for candidate in path_candidates(arg):
+                if _sandbox.names_a_path(candidate, cwd):
+                    self._inside(candidate, f"command[{i}]", base=cwd)
 
     # ---------------------------------------------------------- command_execution
 
@@ -174,7 +264,7 @@ class _Executor:
             argv, text = list(command), shlex.join(command)
         elif isinstance(command, str) and command.strip():
             text = command.strip()
-            construct = None if shell else _needs_shell(text)
+            construct = None if shell else needs_shell(text)
             if construct is not None:
                 raise TaskError(
                     f"command uses shell syntax ({construct!r}); it needs shell: true on an "
@@ -188,6 +278,17 @@ class _Executor:
                 raise _bad(f"command: {e}") from None
         else:
             raise _bad("command: must be a non-empty string or a list of strings")
+        if not argv or not argv[0]:
+            raise _bad("command: names no program")
+        if any("\0" in a for a in argv):
+            raise _bad("command: an argument holds a NUL byte")
+        cwd = self._dir(inp.get("cwd", "."), "cwd")
+        timeout = inp.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise _bad("timeout: must be a number of seconds")
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise _bad(f"timeout: must be in (0, {MAX_TIMEOUT:.0f}] seconds")
+        env = self._env(inp.get("env"))
         if shell:
             if not self.allow_shell:
                 raise TaskError(
@@ -195,32 +296,36 @@ class _Executor:
                     type="ShellNotAllowed",
                     details={"command": text[:500]},
                 )
-            argv = ["/bin/sh", "-c", text]
-        cwd = self._dir(inp.get("cwd", "."), "cwd")
-        timeout = inp.get("timeout", DEFAULT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise _bad("timeout: must be a number of seconds")
-        if not 0 < timeout <= MAX_TIMEOUT:
-            raise _bad(f"timeout: must be in (0, {MAX_TIMEOUT:.0f}] seconds")
-        env = _base_env()
-        extra = inp.get("env") or {}
-        if not isinstance(extra, dict):
-            raise _bad("env: must be an object of NAME: string")
-        for key, value in extra.items():
-            if not _ENV_NAME.match(key) or not isinstance(value, str):
-                raise _bad(f"env: {key!r} needs an upper-case name and a string value")
-            env[key] = value
+            argv, exe = ["/bin/sh", "-c", text], "/bin/sh"
+        else:
+            reason = shell_reason(argv)
+            if reason is not None:
+                raise TaskError(
+                    f"{reason}, so it counts as shell: it needs shell: true on an executor "
+                    "started with allow_shell",
+                    type="ShellNotAllowed",
+                    details={"command": text[:500], "program": os.path.basename(argv[0])},
+                )
+            exe = self._program(argv[0], cwd, env["PATH"])
+            self._screen(argv, cwd)
         task.progress(0.05, f"running {text[:80]}")
-        return self._run(argv, text, cwd, env, float(timeout))
+        return self._run(argv, exe, text, cwd, env, float(timeout))
 
     def _run(
-        self, argv: list[str], text: str, cwd: Path, env: dict[str, str], timeout: float
+        self,
+        argv: list[str],
+        exe: str,
+        text: str,
+        cwd: Path,
+        env: dict[str, str],
+        timeout: float,
     ) -> dict[str, Any]:
         started = time.monotonic()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 proc = subprocess.Popen(
                     argv,
+                    executable=exe,
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -228,7 +333,7 @@ class _Executor:
                     stderr=err,
                     start_new_session=True,
                 )
-            except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+            except OSError as e:
                 raise TaskError(
                     f"cannot run {argv[0]!r}: {e.strerror}",
                     type="CommandNotFound",
@@ -269,16 +374,24 @@ class _Executor:
 
     def _git(self, repo: Path, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, str]:
         """Run git in ``repo`` without system or global config; (exit code, stdout)."""
-        env = _base_env() | {
+        env = self._base_env() | {
             "LC_ALL": "C",
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_CEILING_DIRECTORIES": str(self.root.parent),
         }
+        # A repository's own config is a workspace file other agents can write: these two
+        # would otherwise run programs it names on every add, status and commit.
+        no_programs = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
         try:
             proc = subprocess.run(
-                ["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+                ["git", *no_programs, *args],
+                cwd=repo,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
         except FileNotFoundError:
             raise TaskError("git is not installed", type="CommandNotFound") from None
@@ -342,7 +455,7 @@ class _Executor:
             if files == "all":
                 self._git(repo, "add", "-A")
             else:
-                chosen = [self._inside(str(path / f), "files") for f in files]
+                chosen = [self._inside(f, "files", base=path) for f in files]
                 if not all(p.is_relative_to(repo) for p in chosen):
                     raise _bad(f"files: every file must be inside the repository {repo}")
                 self._git(repo, "add", "-A", "--", *(str(p.relative_to(repo)) for p in chosen))
@@ -390,7 +503,8 @@ class _Executor:
         if not isinstance(environment, str) or not _ENVIRONMENT.match(environment):
             raise _bad("environment: must be a name of letters, digits, '.', '_' or '-'")
         target = self._inside(inp.get("target", "deployments"), "target")
-        dest = target / environment / src.name
+        # Resolved again with the environment: an existing <target>/<env> may be a symlink.
+        dest = self._inside(environment, "environment", base=target) / src.name
         if dest.is_relative_to(src):
             raise _bad(f"path: {src} contains the deployment target {dest}")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -398,7 +512,13 @@ class _Executor:
         if (src / ".git").exists():
             commit, dirty = self._head_hash(src), bool(self._status(src))
         lock_path = dest.parent / f".{src.name}.lock"
-        with open(lock_path, "w") as lock:
+        try:  # O_NOFOLLOW: a symlink planted as the lock file must not truncate its target
+            fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise TaskError(
+                f"environment: cannot lock {lock_path}: {e.strerror}", type="DeploymentLocked"
+            ) from None
+        with open(fd, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             tmp = dest.parent / f".{src.name}.tmp-{uuid.uuid4().hex[:12]}"
             try:

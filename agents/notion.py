@@ -49,6 +49,7 @@ from urllib.request import url2pathname
 import yaml
 
 from agent_sdk import Agent, RetryableTaskError, Task, TaskError
+from agents import _sandbox
 
 BUILTIN_TEMPLATES = {
     "project_plan_template": """# {{title}}
@@ -842,9 +843,7 @@ def create(
             raw = url2pathname(parsed.path)
         if raw is None:
             raise _bad("pageId, url or path: one of them is required")
-        path = (ws / raw).resolve()
-        if not path.is_relative_to(ws):
-            raise TaskError(f"path: {raw!r} is outside the workspace", type="PathOutsideWorkspace")
+        path = _sandbox.confine(ws, raw, "path")
         if not path.is_file():
             raise TaskError(f"path: no file {raw!r}", type="NotFound")
         if path.stat().st_size > MAX_PAGE_BYTES:

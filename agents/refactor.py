@@ -39,6 +39,7 @@ from typing import Any
 
 from agent_sdk import Agent, Task, TaskError
 from agents import _codetools as js
+from agents import _sandbox
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
@@ -286,7 +287,7 @@ def transform(task: Task, ws: Path) -> dict[str, Any]:
             if not isinstance(issue.get("file"), str):
                 raise _bad("issues: every issue needs a file (string)")
             path = js.inside(ws, issue["file"], "issues[].file")
-            if path.is_file() and path.is_relative_to(root.resolve()):
+            if path.is_file() and _sandbox.is_inside(root, path):
                 rules.setdefault(path, set()).add(str(issue.get("rule", "")))
             else:
                 ignored += 1

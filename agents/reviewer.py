@@ -44,6 +44,7 @@ from urllib.parse import unquote
 
 from agent_sdk import Agent, Task, TaskError
 from agents import _codetools as js
+from agents import _sandbox
 
 TEST_TIMEOUT = 120.0
 OUTPUT_TAIL = 4000
@@ -386,7 +387,9 @@ def review_docs(task: Task, workspace: Path) -> dict[str, Any]:
                 continue
             local = unquote(target.split("#")[0].split("?")[0])
             dest = (root / local.lstrip("/")) if local.startswith("/") else md.parent / local
-            if local and not dest.resolve().exists():
+            # A link out of the workspace is not followed (its target's existence is
+            # none of this review's business): it counts as broken.
+            if local and not (_sandbox.is_inside(workspace, dest) and dest.exists()):
                 finding(md, "broken-link", "warning", f"broken relative link {target!r}", line)
                 broken += 1
     score -= min(20, 5 * broken)

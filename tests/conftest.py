@@ -112,10 +112,12 @@ def free_port() -> int:
 
 class ServerProcess:
     """``agentmesh serve`` as a real process on a free loopback port (memory store
-    unless ``args`` say otherwise; a later flag wins)."""
+    unless ``args`` say otherwise; a later flag wins). With ``log``, its stderr goes to
+    that file instead of a pipe (which a chatty server could fill and stall on)."""
 
-    def __init__(self, *args: str, port: int = 0) -> None:
+    def __init__(self, *args: str, port: int = 0, log: Path | None = None) -> None:
         self.port = port or free_port()
+        err = None if log is None else log.open("w")
         self.address = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
@@ -133,9 +135,11 @@ class ServerProcess:
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if err is None else err,
             text=True,
         )
+        if err is not None:
+            err.close()  # the child has its own copy
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("agentmesh coordinator listening on"), line

@@ -47,6 +47,14 @@ def _decode(deserialize: Deserializer, raw: bytes) -> Any:
         ) from None
 
 
+async def _request(deserialize: Deserializer, raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    """The request of a unary-request call, or the call aborted INVALID_ARGUMENT."""
+    try:
+        return _decode(deserialize, raw)
+    except InvalidArgument as e:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+
 def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     deserialize = handler.request_deserializer
     if deserialize is None:
@@ -56,11 +64,7 @@ def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         unary = handler.unary_unary
 
         async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                request = _decode(deserialize, raw)
-            except InvalidArgument as e:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-            return await unary(request, context)
+            return await unary(await _request(deserialize, raw, context), context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, None, serialize)
     if handler.unary_stream is not None:
@@ -68,21 +72,14 @@ def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if inspect.isasyncgenfunction(streaming):
 
             async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-                try:
-                    request = _decode(deserialize, raw)
-                except InvalidArgument as e:
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+                request = await _request(deserialize, raw, context)
                 async for response in streaming(request, context):
                     yield response
 
             return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
 
         async def unary_stream_writing(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                request = _decode(deserialize, raw)
-            except InvalidArgument as e:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-            return await streaming(request, context)
+            return await streaming(await _request(deserialize, raw, context), context)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream_writing, None, serialize)
 

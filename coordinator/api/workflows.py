@@ -16,7 +16,7 @@ from agentmesh.v1 import (
     workflow_pb2_grpc,
 )
 from coordinator.api.status import mapped
-from coordinator.engine.definition import DefinitionError, parse_definition
+from coordinator.engine.issues import cap_issues
 from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.runtime import Live, WorkflowRuntime
 from coordinator.errors import InvalidArgument
@@ -189,24 +189,22 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.ValidateWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ValidationResult:
         if request.HasField("definition"):
-            try:
-                defn = parse_definition(wire.from_struct(request.definition), request.name or None)
-            except DefinitionError as e:
-                issues = e.issues
-            else:
-                issues = self._rt.validate(defn)
+            source = wire.from_struct(request.definition)
+            issues = await self._rt.check_definition(source, request.name)
         elif request.name:
-            issues = self._rt.validate(await self._rt.get_workflow(request.name))
+            issues = await self._rt.validate(await self._rt.get_workflow(request.name))
         else:
             raise InvalidArgument("give a definition or the name of a defined workflow")
+        shown, total = cap_issues(issues)
         return workflow_pb2.ValidationResult(
             valid=not any(i.severity == "error" for i in issues),
             issues=[
                 workflow_pb2.ValidationIssue(
                     location=i.location, message=i.message, severity=SEVERITY[i.severity]
                 )
-                for i in issues
+                for i in shown
             ],
+            issue_count=total,
         )
 
     @mapped

@@ -8,6 +8,11 @@ with a suggestion), JSON types, enums and ranges. It collects every problem befo
 raising. What needs the whole graph (targets, reachability, expressions, required
 parts of each step type) is ``validate.validate_definition``'s job.
 
+Before any of that, ``limits.check_document`` measures the raw document (nesting,
+values, bytes, steps), so parsing is linear in a document of bounded size. Numbers
+the engine turns into durations are range-checked here (at most ``MAX_DURATION_MS``),
+so none can overflow a ``timedelta`` later.
+
 Locations are written as paths into the document as written, with list indices:
 ``steps[5].parallel.branches[1].steps[0].capability``.
 """
@@ -17,16 +22,27 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-import yaml
-
+from coordinator.engine.files import read_definition_file
+from coordinator.engine.issues import DefinitionError, Hints, Issue, did_you_mean
+from coordinator.engine.limits import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_RATE,
+    MAX_DEFINITION_BYTES,
+    MAX_DOCUMENT_VALUES,
+    MAX_DURATION_MS,
+    MAX_SUGGESTIONS,
+    check_document,
+    check_value,
+    count_values,
+    json_size,
+    shown,
+)
 from coordinator.engine.model import (
     STEP_TYPES,
     Branch,
@@ -77,28 +93,11 @@ ERROR_ACTIONS: tuple[str, ...] = get_args(ErrorActionKind)
 _BLOCK_FIELDS = ("parallel", "decision", "wait", "event", "subworkflow", "map")
 _BLOCKS = {**{b: b for b in _BLOCK_FIELDS}, "workflow": "subworkflow"}  # field -> its step type
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PARAMETER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REQUIRED = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One problem in a definition: where (a path such as ``steps[3].next``) and what."""
-
-    location: str
-    message: str
-    severity: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
-
-
-class DefinitionError(ValueError):
-    """A definition cannot be used; ``issues`` holds every problem found, not only the
-    first. ``str()`` lists them as ``location: message``, one per line."""
-
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(map(str, self.issues)))
+# Scalars that need no copy: everything JSON and YAML give, and then some.
+_IMMUTABLE = (str, int, float, bool, type(None), dt.date, dt.datetime, dt.time)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def snake_case(name: str) -> str:
@@ -111,19 +110,26 @@ def accepted_keys(kind: str) -> frozenset[str]:
     return frozenset(k for f in FIELDS[kind] for k in (f, snake_case(f)))
 
 
-def did_you_mean(word: str, candidates: Sequence[str] | frozenset[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or ``""``."""
-    close = difflib.get_close_matches(word, sorted(candidates), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+# Each accepted key -> its camelCase field, per kind: built once, not per object parsed.
+_SPELLED: Mapping[str, Mapping[str, str]] = {
+    kind: {k: f for f in fields for k in (f, snake_case(f))} for kind, fields in FIELDS.items()
+}
 
 
 def plain(value: Any) -> Any:
     """A deep copy of JSON-like data as dicts and lists (YAML and callers may hand us
-    other Mappings and tuples)."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
+    other Mappings and tuples). Recursive: call it on data ``check_document`` passed."""
+    kind = type(value)
+    # Scalars by exact type, tested in the comprehensions too: most values are
+    # scalars, and a call or an ABC isinstance for each costs several times more.
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {k: v if type(v) in _SCALARS else plain(v) for k, v in value.items()}
+    if kind is list or isinstance(value, tuple):
+        return [v if type(v) in _SCALARS else plain(v) for v in value]
+    if isinstance(value, _IMMUTABLE):
+        return value
     return copy.deepcopy(value)
 
 
@@ -142,16 +148,18 @@ def branch_key(key: Any) -> str:
 class _Obj:
     """One JSON object being parsed: its location and its fields by camelCase name."""
 
-    def __init__(self, issues: list[Issue], raw: Mapping[Any, Any], loc: str, kind: str) -> None:
+    def __init__(
+        self, issues: list[Issue], hints: Hints, raw: Mapping[Any, Any], loc: str, kind: str
+    ) -> None:
         self.loc = loc  # "" for the document itself, whose fields are located by name alone
         here = loc or "definition"
         self.values: dict[str, Any] = {}
         self.written: dict[str, str] = {}
-        spelled = {k: f for f in FIELDS[kind] for k in (f, snake_case(f))}
+        spelled = _SPELLED[kind]
         for key, value in raw.items():
             name = spelled.get(key) if isinstance(key, str) else None
             if name is None:
-                hint = did_you_mean(str(key), FIELDS[kind])
+                hint = hints(str(key), FIELDS[kind])
                 issues.append(Issue(here, f"unknown field '{key}'{hint}"))
             elif value is None:
                 continue  # `field:` with no value in YAML: treated as absent
@@ -173,6 +181,7 @@ class _Obj:
 class _Parser:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
+        self.hints = Hints(MAX_SUGGESTIONS)
 
     def error(self, loc: str, message: str) -> None:
         self.issues.append(Issue(loc or "definition", message))
@@ -181,7 +190,7 @@ class _Parser:
         if not isinstance(raw, Mapping):
             self.error(loc, "must be an object")
             return None
-        return _Obj(self.issues, raw, loc, kind)
+        return _Obj(self.issues, self.hints, raw, loc, kind)
 
     def child(self, parent: _Obj, name: str, kind: str = "") -> _Obj | None:
         """The nested object ``name``; None when absent or (reported) not an object."""
@@ -206,27 +215,53 @@ class _Parser:
             return str(value)  # YAML reads `version: 1` as a number
         return self.text(o, "version")
 
-    def integer(self, o: _Obj, name: str, minimum: int) -> int | None:
-        value = o.values.get(name)
+    def integer(
+        self, o: _Obj, name: str, minimum: int, maximum: int | None = None, limit: str = ""
+    ) -> int | None:
+        """The field as an integer in ``[minimum, maximum]``; ``limit`` names the
+        maximum in the issue (``365 days``)."""
+        written = value = o.values.get(name)
         if value is None:
             return None
         if isinstance(value, float) and value.is_integer():
-            value = int(value)
+            value = int(value)  # 1e308 too: it is then refused as too large
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             self.error(o.at(name), f"must be an integer >= {minimum}")
             return None
+        if maximum is not None and value > maximum:
+            self.too_large(o, name, written, maximum, limit)
+            return None
         return value
 
-    def number(self, o: _Obj, name: str, low: float, high: float | None = None) -> float | None:
+    def duration(self, o: _Obj, name: str, minimum: int) -> int | None:
+        """Milliseconds the engine turns into a timedelta: at most ``MAX_DURATION_MS``."""
+        return self.integer(o, name, minimum, MAX_DURATION_MS, "365 days, in milliseconds")
+
+    def number(
+        self, o: _Obj, name: str, low: float, high: float, *, limit: str = ""
+    ) -> float | None:
+        """The field as a number in ``[low, high]``. With ``limit`` (what the high end
+        is), a value over it is reported as over that limit; without, the field's
+        range is simply ``between low and high``."""
         value = o.values.get(name)
         if value is None:
             return None
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= low
-        if not ok or (high is not None and value > high):
-            bound = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not value >= low:  # "not >=": NaN is refused too
+            bound = f">= {low:g}" if limit else f"between {low:g} and {high:g}"
             self.error(o.at(name), f"must be a number {bound}")
             return None
+        if value > high:
+            if limit:
+                self.too_large(o, name, value, high, limit)
+            else:
+                self.error(o.at(name), f"must be a number between {low:g} and {high:g}")
+            return None
         return float(value)
+
+    def too_large(self, o: _Obj, name: str, value: Any, maximum: float, limit: str) -> None:
+        what = f" ({limit})" if limit else ""
+        self.error(o.at(name), f"must be at most {shown(maximum)}{what}; got {shown(value)}")
 
     def mapping(self, o: _Obj, name: str) -> Mapping[str, Any] | None:
         value = o.values.get(name)
@@ -252,6 +287,8 @@ class _Parser:
     # --- the definition -------------------------------------------------------------
 
     def definition(self, data: Any, name: str | None) -> WorkflowDefinition:
+        if over := check_document(data):
+            raise DefinitionError(over)  # before any work whose cost they bound
         o = self.obj(data, "", "definition")
         if o is None:
             raise DefinitionError(self.issues)
@@ -283,7 +320,7 @@ class _Parser:
             input_schema=self.mapping(o, "input"),
             output_schema=self.mapping(o, "output"),
             error_handlers=tuple(handlers),
-            timeout_ms=self.integer(o, "timeoutMs", 1),
+            timeout_ms=self.duration(o, "timeoutMs", 1),
             tags=tuple(str(t) for t in tags),
             source=plain(data),
         )
@@ -323,7 +360,7 @@ class _Parser:
             output=plain(self.mapping(o, "output")),
             condition=self.text(o, "condition"),
             retry=self.retry(o),
-            timeout_ms=self.integer(o, "timeout", 1),
+            timeout_ms=self.duration(o, "timeout", 1),
             next=self.text(o, "next") if isinstance(o.values.get("next"), str) else "",
             next_decision=self.next_decision(o),
             parallel=self.parallel(o),
@@ -345,10 +382,12 @@ class _Parser:
         base = RetrySpec()
         strategies = [s.value for s in RetryStrategy]
         strategy = self.choice(o, "strategy", strategies, base.strategy.value)
-        attempts = self.integer(o, "maxAttempts", 1)
-        interval = self.integer(o, "interval", 0)
-        max_interval = self.integer(o, "maxIntervalMs", 0)
-        backoff = self.number(o, "backoffRate", 1.0)
+        attempts = self.integer(o, "maxAttempts", 1, MAX_ATTEMPTS, "the limit for retries")
+        interval = self.duration(o, "interval", 0)
+        max_interval = self.duration(o, "maxIntervalMs", 0)
+        # interval * backoffRate ** (maxAttempts - 1) must stay a finite float: float
+        # ** raises OverflowError where * would give inf.
+        backoff = self.number(o, "backoffRate", 1.0, MAX_BACKOFF_RATE, limit="the limit")
         jitter = self.number(o, "jitter", 0.0, 1.0)
         return RetrySpec(
             max_attempts=base.max_attempts if attempts is None else attempts,
@@ -401,9 +440,10 @@ class _Parser:
         o = self.child(parent, "wait")
         if o is None:
             return None
-        duration = self.integer(o, "durationMs", 0)
+        duration = self.duration(o, "durationMs", 0)
         if o.has("seconds"):
-            seconds = self.number(o, "seconds", 0.0)
+            limit = "365 days, in seconds"
+            seconds = self.number(o, "seconds", 0.0, MAX_DURATION_MS / 1000, limit=limit)
             if o.has("durationMs"):
                 self.error(o.loc, "give durationMs or seconds, not both")
             elif seconds is not None:
@@ -418,7 +458,7 @@ class _Parser:
         if o is None:
             return None
         return EventSpec(
-            self.text(o, "name"), self.text(o, "correlationKey"), self.integer(o, "timeoutMs", 1)
+            self.text(o, "name"), self.text(o, "correlationKey"), self.duration(o, "timeoutMs", 1)
         )
 
     def subworkflow(self, parent: _Obj) -> SubworkflowSpec | None:
@@ -445,7 +485,7 @@ class _Parser:
         capability, agent = self.text(o, "capability"), self.text(o, "agent")
         if not capability and not agent:
             self.error(o.loc, "needs a capability or an agent")
-        timeout = self.integer(o, "timeout", 1)
+        timeout = self.duration(o, "timeout", 1)
         return CompensateSpec(capability, agent, plain(o.values.get("input")), timeout)
 
     def on_error(self, parent: _Obj) -> ErrorAction | None:
@@ -457,7 +497,7 @@ class _Parser:
         if not isinstance(value, Mapping):
             self.error(parent.at("onError"), "must be a step id or an object {action, next}")
             return None
-        o = _Obj(self.issues, value, parent.at("onError"), "onError")
+        o = _Obj(self.issues, self.hints, value, parent.at("onError"), "onError")
         target = self.text(o, "next")
         default = "goto" if target else "fail"
         action = self.choice(o, "action", ERROR_ACTIONS, default)
@@ -473,7 +513,9 @@ def parse_definition(data: Mapping[str, Any], name: str | None = None) -> Workfl
 
     ``name`` is the name the workflow is defined under (``defineWorkflow(name, ...)``);
     without it the document's ``id`` is used, else its ``name``. The document is kept,
-    copied, as ``source``. Raises ``DefinitionError`` listing every structural problem.
+    copied, as ``source``. Raises ``DefinitionError`` listing every structural problem,
+    or only the limits of ``limits.check_document`` the document passes (then nothing
+    else is looked at).
     """
     return _Parser().definition(data, name)
 
@@ -491,57 +533,6 @@ def dump_definition(defn: WorkflowDefinition) -> dict[str, Any]:
 
 
 # --- files ------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which PyYAML would silently collapse."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            key = loader.construct_object(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
-            seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_definition_file(path: str | Path) -> dict[str, Any]:
-    """The document in a ``.json``, ``.yaml`` or ``.yml`` file, not yet parsed (for
-    templates). Raises ``DefinitionError`` located at ``<file name>: line L column C``
-    for syntax errors, ``OSError`` when the file cannot be read."""
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    suffix = p.suffix.lower()
-    data: Any
-    try:
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-        else:
-            message = f"unsupported file type '{p.suffix}' (use .json, .yaml or .yml)"
-            raise DefinitionError([Issue(p.name, message)])
-    except json.JSONDecodeError as e:
-        raise DefinitionError(
-            [Issue(f"{p.name}: line {e.lineno} column {e.colno}", e.msg)]
-        ) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{p.name}: line {mark.line + 1} column {mark.column + 1}" if mark else p.name
-        raise DefinitionError([Issue(where, e.problem or e.context or str(e))]) from None
-    except yaml.YAMLError as e:
-        raise DefinitionError([Issue(p.name, str(e))]) from None
-    if not isinstance(data, dict):
-        raise DefinitionError([Issue(p.name, "a workflow definition must be an object")])
-    return data
 
 
 def load_definition_file(path: str | Path) -> WorkflowDefinition:
@@ -567,23 +558,40 @@ def instantiate_template(template: Mapping[str, Any], params: Mapping[str, Any])
     placeholder takes the parameter's value with its JSON type; a placeholder inside
     longer text is rendered as text (strings as they are, other values as JSON).
     Only ``{{ identifier }}`` is a placeholder: ``{{.Id}}`` and ``${...}`` stay as
-    written. Raises ``DefinitionError`` for a missing or unknown parameter and for a
-    placeholder naming an undeclared one. The result has no ``parameters`` key.
+    written. Raises ``DefinitionError`` for a missing or unknown parameter, for a
+    placeholder naming an undeclared one, for a template or a parameter value over the
+    limits of ``limits.check_document``, and for a result that would pass
+    ``MAX_DEFINITION_BYTES`` or ``MAX_DOCUMENT_VALUES``: that is found while rendering,
+    before the result is built whole (a 1 MB value used 100 times stops after the
+    first). The result has no ``parameters`` key.
     """
+    if over := check_document(template):
+        raise DefinitionError(over)
     issues: list[Issue] = []
+    hints = Hints(MAX_SUGGESTIONS)
     values = _declared_parameters(template.get("parameters"), issues)
     for key in params:
         if key not in values:
-            hint = did_you_mean(str(key), list(values))
+            hint = hints(str(key), list(values))
             issues.append(Issue("parameters", f"unknown parameter '{key}'{hint}"))
+    sizes: dict[str, tuple[int, int]] = {}  # parameter -> (values, bytes) of its value
     for key, default in values.items():
         if key in params:
-            values[key] = params[key]
+            if over := check_value(params[key], f"parameters.{key}"):
+                issues += over
+                values[key] = None
+            else:
+                values[key] = params[key]
         elif default is _REQUIRED:
             issues.append(Issue(f"parameters.{key}", "required parameter has no value"))
             values[key] = None  # rendered only to find further issues, then discarded
+        sizes[key] = (count_values(values[key]), json_size(values[key]))
     body = {k: v for k, v in template.items() if k != "parameters"}
-    result = _render(body, "", values, issues)
+    render = _Render(values, sizes, issues, hints, json_size(body), count_values(body))
+    try:
+        result = render.value(body, "")
+    except _TooLarge as e:
+        raise DefinitionError([*issues, Issue("definition", str(e))]) from None
     if issues:
         raise DefinitionError(issues)
     return cast("dict[str, Any]", result)
@@ -599,7 +607,7 @@ def _declared_parameters(raw: Any, issues: list[Issue]) -> dict[str, Any]:
         issues.append(Issue("parameters", "must be an object or a list of names"))
         return declared
     for key, spec in raw.items():
-        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        if not isinstance(key, str) or not _PARAMETER.fullmatch(key):
             issues.append(Issue("parameters", f"'{key}' is not a valid parameter name"))
         elif spec is not None and not isinstance(spec, Mapping):
             issues.append(Issue(f"parameters.{key}", "must be an object {default, description}"))
@@ -611,42 +619,91 @@ def _declared_parameters(raw: Any, issues: list[Issue]) -> dict[str, Any]:
     return declared
 
 
-def _render(value: Any, loc: str, values: Mapping[str, Any], issues: list[Issue]) -> Any:
-    if isinstance(value, Mapping):
-        out: dict[Any, Any] = {}
-        for k, v in value.items():
-            here = f"{loc}.{k}" if loc else str(k)
-            key = _render_text(k, here, values, issues) if isinstance(k, str) else k
-            out[key] = _render(v, here, values, issues)
-        return out
-    if isinstance(value, list | tuple):
-        return [_render(v, f"{loc}[{i}]", values, issues) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return plain(value)
-    whole = _PLACEHOLDER.fullmatch(value.strip())
-    if whole and whole.group(1) in values:
-        return plain(values[whole.group(1)])  # keeps the parameter's JSON type
-    return _render_text(value, loc, values, issues)
+class _TooLarge(Exception):
+    """The instantiated definition would pass a size limit; rendering stops."""
 
 
-def _render_text(value: str, loc: str, values: Mapping[str, Any], issues: list[Issue]) -> str:
-    def text(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in values:
-            hint = did_you_mean(name, list(values))
-            issues.append(Issue(loc or "definition", f"unknown parameter '{name}'{hint}"))
-            return m.group(0)
-        v = values[name]
-        return v if isinstance(v, str) else json.dumps(v, default=str)
+class _Render:
+    """Placeholders replaced, with a running lower bound of the result's size (its
+    values, and its bytes as JSON), so a result over the limits is refused as soon as
+    the bound passes them rather than after it was built. The bound starts at the
+    body as written and follows every replacement."""
 
-    return _PLACEHOLDER.sub(text, value)
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        sizes: Mapping[str, tuple[int, int]],
+        issues: list[Issue],
+        hints: Hints,
+        size: int,
+        count: int,
+    ) -> None:
+        self.values = values
+        self.sizes = sizes
+        self.issues = issues
+        self.hints = hints
+        self.size = size
+        self.count = count
+
+    def grow(self, count: int, size: int) -> None:
+        self.count += count
+        self.size += size
+        if self.size > MAX_DEFINITION_BYTES:
+            raise _TooLarge(
+                f"the instantiated definition would be more than {MAX_DEFINITION_BYTES} bytes "
+                "as JSON, the limit for a definition"
+            )
+        if self.count > MAX_DOCUMENT_VALUES:
+            raise _TooLarge(
+                f"the instantiated definition would have more than {MAX_DOCUMENT_VALUES} "
+                "values, the limit for a definition"
+            )
+
+    def value(self, value: Any, loc: str) -> Any:
+        if isinstance(value, Mapping):
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                here = f"{loc}.{k}" if loc else str(k)
+                key = self.text(k, here) if isinstance(k, str) else k
+                out[key] = self.value(v, here)
+            return out
+        if isinstance(value, list | tuple):
+            return [self.value(v, f"{loc}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return plain(value)
+        whole = _PLACEHOLDER.fullmatch(value.strip())
+        if whole and whole.group(1) in self.values:
+            name = whole.group(1)
+            count, size = self.sizes[name]
+            self.grow(count - 1, size - len(value) - 2)  # replaces the string "{{ x }}"
+            return plain(self.values[name])  # keeps the parameter's JSON type
+        return self.text(value, loc)
+
+    def text(self, value: str, loc: str) -> str:
+        if "{{" not in value:
+            return value
+
+        def replace(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in self.values:
+                hint = self.hints(name, list(self.values))
+                self.issues.append(Issue(loc or "definition", f"unknown parameter '{name}'{hint}"))
+                return m.group(0)
+            v = self.values[name]
+            text = v if isinstance(v, str) else json.dumps(v, default=str)
+            self.grow(0, len(text) - len(m.group(0)))
+            return text
+
+        return _PLACEHOLDER.sub(replace, value)
 
 
 __all__ = [
     "FIELDS",
     "DefinitionError",
+    "Hints",
     "Issue",
     "accepted_keys",
+    "did_you_mean",
     "dump_definition",
     "instantiate_template",
     "load_definition_file",

@@ -5,8 +5,10 @@ A step string that starts with ``$`` (but not ``${``) is an expression, e.g.
 in which ``${...}`` interpolates an expression, e.g. ``'Feature: ${$.input.feature}'``.
 Expressions are tokenized and parsed here and evaluated as a tree over plain data:
 nothing reaches ``eval`` or Python attribute access, so a definition can read its scope
-and never run code. Compiling is cached; evaluation is linear in the tree, and the
-tree is bounded (4096 characters, 500 nodes, depth 64).
+and never run code. Compiling is cached and linear in the source (one regular
+expression reads each token); evaluation is linear in the tree, and the tree is
+bounded (4096 characters, 500 nodes, depth 64). A template is bounded to 4096
+characters too (``limits.MAX_EXPRESSION_LENGTH``).
 
     ValueError
     ├── ExpressionError   the text does not parse or exceeds a limit (compile time)
@@ -23,20 +25,37 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
-_MAX_SOURCE = 4096
+from coordinator.engine.limits import MAX_EXPRESSION_LENGTH
+
+_MAX_SOURCE = MAX_EXPRESSION_LENGTH  # an expression's, and a template's, characters
 _MAX_NODES = 500
 _MAX_DEPTH = 64
 _MAX_STRING = 1 << 20  # characters, for strings the language builds (+, templates)
 _MAX_INT_BITS = 1024  # about float's range; Python ints would otherwise grow unbounded
 
 
+# Characters of the source an error's text quotes: a 4 KB expression in every one of
+# a thousand issues would make the report megabytes long.
+_QUOTED = 160
+
+
+def _quote(source: str, position: int = 0) -> str:
+    """The source, or the part of it around ``position`` with ``…`` for what is cut."""
+    if len(source) <= _QUOTED:
+        return source
+    start = min(max(position - _QUOTED // 2, 0), len(source) - _QUOTED)
+    end = start + _QUOTED
+    return ("…" if start else "") + source[start:end] + ("…" if end < len(source) else "")
+
+
 class ExpressionError(ValueError):
-    """The source does not parse; ``position`` is a 0-based offset into ``source``."""
+    """The source does not parse; ``position`` is a 0-based offset into ``source``.
+    The text quotes at most 160 characters of the source, around the position."""
 
     def __init__(self, message: str, source: str, position: int) -> None:
-        super().__init__(f"{message} at position {position} in '{source}'")
+        super().__init__(f"{message} at position {position} in '{_quote(source, position)}'")
         self.message = message
         self.source = source
         self.position = position
@@ -46,7 +65,7 @@ class EvaluationError(ValueError):
     """A well-formed expression failed on the scope it was given."""
 
     def __init__(self, message: str, source: str) -> None:
-        super().__init__(f"{message} in '{source}'")
+        super().__init__(f"{message} in '{_quote(source)}'")
         self.message = message
         self.source = source
 
@@ -71,8 +90,7 @@ class _EvalFail(Exception):
 # --- tokens -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: several times cheaper to build than a dataclass
     kind: str  # "num", "str", "name", "op" or "end"
     text: str  # as written, for error messages
     pos: int
@@ -91,38 +109,51 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
 _KEYWORDS: dict[str, Any] = {"true": True, "false": False, "null": None, "undefined": None}
 
 
+# One token per match, after blanks. Strings without escapes take the fast path;
+# any other string (escapes, or no closing quote) is read by _read_string, which says
+# precisely what is wrong. Leading characters are disjoint, so the order of the
+# alternatives only matters among operators (longest first).
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<num>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<op>{ops})
+    | (?P<str>'[^'\\]*(?:\\.[^'\\]*)*'|"[^"\\]*(?:\\.[^"\\]*)*")
+    | (?P<quote>['"])
+    )?""".replace("{ops}", "|".join(re.escape(op) for op in _OPERATORS)),
+    re.VERBOSE,
+)
+
+
 def _tokenize(source: str) -> list[_Token]:
     tokens: list[_Token] = []
-    i, n = 0, len(source)
-    while i < n:
-        c = source[i]
-        if c.isspace():
-            i += 1
-        elif "0" <= c <= "9":
-            match = _NUMBER.match(source, i)
-            assert match is not None
-            text = match.group()
+    append = tokens.append
+    new = tuple.__new__  # _Token(...) goes through a Python-level __new__; this does not
+    for match in _TOKEN.finditer(source):
+        kind = match.lastgroup
+        if kind is None:  # only blanks matched: the end, or a character no token has
+            end = match.end()
+            if end < len(source):
+                raise _Fail(f"unexpected character '{source[end]}'", end)
+            break
+        text = match.group(kind)
+        start = match.start(kind)
+        if kind in {"op", "name"}:
+            append(new(_Token, (kind, text, start, None)))
+        elif kind == "num":
             if _NAME.match(source, match.end()):  # "1e", "2px": not a number
-                tail = _WORD_TAIL.match(source, i)
+                tail = _WORD_TAIL.match(source, start)
                 assert tail is not None
-                raise _Fail(f"invalid number '{tail.group()}'", i)
+                raise _Fail(f"invalid number '{tail.group()}'", start)
             value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
             if not math.isfinite(value):
-                raise _Fail(f"number out of range '{text}'", i)
-            tokens.append(_Token("num", text, i, value))
-            i = match.end()
-        elif c in "'\"":
-            i = _read_string(source, i, tokens)
-        elif name := _NAME.match(source, i):
-            tokens.append(_Token("name", name.group(), i))
-            i = name.end()
-        else:
-            op = next((op for op in _OPERATORS if source.startswith(op, i)), None)
-            if op is None:
-                raise _Fail(f"unexpected character '{c}'", i)
-            tokens.append(_Token("op", op, i))
-            i += len(op)
-    tokens.append(_Token("end", "", n))
+                raise _Fail(f"number out of range '{text}'", start)
+            append(new(_Token, ("num", text, start, value)))
+        elif kind == "str" and "\\" not in text:
+            append(new(_Token, ("str", text, start, text[1:-1])))
+        else:  # escapes to decode, or no closing quote: read by hand, precisely
+            _read_string(source, start, tokens)
+    append(_Token("end", "", len(source)))
     return tokens
 
 
@@ -149,10 +180,10 @@ def _read_string(source: str, start: int, tokens: list[_Token]) -> int:
 # --- syntax tree --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Node:
+class _Node(NamedTuple):
     """``kind`` is literal, root, member, index, array, unary, binary or cond; ``value``
-    the literal, the member name (``.name`` and ``["name"]``) or the operator."""
+    the literal, the member name (``.name`` and ``["name"]``) or the operator. A tuple,
+    as cheap to build as a node can be."""
 
     kind: str
     value: Any = None
@@ -222,7 +253,11 @@ class _Parser:
             raise _Fail(f"expression nested too deeply (more than {_MAX_DEPTH} levels)", pos)
 
     def _new(self, pos: int, kind: str, value: Any = None, *children: _Node) -> _Node:
-        node = _Node(kind, value, children, 1 + max((c.depth for c in children), default=0))
+        depth = 1
+        for child in children:  # a loop, not max(): nodes have at most three children
+            if child.depth >= depth:
+                depth = child.depth + 1
+        node = _Node(kind, value, children, depth)
         self._nodes += 1
         if self._nodes > _MAX_NODES:
             raise _Fail(f"expression too complex (more than {_MAX_NODES} nodes)", pos)
@@ -612,7 +647,10 @@ class Expression:
     source: str
     roots: frozenset[str] = field(init=False)
     paths: tuple[tuple[str, ...], ...] = field(init=False)
-    _run: _Fn = field(init=False, repr=False, compare=False)
+    _tree: _Node = field(init=False, repr=False, compare=False)
+    # Built on the first evaluate: validating a definition compiles every expression
+    # and needs only roots and paths.
+    _run: _Fn | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if len(self.source) > _MAX_SOURCE:
@@ -629,7 +667,7 @@ class Expression:
         _collect_paths(tree, found)
         object.__setattr__(self, "paths", tuple(p for p in found if p))
         object.__setattr__(self, "roots", frozenset(p[0] if p else "$" for p in found))
-        object.__setattr__(self, "_run", _compile(tree))
+        object.__setattr__(self, "_tree", tree)
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         """The value of the expression in ``scope``, sharing data with it (do not mutate).
@@ -637,8 +675,12 @@ class Expression:
         Raises ``EvaluationError`` on a type error, division by zero or an oversized
         result. Reading a missing member is not an error: it gives ``None``.
         """
+        run = self._run
+        if run is None:  # two threads may both build it; either result is the same
+            run = _compile(self._tree)
+            object.__setattr__(self, "_run", run)
         try:
-            return self._run(scope)
+            return run(scope)
         except _EvalFail as e:
             raise EvaluationError(e.message, self.source) from None
         except RecursionError:  # only from comparing absurdly deep data
@@ -657,6 +699,12 @@ class Template:
     parts: tuple[str | Expression, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if len(self.source) > _MAX_SOURCE:
+            raise ExpressionError(
+                f"template too long ({len(self.source)} characters, limit {_MAX_SOURCE})",
+                self.source,
+                _MAX_SOURCE,
+            )
         parts: list[str | Expression] = []
         start = 0
         while (opening := self.source.find("${", start)) >= 0:
@@ -731,16 +779,38 @@ def _interpolation_end(source: str, start: int) -> int:
     return -1
 
 
-@functools.lru_cache(maxsize=4096)
 def compile_expression(source: str) -> Expression:
-    """``Expression(source)``, cached. Raises ``ExpressionError``."""
-    return Expression(source)
+    """``Expression(source)``, cached (failures too: a definition may repeat one bad
+    expression in every step). Raises ``ExpressionError``."""
+    compiled = _compiled_expression(source)
+    if isinstance(compiled, ExpressionError):
+        raise compiled.with_traceback(None)
+    return compiled
+
+
+def compile_template(value: str) -> Template:
+    """``Template(value)``, cached like ``compile_expression``. Raises
+    ``ExpressionError`` (positions in ``value``)."""
+    compiled = _compiled_template(value)
+    if isinstance(compiled, ExpressionError):
+        raise compiled.with_traceback(None)
+    return compiled
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_expression(source: str) -> Expression | ExpressionError:
+    try:
+        return Expression(source)
+    except ExpressionError as e:
+        return e
 
 
 @functools.lru_cache(maxsize=1024)
-def compile_template(value: str) -> Template:
-    """``Template(value)``, cached. Raises ``ExpressionError`` (positions in ``value``)."""
-    return Template(value)
+def _compiled_template(value: str) -> Template | ExpressionError:
+    try:
+        return Template(value)
+    except ExpressionError as e:
+        return e
 
 
 def is_expression(value: str) -> bool:

@@ -40,6 +40,7 @@ from coordinator.engine.definition import (
     load_definition_file,
     parse_definition,
 )
+from coordinator.engine.issues import issues_text
 from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.validate import validate_definition, validate_input
 from coordinator.errors import (
@@ -218,17 +219,18 @@ class WorkflowRuntime:
         differs from the latest gets the next integer version; an explicit version
         that exists with different content is refused (ALREADY_EXISTS). A template
         (a definition with ``parameters``) is instantiated with ``parameters`` first."""
+        caps, known = self._known()
+        # Off the event loop: parsing and validation are linear in a bounded document
+        # (coordinator/engine/limits.py), but a big one still takes milliseconds.
         try:
-            if "parameters" in source:
-                source = instantiate_template(source, parameters or {})
-                if name:
-                    source["id"] = name
-            defn = parse_definition(source, name or None)
+            source, defn, problems = await asyncio.to_thread(
+                _prepare, name, source, parameters, caps, known
+            )
         except DefinitionError as e:
-            raise InvalidArgument(_issues_text(e.issues)) from None
-        errors = [i for i in self.validate(defn) if i.severity == "error"]
+            raise InvalidArgument(issues_text(e.issues)) from None
+        errors = [i for i in problems if i.severity == "error"]
         if errors:
-            raise InvalidArgument(_issues_text(errors))
+            raise InvalidArgument(issues_text(errors))
         latest = await self.store.get_workflow(defn.name)
         explicit = "version" in source
         version = defn.version
@@ -247,10 +249,31 @@ class WorkflowRuntime:
         self._latest.pop(defn.name, None)  # the store decides which version is latest
         return self._remember(record)
 
-    def validate(self, defn: WorkflowDefinition) -> list[Issue]:
+    def _known(self) -> tuple[set[str], set[str]]:
+        """Capabilities agents advertise and workflows defined: what validation warns of."""
         caps = {c for a in self.mesh.agents.values() for c in a.capability_names}
-        known = {name for name, _ in self._defs}
-        return validate_definition(defn, known_capabilities=caps, known_workflows=known)
+        return caps, {name for name, _ in self._defs}
+
+    async def check_definition(self, source: dict[str, Any], name: str = "") -> list[Issue]:
+        """Every issue of a definition (parse errors, or validation errors and warnings),
+        found off the event loop."""
+        caps, known = self._known()
+
+        def check() -> list[Issue]:
+            try:
+                defn = parse_definition(source, name or None)
+            except DefinitionError as e:
+                return e.issues
+            return validate_definition(defn, known_capabilities=caps, known_workflows=known)
+
+        return await asyncio.to_thread(check)
+
+    async def validate(self, defn: WorkflowDefinition) -> list[Issue]:
+        """The validation issues of a parsed definition, found off the event loop."""
+        caps, known = self._known()
+        return await asyncio.to_thread(
+            validate_definition, defn, known_capabilities=caps, known_workflows=known
+        )
 
     async def load_directory(self, directory: str) -> list[WorkflowDefinition]:
         out = []
@@ -295,9 +318,9 @@ class WorkflowRuntime:
 
     async def load_file(self, path: str | Path) -> WorkflowDefinition:
         try:
-            defn = load_definition_file(path)
+            defn = await asyncio.to_thread(load_definition_file, path)
         except DefinitionError as e:
-            raise InvalidArgument(_issues_text(e.issues)) from None
+            raise InvalidArgument(issues_text(e.issues)) from None
         except OSError as e:
             raise _path_error(e, "read", str(path)) from None
         return await self.define_workflow(defn.name, dict(defn.source))
@@ -360,7 +383,7 @@ class WorkflowRuntime:
         defn = await self.get_workflow(name, version)
         problems = validate_input(defn, input)
         if problems:
-            raise InvalidArgument(_issues_text(problems))
+            raise InvalidArgument(issues_text(problems))
         exec_id = uuid.uuid4().hex
         now = _now()
         record = ExecutionRecord(
@@ -939,8 +962,22 @@ def _path_error(e: OSError, verb: str, path: str) -> MeshError:
     return FailedPrecondition(message)  # permissions, a full disk: the operator's to fix
 
 
-def _issues_text(issues: list[Issue]) -> str:
-    return "; ".join(f"{i.location}: {i.message}" if i.location else i.message for i in issues)
+def _prepare(
+    name: str,
+    source: dict[str, Any],
+    parameters: dict[str, Any] | None,
+    capabilities: set[str],
+    workflows: set[str],
+) -> tuple[dict[str, Any], WorkflowDefinition, list[Issue]]:
+    """Instantiate (a template), parse and validate a definition: pure, for a thread.
+    Raises DefinitionError."""
+    if "parameters" in source:
+        source = instantiate_template(source, parameters or {})
+        if name:
+            source["id"] = name
+    defn = parse_definition(source, name or None)
+    issues = validate_definition(defn, known_capabilities=capabilities, known_workflows=workflows)
+    return source, defn, issues
 
 
 def _next_version(version: str) -> str:

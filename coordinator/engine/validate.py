@@ -1,10 +1,18 @@
-"""Semantic checks of a parsed definition, and a small JSON Schema validator for inputs.
+"""Semantic checks of a parsed definition; the JSON Schema subset for inputs is in
+``schema`` (re-exported here).
 
 ``validate_definition`` reports what parsing cannot see: duplicate ids, targets that
 do not exist or leave their sequence, unreachable steps, loops with no way out,
 expressions that do not compile or read outside the scope, missing parts of each
 step type, and (as warnings) capabilities or workflows nobody provides. It never
 raises; callers decide what to do with errors and warnings.
+
+Every check is linear in the definition: step ids are indexed once, reachability and
+loops come from one Tarjan pass per sequence, "did you mean" is computed for the first
+``MAX_SUGGESTIONS`` words only, and issues are sorted by a key recorded when they are
+found. A definition over ``MAX_STEPS`` or ``MAX_NESTING`` (built in code, so
+``limits.check_document`` never saw it) gets that one issue and no further checks; one
+whose expressions pass ``MAX_EXPRESSION_TOTAL`` is not compiled.
 
 Locations are paths into the definition as written, with the list indices of where
 each step is written: ``steps[6].parallel.branches[1].steps[0].input.path``.
@@ -13,14 +21,11 @@ each step is written: ``steps[6].parallel.branches[1].steps[0].input.path``.
 from __future__ import annotations
 
 import datetime as dt
-import math
-import operator
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.engine.definition import Issue, did_you_mean
 from coordinator.engine.expr import (
     ExpressionError,
     compile_expression,
@@ -28,16 +33,28 @@ from coordinator.engine.expr import (
     has_interpolation,
     is_expression,
 )
+from coordinator.engine.issues import Hints, Issue
+from coordinator.engine.limits import (
+    MAX_EXPRESSION_TOTAL,
+    MAX_NESTING,
+    MAX_STEPS,
+    MAX_SUGGESTIONS,
+)
 from coordinator.engine.model import DecisionSpec, Step, WorkflowDefinition
+from coordinator.engine.schema import check_schema, validate_json_schema
 
 # What an expression may read (``$`` alone: the whole scope or a computed key).
 SCOPE_ROOTS = frozenset(
     {"input", "variables", "output", "error", "workflowName", "executionId", "stepId"}
     | {"item", "index", "$"}
 )
-_ROOT_LIST = ", ".join(f"$.{r}" for r in sorted(SCOPE_ROOTS - {"$"}))
+_ROOTS = sorted(f"$.{r}" for r in SCOPE_ROOTS - {"$"})
+_ROOT_LIST = ", ".join(_ROOTS)
 # A scope path written in literal text, where nothing evaluates it.
 _LITERAL_PATH = re.compile(rf"\$\.(?:{'|'.join(sorted(SCOPE_ROOTS - {'$'}))})\b[\w.]*")
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# Step ids a "loop with no exit" message names before "and N more".
+_NAMED_IN_LOOP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +65,33 @@ class _Placed:
     loc: str  # steps[5].parallel.branches[1].steps[0]
     seq: str  # steps[5].parallel.branches[1].steps: the sequence it belongs to
     in_map: bool  # inside some map step's body: $.item and $.index are defined
+    nesting: int  # parallel and map steps around it
+    order: int  # its index in document order
 
 
-def _place(steps: tuple[Step, ...], seq: str, in_map: bool) -> Iterator[_Placed]:
-    for i, step in enumerate(steps):
+def _place(steps: tuple[Step, ...], limit: int) -> list[_Placed]:
+    """Every step in document order (depth first), nested ones included; at most
+    ``limit + 1`` of them, which is enough to tell that there are too many. Iterative:
+    a model built in code may nest deeper than Python's stack."""
+    out: list[_Placed] = []
+    stack: list[tuple[Iterator[tuple[int, Step]], str, bool, int]] = [
+        (enumerate(steps), "steps", False, 0)
+    ]
+    while stack and len(out) <= limit:
+        items, seq, in_map, nesting = stack[-1]
+        found = next(items, None)
+        if found is None:
+            stack.pop()
+            continue
+        i, step = found
         loc = f"{seq}[{i}]"
-        yield _Placed(step, loc, seq, in_map)
-        for label, inner in step.children():
-            yield from _place(inner, f"{loc}.{label}.steps", in_map or label == "map")
+        out.append(_Placed(step, loc, seq, in_map, nesting, len(out)))
+        # Pushed last-first so the first nested sequence is walked first.
+        for label, inner in reversed(list(step.children())):
+            stack.append(
+                (enumerate(inner), f"{loc}.{label}.steps", in_map or label == "map", nesting + 1)
+            )
+    return out
 
 
 def validate_definition(
@@ -68,9 +104,22 @@ def validate_definition(
 
     With ``known_capabilities``, a capability no agent advertises is a warning; with
     ``known_workflows``, so is a subworkflow or error handler naming an unknown
-    workflow. A definition with no ``error`` issue can be run.
+    workflow. A definition with no ``error`` issue can be run. Linear in the
+    definition; never raises.
     """
     return _Checker(defn, known_capabilities, known_workflows).run()
+
+
+@dataclass(frozen=True, slots=True)
+class _Compile:
+    """An expression or template to compile, and what its scope holds there."""
+
+    order: int
+    loc: str
+    source: str
+    in_map: bool
+    output: bool
+    template: bool
 
 
 class _Checker:
@@ -83,28 +132,43 @@ class _Checker:
         self.defn = defn
         self.capabilities = capabilities
         self.workflows = workflows
-        self.issues: list[Issue] = []
-        self.placed = list(_place(defn.steps, "steps", False))
+        self.hints = Hints(MAX_SUGGESTIONS)
+        # (sort key, issue): the key is the step's document order, or after every step.
+        self.found: list[tuple[int, Issue]] = []
+        self.placed = _place(defn.steps, MAX_STEPS)
+        self.last = len(self.placed)  # the key of issues that belong to no step
         self.where: dict[str, _Placed] = {}  # step id -> its first occurrence
         self.edges: dict[str, list[str]] = {}  # step id -> valid targets in its sequence
+        self.compile: list[_Compile] = []
 
-    def error(self, loc: str, message: str) -> None:
-        self.issues.append(Issue(loc, message))
+    def error(self, order: int, loc: str, message: str) -> None:
+        self.found.append((order, Issue(loc, message)))
 
-    def warn(self, loc: str, message: str) -> None:
-        self.issues.append(Issue(loc, message, "warning"))
+    def warn(self, order: int, loc: str, message: str) -> None:
+        self.found.append((order, Issue(loc, message, "warning")))
 
     def run(self) -> list[Issue]:
+        if len(self.placed) > MAX_STEPS:
+            message = f"the definition has more than {MAX_STEPS} steps, the limit"
+            return [Issue("steps", message)]
+        deep = next((p for p in self.placed if p.nesting > MAX_NESTING), None)
+        if deep is not None:
+            message = (
+                f"step nested in {deep.nesting} parallel or map steps, more than the "
+                f"limit of {MAX_NESTING}"
+            )
+            return [Issue(deep.loc, message)]
         if not self.defn.name:
-            self.error("definition", "a workflow needs a name")
+            self.error(self.last, "definition", "a workflow needs a name")
         if not self.defn.steps:
-            self.error("steps", "a workflow needs at least one step")
+            self.error(self.last, "steps", "a workflow needs at least one step")
         for p in self.placed:
             if not p.step.id:
-                self.error(f"{p.loc}.id", "a step needs an id")
+                self.error(p.order, f"{p.loc}.id", "a step needs an id")
             elif p.step.id in self.where:
                 first = self.where[p.step.id].loc
-                self.error(f"{p.loc}.id", f"duplicate step id '{p.step.id}' (first at {first})")
+                message = f"duplicate step id '{p.step.id}' (first at {first})"
+                self.error(p.order, f"{p.loc}.id", message)
             else:
                 self.where[p.step.id] = p
         for p in self.placed:
@@ -112,62 +176,67 @@ class _Checker:
             self.targets(p)
             self.expressions(p)
             self.references(p)
+        self.compile_all()
         self.control_flow()
         for i, h in enumerate(self.defn.error_handlers):
-            self.workflow_ref(f"errorHandlers[{i}].handler", h.handler)
+            self.workflow_ref(self.last, f"errorHandlers[{i}].handler", h.handler)
         for field, schema in (
             ("input", self.defn.input_schema),
             ("output", self.defn.output_schema),
         ):
             if schema is not None:
-                self.issues.extend(check_schema(schema, field))
-        order = {p.loc: i for i, p in enumerate(self.placed)}
-        return sorted(self.issues, key=lambda i: _document_order(i.location, order))
+                self.found += [(self.last, i) for i in check_schema(schema, field)]
+        self.found.sort(key=lambda found: found[0])  # stable: in order found within a step
+        return [issue for _, issue in self.found]
 
     # --- the parts each step type needs -------------------------------------------------
 
     def step_parts(self, p: _Placed) -> None:
-        s, loc = p.step, p.loc
+        s, loc, n = p.step, p.loc, p.order
         if s.type == "task" and not s.capability and not s.agent:
-            self.error(loc, "a task step needs a capability or an agent")
+            self.error(n, loc, "a task step needs a capability or an agent")
         elif s.type == "decision":
             if s.decision is None:
-                self.error(loc, "a decision step needs decision.expression and at least one branch")
+                message = "a decision step needs decision.expression and at least one branch"
+                self.error(n, loc, message)
             else:
                 if not s.decision.expression:
-                    self.error(f"{loc}.decision.expression", "a decision step needs an expression")
+                    message = "a decision step needs an expression"
+                    self.error(n, f"{loc}.decision.expression", message)
                 if not s.decision.branches:
-                    self.error(f"{loc}.decision.branches", "a decision needs at least one branch")
+                    message = "a decision needs at least one branch"
+                    self.error(n, f"{loc}.decision.branches", message)
             if s.next or s.next_decision is not None:
                 message = "a decision step goes where its branches say; use decision.default"
-                self.error(f"{loc}.next", message)
+                self.error(n, f"{loc}.next", message)
         elif s.type == "parallel":
             if s.parallel is None or not s.parallel.branches:
-                self.error(f"{loc}.parallel.branches", "a parallel step needs at least one branch")
+                message = "a parallel step needs at least one branch"
+                self.error(n, f"{loc}.parallel.branches", message)
             else:
                 for i, b in enumerate(s.parallel.branches):
                     if not b.steps:
                         where = f"{loc}.parallel.branches[{i}].steps"
-                        self.error(where, "a branch needs at least one step")
+                        self.error(n, where, "a branch needs at least one step")
         elif s.type == "wait":
             if s.wait is None or (s.wait.duration_ms is None) == (not s.wait.until):
-                self.error(f"{loc}.wait", "give exactly one of durationMs (or seconds) and until")
+                message = "give exactly one of durationMs (or seconds) and until"
+                self.error(n, f"{loc}.wait", message)
         elif s.type == "event" and (s.event is None or not s.event.name):
-            self.error(f"{loc}.event.name", "an event step needs the event's name")
+            self.error(n, f"{loc}.event.name", "an event step needs the event's name")
         elif s.type == "subworkflow" and (s.subworkflow is None or not s.subworkflow.workflow):
-            self.error(
-                f"{loc}.subworkflow.workflow", "a subworkflow step needs the workflow to run"
-            )
+            message = "a subworkflow step needs the workflow to run"
+            self.error(n, f"{loc}.subworkflow.workflow", message)
         elif s.type == "map":
             if s.map is None:
-                self.error(loc, "a map step needs map.items and map.steps")
+                self.error(n, loc, "a map step needs map.items and map.steps")
                 return
             if not s.map.items:
-                self.error(f"{loc}.map.items", "a map step needs items (an expression)")
+                self.error(n, f"{loc}.map.items", "a map step needs items (an expression)")
             if not s.map.steps:
-                self.error(f"{loc}.map.steps", "a map step needs at least one step")
+                self.error(n, f"{loc}.map.steps", "a map step needs at least one step")
             if s.map.concurrency < 1:
-                self.error(f"{loc}.map.concurrency", "must be an integer >= 1")
+                self.error(n, f"{loc}.map.concurrency", "must be an integer >= 1")
 
     # --- control flow ----------------------------------------------------------------
 
@@ -188,12 +257,13 @@ class _Checker:
         for where, target in found:
             other = self.where.get(target)
             if other is None:
-                hint = did_you_mean(target, list(self.where))
-                self.error(where, f"unknown step '{target}'{hint}")
+                hint = self.hints(target, self.where)
+                self.error(p.order, where, f"unknown step '{target}'{hint}")
             elif other.seq != p.seq:
                 # The engine starts a target in the frame of the step that jumps, so a
                 # jump into or out of a branch or map body would run it in the wrong one.
                 self.error(
+                    p.order,
                     where,
                     f"step '{target}' is at {other.loc}, outside this sequence ({p.seq}); "
                     "a step can only go to steps of its own sequence",
@@ -208,113 +278,155 @@ class _Checker:
                 sequences.setdefault(p.seq, []).append(p)
         for members in sequences.values():
             first = members[0].step.id
-            reached = _reach(first, self.edges)
+            components = _components(first, self.edges)
+            reached = {sid for component in components for sid in component}
             for p in members:
                 if p.step.id not in reached:
-                    self.error(p.loc, f"step '{p.step.id}' is unreachable from '{first}'")
-            self.dead_loops([p for p in members if p.step.id in reached])
+                    message = f"step '{p.step.id}' is unreachable from '{first}'"
+                    self.error(p.order, p.loc, message)
+            for component in components:
+                self.dead_loop(component)
 
-    def dead_loops(self, members: list[_Placed]) -> None:
-        """Report each cycle that nothing leaves and in which no step ends the sequence.
+    def dead_loop(self, component: list[str]) -> None:
+        """Report a strongly connected component that is a cycle nothing leaves and in
+        which no step ends the sequence.
 
         Only "bottom" cycles (no edge leaves them) are reported: a cycle whose way out
         leads into such a one is not the cycle to fix.
         """
-        reach = {p.step.id: _reach(p.step.id, self.edges, include_start=False) for p in members}
-        seen: set[str] = set()
-        for p in members:
-            sid = p.step.id
-            if sid in seen or sid not in reach[sid]:
-                continue  # not on a cycle
-            cycle = [q for q in members if q.step.id in reach[sid] and sid in reach[q.step.id]]
-            ids = {q.step.id for q in cycle}
-            seen |= ids
-            leaves = any(t not in ids for i in ids for t in self.edges.get(i, ()))
-            if not leaves and not any(_can_end(q.step) for q in cycle):
-                names = ", ".join(f"'{i}'" for i in [q.step.id for q in cycle])
-                self.error(
-                    p.loc,
-                    f"loop with no exit through {names}: no step in it ends the sequence "
-                    "and no decision or onError leads out of it",
-                )
+        ids = set(component)
+        first = component[0]
+        if len(component) == 1 and first not in self.edges.get(first, ()):
+            return  # a single step that does not jump to itself: no cycle
+        if any(t not in ids for i in component for t in self.edges.get(i, ())):
+            return
+        members = sorted((self.where[i] for i in component), key=lambda p: p.order)
+        if any(_can_end(p.step) for p in members):
+            return
+        names = ", ".join(f"'{p.step.id}'" for p in members[:_NAMED_IN_LOOP])
+        if len(members) > _NAMED_IN_LOOP:
+            names += f" and {len(members) - _NAMED_IN_LOOP} more"
+        self.error(
+            members[0].order,
+            members[0].loc,
+            f"loop with no exit through {names}: no step in it ends the sequence "
+            "and no decision or onError leads out of it",
+        )
 
     # --- expressions -------------------------------------------------------------------
 
     def expressions(self, p: _Placed) -> None:
+        """Queue the step's expressions and templates (``compile_all`` compiles them once
+        their total size is known); report literal text at once."""
         s, loc = p.step, p.loc
 
-        def check(where: str, source: str, *, output: bool = False) -> None:
-            self.expression(where, source, p.in_map, output)
+        def queue(where: str, source: str, *, output: bool = False) -> None:
+            self.compile.append(_Compile(p.order, where, source, p.in_map, output, False))
 
-        self.mapping(f"{loc}.input", s.input, p.in_map, output=False)
+        self.mapping(p, f"{loc}.input", s.input, output=False)
         if s.output is not None:
-            self.mapping(f"{loc}.output", s.output, p.in_map, output=True)
+            self.mapping(p, f"{loc}.output", s.output, output=True)
         if s.condition:
-            check(f"{loc}.condition", s.condition)
+            queue(f"{loc}.condition", s.condition)
         if s.decision is not None and s.decision.expression:
-            check(f"{loc}.decision.expression", s.decision.expression)
+            queue(f"{loc}.decision.expression", s.decision.expression)
         if s.next_decision is not None:
             # _advance evaluates it with the step's output in scope.
-            check(f"{loc}.next.expression", s.next_decision.expression, output=True)
+            queue(f"{loc}.next.expression", s.next_decision.expression, output=True)
         if s.map is not None and s.map.items:
-            check(f"{loc}.map.items", s.map.items)
+            queue(f"{loc}.map.items", s.map.items)
         if s.wait is not None and s.wait.until:
             if is_expression(s.wait.until):
-                check(f"{loc}.wait.until", s.wait.until)
+                queue(f"{loc}.wait.until", s.wait.until)
             elif not _is_timestamp(s.wait.until):
                 message = f"'{s.wait.until}' is neither an ISO-8601 timestamp nor an expression"
-                self.error(f"{loc}.wait.until", message)
+                self.error(p.order, f"{loc}.wait.until", message)
         if s.event is not None and s.event.correlation_key:
-            self.mapping(f"{loc}.event.correlationKey", s.event.correlation_key, p.in_map, False)
+            self.mapping(p, f"{loc}.event.correlationKey", s.event.correlation_key, False)
         if s.compensate is not None:  # it sees the step's recorded output
-            self.mapping(f"{loc}.compensate.input", s.compensate.input, p.in_map, output=True)
+            self.mapping(p, f"{loc}.compensate.input", s.compensate.input, output=True)
 
-    def mapping(self, loc: str, value: Any, in_map: bool, output: bool) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                self.mapping(f"{loc}.{k}", v, in_map, output)
-        elif isinstance(value, list | tuple):
-            for i, v in enumerate(value):
-                self.mapping(f"{loc}[{i}]", v, in_map, output)
-        elif isinstance(value, str):
-            if is_expression(value):
-                self.expression(loc, value, in_map, output)
-            elif has_interpolation(value):
-                self.expression(loc, value, in_map, output, template=True)
-            else:
-                self.literal(loc, value)
+    def mapping(self, p: _Placed, loc: str, value: Any, output: bool) -> None:
+        """Queue or check every string in an input/output mapping, in written order."""
+        if not _is_container(value):
+            self.string(p, loc, value, output)
+            return
+        # A stack of iterators rather than recursion (a model built in code may nest
+        # deeper than Python's stack); only strings and containers get a location.
+        stack: list[tuple[str, bool, Iterator[tuple[Any, Any]]]] = [_open(loc, value)]
+        while stack:
+            here, is_list, items = stack[-1]
+            found = next(items, None)
+            if found is None:
+                stack.pop()
+                continue
+            key, item = found
+            if type(item) is str or _is_container(item):
+                at = f"{here}[{key}]" if is_list else f"{here}.{key}"
+                if _is_container(item):
+                    stack.append(_open(at, item))
+                else:
+                    self.string(p, at, item, output)
 
-    def expression(
-        self, loc: str, source: str, in_map: bool, output: bool, template: bool = False
-    ) -> None:
+    def string(self, p: _Placed, loc: str, value: Any, output: bool) -> None:
+        if not isinstance(value, str):
+            return
+        if is_expression(value):
+            self.compile.append(_Compile(p.order, loc, value, p.in_map, output, False))
+        elif has_interpolation(value):
+            self.compile.append(_Compile(p.order, loc, value, p.in_map, output, True))
+        else:
+            self.literal(p.order, loc, value)
+
+    def compile_all(self) -> None:
+        # Each distinct source costs its compilation once (compiling is cached), so
+        # distinct sources are what the limit counts.
+        total = sum(len(source) for source in {c.source for c in self.compile})
+        if total > MAX_EXPRESSION_TOTAL:
+            message = (
+                f"the expressions and templates of the definition are {total} characters "
+                f"in all, more than the limit of {MAX_EXPRESSION_TOTAL}; none was compiled"
+            )
+            self.error(self.last, "steps", message)
+            return
+        for c in self.compile:
+            self.expression(c)
+
+    def expression(self, c: _Compile) -> None:
         try:
-            if template:
-                compiled = compile_template(source)
+            if c.template:
+                compiled = compile_template(c.source)
                 roots = compiled.roots
                 for part in compiled.parts:
                     if isinstance(part, str):
-                        self.literal(loc, part)
+                        self.literal(c.order, c.loc, part)
             else:
-                roots = compile_expression(source).roots
+                roots = compile_expression(c.source).roots
         except ExpressionError as e:
-            self.error(loc, str(e))
+            self.error(c.order, c.loc, str(e))
             return
         for root in sorted(roots):
             if root not in SCOPE_ROOTS:
-                hint = did_you_mean(f"$.{root}", [f"$.{r}" for r in sorted(SCOPE_ROOTS - {"$"})])
-                self.error(loc, f"unknown root '$.{root}'{hint}; expressions read {_ROOT_LIST}")
-            elif root == "output" and not output:
+                hint = self.hints(f"$.{root}", _ROOTS)
+                message = f"unknown root '$.{root}'{hint}; expressions read {_ROOT_LIST}"
+                self.error(c.order, c.loc, message)
+            elif root == "output" and not c.output:
                 self.warn(
-                    loc,
+                    c.order,
+                    c.loc,
                     "$.output is only set in an output mapping, a next expression and "
                     "compensate.input; here it is null",
                 )
-            elif root in ("item", "index") and not in_map:
-                self.error(loc, f"$.{root} is only defined inside a map step's steps")
+            elif root in ("item", "index") and not c.in_map:
+                message = f"$.{root} is only defined inside a map step's steps"
+                self.error(c.order, c.loc, message)
 
-    def literal(self, loc: str, text: str) -> None:
+    def literal(self, order: int, loc: str, text: str) -> None:
+        if "$." not in text:
+            return  # most literals: skip the regular expression
         for found in _LITERAL_PATH.findall(text):
-            self.warn(loc, f"'{found}' in literal text is not evaluated; write '${{{found}}}'")
+            message = f"'{found}' in literal text is not evaluated; write '${{{found}}}'"
+            self.warn(order, loc, message)
 
     # --- references outside the definition ---------------------------------------------
 
@@ -325,16 +437,30 @@ class _Checker:
             (f"{loc}.compensate.capability", s.compensate.capability if s.compensate else ""),
         ):
             if capability and self.capabilities is not None and capability not in self.capabilities:
-                self.warn(where, f"no connected agent advertises '{capability}'")
+                self.warn(p.order, where, f"no connected agent advertises '{capability}'")
         if s.subworkflow is not None and s.subworkflow.workflow:
-            self.workflow_ref(f"{loc}.subworkflow.workflow", s.subworkflow.workflow)
+            self.workflow_ref(p.order, f"{loc}.subworkflow.workflow", s.subworkflow.workflow)
 
-    def workflow_ref(self, loc: str, name: str) -> None:
+    def workflow_ref(self, order: int, loc: str, name: str) -> None:
         if not name:
-            self.error(loc, "must name a workflow")
+            self.error(order, loc, "must name a workflow")
         elif self.workflows is not None and name not in self.workflows:
-            hint = did_you_mean(name, sorted(self.workflows))
-            self.warn(loc, f"no workflow named '{name}' is defined{hint}")
+            hint = self.hints(name, self.workflows)
+            self.warn(order, loc, f"no workflow named '{name}' is defined{hint}")
+
+
+def _is_container(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict or kind is list:
+        return True
+    # Scalars by exact type first: an isinstance against Mapping costs several times more.
+    return kind not in _SCALARS and isinstance(value, Mapping | list | tuple)
+
+
+def _open(loc: str, value: Any) -> tuple[str, bool, Iterator[tuple[Any, Any]]]:
+    if isinstance(value, Mapping):
+        return loc, False, iter(value.items())
+    return loc, True, enumerate(value)
 
 
 def _decision_targets(loc: str, decision: DecisionSpec) -> list[tuple[str, str]]:
@@ -352,15 +478,42 @@ def _can_end(step: Step) -> bool:
     return step.next_decision is None or not step.next_decision.default
 
 
-def _reach(start: str, edges: Mapping[str, list[str]], include_start: bool = True) -> set[str]:
-    seen: set[str] = {start} if include_start else set()
-    todo = list(edges.get(start, ()))
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(edges.get(node, ()))
-    return seen
+def _components(start: str, edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components of the steps reachable from ``start``
+    (Tarjan's algorithm, iterative): each step and edge is looked at once, so a 5 000
+    step loop costs 5 000 steps, not 5 000 searches."""
+    index: dict[str, int] = {start: 0}
+    low: dict[str, int] = {start: 0}
+    path: list[str] = [start]  # Tarjan's stack of the current candidates
+    on_path: set[str] = {start}
+    work: list[tuple[str, Iterator[str]]] = [(start, iter(edges.get(start, ())))]
+    out: list[list[str]] = []
+    while work:
+        node, targets = work[-1]
+        for target in targets:
+            if target not in index:
+                index[target] = low[target] = len(index)
+                path.append(target)
+                on_path.add(target)
+                work.append((target, iter(edges.get(target, ()))))
+                break
+            if target in on_path:
+                low[node] = min(low[node], index[target])
+        else:  # every edge of node followed
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = path.pop()
+                    on_path.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                out.append(component)
+    return out
 
 
 def _is_timestamp(text: str) -> bool:
@@ -371,239 +524,13 @@ def _is_timestamp(text: str) -> bool:
     return True
 
 
-def _document_order(location: str, order: Mapping[str, int]) -> tuple[int, int]:
-    """Sort key: issues of a step in the order its steps are written, the rest after."""
-    step = re.match(
-        r"(steps\[\d+\](?:\.(?:parallel\.branches\[\d+\]|map)\.steps\[\d+\])*)", location
-    )
-    if step and step.group(1) in order:
-        return (0, order[step.group(1)])
-    return (1, 0)
-
-
-# --- JSON Schema, the subset input schemas need -----------------------------------------
-
-_TYPE_NAMES = {
-    "null": "null",
-    "boolean": "a boolean",
-    "integer": "an integer",
-    "number": "a number",
-    "string": "a string",
-    "array": "an array",
-    "object": "an object",
-}
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not (isinstance(value, float) and math.isnan(value))
-    )
-
-
-_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "null": lambda v: v is None,
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: _is_number(v) and (isinstance(v, int) or float(v).is_integer()),
-    "number": _is_number,
-    "string": lambda v: isinstance(v, str),
-    "array": lambda v: isinstance(v, list | tuple),
-    "object": lambda v: isinstance(v, Mapping),
-}
-
-
 def validate_input(defn: WorkflowDefinition, input: Any) -> list[Issue]:
     """Problems with ``input`` against the definition's ``input`` JSON Schema, located
     like ``input.priority``; ``[]`` when there is no schema. ``None`` is checked as
-    ``{}`` (a workflow started without input)."""
+    ``{}`` (a workflow started without input). Never raises."""
     if defn.input_schema is None:
         return []
     return validate_json_schema({} if input is None else input, defn.input_schema, "input")
-
-
-def validate_json_schema(instance: Any, schema: Any, location: str = "input") -> list[Issue]:
-    """Check ``instance`` against a JSON Schema (draft 2020-12 subset).
-
-    Supported: ``type`` (with ``integer``), ``enum``, ``const``, ``properties``,
-    ``required``, ``additionalProperties``, ``items``, ``minItems``/``maxItems``,
-    ``minimum``/``maximum`` and their exclusive forms, ``minLength``/``maxLength``,
-    ``pattern``, ``anyOf``/``oneOf``/``allOf`` and local ``$ref`` (``#/$defs/x``).
-    Other keywords are ignored, as JSON Schema does with unknown ones.
-    """
-    out: list[Issue] = []
-    _check(instance, schema, location, schema, out)
-    return out
-
-
-def _check(value: Any, schema: Any, loc: str, root: Any, out: list[Issue]) -> None:
-    if schema is False:
-        out.append(Issue(loc, "is not allowed"))
-    if not isinstance(schema, Mapping):
-        return
-    if "$ref" in schema:
-        target = _resolve(root, schema["$ref"])
-        if target is None:
-            out.append(Issue(loc, f"schema error: cannot resolve $ref '{schema['$ref']}'"))
-        else:
-            _check(value, target, loc, root, out)
-    types = schema.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else list(types)
-        if not any(_TYPE_CHECKS.get(t, lambda v: False)(value) for t in names):
-            out.append(Issue(loc, f"must be {' or '.join(_TYPE_NAMES.get(t, t) for t in names)}"))
-            return  # the other keywords would only repeat the mismatch
-    if "enum" in schema and not any(_same(value, e) for e in schema["enum"]):
-        out.append(Issue(loc, f"must be one of {list(schema['enum'])!r}"))
-    if "const" in schema and not _same(value, schema["const"]):
-        out.append(Issue(loc, f"must be {schema['const']!r}"))
-    if _is_number(value):
-        _bounds(value, schema, loc, out)
-    elif isinstance(value, str):
-        if len(value) < schema.get("minLength", 0):
-            out.append(Issue(loc, f"must be at least {schema['minLength']} characters long"))
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            out.append(Issue(loc, f"must be at most {schema['maxLength']} characters long"))
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            out.append(Issue(loc, f"must match the pattern '{schema['pattern']}'"))
-    elif isinstance(value, list | tuple):
-        if len(value) < schema.get("minItems", 0):
-            out.append(Issue(loc, f"must have at least {schema['minItems']} item(s)"))
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            out.append(Issue(loc, f"must have at most {schema['maxItems']} item(s)"))
-        if "items" in schema:
-            for i, item in enumerate(value):
-                _check(item, schema["items"], f"{loc}[{i}]", root, out)
-    elif isinstance(value, Mapping):
-        _object(value, schema, loc, root, out)
-    for sub in schema.get("allOf", ()):
-        _check(value, sub, loc, root, out)
-    for keyword in ("anyOf", "oneOf"):
-        if keyword in schema:
-            _alternatives(value, schema[keyword], keyword, loc, root, out)
-
-
-def _bounds(value: float, schema: Mapping[str, Any], loc: str, out: list[Issue]) -> None:
-    checks: tuple[tuple[str, Callable[[float, float], bool], str], ...] = (
-        ("minimum", operator.ge, ">="),
-        ("maximum", operator.le, "<="),
-        ("exclusiveMinimum", operator.gt, ">"),
-        ("exclusiveMaximum", operator.lt, "<"),
-    )
-    for keyword, ok, symbol in checks:
-        if keyword in schema and not ok(value, schema[keyword]):
-            out.append(Issue(loc, f"must be {symbol} {schema[keyword]}"))
-
-
-def _object(
-    value: Mapping[str, Any], schema: Mapping[str, Any], loc: str, root: Any, out: list[Issue]
-) -> None:
-    properties = schema.get("properties", {})
-    for name in schema.get("required", ()):
-        if name not in value:
-            out.append(Issue(f"{loc}.{name}", "is required"))
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        if key in properties:
-            _check(item, properties[key], f"{loc}.{key}", root, out)
-        elif extra is False:
-            hint = did_you_mean(str(key), list(properties))
-            out.append(Issue(f"{loc}.{key}", f"unknown property{hint}"))
-        else:
-            _check(item, extra, f"{loc}.{key}", root, out)
-
-
-def _alternatives(
-    value: Any, options: list[Any], keyword: str, loc: str, root: Any, out: list[Issue]
-) -> None:
-    results = [_validate_at(value, o, loc, root) for o in options]
-    passed = sum(1 for r in results if not r)
-    if keyword == "oneOf" and passed > 1:
-        out.append(Issue(loc, "matches more than one of the allowed forms"))
-    if passed:
-        return
-    # Report the form whose type fits (fewest issues); else list the types allowed.
-    fitting = [r for o, r in zip(options, results, strict=True) if _type_fits(value, o, root)]
-    if fitting:
-        best: list[Issue] = min(fitting, key=len)
-        out.extend(best)
-    else:
-        out.append(Issue(loc, "does not match any of the allowed forms"))
-
-
-def _validate_at(value: Any, schema: Any, loc: str, root: Any) -> list[Issue]:
-    out: list[Issue] = []
-    _check(value, schema, loc, root, out)
-    return out
-
-
-def _type_fits(value: Any, schema: Any, root: Any) -> bool:
-    while isinstance(schema, Mapping) and "$ref" in schema and "type" not in schema:
-        schema = _resolve(root, schema["$ref"])
-    if not isinstance(schema, Mapping) or "type" not in schema:
-        return True
-    types = schema["type"]
-    names = [types] if isinstance(types, str) else list(types)
-    return any(_TYPE_CHECKS.get(t, lambda v: False)(value) for t in names)
-
-
-def _resolve(root: Any, ref: Any) -> Any:
-    if not isinstance(ref, str) or not ref.startswith("#"):
-        return None
-    node = root
-    for raw in filter(None, ref[1:].split("/")):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: ``True`` is not ``1``, ``1`` is ``1.0``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if _is_number(a) and _is_number(b):
-        return bool(a == b)
-    return type(a) is type(b) and bool(a == b)
-
-
-def check_schema(schema: Any, location: str) -> list[Issue]:
-    """Mistakes in a JSON Schema itself (unknown type names, malformed keywords), so a
-    definition's ``input`` schema fails at definition time, not at the first start."""
-    out: list[Issue] = []
-    if isinstance(schema, bool):
-        return out
-    if not isinstance(schema, Mapping):
-        return [Issue(location, "a JSON Schema must be an object")]
-    types = schema.get("type")
-    for t in [types] if isinstance(types, str) else (types or []):
-        if t not in _TYPE_NAMES:
-            hint = did_you_mean(str(t), list(_TYPE_NAMES))
-            out.append(Issue(f"{location}.type", f"unknown type '{t}'{hint}"))
-    for keyword in ("properties", "$defs"):
-        sub = schema.get(keyword, {})
-        if not isinstance(sub, Mapping):
-            out.append(Issue(f"{location}.{keyword}", "must be an object"))
-            continue
-        for name, inner in sub.items():
-            out += check_schema(inner, f"{location}.{keyword}.{name}")
-    for keyword in ("items", "additionalProperties"):
-        if keyword in schema:
-            out += check_schema(schema[keyword], f"{location}.{keyword}")
-    for keyword in ("required", "enum", "anyOf", "oneOf", "allOf"):
-        if keyword in schema and not isinstance(schema[keyword], list):
-            out.append(Issue(f"{location}.{keyword}", "must be a list"))
-    if isinstance(schema.get("pattern"), str):
-        try:
-            re.compile(schema["pattern"])
-        except re.error as e:
-            out.append(Issue(f"{location}.pattern", f"not a valid regular expression: {e}"))
-    return out
 
 
 __all__ = [

@@ -588,7 +588,8 @@ def test_definition_error_lists_issues_one_per_line() -> None:
         (
             "bad.yaml",
             "id: x\nsteps:\n  - id: a\n    type: task: x\n",
-            "bad.yaml: line 4 column 15: mapping values are not allowed here",
+            # libyaml's wording ("in this context"), else the pure-Python parser's ("here")
+            "bad.yaml: line 4 column 15: mapping values are not allowed in this context",
         ),
         ("dup.yml", "id: x\nid: y\nsteps: []\n", "dup.yml: line 2 column 1: duplicate key 'id'"),
         ("bad.json", '{"id": "x",\n "steps": [}\n', "bad.json: line 2 column 12: Expecting value"),
@@ -605,7 +606,7 @@ def test_file_errors_name_the_file(tmp_path: Path, file: str, text: str, expecte
     (tmp_path / file).write_text(text)
     with pytest.raises(DefinitionError) as caught:
         load_definition_file(tmp_path / file)
-    assert str(caught.value) == expected
+    assert str(caught.value) in (expected, expected.replace("in this context", "here"))
 
 
 def test_json_and_yaml_files_load_alike(tmp_path: Path) -> None:

@@ -413,6 +413,32 @@ def test_source_length_is_bounded() -> None:
         compile_expression("$." + "a" * 4095)
 
 
+def test_template_length_is_bounded() -> None:
+    compile_template("${$.input.a} " + "x" * 4000)  # 4014 characters: fine
+    with pytest.raises(
+        ExpressionError, match=r"^template too long \(4097 characters, limit 4096\)"
+    ):
+        compile_template("${$.a}" + "x" * 4091)
+
+
+def test_error_text_quotes_a_long_source_in_part() -> None:
+    source = '$.input.a == "' + "x" * 300 + '" )'
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(source)
+    assert caught.value.source == source  # the attribute keeps it whole
+    assert caught.value.position == len(source) - 1
+    quoted = str(caught.value).split(" in '", 1)[1]
+    assert quoted.startswith("…x") and quoted.endswith("x\" )'")
+    assert len(quoted) == 1 + 160 + 1  # an ellipsis, 160 characters and the quote
+
+
+def test_tokens_read_in_one_pass_keep_every_form() -> None:
+    assert ev("$['a\\'b'] + \"x\" + 1.5e3", {"a'b": "q"}) == "qx1500"
+    assert ev("'it\\'s' + \"\\t\"") == "it's\t"
+    assert ev("\t 1 \n +\r 2 ") == 3
+    assert ev("$.c_d === 1 && $.c_d !== 2", {"c_d": 1}) is True
+
+
 def test_node_count_is_bounded() -> None:
     assert ev("+".join(["1"] * 32) + "+" + "+".join(["1"] * 32)) == 64  # depth 63, 127 nodes
     many = "[" + ",".join(["1"] * 501) + "]"

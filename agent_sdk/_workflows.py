@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,20 @@ from agent_sdk._types import (
     WorkflowInfo,
 )
 from agentmesh import wire
+from agentmesh.documents import DocumentError, read_document
 from agentmesh.v1 import integration_pb2, workflow_pb2
 
 
 def read_definition(path: str | Path) -> dict[str, Any]:
-    """A definition file (JSON or YAML) as a dict; InvalidArgumentError if unreadable."""
-    p = Path(path)
+    """A definition file (JSON or YAML) as a dict, read as the coordinator reads one
+    (``agentmesh.documents``: size and expansion limits, no duplicate keys).
+    InvalidArgumentError if it cannot be read or is refused."""
     try:
-        text = p.read_text()
+        return read_document(path)
     except OSError as e:
-        raise InvalidArgumentError(f"cannot read {p}: {e.strerror}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as e:
-        raise InvalidArgumentError(f"{p.name}: not valid {p.suffix[1:] or 'json'}: {e}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgumentError(f"{p.name}: a definition must be a mapping")
-    return data
+        raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
+    except DocumentError as e:
+        raise InvalidArgumentError(str(e)) from None
 
 
 class WorkflowMethods:

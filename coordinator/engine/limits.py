@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+# The limits a definition file's reader applies too; it is shared with the SDK.
+from agentmesh.documents import MAX_DOCUMENT_VALUES, MAX_FILE_BYTES, MAX_JSON_DEPTH
 from coordinator.engine.issues import MAX_ISSUES, Issue
 
 # --- the limits --------------------------------------------------------------------------
@@ -34,20 +36,11 @@ branch is at nesting 2."""
 MAX_DEFINITION_BYTES = 1 << 20
 """The definition as compact JSON (UTF-8), after template instantiation."""
 
-MAX_JSON_DEPTH = 64
-"""Nested objects and lists in the document; the document itself is level 1."""
-
-MAX_DOCUMENT_VALUES = 20_000
-"""Values in the document (objects, lists, strings, numbers, ...), keys not counted."""
-
 MAX_EXPRESSION_LENGTH = 4096
 """Characters of one expression or template (a string with ``${...}``)."""
 
 MAX_EXPRESSION_TOTAL = 24 * 1024
 """Characters of all the expressions and templates of one definition, together."""
-
-MAX_FILE_BYTES = 1 << 20
-"""A definition file (YAML or JSON) as stored."""
 
 MAX_DURATION_MS = 365 * 24 * 3600 * 1000
 """Any duration (timeouts, waits, retry intervals): one year, in milliseconds."""

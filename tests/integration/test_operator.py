@@ -263,6 +263,21 @@ async def test_cli_workflow_commands(server: ServerProcess, spawn: Any, tmp_path
     bad.write_text(HELLO.replace("capability: echo", "capability: echo\n    next: gret"))
     r = await acli(server.address, "workflow", "validate", str(bad))
     assert r.returncode == 1 and "steps[0].next: unknown step 'gret'" in r.stdout, r.stdout
+    # files the CLI reads itself: the same refusals as the coordinator's, at once
+    bomb = tmp_path / "bomb.yaml"
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        levels.append(f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join(['*' + chr(96 + i)] * 10)}]")
+    bomb.write_text("\n".join([*levels, "id: bomb", "steps: [*i]"]) + "\n")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("id: dup\nid: again\nsteps: []\n")
+    for path, message in [
+        (bomb, "bomb.yaml: line 5 column 4: the document expands to more than 20000 values"),
+        (dup, "dup.yaml: line 2 column 1: duplicate key 'id'"),
+    ]:
+        for command in ("validate", "define"):
+            r = await acli(server.address, "workflow", command, str(path))
+            assert r.returncode != 0 and message in r.stderr, (command, r.stdout, r.stderr)
     r = await acli(server.address, "workflow", "define", str(good))
     assert r.returncode == 0 and "defined hello version 1" in r.stdout
     r = await acli(server.address, "workflow", "list")

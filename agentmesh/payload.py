@@ -32,36 +32,58 @@ def max_bytes(max_message_bytes: int) -> int:
 
 def depth(value: Any) -> int:
     """How deeply ``value`` nests objects and arrays (iterative: never recurses)."""
+    return _measure(value)[0]
+
+
+def _measure(value: Any) -> tuple[int, int]:
+    """(depth, an upper bound of its compact JSON size), in one iterative walk; stops
+    early once deeper than ``MAX_DEPTH``. A character costs at most 6 in JSON
+    (``\\uXXXX``), a number at most 24."""
     deepest = 0
+    bound = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict):
+        kind = type(item)
+        if kind is str:
+            bound += 6 * len(item) + 2
+            continue
+        if kind is dict:
+            bound += 2 + sum(6 * len(k) + 4 for k in item)
             children: Any = item.values()
+        elif kind is list or kind is tuple:
+            bound += 2 + len(item)
+            children = item
+        elif isinstance(item, dict):
+            bound += 2 + sum(6 * len(str(k)) + 4 for k in item)
+            children = item.values()
         elif isinstance(item, list | tuple):
+            bound += 2 + len(item)
             children = item
         else:
+            bound += 24  # a number, true, false, null
             continue
         level += 1
         if level > deepest:
             deepest = level
             if deepest > MAX_DEPTH:
-                return deepest  # deep enough to refuse: stop walking
+                return deepest, bound  # deep enough to refuse: stop walking
         stack.extend((child, level) for child in children)
-    return deepest
+    return deepest, bound
 
 
 def check(value: Any, what: str, limit_bytes: int) -> None:
     """Raise ``PayloadError`` (naming ``what``) if ``value`` nests deeper than
     ``MAX_DEPTH`` or, as JSON, is over ``limit_bytes`` (0: no byte limit). A value JSON
     cannot hold (a set, bytes) is left to the serializer to refuse."""
-    found = depth(value)
+    found, bound = _measure(value)
     if found > MAX_DEPTH:
         raise PayloadError(
-            f"{what} is nested more than {MAX_DEPTH} levels deep (objects and arrays); flatten it"
+            f"{what} is nested more than {MAX_DEPTH} levels deep (objects and arrays); "
+            "flatten it"
         )
-    if limit_bytes <= 0 or not isinstance(value, dict | list | tuple | str):
-        return
+    if limit_bytes <= 0 or bound <= limit_bytes:
+        return  # the common case: small enough without encoding it
     try:
         size = len(json.dumps(value, separators=(",", ":")))
     except (TypeError, ValueError):

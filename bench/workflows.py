@@ -409,7 +409,7 @@ async def run_one(
         agents = spawn_agents(coordinator.address, args.agents, args.agent_concurrency)
         await agents.recv("ready", READY_TIMEOUT_S)
         await wait_for_agents(mesh, args.agents, READY_TIMEOUT_S)
-        await runtime.define_workflow(workflow, WORKFLOWS[workflow]())
+        await runtime.catalog.define_workflow(workflow, WORKFLOWS[workflow]())
 
         counter = CommitCounter(coordinator.store) if store == "etcd" else None
 

@@ -102,6 +102,9 @@ class TaskSpec:
     execution_id: str = ""
     step_id: str = ""
     agent_id: str = ""  # pin to this agent
+    # Set by the engine only: the input is a value it computed and already checked
+    # against agentmesh.payload's limits (never from a request).
+    input_checked: bool = False
 
 
 class AgentSink(Protocol):

@@ -361,7 +361,8 @@ class Mesh:
         if spec.timeout_ms < 0:
             raise InvalidArgument(f"timeout_ms must not be negative, got {spec.timeout_ms}")
         try:
-            payload.check(spec.input, "task input", self.payload_bytes)
+            if not spec.input_checked:
+                payload.check(spec.input, "task input", self.payload_bytes)
         except payload.PayloadError as e:
             raise InvalidArgument(str(e)) from None
         if spec.max_retries is not None and not 0 <= spec.max_retries <= 100:

@@ -83,7 +83,7 @@ class Term:
             ),
             lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), s),
             lambda s: workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
-                WorkflowService(runtime), s
+                WorkflowService(runtime.catalog), s
             ),
             lambda s: workflow_pb2_grpc.add_ExecutionServiceServicer_to_server(
                 ExecutionService(runtime), s

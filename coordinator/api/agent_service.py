@@ -16,6 +16,7 @@ import grpc
 from agentmesh.v1 import agent_pb2, agent_pb2_grpc
 from coordinator import domain as d
 from coordinator.api import convert
+from coordinator.api.decoding import Malformed
 from coordinator.api.status import code_for
 from coordinator.errors import InvalidArgument, MeshError
 from coordinator.mesh import Mesh
@@ -67,7 +68,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
 
     async def Connect(
         self,
-        request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        request_iterator: AsyncIterator[agent_pb2.AgentMessage | Malformed],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[agent_pb2.CoordinatorMessage]:
         try:
@@ -79,6 +80,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"no Hello within {HELLO_TIMEOUT_S:.0f}s of opening the stream",
             )
+        if isinstance(first, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.message)
+            return  # abort raised; this tells the type checker
         if first.WhichOneof("body") != "hello":
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -158,12 +162,14 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
     async def _read(
         self,
         agent: d.Agent,
-        requests: AsyncIterator[agent_pb2.AgentMessage],
+        requests: AsyncIterator[agent_pb2.AgentMessage | Malformed],
         sink: StreamSink,
     ) -> None:
         mesh = self._mesh
         try:
             async for msg in requests:
+                if isinstance(msg, Malformed):
+                    raise msg.error()
                 mesh.touch(agent)
                 kind = msg.WhichOneof("body")
                 if kind == "updates":

@@ -5,15 +5,16 @@ DecodeError`` and logs a full traceback per request, so garbage on the wire woul
 mislead the caller and flood the log. ``decoding(handlers)`` returns the same handlers
 with grpc handing them raw bytes: each request is decoded inside the call and an
 undecodable one is answered ``INVALID_ARGUMENT`` naming the message type, logged at
-debug only. On streams, an undecodable message ends the call the same way (the agent
-stream's reader turns the ``InvalidArgument`` it raises into that status).
+debug only. On client streams an undecodable message arrives as ``Malformed``, which
+the handler refuses (the agent stream ends with that same INVALID_ARGUMENT).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -83,27 +84,30 @@ def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
         return grpc.unary_stream_rpc_method_handler(unary_stream_writing, None, serialize)
 
-    async def requests(raw: AsyncIterator[bytes]) -> AsyncIterator[Any]:
-        async for item in raw:
-            yield _decode(deserialize, item)
-
+    # Streams keep their handlers as they are (no extra hop per message on the hot
+    # path): each message that does not decode arrives as ``Malformed`` instead.
+    tolerant = _tolerant(deserialize)
     if handler.stream_stream is not None:
-        bidi = handler.stream_stream
-        if inspect.isasyncgenfunction(bidi):
+        return grpc.stream_stream_rpc_method_handler(handler.stream_stream, tolerant, serialize)
+    return grpc.stream_unary_rpc_method_handler(handler.stream_unary, tolerant, serialize)
 
-            async def stream_stream(raw: Any, context: grpc.aio.ServicerContext) -> Any:
-                async for response in bidi(requests(raw), context):
-                    yield response
 
-            return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """What a client-streaming handler receives for a message that does not decode;
+    it must refuse it: ``raise malformed.error()``."""
 
-        async def stream_stream_writing(raw: Any, context: grpc.aio.ServicerContext) -> Any:
-            return await bidi(requests(raw), context)
+    message: str
 
-        return grpc.stream_stream_rpc_method_handler(stream_stream_writing, None, serialize)
-    client_streaming = handler.stream_unary
+    def error(self) -> InvalidArgument:
+        return InvalidArgument(self.message)
 
-    async def stream_unary(raw: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await client_streaming(requests(raw), context)
 
-    return grpc.stream_unary_rpc_method_handler(stream_unary, None, serialize)
+def _tolerant(deserialize: Deserializer) -> Callable[[bytes], Any]:
+    def tolerant(raw: bytes) -> Any:
+        try:
+            return _decode(deserialize, raw)
+        except InvalidArgument as e:
+            return Malformed(str(e))
+
+    return tolerant

@@ -16,6 +16,7 @@ from agentmesh.v1 import (
     workflow_pb2_grpc,
 )
 from coordinator.api.status import mapped
+from coordinator.engine.catalog import Catalog
 from coordinator.engine.issues import cap_issues
 from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.runtime import Live, WorkflowRuntime
@@ -123,8 +124,8 @@ def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
 
 
 class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, runtime: WorkflowRuntime) -> None:
-        self._rt = runtime
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
 
     @mapped
     async def DefineWorkflow(
@@ -133,7 +134,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         if not request.HasField("definition"):
             raise InvalidArgument("definition is required")
         params = wire.from_struct(request.parameters) if request.HasField("parameters") else None
-        defn = await self._rt.define_workflow(
+        defn = await self._catalog.define_workflow(
             request.name, wire.from_struct(request.definition), params
         )
         return workflow_msg(defn)
@@ -144,32 +145,32 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.Workflow:
         if not request.path:
             raise InvalidArgument("path is required")
-        return workflow_msg(await self._rt.load_workflow(request.path))
+        return workflow_msg(await self._catalog.load_workflow(request.path))
 
     @mapped
     async def SaveWorkflow(
         self, request: workflow_pb2.SaveWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.SaveWorkflowResponse:
-        path = await self._rt.save_workflow(request.name, request.version, request.path)
+        path = await self._catalog.save_workflow(request.name, request.version, request.path)
         return workflow_pb2.SaveWorkflowResponse(path=path)
 
     @mapped
     async def GetWorkflow(
         self, request: workflow_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.Workflow:
-        return workflow_msg(await self._rt.get_workflow(request.name, request.version))
+        return workflow_msg(await self._catalog.get_workflow(request.name, request.version))
 
     @mapped
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ListWorkflowsResponse:
         by_name: dict[str, list[WorkflowRecord]] = {}
-        for r in await self._rt.list_workflows():
+        for r in await self._catalog.list_workflows():
             by_name.setdefault(r.name, []).append(r)
         out = []
         for name, records in sorted(by_name.items()):
             latest = records[-1]
-            defn = await self._rt.get_workflow(name, latest.version)
+            defn = await self._catalog.get_workflow(name, latest.version)
             if request.tag and request.tag not in defn.tags:
                 continue
             out.append(
@@ -190,9 +191,9 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.ValidationResult:
         if request.HasField("definition"):
             source = wire.from_struct(request.definition)
-            issues = await self._rt.check_definition(source, request.name)
+            issues = await self._catalog.check_definition(source, request.name)
         elif request.name:
-            issues = await self._rt.validate(await self._rt.get_workflow(request.name))
+            issues = await self._catalog.validate(await self._catalog.get_workflow(request.name))
         else:
             raise InvalidArgument("give a definition or the name of a defined workflow")
         shown, total = cap_issues(issues)
@@ -211,7 +212,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def DeleteWorkflow(
         self, request: workflow_pb2.DeleteWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.DeleteWorkflowResponse:
-        await self._rt.delete_workflow(request.name, request.version)
+        await self._catalog.delete_workflow(request.name, request.version)
         return workflow_pb2.DeleteWorkflowResponse()
 
 

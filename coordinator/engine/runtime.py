@@ -14,46 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agentmesh.payload import PayloadError
 from agentmesh.payload import check as check_payload
 from coordinator import domain as d
 from coordinator.config import Settings
 from coordinator.engine import events as ev
+from coordinator.engine.catalog import Catalog
 from coordinator.engine.core import EngineDefaults, Execution
-from coordinator.engine.definition import (
-    DefinitionError,
-    Issue,
-    dump_definition,
-    instantiate_template,
-    load_definition_file,
-    parse_definition,
-)
 from coordinator.engine.issues import issues_text
-from coordinator.engine.model import WorkflowDefinition
-from coordinator.engine.validate import validate_definition, validate_input
+from coordinator.engine.validate import validate_input
 from coordinator.errors import (
-    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    MeshError,
     NotFound,
     ResourceExhausted,
     Unavailable,
 )
 from coordinator.mesh import Mesh
-from coordinator.store import ExecutionRecord, Store, StoredEvent, WorkflowRecord
+from coordinator.store import ExecutionRecord, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +138,11 @@ class WorkflowRuntime:
         self._inbox: asyncio.Queue[tuple[str, ev.Input, asyncio.Future[None] | None]] = (
             asyncio.Queue()
         )
-        self._defs: dict[tuple[str, str], WorkflowDefinition] = {}
-        self._latest: dict[str, str] = {}  # name -> latest version, filled on first use
+        self.catalog = Catalog(
+            settings,
+            store,
+            lambda: {c for a in mesh.agents.values() for c in a.capability_names},
+        )
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -180,7 +169,7 @@ class WorkflowRuntime:
 
     async def start(self) -> None:
         if self.settings.workflow_dir:
-            await self.load_directory(self.settings.workflow_dir)
+            await self.catalog.load_directory(self.settings.workflow_dir)
         await self.recover()
         self._loop_task = asyncio.create_task(self._run(), name="engine")
 
@@ -210,154 +199,6 @@ class WorkflowRuntime:
         """Call ``listener(execution_id, event)`` for every history entry committed."""
         self._listeners.append(listener)
 
-    # ---------------------------------------------------------- definitions
-
-    async def define_workflow(
-        self, name: str, source: dict[str, Any], parameters: dict[str, Any] | None = None
-    ) -> WorkflowDefinition:
-        """Register a definition. A definition without an explicit version that
-        differs from the latest gets the next integer version; an explicit version
-        that exists with different content is refused (ALREADY_EXISTS). A template
-        (a definition with ``parameters``) is instantiated with ``parameters`` first."""
-        caps, known = self._known()
-        # Off the event loop: parsing and validation are linear in a bounded document
-        # (coordinator/engine/limits.py), but a big one still takes milliseconds.
-        try:
-            source, defn, problems = await asyncio.to_thread(
-                _prepare, name, source, parameters, caps, known
-            )
-        except DefinitionError as e:
-            raise InvalidArgument(issues_text(e.issues)) from None
-        errors = [i for i in problems if i.severity == "error"]
-        if errors:
-            raise InvalidArgument(issues_text(errors))
-        latest = await self.store.get_workflow(defn.name)
-        explicit = "version" in source
-        version = defn.version
-        if latest is not None and not explicit:
-            if latest.definition == dict(source):
-                return self._remember(latest)
-            version = _next_version(latest.version)
-        existing = await self.store.get_workflow(defn.name, version)
-        if existing is not None and existing.definition != dict(source):
-            raise AlreadyExists(
-                f"workflow {defn.name!r} version {version!r} exists with a different "
-                "definition; give the new one another version"
-            )
-        record = WorkflowRecord(defn.name, version, dict(source), _now())
-        await self.store.put_workflow(record)
-        self._latest.pop(defn.name, None)  # the store decides which version is latest
-        return self._remember(record)
-
-    def _known(self) -> tuple[set[str], set[str]]:
-        """Capabilities agents advertise and workflows defined: what validation warns of."""
-        caps = {c for a in self.mesh.agents.values() for c in a.capability_names}
-        return caps, {name for name, _ in self._defs}
-
-    async def check_definition(self, source: dict[str, Any], name: str = "") -> list[Issue]:
-        """Every issue of a definition (parse errors, or validation errors and warnings),
-        found off the event loop."""
-        caps, known = self._known()
-
-        def check() -> list[Issue]:
-            try:
-                defn = parse_definition(source, name or None)
-            except DefinitionError as e:
-                return e.issues
-            return validate_definition(defn, known_capabilities=caps, known_workflows=known)
-
-        return await asyncio.to_thread(check)
-
-    async def validate(self, defn: WorkflowDefinition) -> list[Issue]:
-        """The validation issues of a parsed definition, found off the event loop."""
-        caps, known = self._known()
-        return await asyncio.to_thread(
-            validate_definition, defn, known_capabilities=caps, known_workflows=known
-        )
-
-    async def load_directory(self, directory: str) -> list[WorkflowDefinition]:
-        out = []
-        paths = await asyncio.to_thread(lambda: sorted(Path(directory).glob("*")))
-        for path in paths:
-            if path.suffix in (".json", ".yaml", ".yml"):
-                out.append(await self.load_file(path))
-        return out
-
-    def _in_workflow_dir(self, path: str) -> Path:
-        """Resolve an API-given path inside ``workflowDir`` (never outside it)."""
-        if not self.settings.workflow_dir:
-            raise FailedPrecondition("the coordinator has no workflowDir configured")
-        if not path.isprintable():
-            raise InvalidArgument(f"path {path!r} contains control characters")
-        root = Path(self.settings.workflow_dir).resolve()
-        try:
-            target = (root / path).resolve()
-        except (OSError, ValueError) as e:
-            raise InvalidArgument(f"path {path!r} cannot be resolved: {e}") from None
-        if target != root and root not in target.parents:
-            raise InvalidArgument(f"path {path!r} is outside the workflow directory")
-        return target
-
-    async def load_workflow(self, path: str) -> WorkflowDefinition:
-        """loadWorkflow(path): a file in workflowDir (paths cannot leave it)."""
-        return await self.load_file(self._in_workflow_dir(path))
-
-    async def save_workflow(self, name: str, version: str = "", path: str = "") -> str:
-        """saveWorkflow: write a defined workflow as YAML into workflowDir."""
-        record = await self.store.get_workflow(name, version)
-        if record is None:
-            raise NotFound(f"workflow {name!r} is not defined")
-        target = self._in_workflow_dir(path or f"{name}.yaml")
-        source = dump_definition(self._remember(record))  # carries `id`, so it reloads as itself
-        text = yaml.safe_dump(source, sort_keys=False, allow_unicode=True)
-        try:
-            await asyncio.to_thread(target.write_text, text)
-        except OSError as e:
-            raise _path_error(e, "write", path or f"{name}.yaml") from None
-        return str(target)
-
-    async def load_file(self, path: str | Path) -> WorkflowDefinition:
-        try:
-            defn = await asyncio.to_thread(load_definition_file, path)
-        except DefinitionError as e:
-            raise InvalidArgument(issues_text(e.issues)) from None
-        except OSError as e:
-            raise _path_error(e, "read", str(path)) from None
-        return await self.define_workflow(defn.name, dict(defn.source))
-
-    async def get_workflow(self, name: str, version: str = "") -> WorkflowDefinition:
-        version = version or self._latest.get(name, "")
-        if version and (name, version) in self._defs:
-            return self._defs[(name, version)]
-        record = await self.store.get_workflow(name, version)
-        if record is None:
-            what = f"{name!r} version {version!r}" if version else repr(name)
-            raise NotFound(f"workflow {what} is not defined")
-        if not version:
-            self._latest[name] = record.version
-        return self._remember(record)
-
-    async def list_workflows(self) -> list[WorkflowRecord]:
-        return await self.store.list_workflows()
-
-    async def delete_workflow(self, name: str, version: str = "") -> int:
-        n = await self.store.delete_workflow(name, version)
-        if n == 0:
-            raise NotFound(f"workflow {name!r} is not defined")
-        for key in [k for k in self._defs if k[0] == name and (not version or k[1] == version)]:
-            del self._defs[key]
-        self._latest.pop(name, None)
-        return n
-
-    def _remember(self, record: WorkflowRecord) -> WorkflowDefinition:
-        key = (record.name, record.version)
-        if key not in self._defs:
-            defn = parse_definition(record.definition, record.name)
-            if defn.version != record.version:
-                defn = _with_version(defn, record.version)
-            self._defs[key] = defn
-        return self._defs[key]
-
     # ----------------------------------------------------------- executions
 
     async def start_workflow(
@@ -380,7 +221,7 @@ class WorkflowRuntime:
                 self._idempotency[idempotency_key] = earlier.id
                 return await self.lookup(earlier.id)
         self._check_payload(input, "workflow input")
-        defn = await self.get_workflow(name, version)
+        defn = await self.catalog.get_workflow(name, version)
         problems = []
         if defn.input_schema is not None:  # bounded (MAX_SCHEMA_WORK), not free: off the loop
             problems = await asyncio.to_thread(validate_input, defn, input)
@@ -704,6 +545,7 @@ class WorkflowRuntime:
             execution_id=exec_id,
             step_id=c.step_id,
             agent_id=agent_id,
+            input_checked=True,  # by Execution._map, as it was computed
         )
         try:
             task = self.mesh.submit(spec, wait_for_agent=True)
@@ -822,7 +664,7 @@ class WorkflowRuntime:
         return len(revived)
 
     async def _replay(self, record: ExecutionRecord) -> Live:
-        defn = await self.get_workflow(record.workflow_name, record.workflow_version)
+        defn = await self.catalog.get_workflow(record.workflow_name, record.workflow_version)
         live = Live(Execution(record.id, defn, self.defaults), record)
         for se in await self.store.load_events(record.id):
             live.seq = se.seq
@@ -952,39 +794,3 @@ def split_batch(
 def _record(live: Live, now: datetime) -> ExecutionRecord:
     status = live.ex.status if live.ex.status != "pending" else "running"
     return replace(live.record, status=status, updated=now)
-
-
-def _path_error(e: OSError, verb: str, path: str) -> MeshError:
-    """The domain error for a workflow file that cannot be read or written."""
-    message = f"cannot {verb} {path}: {e.strerror or e}"
-    if e.errno == errno.ENOENT:
-        return NotFound(message)
-    if e.errno in (errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EINVAL):
-        return InvalidArgument(message)
-    return FailedPrecondition(message)  # permissions, a full disk: the operator's to fix
-
-
-def _prepare(
-    name: str,
-    source: dict[str, Any],
-    parameters: dict[str, Any] | None,
-    capabilities: set[str],
-    workflows: set[str],
-) -> tuple[dict[str, Any], WorkflowDefinition, list[Issue]]:
-    """Instantiate (a template), parse and validate a definition: pure, for a thread.
-    Raises DefinitionError."""
-    if "parameters" in source:
-        source = instantiate_template(source, parameters or {})
-        if name:
-            source["id"] = name
-    defn = parse_definition(source, name or None)
-    issues = validate_definition(defn, known_capabilities=capabilities, known_workflows=workflows)
-    return source, defn, issues
-
-
-def _next_version(version: str) -> str:
-    return str(int(version) + 1) if version.isdigit() else f"{version}.1"
-
-
-def _with_version(defn: WorkflowDefinition, version: str) -> WorkflowDefinition:
-    return replace(defn, version=version)

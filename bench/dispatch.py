@@ -425,7 +425,10 @@ async def measure(
 def coordinator_settings() -> Any:
     from coordinator.config import load_settings
 
-    return load_settings(overrides={"listen": "127.0.0.1:0"}, environ={})
+    # Default settings but the store: dispatch never touches it, and the default
+    # (agentmesh.db in the working directory) would leave a file behind and lock it.
+    overrides = {"listen": "127.0.0.1:0", "state_persistence": "memory"}
+    return load_settings(overrides=overrides, environ={})
 
 
 async def wait_for_agents(mesh: Any, n: int, timeout: float) -> None:

@@ -79,8 +79,7 @@ def check(value: Any, what: str, limit_bytes: int) -> None:
     found, bound = _measure(value)
     if found > MAX_DEPTH:
         raise PayloadError(
-            f"{what} is nested more than {MAX_DEPTH} levels deep (objects and arrays); "
-            "flatten it"
+            f"{what} is nested more than {MAX_DEPTH} levels deep (objects and arrays); flatten it"
         )
     if limit_bytes <= 0 or bound <= limit_bytes:
         return  # the common case: small enough without encoding it

@@ -25,7 +25,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from coordinator.engine.limits import MAX_EXPRESSION_LENGTH
 
@@ -779,38 +779,42 @@ def _interpolation_end(source: str, start: int) -> int:
     return -1
 
 
+C = TypeVar("C")
+
+
+def _cached(build: Callable[[str], C], size: int) -> Callable[[str], C]:
+    """``build`` with its results cached, failures too (a definition may repeat one bad
+    expression in every step): the cache hands back the ``ExpressionError`` to raise."""
+
+    @functools.lru_cache(maxsize=size)
+    def compiled(text: str) -> C | ExpressionError:
+        try:
+            return build(text)
+        except ExpressionError as e:
+            return e
+
+    def get(text: str) -> C:
+        out = compiled(text)
+        if isinstance(out, ExpressionError):
+            raise out.with_traceback(None)
+        return out
+
+    get.cache_info = compiled.cache_info  # type: ignore[attr-defined]
+    return get
+
+
+_expressions = _cached(Expression, 4096)
+_templates = _cached(Template, 1024)
+
+
 def compile_expression(source: str) -> Expression:
-    """``Expression(source)``, cached (failures too: a definition may repeat one bad
-    expression in every step). Raises ``ExpressionError``."""
-    compiled = _compiled_expression(source)
-    if isinstance(compiled, ExpressionError):
-        raise compiled.with_traceback(None)
-    return compiled
+    """``Expression(source)``, cached. Raises ``ExpressionError``."""
+    return _expressions(source)
 
 
 def compile_template(value: str) -> Template:
-    """``Template(value)``, cached like ``compile_expression``. Raises
-    ``ExpressionError`` (positions in ``value``)."""
-    compiled = _compiled_template(value)
-    if isinstance(compiled, ExpressionError):
-        raise compiled.with_traceback(None)
-    return compiled
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled_expression(source: str) -> Expression | ExpressionError:
-    try:
-        return Expression(source)
-    except ExpressionError as e:
-        return e
-
-
-@functools.lru_cache(maxsize=1024)
-def _compiled_template(value: str) -> Template | ExpressionError:
-    try:
-        return Template(value)
-    except ExpressionError as e:
-        return e
+    """``Template(value)``, cached. Raises ``ExpressionError`` (positions in ``value``)."""
+    return _templates(value)
 
 
 def is_expression(value: str) -> bool:

@@ -496,3 +496,26 @@ class _Secret:
 )
 def test_members_are_data_lookups_never_attributes(source: str) -> None:
     assert ev(source, {**SCOPE, "obj": _Secret()}) is None
+
+
+def test_a_failed_compile_is_cached_too() -> None:
+    """A definition may repeat one bad expression in every step: it is compiled once."""
+    from coordinator.engine import expr
+
+    bad = "$.input.a || " + "1 + " * 300 + "("
+
+    def depth(tb: Any) -> int:
+        n = 0
+        while tb is not None:
+            n, tb = n + 1, tb.tb_next
+        return n
+
+    before = expr._expressions.cache_info()  # type: ignore[attr-defined]
+    depths = set()
+    for _ in range(50):
+        with pytest.raises(ExpressionError) as failed:
+            compile_expression(bad)
+        depths.add(depth(failed.value.__traceback__))
+    assert len(depths) == 1  # raised afresh each time: the traceback does not pile up
+    after = expr._expressions.cache_info()  # type: ignore[attr-defined]
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 49

@@ -509,7 +509,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from coordinator.server import serve
+    from coordinator.server import ListenError, serve
     from coordinator.store import StoreLocked
 
     settings = load_settings(args.config, _overrides(args))
@@ -519,7 +519,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(settings))
-    except StoreLocked as e:
+    except (StoreLocked, ListenError) as e:
         print(f"agentmesh: {e}", file=sys.stderr)
         return 2
 

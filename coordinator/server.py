@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class ListenError(OSError):
+    """The coordinator cannot bind its listen address."""
+
+
 def server_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -170,35 +174,24 @@ class Coordinator:
         return self.term.store if self.term else None
 
     async def start(self) -> None:
+        """Open the store and recover (standalone), bind, serve. Raises ``ListenError``
+        when the address cannot be bound, ``StoreLocked`` when another coordinator has
+        the store; a start that fails releases whatever it took (the store's lock too)."""
         s = self.settings
+        term: Term | None = None
         if not s.clustered:
             store = open_store(s.store_kind, s.store_path, holder=self._holder(s.listen))
             term = Term(s, store, self.coordinator_id)
-            try:
+        try:
+            if term is not None:
                 await term.start()
-            except BaseException:
+            server = self._server_for(s)
+            await server.start()
+        except BaseException:
+            if term is not None:
+                await term.abandon("the coordinator failed to start")
                 await term.close()
-                raise
-        server = grpc.aio.server(
-            options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
-        )
-        server.add_generic_rpc_handlers((self.router,))
-        # Health through ``capture`` too, so garbage sent to it gets INVALID_ARGUMENT like
-        # every other call (api/decoding.py). Reflection is registered directly: it picks
-        # its asyncio servicer only for a real aio server.
-        health_handlers = capture(
-            lambda sink: health_pb2_grpc.add_HealthServicer_to_server(self._health, sink)
-        )
-        server.add_generic_rpc_handlers((Static(health_handlers),))
-        reflection.enable_server_reflection(
-            [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-        )
-        self.port = server.add_insecure_port(s.listen)
-        if self.port == 0:
-            if not s.clustered:
-                await term.close()
-            raise OSError(f"cannot bind {s.listen}")
-        await server.start()
+            raise
         self._server = server
         # "liveness": the event loop answers. Unlike "", it stays SERVING while etcd is
         # unreachable, so a liveness probe does not restart every replica in an outage.
@@ -218,6 +211,7 @@ class Coordinator:
                 ",".join(s.endpoints),
             )
         else:
+            assert term is not None
             if isinstance(term.store, SqliteStore):
                 term.store.describe(self._holder(self.address))
             await self.install(term)
@@ -225,6 +219,32 @@ class Coordinator:
             log.info(
                 "coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port
             )
+
+    def _server_for(self, s: Settings) -> grpc.aio.Server:
+        """The gRPC server with every service registered, bound (``self.port``)."""
+        server = grpc.aio.server(
+            options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
+        )
+        server.add_generic_rpc_handlers((self.router,))
+        # Health through ``capture`` too, so garbage sent to it gets INVALID_ARGUMENT like
+        # every other call (api/decoding.py). Reflection is registered directly: it picks
+        # its asyncio servicer only for a real aio server.
+        health_handlers = capture(
+            lambda sink: health_pb2_grpc.add_HealthServicer_to_server(self._health, sink)
+        )
+        server.add_generic_rpc_handlers((Static(health_handlers),))
+        reflection.enable_server_reflection(
+            [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        try:
+            self.port = server.add_insecure_port(s.listen)
+        except RuntimeError:  # grpc's way of saying the bind failed
+            self.port = 0
+        if self.port == 0:
+            raise ListenError(
+                f"cannot listen on {s.listen}: the address is in use or not available here"
+            )
+        return server
 
     def _holder(self, address: str) -> str:
         return f"coordinator {self.coordinator_id} (pid {os.getpid()}, listening on {address})"

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent_sdk import Client, FailedPreconditionError, NotFoundError, UnavailableError
-from coordinator.server import Coordinator
+from coordinator.server import Coordinator, ListenError
 from tests.conftest import BIN, ServerProcess, eventually, fast_settings, free_port
 
 TICK = {"id": "tick", "steps": [{"id": "w", "type": "wait", "wait": {"durationMs": 10}}]}
@@ -245,3 +245,34 @@ async def test_a_dead_engine_takes_the_process_down(tmp_path: Path) -> None:
         assert "the workflow engine stopped" in log and "shutting down (exit status 1)" in log
     finally:
         server.stop()
+
+
+async def test_a_start_that_cannot_bind_releases_the_store(tmp_path: Path) -> None:
+    """A failed start (its address taken) used to leave the engine running and the store
+    locked; now it releases both, and `agentmesh serve` says why in one line (exit 2)."""
+    db = tmp_path / "am.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        blocked = Coordinator(
+            fast_settings(listen=address, state_persistence="sqlite", store_path=str(db))
+        )
+        with pytest.raises(ListenError, match=f"cannot listen on {address}"):
+            await blocked.start()
+        refused = await asyncio.to_thread(
+            subprocess.run,
+            [str(BIN / "agentmesh"), "serve", "--listen", address, "--store-path", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert refused.returncode == 2, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert (
+        last
+        == f"agentmesh: cannot listen on {address}: the address is in use or not available here"
+    )
+    assert "Traceback" not in refused.stderr
+    async with coordinator(db) as client:  # the store is free again
+        await client.define_workflow("tick", TICK)

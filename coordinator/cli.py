@@ -485,7 +485,7 @@ async def _cluster_status(args: argparse.Namespace) -> int:
 def _run_agent(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from agents.registry import REFERENCE, build_agent
+    from agentmesh.agents.registry import REFERENCE, build_agent
 
     options: dict[str, Any] = {"max_concurrency": args.max_concurrency}
     if args.workspace and args.name in REFERENCE:

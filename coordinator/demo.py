@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent_sdk import Client, Execution, ExecutionEvent, UnavailableError
+from agentmesh.agents import WORKFLOWS
 
 AGENTS = ("planner", "executor", "notion", "build", "reviewer", "refactor")
 CAPABILITIES = {
@@ -58,7 +59,7 @@ CAPABILITIES = {
         "modernization",
     ),
 }
-WORKFLOW_FILES = Path(__file__).resolve().parent.parent / "workflows"
+WORKFLOW_FILES = WORKFLOWS
 
 SETUP_INPUT = {
     "requirements": "Build a React dashboard application with TypeScript",
@@ -582,7 +583,9 @@ def _agents_and_scenario(
 ) -> int:
     address = procs.address
     for name in AGENTS:
-        procs.start(name, "-m", "agents", name, "--coordinator", address, "--workspace", str(ws))
+        procs.start(
+            name, "-m", "agentmesh.agents", name, "--coordinator", address, "--workspace", str(ws)
+        )
     rc = asyncio.run(_scenario(address, procs, ws, workflow, kill_agent, cluster, kill_leader))
     _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s (logs in {logs}).")
     if keep_running:

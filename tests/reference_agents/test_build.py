@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent_sdk.testing import TaskOutcome, run_task
-from agents.build import create
+from agentmesh.agents.build import create
 
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
@@ -85,7 +85,7 @@ def real(path: Path) -> Path:
 
 
 def lint_js(project: Path) -> list[str]:
-    jslint = pytest.importorskip("agents._codetools")
+    jslint = pytest.importorskip("agentmesh.agents._codetools")
     found = []
     for p in project.rglob("*"):
         if p.suffix in (".js", ".jsx", ".ts", ".tsx", ".mjs"):

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from agent_sdk.testing import TaskOutcome, run_task
-from agents.executor import MAX_OUTPUT, create
+from agentmesh.agents.executor import MAX_OUTPUT, create
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,7 +297,7 @@ async def test_the_allowlist_is_configurable(
 
 
 def test_the_default_allowlist_has_no_interpreter_shell_or_git() -> None:
-    from agents.executor import DEFAULT_PROGRAMS, SHELL_PROGRAMS, shell_reason
+    from agentmesh.agents.executor import DEFAULT_PROGRAMS, SHELL_PROGRAMS, shell_reason
 
     assert {"cat", "echo", "mkdir", "ls", "true"} <= DEFAULT_PROGRAMS  # the seed and demo
     runners = {"sh", "bash", "env", "python", "python3", "node", "npm", "npx", "git", "perl"}
@@ -444,7 +444,7 @@ def test_creating_an_executor_makes_its_process_undumpable(tmp_path: Path) -> No
     if not sys.platform.startswith("linux"):
         pytest.skip("prctl(PR_SET_DUMPABLE) is Linux only")
     code = (
-        "import ctypes, sys\nfrom pathlib import Path\nfrom agents.executor import create\n"
+        "import ctypes, sys\nfrom pathlib import Path\nfrom agentmesh.agents.executor import create\n"
         "libc = ctypes.CDLL(None)\nbefore = libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE\n"
         "create(None, workspace=Path(sys.argv[1]))\nprint(before, libc.prctl(3, 0, 0, 0, 0))\n"
     )
@@ -466,7 +466,7 @@ except OSError as e:
 DRIVE = """import asyncio, os, subprocess, sys
 from pathlib import Path
 from agent_sdk.testing import run_task
-from agents.executor import create
+from agentmesh.agents.executor import create
 ws = Path(sys.argv[1])
 if sys.argv[2] == "control":  # the same child, started by a process that protects nothing
     print(subprocess.run(["python3", "peek.py"], cwd=ws, capture_output=True, text=True).stdout)

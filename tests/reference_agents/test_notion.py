@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from agent_sdk.testing import TaskOutcome, run_task
-from agents.notion import LocalPages, create, split_front_matter
+from agentmesh.agents.notion import LocalPages, create, split_front_matter
 
 PLAN = {
     "requiresScaffolding": True,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent_sdk.testing import TaskOutcome, run_task
-from agents.planner import Analysis, Plan, RuleBasedBrain, create
+from agentmesh.agents.planner import Analysis, Plan, RuleBasedBrain, create
 
 DEMO = {
     "requirements": "Build a React dashboard application with TypeScript",

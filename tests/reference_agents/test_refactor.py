@@ -1,4 +1,4 @@
-"""The refactor agent rewriting real files (ruff for Python, agents._codetools for JS/TS)."""
+"""The refactor agent rewriting real files (ruff for Python, agentmesh.agents._codetools for JS/TS)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from agent_sdk.testing import TaskOutcome, run_task
-from agents import _codetools as js
-from agents import reviewer
-from agents.refactor import create
+from agentmesh.agents import _codetools as js
+from agentmesh.agents import reviewer
+from agentmesh.agents.refactor import create
 
 NEEDS_RUFF = pytest.mark.skipif(js.ruff_executable() is None, reason="ruff is not installed")
 

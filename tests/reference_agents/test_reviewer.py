@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from agent_sdk.testing import TaskOutcome, run_task
-from agents import _codetools as js
-from agents.reviewer import create
+from agentmesh.agents import _codetools as js
+from agentmesh.agents.reviewer import create
 
 NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 NEEDS_RUFF = pytest.mark.skipif(js.ruff_executable() is None, reason="ruff is not installed")

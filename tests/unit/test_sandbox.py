@@ -1,4 +1,4 @@
-"""agents._sandbox: the one workspace confinement every reference agent uses, on real trees."""
+"""agentmesh.agents._sandbox: the one workspace confinement every reference agent uses, on real trees."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent_sdk import TaskError
-from agents._sandbox import confine, is_inside, names_a_path
+from agentmesh.agents._sandbox import confine, is_inside, names_a_path
 
 
 @pytest.fixture

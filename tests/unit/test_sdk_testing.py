@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from agent_sdk import Agent, Task, TaskError
 from agent_sdk.testing import run_task
-from agents.examples import math_agent, text_agent
+from agentmesh.agents.examples import math_agent, text_agent
 
 
 async def test_run_task_reports_output_progress_and_errors() -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_sdk import TaskError
-from agents import _sandbox
+from agentmesh.agents import _sandbox
 
 MAX_LEN = 120
 # rule -> (severity, description)
@@ -514,7 +514,7 @@ def functions(src: str) -> list[JsFunction]:
 
 def inside(workspace: Path, raw: Any, field: str) -> Path:
     """``raw`` (absolute, or relative to ``workspace``) resolved; it must stay inside
-    (``agents._sandbox.confine``: ``BadInput`` or ``PathOutsideWorkspace`` otherwise)."""
+    (``agentmesh.agents._sandbox.confine``: ``BadInput`` or ``PathOutsideWorkspace`` otherwise)."""
     return _sandbox.confine(workspace, raw, field)
 
 

@@ -16,14 +16,14 @@ from agent_sdk import Agent
 
 REFERENCE = ("planner", "executor", "notion", "build", "reviewer", "refactor")
 FACTORIES = {
-    "planner": "agents.planner:create",
-    "executor": "agents.executor:create",
-    "notion": "agents.notion:create",
-    "build": "agents.build:create",
-    "reviewer": "agents.reviewer:create",
-    "refactor": "agents.refactor:create",
-    "text": "agents.examples:text_agent",
-    "math": "agents.examples:math_agent",
+    "planner": "agentmesh.agents.planner:create",
+    "executor": "agentmesh.agents.executor:create",
+    "notion": "agentmesh.agents.notion:create",
+    "build": "agentmesh.agents.build:create",
+    "reviewer": "agentmesh.agents.reviewer:create",
+    "refactor": "agentmesh.agents.refactor:create",
+    "text": "agentmesh.agents.examples:text_agent",
+    "math": "agentmesh.agents.examples:math_agent",
 }
 
 

@@ -2,7 +2,7 @@
 
 Everything it writes lives under ``workspace`` (projects in ``workspace/projects/<name>``);
 any path outside fails the task with ``PathOutsideWorkspace``. Templates and emitters are
-in ``agents._templates``.
+in ``agentmesh.agents._templates``.
 
 - ``project_scaffolding`` {projectType: react-typescript | react | node-service |
   static-site | python-package (aliases like "React TypeScript", "python"), name,
@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from agent_sdk import Agent, Task, TaskError
-from agents import _sandbox
-from agents import _templates as tpl
+from agentmesh.agents import _sandbox
+from agentmesh.agents import _templates as tpl
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _IDENT = re.compile(r"^[A-Za-z_$][\w$]*$")

@@ -1,7 +1,7 @@
 """Refactor agent: measures code, applies safe fixes, suggests optimisations, modernises.
 
 Python goes through ``ast`` and ``ruff`` (``--fix`` applies ruff's safe fixes only); JS/TS
-through ``agents._codetools``. Every write is under ``path``, which must lie in the workspace;
+through ``agentmesh.agents._codetools``. Every write is under ``path``, which must lie in the workspace;
 outputs name files relative to the workspace. Every capability is idempotent: a second run
 changes nothing and reports nothing applied.
 
@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from agent_sdk import Agent, Task, TaskError
-from agents import _codetools as js
-from agents import _sandbox
+from agentmesh.agents import _codetools as js
+from agentmesh.agents import _sandbox
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)

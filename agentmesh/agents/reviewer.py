@@ -7,7 +7,7 @@ must stay inside it; outputs name files relative to the workspace.
 - ``code_linting`` {files: glob | [glob | dir | file, ...] (``{a,b}`` and ``**`` work),
   or path: dir} -> {issues[{file, line, column, rule, message, severity (error|warning),
   fixable, source (ruff|jslint)}], counts{total, errors, warnings, fixable, byRule},
-  filesChecked, notes[]}. Python through ``ruff check``; JS/TS through ``agents._codetools``.
+  filesChecked, notes[]}. Python through ``ruff check``; JS/TS through ``agentmesh.agents._codetools``.
   A glob whose base directory does not exist matches nothing (not an error).
 - ``test_execution`` {path: dir, testPattern? | pattern?: glob for JS/TS tests (default
   ``**/*.{test,spec}.{js,mjs,cjs,jsx,ts,tsx,mts}``; ``.js`` in a pattern also matches
@@ -43,8 +43,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from agent_sdk import Agent, Task, TaskError
-from agents import _codetools as js
-from agents import _sandbox
+from agentmesh.agents import _codetools as js
+from agentmesh.agents import _sandbox
 
 TEST_TIMEOUT = 120.0
 OUTPUT_TAIL = 4000

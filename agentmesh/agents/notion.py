@@ -49,7 +49,7 @@ from urllib.request import url2pathname
 import yaml
 
 from agent_sdk import Agent, RetryableTaskError, Task, TaskError
-from agents import _sandbox
+from agentmesh.agents import _sandbox
 
 BUILTIN_TEMPLATES = {
     "project_plan_template": """# {{title}}

@@ -1,7 +1,7 @@
 """Executor agent: runs commands, drives git, deploys project trees, reports system load.
 
 Everything it touches lives under ``workspace``: working directories, repositories,
-deployments and every path argument it resolves go through ``agents._sandbox`` (``..``,
+deployments and every path argument it resolves go through ``agentmesh.agents._sandbox`` (``..``,
 absolute paths and symlinks that leave it fail with ``PathOutsideWorkspace``). What a
 started program does is not sandboxed: it can do whatever its OS user may (see
 docs/security.md): run the executor as an unprivileged user.
@@ -78,8 +78,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent_sdk import Agent, RetryableTaskError, Task, TaskError
-from agents import _sandbox
-from agents._commands import (
+from agentmesh.agents import _sandbox
+from agentmesh.agents._commands import (
     DEFAULT_PROGRAMS,
     ENV_FROM_AGENT,
     SHELL_PROGRAMS,

@@ -1,4 +1,4 @@
-"""``python -m agents NAME [--coordinator HOST:PORT] [--workspace DIR]``"""
+"""``python -m agentmesh.agents NAME [--coordinator HOST:PORT] [--workspace DIR]``"""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agents.examples import math_agent
-from agents.registry import FACTORIES, REFERENCE, build_agent
+from agentmesh.agents.examples import math_agent
+from agentmesh.agents.registry import FACTORIES, REFERENCE, build_agent
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m agents")
+    p = argparse.ArgumentParser(prog="python -m agentmesh.agents")
     p.add_argument("kind", choices=sorted(FACTORIES))
     p.add_argument(
         "--coordinator", default=os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")

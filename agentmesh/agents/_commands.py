@@ -1,6 +1,6 @@
 """The executor's command policy: which programs run, which count as shell, which
 environment names a task may set, which arguments name paths. Pure decisions on argv
-and names; ``agents.executor`` applies them (see its docstring and docs/security.md).
+and names; ``agentmesh.agents.executor`` applies them (see its docstring and docs/security.md).
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ class DeleteWorkflowResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class StepExecution(_message.Message):
-    __slots__ = ("step_id", "name", "type", "status", "start_time", "end_time", "attempt", "task_id", "agent_id")
+    __slots__ = ("step_id", "name", "type", "status", "start_time", "end_time", "attempt", "task_id", "agent_id", "waiting")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class StepExecution(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     name: str
     type: str
@@ -181,7 +182,8 @@ class StepExecution(_message.Message):
     attempt: int
     task_id: str
     agent_id: str
-    def __init__(self, step_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+    waiting: str
+    def __init__(self, step_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., waiting: _Optional[str] = ...) -> None: ...
 
 class ExecutionMetrics(_message.Message):
     __slots__ = ("duration_ms", "step_count", "completed_steps", "task_count", "error_count", "retry_count")
@@ -276,20 +278,40 @@ class ListActiveExecutionsRequest(_message.Message):
     def __init__(self, workflow_name: _Optional[str] = ...) -> None: ...
 
 class ExecutionInfo(_message.Message):
-    __slots__ = ("id", "workflow_name", "status", "start_time", "current_step_ids")
+    __slots__ = ("id", "workflow_name", "status", "start_time", "current_step_ids", "end_time", "workflow_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     CURRENT_STEP_IDS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_name: str
     status: ExecutionStatus
     start_time: _timestamp_pb2.Timestamp
     current_step_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_step_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    end_time: _timestamp_pb2.Timestamp
+    workflow_version: str
+    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_step_ids: _Optional[_Iterable[str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
 
 class ListActiveExecutionsResponse(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[ExecutionInfo]
+    def __init__(self, executions: _Optional[_Iterable[_Union[ExecutionInfo, _Mapping]]] = ...) -> None: ...
+
+class ListExecutionsRequest(_message.Message):
+    __slots__ = ("workflow_name", "statuses", "limit")
+    WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    workflow_name: str
+    statuses: _containers.RepeatedScalarFieldContainer[ExecutionStatus]
+    limit: int
+    def __init__(self, workflow_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[ExecutionStatus, str]]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListExecutionsResponse(_message.Message):
     __slots__ = ("executions",)
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     executions: _containers.RepeatedCompositeFieldContainer[ExecutionInfo]

@@ -395,6 +395,11 @@ class ExecutionServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_workflow__pb2.ListActiveExecutionsRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_workflow__pb2.ListActiveExecutionsResponse.FromString,
                 _registered_method=True)
+        self.ListExecutions = channel.unary_unary(
+                '/agentmesh.v1.ExecutionService/ListExecutions',
+                request_serializer=agentmesh_dot_v1_dot_workflow__pb2.ListExecutionsRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_workflow__pb2.ListExecutionsResponse.FromString,
+                _registered_method=True)
         self.GetExecutionHistory = channel.unary_unary(
                 '/agentmesh.v1.ExecutionService/GetExecutionHistory',
                 request_serializer=agentmesh_dot_v1_dot_workflow__pb2.GetExecutionHistoryRequest.SerializeToString,
@@ -446,6 +451,13 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExecutions(self, request, context):
+        """Executions of any status, newest first: active and recently finished ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetExecutionHistory(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -491,6 +503,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.ListActiveExecutions,
                     request_deserializer=agentmesh_dot_v1_dot_workflow__pb2.ListActiveExecutionsRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_workflow__pb2.ListActiveExecutionsResponse.SerializeToString,
+            ),
+            'ListExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExecutions,
+                    request_deserializer=agentmesh_dot_v1_dot_workflow__pb2.ListExecutionsRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_workflow__pb2.ListExecutionsResponse.SerializeToString,
             ),
             'GetExecutionHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecutionHistory,
@@ -665,6 +682,33 @@ class ExecutionService:
             '/agentmesh.v1.ExecutionService/ListActiveExecutions',
             agentmesh_dot_v1_dot_workflow__pb2.ListActiveExecutionsRequest.SerializeToString,
             agentmesh_dot_v1_dot_workflow__pb2.ListActiveExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.ExecutionService/ListExecutions',
+            agentmesh_dot_v1_dot_workflow__pb2.ListExecutionsRequest.SerializeToString,
+            agentmesh_dot_v1_dot_workflow__pb2.ListExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

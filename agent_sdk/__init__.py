@@ -29,8 +29,10 @@ from agent_sdk._errors import (
 )
 from agent_sdk._types import (
     AgentInfo,
+    CoordinatorInfo,
     Execution,
     ExecutionEvent,
+    ExecutionSummary,
     StepExecution,
     TaskAssignment,
     TaskFailure,
@@ -49,12 +51,14 @@ __all__ = [  # noqa: RUF022 - grouped by use
     # operator client
     "AgentInfo",
     "Client",
+    "CoordinatorInfo",
     "TaskAssignment",
     "TaskFailure",
     "TaskRequest",
     # workflows
     "Execution",
     "ExecutionEvent",
+    "ExecutionSummary",
     "StepExecution",
     "ValidationIssue",
     "ValidationResult",

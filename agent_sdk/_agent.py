@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
 import random
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -33,13 +33,17 @@ import grpc
 
 from agent_sdk._decode import Undecodable, decode
 from agent_sdk._discovery import (
+    COORDINATOR_ENV,
     EtcdCredentials,
     election_pending,
     find_leader,
+    ignored_environment,
     leader_hint,
     parse_address,
+    resolve_address,
 )
 from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
+from agent_sdk._status import StatusReporter
 from agentmesh import payload, wire
 from agentmesh.v1 import agent_pb2, types_pb2
 
@@ -99,6 +103,28 @@ class _Done:
 class _Dispatch:
     task_id: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one connection attempt, and its session if it was welcomed, ended."""
+
+    target: str  # "" when there was nothing to connect to (etcd named no leader)
+    connected: bool  # a Welcome arrived in this attempt
+    reason: str  # why it ended, for people
+    kind: str  # the reason without what varies between attempts: the status report's key
+    ended: bool = False  # the session ended without an error (the stream closed)
+    leader: str | None = None  # a replica that is not the leader named this one
+    election_pending: bool = False  # a live replica answered that no leader is known yet
+
+
+@dataclass(slots=True)
+class _Backoff:
+    """Reconnect counters: failures, redirects and "election pending" answers in a row."""
+
+    failures: int = 0
+    redirects: int = 0
+    pending: int = 0
 
 
 class Task:
@@ -168,12 +194,14 @@ class Agent:
 
     Register handlers with ``@agent.capability("name")`` (async functions run on
     the loop; plain functions run in a thread pool sized ``max_concurrency``),
-    then ``agent.run()`` (blocks, handles SIGTERM/SIGINT) or ``await agent.serve()``.
+    then ``agent.run()`` (blocks; on the main thread SIGTERM/SIGINT drain and stop it) or
+    ``await agent.serve()`` (inside an event loop that is already running).
     A handler's return value (JSON-serializable) is the task's output; raising
     fails the task (``RetryableTaskError`` lets the coordinator retry it).
 
-    ``coordinator`` (default: env ``AGENTMESH_COORDINATOR``, else ``localhost:50051``)
-    is one of:
+    ``coordinator`` is the argument if given, else the environment variable
+    ``AGENTMESH_COORDINATOR``, else ``localhost:50051`` (when the argument overrides a
+    different ``AGENTMESH_COORDINATOR``, the agent says so when it starts).  It is one of:
 
     - ``host:port``: one coordinator;
     - ``h1:p1,h2:p2,h3:p3``: seed replicas of a cluster, tried in turn;
@@ -195,6 +223,11 @@ class Agent:
     ``reconnect_min`` to ``reconnect_max`` (0.1 s to 2 s), jittered.
     ``coordinator`` keeps the configured string; ``connected_to`` is the replica of the
     current session.
+
+    Connection state changes (connected, disconnected, reconnect attempts and why,
+    redirects, shutdown) are logged at INFO on the ``agent_sdk`` logger; an application
+    that configured no logging at all also sees each change once on stderr
+    (see ``agent_sdk._status``).
     """
 
     def __init__(
@@ -214,8 +247,12 @@ class Agent:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.name = name
-        self.coordinator = coordinator or os.environ.get("AGENTMESH_COORDINATOR", "localhost:50051")
+        self.coordinator, source = resolve_address(coordinator)
         self._address = parse_address(self.coordinator)
+        # An explicit argument wins over the environment, but not silently (said at start).
+        self._ignored_env = ignored_environment(self.coordinator, source)
+        self._status = StatusReporter(log)
+        self._shutdown_requested = False  # request_shutdown() was called (maybe before serve)
         if self._address.uses_etcd:
             EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
         self._seed = 0  # index of the seed to try next
@@ -278,17 +315,52 @@ class Agent:
         return self._connected_to
 
     def run(self) -> None:
-        """Serve until SIGTERM/SIGINT, then drain: finish in-flight tasks, report, exit."""
+        """Serve in a new event loop, blocking this thread, until asked to stop; then
+        drain: finish in-flight tasks, report, return.
+
+        On the main thread SIGTERM/SIGINT start that shutdown.  On any other thread no
+        signal handlers are installed (Python allows them on the main thread only): stop
+        it with ``request_shutdown()``, which is safe from any thread.  Called inside a
+        running event loop (Jupyter, an async web app) it raises RuntimeError: use
+        ``await agent.serve()`` there.
+        """
+        if _running_loop() is not None:
+            raise RuntimeError(
+                f"Agent.run() cannot be called from a running event loop (agent "
+                f"{self.name!r}): use `await agent.serve()` instead, and "
+                "`await agent.shutdown()` to stop it"
+            )
         asyncio.run(self._run_with_signals())
 
     async def _run_with_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_shutdown)
+        """``serve()``; on the main thread SIGTERM/SIGINT call ``request_shutdown``."""
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):  # loops without signals
+                    loop.add_signal_handler(sig, self.request_shutdown)
         await self.serve()
 
     def request_shutdown(self) -> None:
-        """Start a graceful shutdown without waiting for it (e.g. from a signal)."""
+        """Start a graceful shutdown (see ``shutdown``) without waiting for it.
+
+        Safe from a signal handler, from the agent's loop and from any other thread
+        (there it hands the request to the loop with ``call_soon_threadsafe``).  Asked
+        before ``serve()``/``run()`` starts, they stop as soon as they start; asked after
+        the agent's loop closed, it does nothing.
+        """
+        self._shutdown_requested = True
+        loop = self._loop
+        if loop is None:
+            return  # serve() sees the flag when it starts
+        if _running_loop() is loop:
+            self._begin_shutdown()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to stop
+            loop.call_soon_threadsafe(self._begin_shutdown)
+
+    def _begin_shutdown(self) -> None:
+        """On the agent's loop: start ``shutdown()`` once."""
         if self._loop is not None and self._shutdown_task is None:
             self._shutdown_task = self._loop.create_task(self.shutdown())
 
@@ -300,8 +372,10 @@ class Agent:
     async def serve(self) -> None:
         """Connect and serve tasks until ``shutdown()``; reconnect when the stream breaks.
 
-        Raises AgentRejectedError when the coordinator refuses the Hello.
-        Cancelling it drops the connection at once (no drain).
+        Runs on the calling event loop (handlers that are plain functions run in a thread
+        pool).  Raises AgentRejectedError when the coordinator refuses the Hello.
+        Cancelling it drops the connection at once (no drain) and cancels running
+        handlers (a sync handler's thread runs on to its end: threads cannot be stopped).
         """
         if not self._handlers:
             raise ValueError("register at least one capability before serving")
@@ -309,96 +383,34 @@ class Agent:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=self.name)
-        failures = 0
-        redirects = 0  # redirects in a row without a Welcome
-        pending = 0  # "election pending" answers in a row
+        if self._shutdown_requested:
+            self._stop.set()  # request_shutdown() came before serve() started
+        if self._ignored_env is not None:
+            self._status.report(
+                "coordinator",
+                "environment ignored",
+                "agent %s: using coordinator %s (given in code); %s=%s is ignored",
+                self.name,
+                self.coordinator,
+                COORDINATOR_ENV,
+                self._ignored_env,
+            )
+        backoff = _Backoff()
         try:
             while not self._stop.is_set():
-                welcomed = False
-                target = ""
-                leader: str | None = None
-                electing = False
-                try:
-                    target = await self._next_target()
-                    welcomed = await self._session(target)
-                except grpc.aio.AioRpcError as e:
-                    if (
-                        e.code() == grpc.StatusCode.PERMISSION_DENIED
-                        and self.agent_id
-                        and not self._configured_id
-                    ):
-                        # Our old identity is held by another session (we were gone
-                        # long enough to be replaced): join afresh under a new id.
-                        log.warning(
-                            "agent %s: coordinator refused to resume id %s (%s); "
-                            "joining with a new id",
-                            self.name,
-                            self.agent_id,
-                            e.details(),
-                        )
-                        self.agent_id, self._session_secret = "", ""
-                        continue
-                    if e.code() in _FATAL:
-                        raise AgentRejectedError(
-                            f"coordinator refused agent {self.name!r}: "
-                            f"{e.code().name}: {e.details()}"
-                        ) from None
-                    leader = leader_hint(e)
-                    electing = leader is None and election_pending(e)
-                    if leader is None and not electing:
-                        log.info(
-                            "agent %s: stream to %s lost: %s: %s",
-                            self.name,
-                            target,
-                            e.code().name,
-                            e.details(),
-                        )
-                except UnavailableError as e:
-                    log.info("agent %s: %s", self.name, e)
-                except asyncio.InvalidStateError:
-                    # grpc.aio raises this (not an RpcError) when we write to a
-                    # stream the coordinator already closed: the stream is gone.
-                    log.info("agent %s: stream to %s closed by the coordinator", self.name, target)
+                outcome = await self._attempt()
                 self._connected.clear()
                 self._connected_to = None
                 if self._stop.is_set():
                     break
-                if welcomed:
-                    failures, redirects, pending = 0, 0, 0
-                if leader is not None:
-                    redirects += 1
-                    log.info(
-                        "agent %s: %s is not the leader; redirected to %s",
-                        self.name,
-                        target,
-                        leader,
-                    )
-                    self._redirect = leader
-                    if redirects <= MAX_QUICK_REDIRECTS:
-                        continue
-                elif not electing:
-                    failed_redirect = target == self._redirect
-                    self._target_failed()
-                    # In a cluster, a replica (or the leader a follower named) that does
-                    # not answer is most likely a dead leader whose lease has not expired
-                    # yet: an election follows within the TTL. Keep asking quickly.
-                    electing = not welcomed and (failed_redirect or self._address.replicated)
-                if electing and pending < MAX_QUICK_ELECTION_RETRIES:
-                    # Without growing the backoff: the agent reconnects as soon as a new
-                    # leader is up (a live follower redirects once it knows it).
-                    pending += 1
-                    if pending == 1:
-                        log.info("agent %s: no leader reachable yet; retrying shortly", self.name)
+                if outcome is None:
+                    continue  # joining afresh under a new id
+                delay, quick = self._retry_delay(outcome, backoff)
+                self._report_retry(outcome, delay, quick)
+                if delay > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._stop.wait(), random.uniform(0.5, 1.0) * ELECTION_RETRY_S
-                        )
-                    continue
-                failures += 1
-                delay = min(self.reconnect_max, self.reconnect_min * 2 ** (failures - 1))
-                delay = random.uniform(delay / 2, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                        await asyncio.wait_for(self._stop.wait(), delay)
+            self._status.report("", "stopped", "agent %s: stopped", self.name)
         finally:
             for t in list(self._running.values()):
                 t.cancel()
@@ -406,13 +418,27 @@ class Agent:
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Drain: take no new tasks, let running ones finish (up to ``grace``
-        seconds, default ``drain_timeout``), send their results, disconnect."""
+        seconds, default ``drain_timeout``; then they are cancelled), send their
+        results, disconnect; ``serve()`` then returns.
+
+        Await it on the agent's own loop (from another thread or a signal handler use
+        ``request_shutdown()``).  Cancelling it stops the waiting, not the drain it
+        announced: the agent keeps serving its running tasks but takes no new ones.
+        """
         if self._stop is None or self._stop.is_set():
             return
         grace = self.drain_timeout if grace is None else grace
         self._draining = True
         self._send_control(agent_pb2.AgentMessage(goodbye=agent_pb2.Goodbye(reason="draining")))
         running = list(self._running.values())
+        self._status.report(
+            "",
+            "shutting down",
+            "agent %s: shutting down: finishing %d running task(s) (up to %gs), then disconnecting",
+            self.name,
+            len(running),
+            grace,
+        )
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             for t in late:
@@ -433,6 +459,154 @@ class Agent:
             if not self._connected.is_set() or time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.005)
+
+    # -------------------------------------------------------------- reconnect
+
+    async def _attempt(self) -> _Outcome | None:
+        """Connect once and serve the session until it ends; say how it ended.
+
+        None: try again at once (the coordinator refused to resume our old id, so the
+        agent joins afresh).  Raises AgentRejectedError when reconnecting cannot help.
+        """
+        sessions = self.stats.sessions
+        target = ""
+
+        def ended(reason: str, kind: str, **kw: Any) -> _Outcome:
+            return _Outcome(target, self.stats.sessions > sessions, reason, kind, **kw)
+
+        try:
+            target = await self._next_target()
+            await self._session(target)
+            return ended("the coordinator closed the stream", "closed", ended=True)
+        except grpc.aio.AioRpcError as e:
+            if self._resume_refused(e):
+                return None
+            if e.code() in _FATAL:
+                raise AgentRejectedError(
+                    f"coordinator refused agent {self.name!r}: {e.code().name}: {e.details()}"
+                ) from None
+            leader = leader_hint(e)
+            return ended(
+                f"{e.code().name}: {e.details()}",
+                e.code().name,
+                leader=leader,
+                election_pending=leader is None and election_pending(e),
+            )
+        except UnavailableError as e:
+            return ended(str(e), str(e))
+        except asyncio.InvalidStateError:
+            # grpc.aio raises this (not an RpcError) when we write to a
+            # stream the coordinator already closed: the stream is gone.
+            return ended("the coordinator closed the stream", "closed")
+
+    def _resume_refused(self, e: grpc.aio.AioRpcError) -> bool:
+        """Our old identity is held by another session (we were gone long enough to be
+        replaced): forget it, to join afresh under a new id."""
+        if (
+            e.code() != grpc.StatusCode.PERMISSION_DENIED
+            or not self.agent_id
+            or self._configured_id
+        ):
+            return False
+        log.warning(
+            "agent %s: coordinator refused to resume id %s (%s); joining with a new id",
+            self.name,
+            self.agent_id,
+            e.details(),
+        )
+        self.agent_id, self._session_secret = "", ""
+        return True
+
+    def _retry_delay(self, outcome: _Outcome, backoff: _Backoff) -> tuple[float, bool]:
+        """Choose the next target and how long to wait before trying it; True when that
+        is a quick retry (a redirect, or an election under way) rather than a backoff."""
+        if outcome.ended:
+            backoff.failures = backoff.redirects = backoff.pending = 0
+        electing = outcome.election_pending
+        if outcome.leader is not None:
+            backoff.redirects += 1
+            self._redirect = outcome.leader
+            if backoff.redirects <= MAX_QUICK_REDIRECTS:
+                return 0.0, True
+        elif not electing:
+            failed_redirect = outcome.target == self._redirect
+            self._target_failed()
+            # In a cluster, a replica (or the leader a follower named) that does
+            # not answer is most likely a dead leader whose lease has not expired
+            # yet: an election follows within the TTL. Keep asking quickly.
+            electing = not outcome.ended and (failed_redirect or self._address.replicated)
+        if electing and backoff.pending < MAX_QUICK_ELECTION_RETRIES:
+            # Without growing the backoff: the agent reconnects as soon as a new
+            # leader is up (a live follower redirects once it knows it).
+            backoff.pending += 1
+            return random.uniform(0.5, 1.0) * ELECTION_RETRY_S, True
+        backoff.failures += 1
+        delay = min(self.reconnect_max, self.reconnect_min * 2 ** (backoff.failures - 1))
+        return random.uniform(delay / 2, delay), False
+
+    def _report_retry(self, o: _Outcome, delay: float, quick: bool) -> None:
+        """Report why the last attempt ended and when the next one starts.  Quick retries
+        (several a second) repeat at DEBUG; backoff retries at INFO."""
+        repeat = logging.DEBUG if quick else None
+        then = "at once" if delay <= 0 else f"in {round(delay, 2):g}s"
+        if o.connected and (o.leader is not None or o.election_pending):
+            self._report_disconnected(o, "")
+        if o.leader is not None:
+            self._status.report(
+                o.target,
+                f"redirected to {o.leader}",
+                "agent %s: %s is not the leader; redirected to %s; reconnecting %s",
+                self.name,
+                o.target,
+                o.leader,
+                then,
+                repeat_level=repeat,
+            )
+        elif o.election_pending:
+            self._status.report(
+                o.target,
+                "election pending",
+                "agent %s: %s knows no leader yet (election under way); retrying %s",
+                self.name,
+                o.target,
+                then,
+                repeat_level=repeat,
+            )
+        elif o.connected:
+            self._report_disconnected(o, f"; reconnecting {then}")
+        elif o.target:
+            self._status.report(
+                o.target,
+                f"unreachable: {o.kind}",
+                "agent %s: cannot reach %s: %s; retrying %s",
+                self.name,
+                o.target,
+                o.reason,
+                then,
+                repeat_level=repeat,
+            )
+        else:
+            self._status.report(
+                "leader lookup",
+                o.kind,
+                "agent %s: %s; retrying %s",
+                self.name,
+                o.reason,
+                then,
+                repeat_level=repeat,
+            )
+
+    def _report_disconnected(self, o: _Outcome, then: str) -> None:
+        """Report that a welcomed session ended (``then``: what happens next, or "")."""
+        self._status.report(
+            "",
+            f"disconnected from {o.target}: {o.kind}",
+            "agent %s: disconnected from %s: %s%s",
+            self.name,
+            o.target,
+            o.reason,
+            then,
+        )
 
     # ---------------------------------------------------------------- session
 
@@ -502,7 +676,15 @@ class Agent:
             self.stats.sessions += 1
             self._connected_to = target
             self._connected.set()
-            log.info("agent %s connected to %s as %s", self.name, target, self.agent_id)
+            self._status.reset()  # a later loss or failure is a change again
+            self._status.report(
+                "",
+                f"connected to {target} as {self.agent_id}",
+                "agent %s connected to %s as %s",
+                self.name,
+                target,
+                self.agent_id,
+            )
             interval = max(0.05, welcome.heartbeat_interval_ms / 1000)
             # More tolerant than the coordinator is of us: a slow answer is not a dead peer.
             silence = max(interval * 3, 1.5 * welcome.heartbeat_timeout_ms / 1000)
@@ -563,7 +745,13 @@ class Agent:
                     log.info("task %s cancelled: %s", msg.cancel.task_id, msg.cancel.reason)
                     t.cancel()
             elif kind == "drain":
-                log.info("coordinator asks to drain: %s", msg.drain.reason)
+                self._status.report(
+                    "drain",
+                    msg.drain.reason,
+                    "agent %s: the coordinator asks it to drain: %s",
+                    self.name,
+                    msg.drain.reason,
+                )
 
     def _undecodable(self, msg: Undecodable) -> None:
         """Run what still decoded; fail the tasks that did not (retrying cannot help)."""
@@ -637,11 +825,7 @@ class Agent:
         loop = self._loop
         if loop is None:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             self._push(update)
         else:
             loop.call_soon_threadsafe(self._push, update)
@@ -732,6 +916,14 @@ class Agent:
 
 
 MAX_TEXT = 16_384  # an error's message or stack beyond this is cut
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _clip(text: str) -> str:

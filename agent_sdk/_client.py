@@ -17,9 +17,10 @@ from agent_sdk._discovery import (
     find_leader,
     leader_hint,
     parse_address,
+    resolve_address,
 )
 from agent_sdk._errors import UnavailableError, rpc_error
-from agent_sdk._types import AgentInfo, TaskAssignment
+from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment
 from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
 from agentmesh.v1 import (
@@ -103,7 +104,9 @@ class Client(WorkflowMethods):
     ``address`` is one of ``host:port``; ``h1:p1,h2:p2,...`` (seed replicas of a
     cluster, the first used first); ``etcd://h1:2379,h2:2379[/prefix]`` (the leader is
     read from etcd on the first call; prefix default ``/agentmesh``; a secured etcd via
-    the ``AGENTMESH_ETCD_CA_CERT/CERT/KEY/USER/PASSWORD`` environment variables).  A
+    the ``AGENTMESH_ETCD_CA_CERT/CERT/KEY/USER/PASSWORD`` environment variables).
+    Without an ``address`` argument the client uses the environment variable
+    ``AGENTMESH_COORDINATOR``, else ``localhost:50051`` (an argument always wins).  A
     malformed address raises ValueError.  The ``address`` attribute is the
     replica in use (for ``etcd://``, the configured string until the first call).
 
@@ -119,7 +122,8 @@ class Client(WorkflowMethods):
     ``idempotency_key`` where that matters.
     """
 
-    def __init__(self, address: str = "localhost:50051", *, timeout: float = 30.0) -> None:
+    def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
+        address, _ = resolve_address(address)
         self._target = parse_address(address)
         if self._target.uses_etcd:
             EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
@@ -319,6 +323,13 @@ class Client(WorkflowMethods):
             self._registry.GetAgent, registry_pb2.GetAgentRequest(agent_id=agent_id)
         )
         return AgentInfo.from_proto(resp)
+
+    async def get_coordinator_info(self) -> CoordinatorInfo:
+        """The coordinator answering (in cluster mode, the leader): version, store."""
+        resp = await self._call(
+            self._registry.GetCoordinatorInfo, registry_pb2.GetCoordinatorInfoRequest()
+        )
+        return CoordinatorInfo.from_proto(resp)
 
     async def get_agent_capabilities(self, agent_id: str) -> list[str]:
         resp = await self._call(

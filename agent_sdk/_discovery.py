@@ -6,6 +6,9 @@ A coordinator address is one of::
     h1:p1,h2:p2,h3:p3                  seed replicas, tried in turn
     etcd://h1:2379,h2:2379[/prefix]    read the leader from etcd (prefix default /agentmesh)
 
+Which address an ``Agent`` or ``Client`` uses (:func:`resolve_address`): the one given
+in code, else the environment variable ``AGENTMESH_COORDINATOR``, else ``localhost:50051``.
+
 A gRPC target with a scheme the SDK does not interpret (``unix:``, ``dns:``, ``ipv4:`` ...)
 is passed to gRPC as one address.
 
@@ -38,6 +41,8 @@ DEFAULT_PREFIX = "/agentmesh"
 LEADER_METADATA = "agentmesh-leader"
 ELECTION_METADATA = "agentmesh-election"  # "pending": no leader known yet
 ETCD_SCHEME = "etcd://"
+COORDINATOR_ENV = "AGENTMESH_COORDINATOR"
+DEFAULT_COORDINATOR = "localhost:50051"
 # gRPC name-resolver schemes passed through untouched (one target, no validation).
 _GRPC_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")
 
@@ -65,6 +70,40 @@ class CoordinatorAddress:
             suffix = "" if self.prefix == DEFAULT_PREFIX else self.prefix
             return ETCD_SCHEME + ",".join(self.etcd) + suffix
         return ",".join(self.seeds)
+
+
+def resolve_address(
+    explicit: str | None, environ: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """The coordinator address to use and where it came from: ``explicit`` when given
+    (``"argument"``: code the user wrote wins), else ``AGENTMESH_COORDINATOR`` from
+    ``environ`` (default ``os.environ``; ``"AGENTMESH_COORDINATOR"``), else
+    ``localhost:50051`` (``"default"``). An empty string counts as not given."""
+    if explicit:
+        return explicit, "argument"
+    env = os.environ if environ is None else environ
+    from_env = env.get(COORDINATOR_ENV, "")
+    if from_env.strip():
+        return from_env, COORDINATOR_ENV
+    return DEFAULT_COORDINATOR, "default"
+
+
+def ignored_environment(
+    address: str, source: str, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The ``AGENTMESH_COORDINATOR`` value that an explicit ``address`` overrides, if it
+    names a different coordinator (None when it is unset, the same, or not overridden)."""
+    if source != "argument":
+        return None
+    env = os.environ if environ is None else environ
+    value = env.get(COORDINATOR_ENV, "").strip()
+    if not value or value == address.strip():
+        return None
+    try:
+        same = parse_address(value) == parse_address(address)
+    except ValueError:
+        same = False
+    return None if same else value
 
 
 def parse_address(text: str) -> CoordinatorAddress:

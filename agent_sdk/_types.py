@@ -138,6 +138,8 @@ class StepExecution:
     status: str
     attempt: int
     start_time: datetime | None
+    # Why the step makes no progress, e.g. "no live agent advertises 'x'" ("" if not).
+    waiting: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ class Execution:
                     s.status,
                     s.attempt,
                     wire.from_timestamp(s.start_time),
+                    s.waiting,
                 )
                 for s in e.current_steps
             ],
@@ -198,6 +201,62 @@ class Execution:
                 "retryCount": m.retry_count,
             },
             parent_execution_id=e.parent_execution_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorInfo:
+    """What ``Client.get_coordinator_info`` says of the coordinator answering."""
+
+    version: str
+    protocol_version: int
+    coordinator_id: str
+    store: str  # memory | sqlite | etcd
+    start_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, m: Any) -> CoordinatorInfo:
+        return cls(
+            version=m.version,
+            protocol_version=m.protocol_version,
+            coordinator_id=m.coordinator_id,
+            store=m.store,
+            start_time=wire.from_timestamp(m.start_time),
+        )
+
+
+#: Every execution status, in the order an execution can reach them.
+STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSummary:
+    """One row of ``Client.list_executions``: an execution without its data."""
+
+    id: str
+    workflow_name: str
+    workflow_version: str
+    status: str  # one of STATUSES
+    start_time: datetime | None
+    end_time: datetime | None  # None while it runs
+    current_step_ids: list[str]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    @classmethod
+    def from_proto(cls, e: Any) -> ExecutionSummary:
+        from agentmesh.v1 import workflow_pb2
+
+        return cls(
+            id=e.id,
+            workflow_name=e.workflow_name,
+            workflow_version=e.workflow_version,
+            status=_enum_name(workflow_pb2.ExecutionStatus, e.status, _EXEC_PREFIX),
+            start_time=wire.from_timestamp(e.start_time),
+            end_time=wire.from_timestamp(e.end_time),
+            current_step_ids=list(e.current_step_ids),
         )
 
 
@@ -234,6 +293,8 @@ class WorkflowInfo:
     tags: list[str] = field(default_factory=list)
     step_count: int = 0
     versions: list[str] = field(default_factory=list)
+    # From define_workflow / load_workflow: what validation warned of.
+    warnings: list[ValidationIssue] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from agent_sdk._errors import InvalidArgumentError
 from agent_sdk._types import (
+    STATUSES,
     Execution,
     ExecutionEvent,
+    ExecutionSummary,
     ValidationIssue,
     ValidationResult,
     WorkflowInfo,
@@ -54,7 +57,8 @@ class WorkflowMethods:
         if parameters is not None:
             req.parameters.CopyFrom(wire.to_struct(parameters))
         w = await self._call(self._workflows.DefineWorkflow, req)
-        return WorkflowInfo(w.name, w.version, w.description, list(w.tags))
+        warnings = [ValidationIssue(i.location, i.message, "warning") for i in w.warnings]
+        return WorkflowInfo(w.name, w.version, w.description, list(w.tags), warnings=warnings)
 
     async def load_workflow(
         self, path: str | Path, name: str = "", parameters: dict[str, Any] | None = None
@@ -165,6 +169,27 @@ class WorkflowMethods:
             }
             for e in r.executions
         ]
+
+    async def list_executions(
+        self,
+        workflow_name: str = "",
+        statuses: Sequence[str] = (),
+        limit: int = 50,
+    ) -> list[ExecutionSummary]:
+        """Executions of any status, newest first (``statuses`` such as ``"running"``,
+        ``"failed"``; empty means all). ValueError names an unknown status."""
+        codes: list[Any] = []  # enum numbers (the stubs type Value() as int)
+        for s in statuses:
+            try:
+                codes.append(workflow_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{s.upper()}"))
+            except ValueError:
+                known = ", ".join(STATUSES)
+                raise ValueError(f"unknown execution status {s!r} (one of {known})") from None
+        req = workflow_pb2.ListExecutionsRequest(
+            workflow_name=workflow_name, statuses=codes, limit=limit
+        )
+        r = await self._call(self._executions.ListExecutions, req)
+        return [ExecutionSummary.from_proto(e) for e in r.executions]
 
     async def get_execution_history(
         self, execution_id: str, after_sequence: int = 0

@@ -32,8 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from agent_sdk import Client, Execution, ExecutionEvent, UnavailableError
+from agent_sdk import Client, Execution, ExecutionEvent
 from agentmesh.agents import WORKFLOWS
+from coordinator.cli._progress import Progress, follow
 
 AGENTS = ("planner", "executor", "notion", "build", "reviewer", "refactor")
 CAPABILITIES = {
@@ -131,69 +132,6 @@ class Processes:
                 proc.stdout.close()
 
 
-@dataclass
-class StepRow:
-    step_id: str
-    started: datetime | None = None
-    ended: datetime | None = None
-    status: str = "running"
-    attempts: int = 1
-    note: str = ""
-
-    @property
-    def seconds(self) -> float:
-        if self.started is None or self.ended is None:
-            return 0.0
-        return (self.ended - self.started).total_seconds()
-
-
-class Progress:
-    """Turns the history into one line per step change (a progress display, not a log)."""
-
-    MARK = {"running": "..", "completed": "ok", "failed": "!!", "skipped": "--", "retrying": "~~"}
-
-    def __init__(self) -> None:
-        self.rows: dict[str, StepRow] = {}
-        self.order: list[str] = []
-        self.agents: dict[str, str] = {}
-
-    def feed(self, e: ExecutionEvent) -> str | None:
-        sid = e.step_id
-        if e.type == "step.started":
-            row = self.rows.get(sid)
-            if row is None:
-                row = self.rows[sid] = StepRow(sid, e.time)
-                self.order.append(sid)
-            else:
-                row.attempts = max(row.attempts, int((e.data or {}).get("attempt", 1)))
-                row.status = "running"
-            return None
-        row = self.rows.get(sid)
-        if row is None:
-            return None
-        if e.type == "task.completed":
-            agent = str((e.data or {}).get("agent", ""))
-            self.agents[sid] = agent.rsplit("-", 1)[0] if agent else ""
-            return None
-        if e.type in ("step.completed", "step.failed", "step.skipped"):
-            row.status = e.type.split(".")[1]
-            row.ended = e.time
-            row.note = e.message or row.note
-        elif e.type == "step.retrying":
-            row.status = "retrying"
-            row.attempts += 1
-            row.note = e.message
-        elif e.type == "decision.taken":
-            row.note = e.message
-            return None
-        else:
-            return None
-        who = self.agents.get(sid, "")
-        timing = f"{row.seconds:6.2f}s" if row.ended else "       "
-        note = f"  {row.note}" if row.note else ""
-        return f"  [{self.MARK[row.status]}] {sid:<24} {who:<9} {timing}{note}"
-
-
 async def _wait_agents(client: Client, names: tuple[str, ...], timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while True:
@@ -204,36 +142,6 @@ async def _wait_agents(client: Client, names: tuple[str, ...], timeout: float = 
         if time.monotonic() > end:
             raise RuntimeError(f"agents did not join within {timeout:.0f}s: {missing}")
         await asyncio.sleep(0.1)
-
-
-async def _follow(
-    client: Client, execution_id: str, progress: Progress, on_step: Any = None
-) -> Execution:
-    after = 0
-    while True:
-        try:
-            history = await client.get_execution_history(execution_id, after)
-        except UnavailableError:  # a failover in progress (cluster mode): ask again
-            await asyncio.sleep(0.2)
-            continue
-        for e in history:
-            after = e.sequence
-            line = progress.feed(e)
-            if line:
-                _say(line)
-            if on_step is not None:
-                await on_step(e)
-        try:
-            done = await client.wait_execution(execution_id, timeout=0.1)
-        except UnavailableError:
-            await asyncio.sleep(0.2)
-            continue
-        if done.finished:
-            for e in await client.get_execution_history(execution_id, after):
-                line = progress.feed(e)
-                if line:
-                    _say(line)
-            return done
 
 
 def _summary(done: Execution, progress: Progress, workspace: Path) -> None:
@@ -483,7 +391,7 @@ async def _run(
         procs.start(
             kill_agent,
             "-m",
-            "agents",
+            "agentmesh.agents",
             kill_agent,
             "--coordinator",
             procs.address,
@@ -491,7 +399,7 @@ async def _run(
             str(workspace),
         )
 
-    done = await _follow(client, execution.id, progress, chaos)
+    done = await follow(client, execution.id, progress, _say, chaos)
     for t in takeover:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(t, 10)

@@ -50,6 +50,22 @@ MAX_ID_CHARS = 128  # agent ids and names: they travel in every listing and log 
 TaskListener = Callable[[d.Task], None]
 
 
+@dataclass(frozen=True, slots=True)
+class WaitChange:
+    """A pending task started or stopped waiting for an agent that can take it.
+
+    A task waits when no live (connected) agent advertises its capability, or when
+    the agent it is pinned to is not connected; a task queued only because every
+    capable agent is busy does not wait in this sense."""
+
+    task: d.Task
+    reason: str  # e.g. "no live agent advertises 'x'"; "" when the wait ended
+    agent_id: str = ""  # the agent whose arrival ended the wait
+
+
+WaitListener = Callable[[WaitChange], None]
+
+
 @dataclass(slots=True)
 class MeshCounters:
     submitted: int = 0
@@ -83,6 +99,11 @@ class Mesh:
         self.accepting = True
         self.counters = MeshCounters()
         self._listeners: list[TaskListener] = []
+        self._wait_listeners: list[WaitListener] = []
+        # Pending tasks no live agent can take: task id -> why, and by what they wait
+        # on (("capability", name) or ("agent", id)) -> task id -> task.
+        self._waiting: dict[str, str] = {}
+        self._waiting_on: dict[tuple[str, str], dict[str, d.Task]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._active = 0  # tasks assigned or running
@@ -128,7 +149,8 @@ class Mesh:
                 "needs the session_secret of that session's Welcome"
             )
         if old is not None and old.connected:
-            self._lose(old, f"replaced by a new session of agent {agent_id}")
+            # No waits for what the old session held: the new one is about to take it.
+            self._lose(old, f"replaced by a new session of agent {agent_id}", check_waits=False)
             if old.sink is not None:
                 old.sink.close("replaced by a new session")
         now = d.utcnow()
@@ -157,19 +179,30 @@ class Mesh:
         for name in agent.capability_names:
             self._by_capability.setdefault(name, {})[agent_id] = agent
         log.info("agent %s joined (%s, capabilities %s)", agent_id, transport, sorted(names))
+        if self._waiting:
+            for name in sorted(agent.capability_names):
+                self._unblock(("capability", name), agent.id)
+            self._unblock(("agent", agent_id), agent.id)
+        if old is not None:
+            self._check_lost(old)  # capabilities the new session no longer advertises
         self._fill(agent)
         return agent
 
-    def leave(self, agent_id: str, reason: str) -> int:
-        """Mark an agent offline and re-dispatch what it held. Returns that count."""
+    def leave(self, agent_id: str, reason: str, graceful: bool = False) -> int:
+        """Mark an agent offline and re-dispatch what it held. Returns that count.
+
+        ``graceful``: the agent said goodbye before it went (logged as a departure,
+        not as a fault)."""
         agent = self.agents.get(agent_id)
         if agent is None or not agent.connected:
             return 0
-        return self._lose(agent, reason)
+        return self._lose(agent, reason, graceful)
 
     def unregister(self, agent_id: str) -> int:
         agent = self.get_agent(agent_id)
-        moved = self._lose(agent, "unregistered") if agent.connected else 0
+        moved = 0
+        if agent.connected:
+            moved = self._lose(agent, "unregistered", graceful=True, check_waits=False)
         if agent.sink is not None:
             agent.sink.close("unregistered")
         for _, _, task in self._pinned.pop(agent_id, []):
@@ -181,6 +214,7 @@ class Mesh:
                     error=d.TaskFailure(d.AGENT_LOST, f"agent {agent_id} was unregistered"),
                 )
         del self.agents[agent_id]
+        self._check_lost(agent)  # what is queued for its capabilities (pinned ones failed)
         return moved
 
     def touch(self, agent: d.Agent) -> None:
@@ -255,7 +289,9 @@ class Mesh:
                 del self.agents[agent.id]
         return lost
 
-    def _lose(self, agent: d.Agent, reason: str) -> int:
+    def _lose(
+        self, agent: d.Agent, reason: str, graceful: bool = False, check_waits: bool = True
+    ) -> int:
         agent.connected = False
         agent.last_seen_wall = d.utcnow()
         for name in agent.capability_names:
@@ -283,9 +319,32 @@ class Mesh:
                 )
             else:
                 self._cancel_timer(task)
-                self._enqueue(task)
-        log.warning("agent %s offline: %s (%d task(s) re-dispatched)", agent.id, reason, moved)
+                self._enqueue(task, check_wait=check_waits)
+        if graceful:
+            log.info(
+                "agent %s (%s) left: %s%s",
+                agent.id,
+                agent.name,
+                reason,
+                f" ({moved} unfinished task(s) re-dispatched)" if moved else "",
+            )
+        else:
+            log.warning("agent %s offline: %s (%d task(s) re-dispatched)", agent.id, reason, moved)
+        if check_waits:
+            self._check_lost(agent)
         return moved
+
+    def _check_lost(self, agent: d.Agent) -> None:
+        """What is queued for ``agent``'s capabilities, or pinned to it, may now have
+        no live agent left to take it."""
+        if not self.accepting:
+            return
+        for name in sorted(agent.capability_names):
+            if not self._by_capability.get(name):
+                for _, _, task in self._queues.get(name, ()):
+                    self._check_waiting(task)
+        for _, _, task in self._pinned.get(agent.id, ()):
+            self._check_waiting(task)
 
     # ----------------------------------------------------------------- tasks
 
@@ -564,7 +623,62 @@ class Mesh:
         else:
             self._dispatch(best, [self._assign(task, best)])
 
-    def _enqueue(self, task: d.Task) -> None:
+    def waiting_reason(self, task_id: str) -> str:
+        """Why the pending task ``task_id`` waits for an agent: no live agent
+        advertises its capability, or the agent it is pinned to is not connected.
+        "" when it does not (it runs, finished, or waits only for a free credit)."""
+        return self._waiting.get(task_id, "")
+
+    def add_wait_listener(self, listener: WaitListener) -> None:
+        """Call ``listener(change)`` when a pending task starts waiting for an agent
+        and when that wait ends (an agent that can take it joined), once per change
+        (from the loop). Not while shutting down: agents leave because asked to."""
+        self._wait_listeners.append(listener)
+
+    def _check_waiting(self, task: d.Task) -> None:
+        """Note that the queued ``task`` waits for an agent, if nobody live can take it."""
+        if not self.accepting or task.status is not d.TaskStatus.PENDING or not task.queued:
+            return
+        if task.id in self._waiting:
+            return
+        if task.pinned_agent:
+            agent = self.agents.get(task.pinned_agent)
+            if agent is not None and agent.connected:
+                return
+            reason = f"agent '{task.pinned_agent}' is not connected"
+        elif self._by_capability.get(task.capability):
+            return
+        else:
+            reason = f"no live agent advertises '{task.capability}'"
+        self._waiting[task.id] = reason
+        self._waiting_on.setdefault(_wait_group(task), {})[task.id] = task
+        self._notify(WaitChange(task, reason))
+
+    def _unblock(self, group: tuple[str, str], agent_id: str) -> None:
+        """End the wait of every task waiting on ``group``: ``agent_id`` can take them."""
+        for task in self._waiting_on.pop(group, {}).values():
+            if self._waiting.pop(task.id, None) is not None:
+                self._notify(WaitChange(task, "", agent_id))
+
+    def _forget_wait(self, task: d.Task, agent_id: str = "") -> None:
+        """The task no longer waits: it was assigned to ``agent_id`` (which is told
+        to the listeners) or it finished (which is not: its end is news enough)."""
+        if self._waiting.pop(task.id, None) is None:
+            return
+        group = _wait_group(task)
+        waiting = self._waiting_on.get(group)
+        if waiting is not None:
+            waiting.pop(task.id, None)
+            if not waiting:
+                del self._waiting_on[group]
+        if agent_id:
+            self._notify(WaitChange(task, "", agent_id))
+
+    def _notify(self, change: WaitChange) -> None:
+        for listener in self._wait_listeners:
+            listener(change)
+
+    def _enqueue(self, task: d.Task, check_wait: bool = True) -> None:
         task.status = d.TaskStatus.PENDING
         task.agent_id = ""
         if task.queued:
@@ -588,6 +702,8 @@ class Mesh:
             pinned = self.agents.get(key)
             if pinned is not None and pinned.routable and pinned.free_credits > 0:
                 self._fill(pinned)
+        if check_wait:
+            self._check_waiting(task)
 
     def _next_for(self, agent: d.Agent) -> d.Task | None:
         """Pop the most urgent pending task this agent can run."""
@@ -637,6 +753,8 @@ class Mesh:
         task.progress_message = ""
         task.deadline = now + timedelta(milliseconds=task.timeout_ms)
         task.dispatched_mono = self._loop.time()
+        if self._waiting:
+            self._forget_wait(task, agent.id)
         agent.in_flight[(task.id, task.attempt)] = task
         task.timer = self._loop.call_later(
             task.timeout_ms / 1000, self._on_timeout, task, task.attempt
@@ -715,6 +833,8 @@ class Mesh:
             # Cancelled or abandoned while an agent held it: no longer active.
             self._active_dec()
         self._cancel_timer(task)
+        if self._waiting:
+            self._forget_wait(task)
         task.status = status
         task.result = result
         task.error = error if status is not d.TaskStatus.COMPLETED else None
@@ -779,7 +899,7 @@ class Mesh:
         """Close every agent's stream (after a drain), so the server stops at once."""
         for agent in list(self.agents.values()):
             if agent.connected:
-                self._lose(agent, reason)
+                self._lose(agent, reason, graceful=True)
                 if agent.sink is not None:
                     agent.sink.close(reason)
 
@@ -796,3 +916,10 @@ class Mesh:
                 )
                 n += 1
         return n
+
+
+def _wait_group(task: d.Task) -> tuple[str, str]:
+    """What a waiting task waits for: its pinned agent, or any agent with its capability."""
+    if task.pinned_agent:
+        return ("agent", task.pinned_agent)
+    return ("capability", task.capability)

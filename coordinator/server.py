@@ -67,6 +67,24 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+def _bind_problem(listen: str) -> str | None:
+    """Why ``listen`` cannot be bound, in the operating system's words ("address
+    already in use", "cannot assign requested address"), or None if it can. gRPC only
+    logs that a bind failed, so the coordinator asks first."""
+    host, _, port = listen.rpartition(":")
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(addr)
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        return reason[:1].lower() + reason[1:]
+    return None
+
+
 class Term:
     """What one coordinator runs while it may act: mesh, store, engine and the
     servicers over them. A standalone coordinator has one term for its life; a
@@ -83,7 +101,7 @@ class Term:
                 AgentService(mesh, coordinator_id), s
             ),
             lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-                RegistryService(mesh), s
+                RegistryService(mesh, coordinator_id, settings.store_kind), s
             ),
             lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), s),
             lambda s: workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
@@ -174,18 +192,18 @@ class Coordinator:
         return self.term.store if self.term else None
 
     async def start(self) -> None:
-        """Open the store and recover (standalone), bind, serve. Raises ``ListenError``
-        when the address cannot be bound, ``StoreLocked`` when another coordinator has
-        the store; a start that fails releases whatever it took (the store's lock too)."""
+        """Bind, open the store and recover (standalone), serve. Raises ``ListenError``
+        when the address cannot be bound (before the store is created or opened),
+        ``StoreLocked`` when another coordinator has the store; a start that fails
+        releases whatever it took (the store's lock too)."""
         s = self.settings
+        server = self._server_for(s)
         term: Term | None = None
-        if not s.clustered:
-            store = open_store(s.store_kind, s.store_path, holder=self._holder(s.listen))
-            term = Term(s, store, self.coordinator_id)
         try:
-            if term is not None:
+            if not s.clustered:
+                store = open_store(s.store_kind, s.store_path, holder=self._holder(s.listen))
+                term = Term(s, store, self.coordinator_id)
                 await term.start()
-            server = self._server_for(s)
             await server.start()
         except BaseException:
             if term is not None:
@@ -236,14 +254,16 @@ class Coordinator:
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
+        problem = _bind_problem(s.listen)
+        if problem is not None:
+            raise ListenError(f"cannot listen on {s.listen}: {problem}")
         try:
             self.port = server.add_insecure_port(s.listen)
         except RuntimeError:  # grpc's way of saying the bind failed
             self.port = 0
         if self.port == 0:
-            raise ListenError(
-                f"cannot listen on {s.listen}: the address is in use or not available here"
-            )
+            problem = _bind_problem(s.listen) or "the address is not available to gRPC here"
+            raise ListenError(f"cannot listen on {s.listen}: {problem}")
         return server
 
     def _holder(self, address: str) -> str:

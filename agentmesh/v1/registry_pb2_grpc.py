@@ -70,6 +70,11 @@ class RegistryServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_registry__pb2.ListAgentsResponse.FromString,
                 _registered_method=True)
+        self.GetCoordinatorInfo = channel.unary_unary(
+                '/agentmesh.v1.RegistryService/GetCoordinatorInfo',
+                request_serializer=agentmesh_dot_v1_dot_registry__pb2.GetCoordinatorInfoRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_registry__pb2.CoordinatorInfo.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -120,6 +125,13 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCoordinatorInfo(self, request, context):
+        """The coordinator answering (in cluster mode, the leader): version and store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +169,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.FindAgentsByCapability,
                     request_deserializer=agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_registry__pb2.ListAgentsResponse.SerializeToString,
+            ),
+            'GetCoordinatorInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCoordinatorInfo,
+                    request_deserializer=agentmesh_dot_v1_dot_registry__pb2.GetCoordinatorInfoRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_registry__pb2.CoordinatorInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +365,33 @@ class RegistryService:
             '/agentmesh.v1.RegistryService/FindAgentsByCapability',
             agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityRequest.SerializeToString,
             agentmesh_dot_v1_dot_registry__pb2.ListAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCoordinatorInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.RegistryService/GetCoordinatorInfo',
+            agentmesh_dot_v1_dot_registry__pb2.GetCoordinatorInfoRequest.SerializeToString,
+            agentmesh_dot_v1_dot_registry__pb2.CoordinatorInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,20 +30,22 @@ EXECUTION_STATUS_CANCELLED: ExecutionStatus
 EXECUTION_STATUS_QUEUED: ExecutionStatus
 
 class Workflow(_message.Message):
-    __slots__ = ("name", "version", "definition", "created_time", "description", "tags")
+    __slots__ = ("name", "version", "definition", "created_time", "description", "tags", "warnings")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     definition: _struct_pb2.Struct
     created_time: _timestamp_pb2.Timestamp
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[ValidationIssue]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ...) -> None: ...
 
 class DefineWorkflowRequest(_message.Message):
     __slots__ = ("name", "definition", "parameters")

@@ -27,17 +27,23 @@ HELLO_TIMEOUT_S = 10.0
 PROTOCOL_VERSION = 1
 
 _CLOSE = object()
+# How the stream of an agent that said goodbye may end and still be a departure (not
+# a fault): the agent closed it, its call ended (cancelled: ""), or broke off.
+_CLOSED_BY_AGENT = "agent closed its stream"
+_BROKEN = "stream broken"
+_DEPARTURES = ("", _CLOSED_BY_AGENT, _BROKEN)
 
 
 class StreamSink:
     """The mesh's handle on one agent stream. Methods only enqueue."""
 
-    __slots__ = ("closed", "queue", "reason")
+    __slots__ = ("closed", "goodbye", "queue", "reason")
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.closed = False
         self.reason = ""
+        self.goodbye = ""  # the agent's Goodbye reason, once it said goodbye
 
     def send_tasks(self, tasks: Sequence[d.Task]) -> None:
         if not self.closed:
@@ -154,8 +160,11 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             reader.cancel()
             current = self._mesh.agents.get(agent.id)
             if current is agent:  # not replaced by a newer session
-                reason = sink.reason or "stream closed"
-                self._mesh.leave(agent.id, reason)
+                if sink.goodbye and sink.reason in _DEPARTURES:
+                    # It said goodbye, then its stream ended (however): a departure.
+                    self._mesh.leave(agent.id, sink.goodbye, graceful=True)
+                else:
+                    self._mesh.leave(agent.id, sink.reason or "stream closed")
         if isinstance(reader_error := _exception(reader), MeshError):
             await context.abort(code_for(reader_error), str(reader_error))
 
@@ -185,19 +194,20 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 elif kind == "flow":
                     mesh.set_credits(agent, msg.flow.credits)
                 elif kind == "goodbye":
+                    sink.goodbye = msg.goodbye.reason or "said goodbye"
                     mesh.drain_agent(agent)
                 elif kind == "hello":
                     raise InvalidArgument("hello may only be sent once per stream")
                 else:
                     raise InvalidArgument("empty agent message (no body set)")
-            sink.close("agent closed its stream")
+            sink.close(_CLOSED_BY_AGENT)
         except asyncio.CancelledError:
             raise
         except MeshError as e:
             sink.close(f"protocol error: {e}")
             raise
         except grpc.RpcError:
-            sink.close("stream broken")
+            sink.close(_BROKEN)
         except Exception:
             log.exception("agent %s: unexpected error reading stream", agent.id)
             sink.close("internal error")

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import grpc
 
+from agentmesh import __version__, wire
 from agentmesh.v1 import registry_pb2, registry_pb2_grpc, task_pb2, task_pb2_grpc, types_pb2
 from coordinator import domain as d
 from coordinator.api import convert
+from coordinator.api.agent_service import PROTOCOL_VERSION
 from coordinator.api.status import mapped
 from coordinator.errors import FailedPrecondition, InvalidArgument
 from coordinator.mesh import Mesh
@@ -48,8 +51,21 @@ class MailboxSink:
 
 
 class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, mesh: Mesh) -> None:
+    def __init__(self, mesh: Mesh, coordinator_id: str = "", store: str = "memory") -> None:
         self._mesh = mesh
+        self._info = registry_pb2.CoordinatorInfo(
+            version=__version__,
+            protocol_version=PROTOCOL_VERSION,
+            coordinator_id=coordinator_id,
+            store=store,
+            start_time=wire.to_timestamp(datetime.now(UTC)),
+        )
+
+    @mapped
+    async def GetCoordinatorInfo(
+        self, request: registry_pb2.GetCoordinatorInfoRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.CoordinatorInfo:
+        return self._info
 
     @mapped
     async def RegisterAgent(

@@ -17,6 +17,7 @@ from agentmesh.v1 import (
 )
 from coordinator.api.status import mapped
 from coordinator.engine.catalog import Catalog
+from coordinator.engine.definition import Issue
 from coordinator.engine.issues import cap_issues
 from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.runtime import Live, WorkflowRuntime
@@ -37,6 +38,11 @@ SEVERITY = {
     "warning": workflow_pb2.ValidationIssue.SEVERITY_WARNING,
 }
 MAX_WAIT_MS = 3_600_000
+# ListExecutions: rows when the request says 0, and the most it may ask for.
+DEFAULT_LIST = 50
+MAX_LIST = 1000
+STATUS_NAME = {code: name for name, code in EXECUTION_STATUS.items() if name != "pending"}
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 def _error(err: dict[str, Any] | None) -> types_pb2.TaskError | None:
@@ -48,6 +54,12 @@ def _error(err: dict[str, Any] | None) -> types_pb2.TaskError | None:
         message=str(err.get("message", "")),
         retryable=bool(err.get("retryable", False)),
         details=wire.to_struct(details) if details else None,
+    )
+
+
+def issue_msg(issue: Issue) -> workflow_pb2.ValidationIssue:
+    return workflow_pb2.ValidationIssue(
+        location=issue.location, message=issue.message, severity=SEVERITY[issue.severity]
     )
 
 
@@ -79,6 +91,7 @@ def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
                 status="retrying" if run.retry_timer else "running",
                 start_time=wire.to_timestamp(run.started),
                 attempt=run.attempt,
+                waiting=ex.waiting_reason(run.waiting) if run.waiting else "",
             )
         )
     m = ex.metrics
@@ -117,6 +130,7 @@ def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
         execution_id=e.execution_id,
         workflow_name=workflow_name,
         step_id=str(data.pop("stepId", "") or ""),
+        task_id=str(data.get("taskId", "") or ""),
         message=str(data.pop("message", "") or ""),
         data=wire.to_value(data),
         error=_error(err),
@@ -134,10 +148,12 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         if not request.HasField("definition"):
             raise InvalidArgument("definition is required")
         params = wire.from_struct(request.parameters) if request.HasField("parameters") else None
-        defn = await self._catalog.define_workflow(
+        defn, warnings = await self._catalog.define(
             request.name, wire.from_struct(request.definition), params
         )
-        return workflow_msg(defn)
+        msg = workflow_msg(defn)
+        msg.warnings.extend(issue_msg(i) for i in cap_issues(warnings)[0])
+        return msg
 
     @mapped
     async def LoadWorkflow(
@@ -199,12 +215,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         shown, total = cap_issues(issues)
         return workflow_pb2.ValidationResult(
             valid=not any(i.severity == "error" for i in issues),
-            issues=[
-                workflow_pb2.ValidationIssue(
-                    location=i.location, message=i.message, severity=SEVERITY[i.severity]
-                )
-                for i in shown
-            ],
+            issues=[issue_msg(i) for i in shown],
             issue_count=total,
         )
 
@@ -286,6 +297,41 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
                 )
             )
         return workflow_pb2.ListActiveExecutionsResponse(executions=out)
+
+    @mapped
+    async def ListExecutions(
+        self, request: workflow_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ListExecutionsResponse:
+        if request.limit > MAX_LIST:
+            raise InvalidArgument(f"limit must be at most {MAX_LIST}, got {request.limit}")
+        statuses: set[str] | None = None
+        if request.statuses:
+            statuses = set()
+            for code in request.statuses:
+                name = STATUS_NAME.get(code)
+                if name is None:
+                    raise InvalidArgument(f"statuses: {code} is not an execution status")
+                statuses.add(name)
+        rows = await self._rt.listing(
+            request.workflow_name, statuses, request.limit or DEFAULT_LIST
+        )
+        out = []
+        for record, live in rows:
+            info = workflow_pb2.ExecutionInfo(
+                id=record.id,
+                workflow_name=record.workflow_name,
+                workflow_version=record.workflow_version,
+                status=EXECUTION_STATUS.get(
+                    record.status, workflow_pb2.EXECUTION_STATUS_UNSPECIFIED
+                ),
+                start_time=wire.to_timestamp(record.created),
+            )
+            if live is not None and not live.ex.finished:
+                info.current_step_ids.extend(r.step_id for r in live.ex.current_runs())
+            if record.status in FINISHED:  # the index row's last update is the end
+                info.end_time.FromDatetime(record.updated)
+            out.append(info)
+        return workflow_pb2.ListExecutionsResponse(executions=out)
 
     @mapped
     async def GetExecutionHistory(

@@ -61,11 +61,18 @@ class Catalog:
     async def define_workflow(
         self, name: str, source: dict[str, Any], parameters: dict[str, Any] | None = None
     ) -> WorkflowDefinition:
-        """Register a definition. A definition without an explicit version that
-        differs from the latest gets the next integer version; an explicit version
-        that exists with different content is refused (ALREADY_EXISTS). A template
-        (a definition with ``parameters``) is instantiated with ``parameters`` first."""
-        caps, known = self._known()
+        """``define`` without its warnings."""
+        return (await self.define(name, source, parameters))[0]
+
+    async def define(
+        self, name: str, source: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> tuple[WorkflowDefinition, list[Issue]]:
+        """Register a definition; returns it with what validation warned of. A
+        definition without an explicit version that differs from the latest gets the
+        next integer version; an explicit version that exists with different content is
+        refused (ALREADY_EXISTS). A template (a definition with ``parameters``) is
+        instantiated with ``parameters`` first."""
+        caps, known = await self._known()
         # Off the event loop: parsing and validation are linear in a bounded document
         # (coordinator/engine/limits.py), but a big one still takes milliseconds.
         try:
@@ -77,6 +84,11 @@ class Catalog:
         errors = [i for i in problems if i.severity == "error"]
         if errors:
             raise InvalidArgument(issues_text(errors))
+        return await self._register(defn, source), problems
+
+    async def _register(
+        self, defn: WorkflowDefinition, source: dict[str, Any]
+    ) -> WorkflowDefinition:
         latest = await self.store.get_workflow(defn.name)
         explicit = "version" in source
         version = defn.version
@@ -95,14 +107,16 @@ class Catalog:
         self._latest.pop(defn.name, None)  # the store decides which version is latest
         return self._remember(record)
 
-    def _known(self) -> tuple[set[str], set[str]]:
-        """Capabilities agents advertise and workflows defined: what validation warns of."""
-        return self._capabilities(), {name for name, _ in self._defs}
+    async def _known(self) -> tuple[set[str], set[str]]:
+        """Capabilities agents advertise and workflows defined (in the store: a
+        restarted coordinator knows them too): what validation warns of."""
+        stored = {r.name for r in await self.store.list_workflows()}
+        return self._capabilities(), stored | {name for name, _ in self._defs}
 
     async def check_definition(self, source: dict[str, Any], name: str = "") -> list[Issue]:
         """Every issue of a definition (parse errors, or validation errors and warnings),
         found off the event loop."""
-        caps, known = self._known()
+        caps, known = await self._known()
 
         def check() -> list[Issue]:
             try:
@@ -115,7 +129,7 @@ class Catalog:
 
     async def validate(self, defn: WorkflowDefinition) -> list[Issue]:
         """The validation issues of a parsed definition, found off the event loop."""
-        caps, known = self._known()
+        caps, known = await self._known()
         return await asyncio.to_thread(
             validate_definition, defn, known_capabilities=caps, known_workflows=known
         )

@@ -122,6 +122,7 @@ class Execution:
         self.paused = False
         self._deferred: list[tuple[str, str, int]] = []  # (frame, step, attempt) held by a pause
         self._waits: dict[str, str] = {}  # task/timer/event/child key -> run key
+        self._blocked: dict[str, str] = {}  # waited-on task key -> why no agent takes it
         self._counter = 0
         self._last_error: Data | None = None
         self._compensable: list[tuple[str, Any]] = []  # (step id, output) in completion order
@@ -140,6 +141,11 @@ class Execution:
     def current_runs(self) -> list[Run]:
         """Step runs in progress (parallel and map steps included)."""
         return list(self.runs.values())
+
+    def waiting_reason(self, key: str) -> str:
+        """Why the task ``key`` (a run's ``waiting``) makes no progress: no live
+        agent can take it (e.g. "no live agent advertises 'x'"); "" otherwise."""
+        return self._blocked.get(key, "") if key in self._waits else ""
 
     def apply(self, event: ev.Input) -> list[ev.Command | ev.Journal]:
         """Apply one input; return the commands and journal entries it caused."""
@@ -190,6 +196,33 @@ class Execution:
             data={"key": e.key, "error": dict(e.error)},
         )
         self._fail(run, dict(e.error))
+
+    def _on_TaskWaiting(self, e: ev.TaskWaiting) -> None:
+        if e.key not in self._waits or self._blocked.get(e.key) == e.reason:
+            return  # stale, or nothing new: one entry per change
+        self._blocked[e.key] = e.reason
+        self._journal(
+            "task.waiting",
+            self._step_of(e.key),
+            message=e.reason,
+            data={"key": e.key, "taskId": e.task_id, "capability": e.capability},
+        )
+
+    def _on_TaskUnblocked(self, e: ev.TaskUnblocked) -> None:
+        if e.key not in self._waits or self._blocked.pop(e.key, None) is None:
+            return
+        who = f"agent {e.agent_id}" if e.agent_id else "an agent"
+        self._journal(
+            "task.unblocked",
+            self._step_of(e.key),
+            message=f"{who} advertises '{e.capability}'",
+            data={
+                "key": e.key,
+                "taskId": e.task_id,
+                "capability": e.capability,
+                "agent": e.agent_id,
+            },
+        )
 
     def _on_TimerFired(self, e: ev.TimerFired) -> None:
         if e.key == "workflow.timeout":
@@ -675,6 +708,7 @@ class Execution:
         self._finish("failed", error=self._final_error)
 
     def _compensation_result(self, key: str, error: Data | None) -> None:
+        self._blocked.pop(key, None)
         if self._waits.pop(key, None) is None or not self._queue:
             return
         _, item = self._queue.pop(0)
@@ -728,6 +762,7 @@ class Execution:
         for key in [k for k in self._waits if k == "workflow.timeout"]:
             self._emit(ev.CancelTimer(key))
         self._waits.clear()
+        self._blocked.clear()
         self._journal(
             f"execution.{status}",
             message=str((error or {}).get("message", "")),
@@ -774,6 +809,7 @@ class Execution:
         if run is None or run.waiting != key:
             return None
         del self._waits[key]
+        self._blocked.pop(key, None)
         run.waiting = ""
         return run
 
@@ -782,6 +818,7 @@ class Execution:
         if run.waiting:
             key, run.waiting = run.waiting, ""
             self._waits.pop(key, None)
+            self._blocked.pop(key, None)
             if cancel:
                 step = self.defn.step(run.step_id)
                 if step.type == "task":
@@ -800,6 +837,15 @@ class Execution:
                     self._emit(ev.CancelTimer(key))
         if cancel and run.frames:
             self._abort_frames(run, except_key="")
+
+    def _step_of(self, key: str) -> str:
+        """The step whose task ``key`` is: a run's, or the compensation under way's."""
+        run = self.runs.get(self._waits.get(key, ""))
+        if run is not None:
+            return run.step_id
+        if self._queue and self._queue[0][0] == "compensate":
+            return str(self._queue[0][1].get("stepId", ""))
+        return ""
 
     def _new_frame(self, parent_run: str, extra: Data) -> Frame:
         self._counter += 1

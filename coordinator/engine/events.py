@@ -54,6 +54,30 @@ class TaskFailed(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class TaskWaiting(Input):
+    """The task ``key`` is queued and no live agent can take it: ``reason`` says why
+    (no live agent advertises ``capability``, or its pinned agent is not connected)."""
+
+    TYPE: ClassVar[str] = "TaskWaiting"
+    key: str = ""
+    reason: str = ""
+    task_id: str = ""
+    capability: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUnblocked(Input):
+    """The task ``key`` no longer waits for an agent: ``agent_id`` (which advertises
+    ``capability``) joined or came back."""
+
+    TYPE: ClassVar[str] = "TaskUnblocked"
+    key: str = ""
+    agent_id: str = ""
+    task_id: str = ""
+    capability: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired(Input):
     TYPE: ClassVar[str] = "TimerFired"
     key: str = ""
@@ -100,6 +124,8 @@ INPUT_TYPES: dict[str, type[Input]] = {
         Started,
         TaskCompleted,
         TaskFailed,
+        TaskWaiting,
+        TaskUnblocked,
         TimerFired,
         EventReceived,
         ChildFinished,

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +38,7 @@ from coordinator.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from coordinator.mesh import Mesh
+from coordinator.mesh import Mesh, WaitChange
 from coordinator.store import ExecutionRecord, Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ class WorkflowRuntime:
         self.failed = asyncio.Event()
         self.failure: BaseException | None = None
         mesh.add_listener(self._on_task_finished)
+        mesh.add_wait_listener(self._on_task_waiting)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -337,6 +338,14 @@ class WorkflowRuntime:
     def active(self) -> list[Live]:
         return [x for x in self._live.values() if not x.ex.finished]
 
+    async def listing(
+        self, workflow_name: str, statuses: Collection[str] | None, limit: int
+    ) -> list[tuple[ExecutionRecord, Live | None]]:
+        """Executions of any status from the store's index, newest first, each with
+        its live state when this coordinator holds it in memory (current steps)."""
+        records = await self.store.list_executions(statuses, workflow_name, limit)
+        return [(r, self._live.get(r.id) or self._done.get(r.id)) for r in records]
+
     async def history(self, exec_id: str, after_seq: int = 0) -> list[StoredEvent]:
         known = exec_id in self._live or exec_id in self._done
         if not known and await self.store.get_execution(exec_id) is None:
@@ -364,6 +373,11 @@ class WorkflowRuntime:
         if not name:
             raise InvalidArgument("event name is required")
         self._check_payload(payload, "event payload")
+        # A step that status already shows waiting for the event registers its wait
+        # when its turn settles: let applied turns settle first, or the event is lost.
+        settling = self._settling
+        if settling is not None and not settling.done():
+            await asyncio.wait([settling])
         waiting = self._event_waits.get(name, {})
         matched = [k for k, corr in waiting.items() if not corr or corr == correlation_key]
         now = _now()
@@ -402,11 +416,14 @@ class WorkflowRuntime:
                 batch.append(self._inbox.get_nowait())
             turn = self._apply(batch)
             commit = asyncio.create_task(self._commit(turn))
-            if settling is not None:
-                await settling
-            settling = asyncio.create_task(self._settle(commit, turn, batch))
+            # ``_settling`` always covers every applied turn (what status shows): the
+            # new settle waits for the previous one, so settles keep their order.
+            previous = settling
+            settling = asyncio.create_task(self._settle(commit, turn, batch, previous))
             settling.add_done_callback(self._settled)
             self._settling = settling
+            if previous is not None:  # at most two turns in flight
+                await asyncio.wait([previous])
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -465,7 +482,10 @@ class WorkflowRuntime:
         commit: asyncio.Task[None],
         turn: _Turn,
         batch: list[tuple[str, ev.Input, asyncio.Future[None] | None]],
+        previous: asyncio.Task[None] | None = None,
     ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is reported by _settled
         try:
             await commit
         except Exception as e:
@@ -558,6 +578,30 @@ class WorkflowRuntime:
         self._mesh_task[(exec_id, c.key)] = task.id
         if task.status.finished:  # an idempotent resubmission of a finished task
             self._on_task_finished(task)
+            return
+        # The mesh told its listeners before the task was ours: tell the history now.
+        reason = self.mesh.waiting_reason(task.id)
+        live = self._live.get(exec_id)
+        if reason:
+            self._post(exec_id, ev.TaskWaiting(_now(), c.key, reason, task.id, task.capability))
+        elif live is not None and live.ex.waiting_reason(c.key):
+            # Recovered waiting, and an agent was there this time (or came since).
+            agent = task.agent_id or next(
+                (a.id for a in self.mesh.find_agents(task.capability)), ""
+            )
+            self._post(exec_id, ev.TaskUnblocked(_now(), c.key, agent, task.id, task.capability))
+
+    def _on_task_waiting(self, change: WaitChange) -> None:
+        owner = self._task_of.get(change.task.id)
+        if owner is None or self._frozen:
+            return
+        exec_id, key = owner
+        task = change.task
+        if change.reason:
+            event: ev.Input = ev.TaskWaiting(_now(), key, change.reason, task.id, task.capability)
+        else:
+            event = ev.TaskUnblocked(_now(), key, change.agent_id, task.id, task.capability)
+        self._post(exec_id, event)
 
     def _on_task_finished(self, task: d.Task) -> None:
         owner = self._task_of.pop(task.id, None)

@@ -281,16 +281,25 @@ async def test_cli_workflow_commands(server: ServerProcess, spawn: Any, tmp_path
     r = await acli(server.address, "workflow", "define", str(good))
     assert r.returncode == 0 and "defined hello version 1" in r.stdout
     r = await acli(server.address, "workflow", "list")
-    assert "hello" in r.stdout and "1 steps" in r.stdout
+    header, row = r.stdout.splitlines()
+    assert header.split() == ["NAME", "LATEST", "STEPS", "VERSIONS", "DESCRIPTION"]
+    assert row.split() == ["hello", "1", "1", "1"]
     r = await acli(server.address, "run", "hello", "--input", '{"who": "ana"}', "--follow")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     execution_id = lines[0].split()[1]
-    assert any("step.completed" in ln and "greet" in ln for ln in lines)
+    # one line per step, like the demo: mark, step, agent type, duration
+    step = next(ln for ln in lines if "greet" in ln)
+    assert step.split()[:3] == ["[ok]", "greet", "wf"] and step.split()[3].endswith("s"), step
     assert '"greeting": "Hi ana"' in r.stdout
     r = await acli(server.address, "status", execution_id, "--json")
     assert json.loads(r.stdout)["status"] == "completed"
     r = await acli(server.address, "history", execution_id)
+    # one vocabulary: the dotted event types; --raw adds the engine's journal inputs
+    assert "execution.completed" in r.stdout and "TaskCompleted" not in r.stdout
+    types = {ln.split()[2] for ln in r.stdout.splitlines()}
+    assert all("." in t and t.islower() for t in types), types
+    r = await acli(server.address, "history", execution_id, "--raw")
     assert "execution.completed" in r.stdout and "TaskCompleted" in r.stdout
     r = await acli(server.address, "run", "nope")
     assert r.returncode == 3 and "workflow 'nope' is not defined" in r.stderr

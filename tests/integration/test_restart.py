@@ -269,10 +269,7 @@ async def test_a_start_that_cannot_bind_releases_the_store(tmp_path: Path) -> No
         )
     assert refused.returncode == 2, refused.stderr
     last = refused.stderr.strip().splitlines()[-1]
-    assert (
-        last
-        == f"agentmesh: cannot listen on {address}: the address is in use or not available here"
-    )
+    assert last == f"agentmesh: cannot listen on {address}: address already in use"
     assert "Traceback" not in refused.stderr
     async with coordinator(db) as client:  # the store is free again
         await client.define_workflow("tick", TICK)

@@ -525,6 +525,7 @@ async def test_workflow_dir_is_loaded_at_start(tmp_path: Path) -> None:
                 "data_processing",
                 "global_error_handler",
                 "implement_feature",
+                "log_error_to_notion",
                 "project_setup",
             ]
             saved = await client.save_workflow("project_setup", path="copy.yaml")

@@ -25,7 +25,13 @@ from coordinator.engine.validate import (
 )
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-SEEDS = ("project_setup", "implement_feature", "data_processing", "global_error_handler")
+SEEDS = (
+    "project_setup",
+    "implement_feature",
+    "data_processing",
+    "global_error_handler",
+    "log_error_to_notion",
+)
 # Every capability the seed's registerAgents() advertises.
 SEED_CAPABILITIES = {
     *("project_analysis", "task_planning", "timeline_creation", "specification_generation"),
@@ -68,11 +74,13 @@ def test_seed_workflows_have_no_errors(name: str) -> None:
         assert [i for i in validate_definition(load(name), **kw) if i.severity == "error"] == []
 
 
-def test_project_setup_warns_only_about_its_undefined_error_handler() -> None:
-    issues = validate_definition(
-        load("project_setup"), known_capabilities=SEED_CAPABILITIES, known_workflows=SEEDS
-    )
-    assert issues == [
+def test_project_setup_warns_only_when_its_error_handler_is_not_defined() -> None:
+    # The seed names log_error_to_notion but never defines it; we ship one.
+    assert "log_error_to_notion" in SEEDS
+    kw = {"known_capabilities": SEED_CAPABILITIES}
+    assert validate_definition(load("project_setup"), known_workflows=SEEDS, **kw) == []
+    others = [s for s in SEEDS if s != "log_error_to_notion"]
+    assert validate_definition(load("project_setup"), known_workflows=others, **kw) == [
         Issue(
             "errorHandlers[0].handler",
             "no workflow named 'log_error_to_notion' is defined",
@@ -475,7 +483,7 @@ def test_model_values_built_in_code_are_checked_too() -> None:
 def test_capabilities_and_workflows_nobody_provides_are_warnings() -> None:
     data = {
         "id": "w",
-        "errorHandlers": [{"handler": "global_error_handler"}, {"handler": "log_error_to_notion"}],
+        "errorHandlers": [{"handler": "global_error_handler"}, {"handler": "audit_log"}],
         "steps": [
             task("a", capability="known", next="b"),
             {"id": "b", "type": "subworkflow", "workflow": "implement_featur", "next": "c"},
@@ -488,7 +496,7 @@ def test_capabilities_and_workflows_nobody_provides_are_warnings() -> None:
         "(did you mean 'implement_feature'?)",
         "warning: steps[2].capability: no connected agent advertises 'x'",
         "warning: steps[2].compensate.capability: no connected agent advertises 'undo_x'",
-        "warning: errorHandlers[1].handler: no workflow named 'log_error_to_notion' is defined",
+        "warning: errorHandlers[1].handler: no workflow named 'audit_log' is defined",
     ]
     assert check(defn) == []
 

@@ -1,0 +1,161 @@
+"""The commands that need no coordinator to talk to: serve, agent, demo, cluster
+status (reads etcd), local validation, version and shell completion."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from agent_sdk import Client, RpcError
+from agentmesh import __version__
+from coordinator.cli import _output as out
+from coordinator.cli._commands import read_file
+from coordinator.cli._parser import UsageError
+from coordinator.config import load_settings
+
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (``--etcd-endpoints`` -> ``etcd_endpoints``)."""
+    return {
+        k.removeprefix("set_"): v
+        for k, v in vars(args).items()
+        if k.startswith("set_") and v is not None
+    }
+
+
+def serve(args: argparse.Namespace) -> int:
+    from coordinator.server import serve as serve_forever
+
+    settings = load_settings(args.config, overrides(args))
+    logging.basicConfig(
+        level=LOG_LEVELS[settings.log_level],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return asyncio.run(serve_forever(settings))
+
+
+def validate(args: argparse.Namespace) -> int:
+    """``workflow validate FILE`` without a coordinator: the engine's own checks."""
+    from coordinator.engine.definition import DefinitionError, parse_definition
+    from coordinator.engine.issues import cap_issues
+    from coordinator.engine.validate import validate_definition
+
+    data = read_file(args.file)
+    try:
+        issues = validate_definition(parse_definition(data))
+    except DefinitionError as e:
+        issues = e.issues
+    shown, total = cap_issues(issues)
+    for i in shown:
+        print(f"{i.severity}: {i.location}: {i.message}")
+    if total > len(shown):
+        print(f"... and {total - len(shown)} more issues")
+    valid = not any(i.severity == "error" for i in issues)
+    print("valid" if valid else "invalid")
+    return 0 if valid else 1
+
+
+async def cluster_status(args: argparse.Namespace) -> int:
+    from coordinator.cluster.membership import cluster_status as read_status
+    from coordinator.cluster.node import make_kv
+
+    settings = load_settings(args.config, {**overrides(args), "state_persistence": "etcd"})
+    kv = make_kv(settings)
+    try:
+        status = await read_status(kv, settings.etcd_prefix)
+    finally:
+        await kv.close()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0 if status["etcd"].get("healthy") else 3
+    etcd = status["etcd"]
+    print(
+        f"etcd      {'healthy' if etcd.get('healthy') else 'UNHEALTHY'}"
+        f"{'  ' + str(etcd.get('error')) if etcd.get('error') else ''}"
+    )
+    where = f" at {status['leader_address']}" if status.get("leader_address") else ""
+    print(f"leader    {status.get('leader') or '(none)'}{where}  term {status.get('term', 0)}")
+    for r in status.get("replicas", []):
+        mark = "*" if r["leader"] else " "
+        print(f"  {mark} {r['id']:<24} {r['address']:<22} started {r['started']}")
+    if not status.get("replicas"):
+        print("  no replicas registered")
+    return 0 if etcd.get("healthy") else 3
+
+
+def agent(args: argparse.Namespace, coordinator: str) -> int:
+    from agentmesh.agents.registry import REFERENCE, build_agent
+
+    options: dict[str, Any] = {"max_concurrency": args.max_concurrency}
+    if args.workspace and args.name in REFERENCE:
+        options["workspace"] = Path(args.workspace).resolve()
+    try:
+        built = build_agent(args.name, coordinator, **options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    built.run()
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from coordinator.demo import run_demo
+
+    return run_demo(
+        args.workflow,
+        args.keep_running,
+        args.workspace,
+        args.kill_agent,
+        cluster=args.cluster,
+        kill_leader=args.kill_leader,
+    )
+
+
+async def version(args: argparse.Namespace, coordinator: str) -> int:
+    """This CLI's version, then the coordinator's when one is reachable (one that is
+    not is reported, and is no error: the CLI's version is what was asked)."""
+    report: dict[str, Any] = {"cli": __version__, "coordinator": None}
+    try:
+        async with Client(coordinator, timeout=5.0) as client:
+            info = await client.get_coordinator_info()
+        report["coordinator"] = {
+            "address": coordinator,
+            "version": info.version,
+            "protocol_version": info.protocol_version,
+            "id": info.coordinator_id,
+            "store": info.store,
+            "start_time": info.start_time,
+        }
+    except RpcError as e:
+        report["error"] = str(e)
+    if args.json:
+        out.print_json(report)
+        return 0
+    print(f"agentmesh {__version__}")
+    c = report["coordinator"]
+    if c is None:
+        print(f"coordinator at {coordinator}: not reachable ({report['error']})")
+    else:
+        print(
+            f"coordinator {c['version']} at {coordinator} (protocol {c['protocol_version']}, "
+            f"{c['store']} store, up since {out.ago(c['start_time'])})"
+        )
+    return 0
+
+
+def completion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import shtab
+
+    print(shtab.complete(parser, shell=args.shell))
+    return 0

@@ -1,0 +1,257 @@
+"""The ``agentmesh`` command line: every command, flag and help text."""
+
+from __future__ import annotations
+
+import argparse
+
+from agent_sdk._types import STATUSES
+from agentmesh import __version__
+from coordinator.config import Settings
+
+DEMO_WORKFLOWS = ("project_setup", "implement_feature", "data_processing")
+TASK_STATUSES = ("pending", "assigned", "running", "completed", "failed", "cancelled")
+
+
+class UsageError(Exception):
+    """Bad usage or input on the command line (exit status 2)."""
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_settings_flags(p: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+    """The coordinator's settings as flags (all of them, or those named in ``only``)."""
+    p.add_argument("--config", help="TOML, YAML or JSON file (camelCase or snake_case keys)")
+    for name, info in Settings.model_fields.items():
+        if only and name not in only:
+            continue
+        # --store is the short name the cluster docs use for --state-persistence.
+        aliases = ["--store"] if name == "state_persistence" else []
+        p.add_argument(
+            _flag(name),
+            *aliases,
+            dest=f"set_{name}",
+            metavar="VALUE",
+            help=info.description or f"default: {info.default}",
+        )
+
+
+# What `cluster status` reads: how to reach etcd and where the cluster's keys are.
+CLUSTER_SETTINGS = tuple(
+    name for name in Settings.model_fields if name.startswith("etcd_") or name == "log_level"
+)
+
+
+def _add_global_flags(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--coordinator",
+        "-c",
+        default=default,
+        metavar="ADDRESS",
+        help="coordinator address: HOST:PORT, H1:P1,H2:P2 (seed replicas) or "
+        "etcd://HOST:PORT[/PREFIX] (default: $AGENTMESH_COORDINATOR, else localhost:50051)",
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    """Global flags, accepted after the subcommand too: a subcommand's copy leaves the
+    value alone unless given there (SUPPRESS), so ``-c X agents`` and ``agents -c X``
+    are the same. (The top-level parser has its own actions: argparse shares a
+    parent's action objects, and a default set on one would leak into the other.)"""
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_flags(common, argparse.SUPPRESS)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="agentmesh",
+        description="AgentMesh coordinator and CLI",
+        epilog="Exit status: 0 ok; 1 the task or execution failed, or validation found "
+        "errors; 2 bad usage or input (unreadable or malformed files included); 3 the "
+        "coordinator refused the call or could not be reached.",
+    )
+    _add_global_flags(parser, None)
+    parser.add_argument("--version", action="version", version=f"agentmesh {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    serve = command("serve", "run a coordinator")
+    _add_settings_flags(serve)
+
+    agents = command("agents", "list the agents of the mesh")
+    agents.add_argument("--all", action="store_true", help="include offline agents")
+    agents.add_argument("--capability", help="only agents advertising this capability")
+    agents.add_argument("--json", action="store_true")
+
+    _task_commands(command("task", "submit, inspect, list and cancel tasks"), common)
+    _workflow_commands(command("workflow", "define, list, validate and show workflows"), common)
+
+    run = command("run", "start a workflow execution")
+    run.add_argument("workflow")
+    run.add_argument("--input", default="{}", help="JSON object, or @FILE")
+    run.add_argument("--version", default="")
+    run.add_argument("--idempotency-key", default="")
+    run.add_argument("--follow", "-f", action="store_true", help="show each step until it ends")
+    run.add_argument("--output", action="store_true", help="print the whole output")
+    run.add_argument("--json", action="store_true")
+
+    executions = command("executions", "active and recent executions, newest first")
+    executions.add_argument("--workflow", default="", help="only this workflow's")
+    executions.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="STATUS",
+        help=f"only these ({', '.join(STATUSES)}; repeat or comma-separate)",
+    )
+    executions.add_argument(
+        "--active", action="store_true", help="= --status queued,running,paused"
+    )
+    executions.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    executions.add_argument("--json", action="store_true")
+
+    status = command("status", "an execution's status")
+    status.add_argument("execution_id")
+    status.add_argument("--output", action="store_true", help="print the whole output")
+    status.add_argument("--json", action="store_true")
+    history = command("history", "an execution's history, every event in order")
+    history.add_argument("execution_id")
+    history.add_argument(
+        "--raw", action="store_true", help="also the engine's journal inputs (debugging)"
+    )
+    history.add_argument("--json", action="store_true")
+    for verb in ("pause", "resume", "stop"):
+        p = command(verb, f"{verb} an execution")
+        p.add_argument("execution_id")
+        if verb == "resume":
+            p.add_argument("--input", default="", help="JSON merged into the variables")
+        if verb == "stop":
+            p.add_argument("--reason", default="")
+    event = command("event", "trigger an event that executions may wait for")
+    event.add_argument("name")
+    event.add_argument("--payload", default="{}", help="JSON object, or @FILE")
+    event.add_argument("--key", default="", help="correlation key")
+
+    cluster = command("cluster", "cluster mode on etcd")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
+    cstatus = csub.add_parser(
+        "status",
+        help="replicas, leader, term and etcd health",
+        description="Reads etcd directly (no coordinator needed). Takes the etcd settings "
+        "a replica uses (flags, AGENTMESH_* env, --config): endpoints, prefix, TLS, auth.",
+    )
+    _add_settings_flags(cstatus, CLUSTER_SETTINGS)
+    cstatus.add_argument(
+        "--prefix", dest="set_etcd_prefix", metavar="VALUE", help="= --etcd-prefix"
+    )
+    cstatus.add_argument("--json", action="store_true")
+
+    agent = command("agent", "run a reference agent (planner, executor, ...)")
+    agent.add_argument("name", help="planner, executor, notion, build, reviewer, refactor")
+    agent.add_argument(
+        "--workspace",
+        default="",
+        help="where it may write (default $AGENTMESH_WORKSPACE or ./agentmesh-workspace)",
+    )
+    agent.add_argument("--max-concurrency", type=int, default=4)
+
+    _demo_command(command("demo", "the seed's project setup on six agents, end to end"))
+
+    version = command("version", "this CLI's version, and the coordinator's when reachable")
+    version.add_argument("--json", action="store_true")
+
+    completion = command("completion", "print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    return parser
+
+
+def _task_commands(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    tsub = task.add_subparsers(dest="task_command", required=True, metavar="COMMAND")
+    assign = tsub.add_parser("assign", help="submit a task", parents=[common])
+    assign.add_argument("--capability", default="")
+    assign.add_argument("--agent", default="", help="pin the task to this agent id")
+    assign.add_argument("--input", default="{}", help="JSON object, or @FILE")
+    assign.add_argument("--name", default="")
+    assign.add_argument("--timeout-ms", type=int, default=0)
+    assign.add_argument("--max-retries", type=int, default=None)
+    assign.add_argument("--idempotency-key", default="")
+    assign.add_argument("--priority", type=int, default=0)
+    assign.add_argument(
+        "--queue", action="store_true", help="queue even if no agent advertises the capability yet"
+    )
+    assign.add_argument("--wait", action="store_true", help="wait for the result, showing progress")
+    assign.add_argument("--json", action="store_true")
+    get = tsub.add_parser("get", help="show a task (with its progress)", parents=[common])
+    get.add_argument("task_id")
+    get.add_argument("--wait", action="store_true")
+    get.add_argument("--json", action="store_true")
+    tlist = tsub.add_parser("list", help="recent tasks, newest first", parents=[common])
+    tlist.add_argument("--status", default="", choices=["", *TASK_STATUSES], metavar="STATUS")
+    tlist.add_argument("--agent", default="", help="only this agent's")
+    tlist.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    tlist.add_argument("--json", action="store_true")
+    cancel = tsub.add_parser("cancel", help="cancel a task", parents=[common])
+    cancel.add_argument("task_id")
+    cancel.add_argument("--reason", default="")
+    cancel.add_argument("--json", action="store_true")
+
+
+def _workflow_commands(wf: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    wsub = wf.add_subparsers(dest="workflow_command", required=True, metavar="COMMAND")
+    define = wsub.add_parser(
+        "define", help="define workflows from JSON/YAML files", parents=[common]
+    )
+    define.add_argument("files", nargs="+", metavar="FILE")
+    define.add_argument("--name", default="", help="name to define it under (one file)")
+    define.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="template parameter (value is JSON, or a plain string)",
+    )
+    wlist = wsub.add_parser("list", help="defined workflows and their versions", parents=[common])
+    wlist.add_argument("--json", action="store_true")
+    validate = wsub.add_parser(
+        "validate",
+        help="check a definition file, print issues",
+        description="A local check: no coordinator needed. With --coordinator, the "
+        "coordinator checks it too and warns of capabilities no live agent advertises "
+        "and of workflows it does not know.",
+        parents=[common],
+    )
+    validate.add_argument("file", metavar="FILE")
+    show = wsub.add_parser("show", help="print a defined workflow's definition", parents=[common])
+    show.add_argument("name")
+    show.add_argument("--version", default="")
+
+
+def _demo_command(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument("--workflow", default="project_setup", choices=DEMO_WORKFLOWS)
+    demo.add_argument("--workspace", default="", help="default ./agentmesh-demo")
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the coordinator and agents running afterwards",
+    )
+    demo.add_argument(
+        "--kill-agent",
+        default="",
+        metavar="NAME",
+        help="SIGKILL this agent during its first task and restart it",
+    )
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three coordinator replicas in cluster mode on a real etcd (needs an etcd binary)",
+    )
+    demo.add_argument(
+        "--kill-leader",
+        action="store_true",
+        help="cluster mode: SIGKILL the leader mid-workflow (implies --cluster)",
+    )

@@ -104,7 +104,12 @@ async def task(client: Client, args: argparse.Namespace) -> int:
         out.show_task(t, args.json)
         return 0
     if sub == "assign":
+        if args.quiet and args.wait:
+            raise UsageError("--quiet prints the task id at once: it does not go with --wait")
         t = await _assign(client, args)
+        if args.quiet:
+            print(t.id)
+            return 0
         if not args.wait:
             out.show_task(t, args.json)
             return 0
@@ -196,12 +201,17 @@ async def _define(client: Client, args: argparse.Namespace) -> int:
 
 
 async def run_workflow(client: Client, args: argparse.Namespace) -> int:
+    if args.quiet and args.follow:
+        raise UsageError("--quiet prints the execution id at once: it does not go with --follow")
     e = await client.start_workflow(
         args.workflow,
         parse_object(args.input, "--input"),
         version=args.version,
         idempotency_key=args.idempotency_key,
     )
+    if args.quiet:
+        print(e.id)
+        return 0
     if not args.follow:
         out.show_execution(e, args.json, args.output)
         return 0
@@ -231,8 +241,13 @@ async def executions(client: Client, args: argparse.Namespace) -> int:
 
 
 async def status(client: Client, args: argparse.Namespace) -> int:
-    out.show_execution(await client.get_execution_status(args.execution_id), args.json, args.output)
-    return 0
+    if not args.wait:
+        e = await client.get_execution_status(args.execution_id)
+        out.show_execution(e, args.json, args.output)
+        return 0
+    e = await client.wait_execution(args.execution_id)
+    out.show_execution(e, args.json, args.output)
+    return 0 if e.status == "completed" else 1
 
 
 async def history(client: Client, args: argparse.Namespace) -> int:

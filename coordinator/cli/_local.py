@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +67,53 @@ def validate(args: argparse.Namespace) -> int:
     return 0 if valid else 1
 
 
+async def _leader_serving(address: str) -> bool:
+    """Whether the replica at ``address`` serves as the leader (its AgentService health
+    is SERVING only while it leads)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            r = await stub.Check(
+                health_pb2.HealthCheckRequest(service="agentmesh.v1.AgentService"), timeout=2.0
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(r.status == health_pb2.HealthCheckResponse.SERVING)
+
+
 async def cluster_status(args: argparse.Namespace) -> int:
     from coordinator.cluster.membership import cluster_status as read_status
     from coordinator.cluster.node import make_kv
 
+    if args.wait is not None and args.wait <= 0:
+        raise UsageError(f"--wait must be a number of seconds above 0, got {args.wait}")
     settings = load_settings(args.config, {**overrides(args), "state_persistence": "etcd"})
     kv = make_kv(settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (args.wait or 0)
     try:
-        status = await read_status(kv, settings.etcd_prefix)
+        while True:
+            status = await read_status(kv, settings.etcd_prefix)
+            ready = bool(status["etcd"].get("healthy") and status.get("leader_address"))
+            if ready and args.wait is not None:
+                ready = await _leader_serving(str(status["leader_address"]))
+            if args.wait is None or ready or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.2)
     finally:
         await kv.close()
+    if args.wait is not None and not ready:
+        print(f"agentmesh: no serving leader within {args.wait:g}s", file=sys.stderr)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
-        return 0 if status["etcd"].get("healthy") else 3
+        return (
+            3
+            if args.wait is not None and not ready
+            else (0 if status["etcd"].get("healthy") else 3)
+        )
     etcd = status["etcd"]
     print(
         f"etcd      {'healthy' if etcd.get('healthy') else 'UNHEALTHY'}"
@@ -91,6 +126,8 @@ async def cluster_status(args: argparse.Namespace) -> int:
         print(f"  {mark} {r['id']:<24} {r['address']:<22} started {r['started']}")
     if not status.get("replicas"):
         print("  no replicas registered")
+    if args.wait is not None and not ready:
+        return 3
     return 0 if etcd.get("healthy") else 3
 
 

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--follow", "-f", action="store_true", help="show each step until it ends")
     run.add_argument("--output", action="store_true", help="print the whole output")
     run.add_argument("--json", action="store_true")
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the execution id (for scripts)"
+    )
 
     executions = command("executions", "active and recent executions, newest first")
     executions.add_argument("--workflow", default="", help="only this workflow's")
@@ -118,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "an execution's status")
     status.add_argument("execution_id")
     status.add_argument("--output", action="store_true", help="print the whole output")
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until it finishes; exit 1 unless it completed",
+    )
     status.add_argument("--json", action="store_true")
     history = command("history", "an execution's history, every event in order")
     history.add_argument("execution_id")
@@ -148,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(cstatus, CLUSTER_SETTINGS)
     cstatus.add_argument(
         "--prefix", dest="set_etcd_prefix", metavar="VALUE", help="= --etcd-prefix"
+    )
+    cstatus.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait up to SECONDS for etcd and a serving leader (exit 3 if none)",
     )
     cstatus.add_argument("--json", action="store_true")
 
@@ -186,6 +201,9 @@ def _task_commands(task: argparse.ArgumentParser, common: argparse.ArgumentParse
     )
     assign.add_argument("--wait", action="store_true", help="wait for the result, showing progress")
     assign.add_argument("--json", action="store_true")
+    assign.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the task id (for scripts)"
+    )
     get = tsub.add_parser("get", help="show a task (with its progress)", parents=[common])
     get.add_argument("task_id")
     get.add_argument("--wait", action="store_true")

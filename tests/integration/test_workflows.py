@@ -329,6 +329,30 @@ async def test_unhandled_failure_runs_the_global_error_handler(
     )
 
 
+async def test_project_setup_failures_are_logged_by_the_shipped_log_error_to_notion(
+    mesh: tuple[Coordinator, Client, Script],
+) -> None:
+    """The seed names log_error_to_notion as project_setup's error handler but never
+    defines it; the shipped one logs the error as a page, once (no retries of a handler
+    that does not exist)."""
+    _, client, script = mesh
+    script.fail["project_analysis"] = 1_000
+    e = await client.start_workflow("project_setup", SETUP_INPUT)
+    done = await client.wait_execution(e.id, timeout=30)
+    assert done.status == "failed" and done.error is not None
+    history = await client.get_execution_history(e.id)
+    handlers = [x for x in history if x.type == "errorhandler.started"]
+    assert [h.data["workflow"] for h in handlers] == ["log_error_to_notion"]
+    logged = [i for c, i in script.calls if c == "page_operations" and "error" in i]
+    assert len(logged) == 1, logged
+    assert logged[0]["workflow"] == "project_setup" and logged[0]["execution"] == e.id
+    assert logged[0]["step"] == "analyze_requirements" and logged[0]["severity"] == "high"
+    assert logged[0]["error"]["type"] == "CommandFailed"
+    [ran] = await client.list_executions("log_error_to_notion")
+    finished = await client.wait_execution(ran.id, timeout=10)
+    assert finished.status == "completed" and finished.variables["errorPage"]["url"]
+
+
 async def test_pause_resume_and_stop(mesh: tuple[Coordinator, Client, Script]) -> None:
     _, client, script = mesh
     await client.define_workflow(

@@ -18,6 +18,7 @@ from agentmesh.v1 import workflow_pb2, workflow_pb2_grpc
 from coordinator.server import Coordinator
 from tests.conftest import fast_settings
 
+UNKNOWN_STATUS: Any = 99  # a number no ExecutionStatus has
 ECHO = {"id": "echo", "steps": [{"id": "a", "type": "task", "capability": "echo"}]}
 HOLD = {"id": "hold", "steps": [{"id": "e", "type": "event", "event": {"name": "never"}}]}
 HANDLED = {
@@ -97,7 +98,10 @@ async def test_list_executions_refuses_what_it_cannot_answer(tmp_path: Path) -> 
         stub = workflow_pb2_grpc.ExecutionServiceStub(channel)
         for request, message in [
             (workflow_pb2.ListExecutionsRequest(limit=1001), "limit must be at most 1000"),
-            (workflow_pb2.ListExecutionsRequest(statuses=[99]), "99 is not an execution status"),
+            (
+                workflow_pb2.ListExecutionsRequest(statuses=[UNKNOWN_STATUS]),
+                "99 is not an execution status",
+            ),
         ]:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.ListExecutions(request)

@@ -33,6 +33,14 @@ from agentmesh.v1 import (
     workflow_pb2_grpc,
 )
 
+# What the protocol's fields hold (uint32, uint32, int32): checked before sending, so a
+# value out of range is a ValueError naming the field, not protobuf's bare one.
+_RANGES = (
+    ("timeout_ms", 0, 2**32 - 1),
+    ("max_retries", 0, 2**32 - 1),
+    ("priority", -(2**31), 2**31 - 1),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class TaskRequest:
@@ -47,6 +55,12 @@ class TaskRequest:
     max_retries: int | None = None
     priority: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
     def to_proto(self) -> types_pb2.Task:
         return types_pb2.Task(

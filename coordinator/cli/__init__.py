@@ -36,10 +36,7 @@ from collections.abc import Sequence
 from agent_sdk import Client, RpcError
 from agent_sdk._discovery import parse_address, resolve_address
 from coordinator.cli import _commands, _local
-from coordinator.cli._parser import UsageError, build_parser
-from coordinator.config import ConfigError
-from coordinator.server import ListenError
-from coordinator.store import StoreLocked
+from coordinator.cli._parser import SETTINGS_COMMANDS, UsageError, build_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -92,20 +89,18 @@ def _closed_pipe() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(settings_flags=not SETTINGS_COMMANDS.isdisjoint(words))
+    args = parser.parse_args(words)
     try:
         return _dispatch(parser, args)
     except BrokenPipeError:
         return _closed_pipe()
-    except (UsageError, ConfigError) as e:
+    except UsageError as e:
         print(f"agentmesh: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RpcError as e:
         print(f"agentmesh: {e}", file=sys.stderr)
         return EXIT_COORDINATOR
-    except (StoreLocked, ListenError) as e:
-        print(f"agentmesh: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

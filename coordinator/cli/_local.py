@@ -16,7 +16,6 @@ from agentmesh import __version__
 from coordinator.cli import _output as out
 from coordinator.cli._commands import read_file
 from coordinator.cli._parser import UsageError
-from coordinator.config import load_settings
 
 LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -24,6 +23,17 @@ LOG_LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def settings_of(args: argparse.Namespace, **fixed: Any) -> Any:
+    """The coordinator's settings from --config, AGENTMESH_* and flags (``fixed`` last);
+    a bad value is bad usage (exit 2) naming the setting."""
+    from coordinator.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config, {**overrides(args), **fixed})
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -36,14 +46,20 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Imported here: the server is most of the CLI's start-up time, and only serve needs it.
+    from coordinator.server import ListenError
     from coordinator.server import serve as serve_forever
+    from coordinator.store import StoreLocked
 
-    settings = load_settings(args.config, overrides(args))
+    settings = settings_of(args)
     logging.basicConfig(
         level=LOG_LEVELS[settings.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return asyncio.run(serve_forever(settings))
+    try:
+        return asyncio.run(serve_forever(settings))
+    except (StoreLocked, ListenError) as e:
+        raise UsageError(str(e)) from None
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -90,7 +106,7 @@ async def cluster_status(args: argparse.Namespace) -> int:
 
     if args.wait is not None and args.wait <= 0:
         raise UsageError(f"--wait must be a number of seconds above 0, got {args.wait}")
-    settings = load_settings(args.config, {**overrides(args), "state_persistence": "etcd"})
+    settings = settings_of(args, state_persistence="etcd")
     kv = make_kv(settings)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (args.wait or 0)
@@ -115,9 +131,9 @@ async def cluster_status(args: argparse.Namespace) -> int:
             else (0 if status["etcd"].get("healthy") else 3)
         )
     etcd = status["etcd"]
+    why = etcd.get("error") or status.get("error")  # etcd's own answer, or why none came
     print(
-        f"etcd      {'healthy' if etcd.get('healthy') else 'UNHEALTHY'}"
-        f"{'  ' + str(etcd.get('error')) if etcd.get('error') else ''}"
+        f"etcd      {'healthy' if etcd.get('healthy') else 'UNHEALTHY'}{f'  {why}' if why else ''}"
     )
     where = f" at {status['leader_address']}" if status.get("leader_address") else ""
     print(f"leader    {status.get('leader') or '(none)'}{where}  term {status.get('term', 0)}")

@@ -43,9 +43,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     every = [list(header), *[list(r) for r in rows]]
     widths = [max(len(r[i]) for r in every) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        ("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]).rstrip()
         for r in every
-    ).rstrip()
+    )
 
 
 def ago(t: datetime | None) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from agent_sdk._types import STATUSES
 from agentmesh import __version__
-from coordinator.config import Settings
 
 DEMO_WORKFLOWS = ("project_setup", "implement_feature", "data_processing")
 TASK_STATUSES = ("pending", "assigned", "running", "completed", "failed", "cancelled")
@@ -16,15 +16,36 @@ class UsageError(Exception):
     """Bad usage or input on the command line (exit status 2)."""
 
 
+def _ranged(low: int, high: int) -> Any:
+    """An argparse type: an integer in [low, high] (argparse names the flag on error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+UINT32 = _ranged(0, 2**32 - 1)
+INT32 = _ranged(-(2**31), 2**31 - 1)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_settings_flags(p: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
-    """The coordinator's settings as flags (all of them, or those named in ``only``)."""
+def _add_settings_flags(p: argparse.ArgumentParser, cluster_only: bool = False) -> None:
+    """The coordinator's settings as flags (all of them, or what reaching etcd takes)."""
+    from coordinator.config import Settings  # pydantic: a fifth of start-up; serve needs it
+
     p.add_argument("--config", help="TOML, YAML or JSON file (camelCase or snake_case keys)")
     for name, info in Settings.model_fields.items():
-        if only and name not in only:
+        if cluster_only and not (name.startswith("etcd_") or name == "log_level"):
             continue
         # --store is the short name the cluster docs use for --state-persistence.
         aliases = ["--store"] if name == "state_persistence" else []
@@ -37,10 +58,9 @@ def _add_settings_flags(p: argparse.ArgumentParser, only: tuple[str, ...] = ()) 
         )
 
 
-# What `cluster status` reads: how to reach etcd and where the cluster's keys are.
-CLUSTER_SETTINGS = tuple(
-    name for name in Settings.model_fields if name.startswith("etcd_") or name == "log_level"
-)
+# Commands whose flags include the coordinator's settings (built only when one may be
+# parsed or shown: importing the settings model costs a fifth of the CLI's start-up).
+SETTINGS_COMMANDS = frozenset({"serve", "cluster", "completion", "-h", "--help"})
 
 
 def _add_global_flags(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -64,7 +84,9 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without ``settings_flags``, ``serve`` and ``cluster status``
+    lack their settings flags (for parsing any other command faster)."""
     common = _common()
     parser = argparse.ArgumentParser(
         prog="agentmesh",
@@ -77,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agentmesh {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, parents=[common])
+    def command(name: str, help: str, *, remote: bool = True) -> argparse.ArgumentParser:
+        """A subcommand; ``remote`` ones (that talk to a coordinator) take -c too."""
+        return sub.add_parser(name, help=help, parents=[common] if remote else [])
 
-    serve = command("serve", "run a coordinator")
-    _add_settings_flags(serve)
+    serve = command("serve", "run a coordinator", remote=False)
+    if settings_flags:
+        _add_settings_flags(serve)
 
     agents = command("agents", "list the agents of the mesh")
     agents.add_argument("--all", action="store_true", help="include offline agents")
@@ -115,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     executions.add_argument(
         "--active", action="store_true", help="= --status queued,running,paused"
     )
-    executions.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    executions.add_argument(
+        "--limit", type=_ranged(1, 1000), default=20, help="at most this many (default 20)"
+    )
     executions.add_argument("--json", action="store_true")
 
     status = command("status", "an execution's status")
@@ -145,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")
     event.add_argument("--key", default="", help="correlation key")
 
-    cluster = command("cluster", "cluster mode on etcd")
+    cluster = command("cluster", "cluster mode on etcd", remote=False)
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
     cstatus = csub.add_parser(
         "status",
@@ -153,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads etcd directly (no coordinator needed). Takes the etcd settings "
         "a replica uses (flags, AGENTMESH_* env, --config): endpoints, prefix, TLS, auth.",
     )
-    _add_settings_flags(cstatus, CLUSTER_SETTINGS)
+    if settings_flags:
+        _add_settings_flags(cstatus, cluster_only=True)
     cstatus.add_argument(
         "--prefix", dest="set_etcd_prefix", metavar="VALUE", help="= --etcd-prefix"
     )
@@ -175,12 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("--max-concurrency", type=int, default=4)
 
-    _demo_command(command("demo", "the seed's project setup on six agents, end to end"))
+    _demo_command(
+        command("demo", "the seed's project setup on six agents, end to end", remote=False)
+    )
 
     version = command("version", "this CLI's version, and the coordinator's when reachable")
     version.add_argument("--json", action="store_true")
 
-    completion = command("completion", "print a shell completion script")
+    completion = command("completion", "print a shell completion script", remote=False)
     completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
 
@@ -192,10 +221,10 @@ def _task_commands(task: argparse.ArgumentParser, common: argparse.ArgumentParse
     assign.add_argument("--agent", default="", help="pin the task to this agent id")
     assign.add_argument("--input", default="{}", help="JSON object, or @FILE")
     assign.add_argument("--name", default="")
-    assign.add_argument("--timeout-ms", type=int, default=0)
-    assign.add_argument("--max-retries", type=int, default=None)
+    assign.add_argument("--timeout-ms", type=UINT32, default=0)
+    assign.add_argument("--max-retries", type=UINT32, default=None)
     assign.add_argument("--idempotency-key", default="")
-    assign.add_argument("--priority", type=int, default=0)
+    assign.add_argument("--priority", type=INT32, default=0)
     assign.add_argument(
         "--queue", action="store_true", help="queue even if no agent advertises the capability yet"
     )
@@ -211,7 +240,9 @@ def _task_commands(task: argparse.ArgumentParser, common: argparse.ArgumentParse
     tlist = tsub.add_parser("list", help="recent tasks, newest first", parents=[common])
     tlist.add_argument("--status", default="", choices=["", *TASK_STATUSES], metavar="STATUS")
     tlist.add_argument("--agent", default="", help="only this agent's")
-    tlist.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    tlist.add_argument(
+        "--limit", type=_ranged(1, 10_000), default=20, help="at most this many (default 20)"
+    )
     tlist.add_argument("--json", action="store_true")
     cancel = tsub.add_parser("cancel", help="cancel a task", parents=[common])
     cancel.add_argument("task_id")

@@ -62,7 +62,7 @@ class Progress:
         row = self.rows.get(sid)
         if row is None:
             return None
-        if e.type == "task.completed":
+        if e.type in ("task.completed", "task.failed"):
             agent = str((e.data or {}).get("agent", ""))
             self.agents[sid] = agent.rsplit("-", 1)[0] if agent else ""
             return None

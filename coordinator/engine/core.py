@@ -193,7 +193,7 @@ class Execution:
             "task.failed",
             run.step_id,
             message=str(e.error.get("message", "")),
-            data={"key": e.key, "error": dict(e.error)},
+            data={"key": e.key, "error": dict(e.error), "agent": e.agent_id},
         )
         self._fail(run, dict(e.error))
 

@@ -11,7 +11,7 @@ async def plan(task):
 agent.run()
 """
 
-from agent_sdk._agent import SDK_VERSION, Agent, AgentStats, Task
+from agent_sdk._agent import SDK_VERSION, Agent
 from agent_sdk._client import Client, TaskRequest
 from agent_sdk._errors import (
     AgentMeshError,
@@ -27,6 +27,7 @@ from agent_sdk._errors import (
     TaskError,
     UnavailableError,
 )
+from agent_sdk._task import AgentStats, Task
 from agent_sdk._types import (
     AgentInfo,
     CoordinatorInfo,

@@ -18,15 +18,12 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -36,20 +33,21 @@ from agent_sdk._discovery import (
     COORDINATOR_ENV,
     EtcdCredentials,
     election_pending,
-    find_leader,
     ignored_environment,
     leader_hint,
     parse_address,
     resolve_address,
 )
 from agent_sdk._errors import AgentRejectedError, TaskError, UnavailableError
+from agent_sdk._reconnect import Outcome, Route, report_retry
 from agent_sdk._status import StatusReporter
-from agentmesh import payload, wire
+from agent_sdk._task import AgentStats, Dispatch, Task, clip, packed, safe_struct
+from agentmesh import __version__, payload, wire
 from agentmesh.v1 import agent_pb2, types_pb2
 
 log = logging.getLogger("agent_sdk")
 
-SDK_VERSION = "0.1.0"
+SDK_VERSION = __version__
 PROTOCOL_VERSION = 1
 CONNECT = f"/{agent_pb2.DESCRIPTOR.services_by_name['AgentService'].full_name}/Connect"
 
@@ -64,14 +62,6 @@ _FATAL = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.UNAUTHENTICATED,
 }
-# Redirects followed at once before the normal backoff applies again.
-MAX_QUICK_REDIRECTS = 3
-# While a live replica answers "election pending", ask it again every ~ELECTION_RETRY_S
-# (jittered), up to MAX_QUICK_ELECTION_RETRIES times in a row (~15 s), before backing off.
-ELECTION_RETRY_S = 0.25
-MAX_QUICK_ELECTION_RETRIES = 60
-# Bound on one etcd endpoint's answer when resolving the leader.
-ETCD_LOOKUP_TIMEOUT = 2.0
 
 
 def channel_options(max_message_bytes: int = 4 * 1024 * 1024) -> list[tuple[str, int]]:
@@ -87,106 +77,6 @@ def channel_options(max_message_bytes: int = 4 * 1024 * 1024) -> list[tuple[str,
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
-
-
-class _Done:
-    """An already-finished awaitable, so ``task.progress()`` works with or without await."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Any:
-        return
-        yield
-
-
-@dataclass(frozen=True, slots=True)
-class _Dispatch:
-    task_id: str
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """How one connection attempt, and its session if it was welcomed, ended."""
-
-    target: str  # "" when there was nothing to connect to (etcd named no leader)
-    connected: bool  # a Welcome arrived in this attempt
-    reason: str  # why it ended, for people
-    kind: str  # the reason without what varies between attempts: the status report's key
-    ended: bool = False  # the session ended without an error (the stream closed)
-    leader: str | None = None  # a replica that is not the leader named this one
-    election_pending: bool = False  # a live replica answered that no leader is known yet
-
-
-@dataclass(slots=True)
-class _Backoff:
-    """Reconnect counters: failures, redirects and "election pending" answers in a row."""
-
-    failures: int = 0
-    redirects: int = 0
-    pending: int = 0
-
-
-class Task:
-    """What a capability handler receives: the task's input and its context.
-
-    Attributes: ``id``, ``attempt`` (1 for the first delivery), ``capability``,
-    ``input`` (a dict), ``deadline`` (aware datetime or None), ``idempotency_key``
-    (the same for every attempt: use it to make side effects idempotent),
-    ``name``, ``execution_id``, ``step_id``, ``labels``.
-    """
-
-    __slots__ = (
-        "_agent",
-        "attempt",
-        "capability",
-        "deadline",
-        "execution_id",
-        "id",
-        "idempotency_key",
-        "input",
-        "labels",
-        "name",
-        "step_id",
-    )
-
-    def __init__(self, agent: Agent, d: agent_pb2.TaskDispatch) -> None:
-        self._agent = agent
-        self.id: str = d.task_id
-        self.attempt: int = d.attempt
-        self.capability: str = d.capability
-        self.input: dict[str, Any] = wire.from_struct(d.input)
-        self.deadline: datetime | None = wire.from_timestamp(d.deadline)
-        self.idempotency_key: str = d.idempotency_key
-        self.name: str = d.name
-        self.execution_id: str = d.execution_id
-        self.step_id: str = d.step_id
-        self.labels: dict[str, str] = dict(d.labels)
-
-    def progress(self, fraction: float, message: str = "") -> _Done:
-        """Report progress (0..1). Safe from async handlers (``await`` it or not)
-        and from sync handlers running in a thread."""
-        update = agent_pb2.TaskUpdate(
-            task_id=self.id,
-            attempt=self.attempt,
-            progress=agent_pb2.TaskProgress(fraction=fraction, message=message),
-        )
-        self._agent._push_threadsafe(update)
-        return _Done()
-
-    def __repr__(self) -> str:
-        return f"Task(id={self.id!r}, capability={self.capability!r}, attempt={self.attempt})"
-
-
-@dataclass(slots=True)
-class AgentStats:
-    received: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    in_flight: int = 0
-    peak_in_flight: int = 0
-    sessions: int = 0
 
 
 class Agent:
@@ -255,8 +145,7 @@ class Agent:
         self._shutdown_requested = False  # request_shutdown() was called (maybe before serve)
         if self._address.uses_etcd:
             EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
-        self._seed = 0  # index of the seed to try next
-        self._redirect: str | None = None  # a leader named by a replica, tried before seeds
+        self._route = Route(self._address)  # where to connect next, and when
         self._connected_to: str | None = None
         self.type = type or name
         self.max_concurrency = max_concurrency
@@ -270,7 +159,7 @@ class Agent:
         self.max_message_bytes = max_message_bytes
         self.stats = AgentStats()
         self._handlers: dict[str, tuple[Handler, str]] = {}
-        self._running: dict[_Dispatch, asyncio.Task[None]] = {}
+        self._running: dict[Dispatch, asyncio.Task[None]] = {}
         self._updates: list[agent_pb2.TaskUpdate] = []
         self._control: list[agent_pb2.AgentMessage] = []
         self._wake: asyncio.Event | None = None
@@ -395,7 +284,6 @@ class Agent:
                 COORDINATOR_ENV,
                 self._ignored_env,
             )
-        backoff = _Backoff()
         try:
             while not self._stop.is_set():
                 outcome = await self._attempt()
@@ -405,8 +293,10 @@ class Agent:
                     break
                 if outcome is None:
                     continue  # joining afresh under a new id
-                delay, quick = self._retry_delay(outcome, backoff)
-                self._report_retry(outcome, delay, quick)
+                delay, quick = self._route.delay_after(
+                    outcome, self.reconnect_min, self.reconnect_max
+                )
+                report_retry(self._status, self.name, outcome, delay, quick)
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), delay)
@@ -462,7 +352,7 @@ class Agent:
 
     # -------------------------------------------------------------- reconnect
 
-    async def _attempt(self) -> _Outcome | None:
+    async def _attempt(self) -> Outcome | None:
         """Connect once and serve the session until it ends; say how it ended.
 
         None: try again at once (the coordinator refused to resume our old id, so the
@@ -471,8 +361,8 @@ class Agent:
         sessions = self.stats.sessions
         target = ""
 
-        def ended(reason: str, kind: str, **kw: Any) -> _Outcome:
-            return _Outcome(target, self.stats.sessions > sessions, reason, kind, **kw)
+        def ended(reason: str, kind: str, **kw: Any) -> Outcome:
+            return Outcome(target, self.stats.sessions > sessions, reason, kind, **kw)
 
         try:
             target = await self._next_target()
@@ -517,116 +407,11 @@ class Agent:
         self.agent_id, self._session_secret = "", ""
         return True
 
-    def _retry_delay(self, outcome: _Outcome, backoff: _Backoff) -> tuple[float, bool]:
-        """Choose the next target and how long to wait before trying it; True when that
-        is a quick retry (a redirect, or an election under way) rather than a backoff."""
-        if outcome.ended:
-            backoff.failures = backoff.redirects = backoff.pending = 0
-        electing = outcome.election_pending
-        if outcome.leader is not None:
-            backoff.redirects += 1
-            self._redirect = outcome.leader
-            if backoff.redirects <= MAX_QUICK_REDIRECTS:
-                return 0.0, True
-        elif not electing:
-            failed_redirect = outcome.target == self._redirect
-            self._target_failed()
-            # In a cluster, a replica (or the leader a follower named) that does
-            # not answer is most likely a dead leader whose lease has not expired
-            # yet: an election follows within the TTL. Keep asking quickly.
-            electing = not outcome.ended and (failed_redirect or self._address.replicated)
-        if electing and backoff.pending < MAX_QUICK_ELECTION_RETRIES:
-            # Without growing the backoff: the agent reconnects as soon as a new
-            # leader is up (a live follower redirects once it knows it).
-            backoff.pending += 1
-            return random.uniform(0.5, 1.0) * ELECTION_RETRY_S, True
-        backoff.failures += 1
-        delay = min(self.reconnect_max, self.reconnect_min * 2 ** (backoff.failures - 1))
-        return random.uniform(delay / 2, delay), False
-
-    def _report_retry(self, o: _Outcome, delay: float, quick: bool) -> None:
-        """Report why the last attempt ended and when the next one starts.  Quick retries
-        (several a second) repeat at DEBUG; backoff retries at INFO."""
-        repeat = logging.DEBUG if quick else None
-        then = "at once" if delay <= 0 else f"in {round(delay, 2):g}s"
-        if o.connected and (o.leader is not None or o.election_pending):
-            self._report_disconnected(o, "")
-        if o.leader is not None:
-            self._status.report(
-                o.target,
-                f"redirected to {o.leader}",
-                "agent %s: %s is not the leader; redirected to %s; reconnecting %s",
-                self.name,
-                o.target,
-                o.leader,
-                then,
-                repeat_level=repeat,
-            )
-        elif o.election_pending:
-            self._status.report(
-                o.target,
-                "election pending",
-                "agent %s: %s knows no leader yet (election under way); retrying %s",
-                self.name,
-                o.target,
-                then,
-                repeat_level=repeat,
-            )
-        elif o.connected:
-            self._report_disconnected(o, f"; reconnecting {then}")
-        elif o.target:
-            self._status.report(
-                o.target,
-                f"unreachable: {o.kind}",
-                "agent %s: cannot reach %s: %s; retrying %s",
-                self.name,
-                o.target,
-                o.reason,
-                then,
-                repeat_level=repeat,
-            )
-        else:
-            self._status.report(
-                "leader lookup",
-                o.kind,
-                "agent %s: %s; retrying %s",
-                self.name,
-                o.reason,
-                then,
-                repeat_level=repeat,
-            )
-
-    def _report_disconnected(self, o: _Outcome, then: str) -> None:
-        """Report that a welcomed session ended (``then``: what happens next, or "")."""
-        self._status.report(
-            "",
-            f"disconnected from {o.target}: {o.kind}",
-            "agent %s: disconnected from %s: %s%s",
-            self.name,
-            o.target,
-            o.reason,
-            then,
-        )
-
     # ---------------------------------------------------------------- session
 
     async def _next_target(self) -> str:
-        """Where to connect next: a redirect's leader, else the current seed, else
-        the leader etcd names (UnavailableError if etcd cannot say)."""
-        if self._redirect is not None:
-            return self._redirect
-        if self._address.uses_etcd:
-            return await find_leader(
-                self._address.etcd, self._address.prefix, timeout=ETCD_LOOKUP_TIMEOUT
-            )
-        return self._address.seeds[self._seed % len(self._address.seeds)]
-
-    def _target_failed(self) -> None:
-        """The last target failed without naming a leader: drop any redirect (back to
-        seeds/etcd) and move on to the next seed (the one that redirected us may
-        still name a dead leader)."""
-        self._redirect = None
-        self._seed = (self._seed + 1) % len(self._address.seeds or ("",))
+        """Where to connect next (``Route.next_target``)."""
+        return await self._route.next_target()
 
     def _hello(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(
@@ -740,7 +525,7 @@ class Agent:
                 for d in msg.tasks.tasks:
                     self._start(d)
             elif kind == "cancel":
-                t = self._running.get(_Dispatch(msg.cancel.task_id, msg.cancel.attempt))
+                t = self._running.get(Dispatch(msg.cancel.task_id, msg.cancel.attempt))
                 if t is not None:
                     log.info("task %s cancelled: %s", msg.cancel.task_id, msg.cancel.reason)
                     t.cancel()
@@ -782,7 +567,7 @@ class Agent:
             try:
                 for m in control:
                     await call.write(m)
-                for part in _packed(updates, self._message_limit // 2):
+                for part in packed(updates, self._message_limit // 2):
                     await call.write(
                         agent_pb2.AgentMessage(updates=agent_pb2.TaskUpdates(updates=part))
                     )
@@ -831,7 +616,7 @@ class Agent:
             loop.call_soon_threadsafe(self._push, update)
 
     def _start(self, d: agent_pb2.TaskDispatch) -> None:
-        key = _Dispatch(d.task_id, d.attempt)
+        key = Dispatch(d.task_id, d.attempt)
         if key in self._running:
             return  # duplicate delivery of an attempt we are running
         self.stats.received += 1
@@ -845,7 +630,7 @@ class Agent:
         self.stats.in_flight = n
         self.stats.peak_in_flight = max(self.stats.peak_in_flight, n)
 
-    async def _run(self, key: _Dispatch, d: agent_pb2.TaskDispatch) -> None:
+    async def _run(self, key: Dispatch, d: agent_pb2.TaskDispatch) -> None:
         started = time.monotonic()
         result = agent_pb2.TaskResult()
         try:
@@ -877,9 +662,9 @@ class Agent:
             result.error.CopyFrom(
                 types_pb2.TaskError(
                     type=e.type,
-                    message=_clip(e.message),
+                    message=clip(e.message),
                     retryable=e.retryable,
-                    details=_safe_struct(e.details, self._payload_limit),
+                    details=safe_struct(e.details, self._payload_limit),
                 )
             )
         except Exception as e:
@@ -887,9 +672,9 @@ class Agent:
             result.error.CopyFrom(
                 types_pb2.TaskError(
                     type=type(e).__name__,
-                    message=_clip(str(e) or type(e).__name__),
+                    message=clip(str(e) or type(e).__name__),
                     retryable=bool(getattr(e, "retryable", False)),
-                    stack=_clip(traceback.format_exc(limit=20)),
+                    stack=clip(traceback.format_exc(limit=20)),
                 )
             )
         finally:
@@ -898,7 +683,7 @@ class Agent:
             self._running.pop(key, None)
             self.stats.in_flight = len(self._running)
 
-    async def _run_detached(self, key: _Dispatch, d: agent_pb2.TaskDispatch) -> None:
+    async def _run_detached(self, key: Dispatch, d: agent_pb2.TaskDispatch) -> None:
         """Run one task outside a session (``agent_sdk.testing``)."""
         self._loop = asyncio.get_running_loop()
         if self._executor is None:
@@ -915,41 +700,9 @@ class Agent:
         return out
 
 
-MAX_TEXT = 16_384  # an error's message or stack beyond this is cut
-
-
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     """The event loop running in this thread, if any."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " ... (cut)"
-
-
-def _safe_struct(details: dict[str, Any] | None, limit_bytes: int) -> Any:
-    if not details:
-        return None
-    try:
-        payload.check(details, "error details", limit_bytes)
-        return wire.to_struct(details)
-    except payload.PayloadError:
-        return wire.to_struct({"repr": _clip(repr(details))})
-
-
-def _packed(updates: list[agent_pb2.TaskUpdate], limit: int) -> list[list[agent_pb2.TaskUpdate]]:
-    """``updates`` in order, in messages of at most ``limit`` bytes (a larger single
-    update goes alone). Only results can be large; acks and progress count as small."""
-    parts: list[list[agent_pb2.TaskUpdate]] = []
-    size = limit + 1
-    for u in updates:
-        n = u.ByteSize() if u.HasField("result") else 64
-        if size + n > limit:
-            parts.append([])
-            size = 0
-        parts[-1].append(u)
-        size += n
-    return parts

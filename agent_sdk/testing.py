@@ -16,7 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_sdk._agent import Agent, _Dispatch
+from agent_sdk._agent import Agent
+from agent_sdk._task import Dispatch
 from agent_sdk._types import TaskFailure
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2
@@ -47,7 +48,7 @@ async def run_task(
         input=wire.to_struct(input or {}),
         idempotency_key=task_id,
     )
-    await agent._run_detached(_Dispatch(task_id, attempt), dispatch)
+    await agent._run_detached(Dispatch(task_id, attempt), dispatch)
     updates, agent._updates = agent._updates, []
     progress = [
         (u.progress.fraction, u.progress.message) for u in updates if u.HasField("progress")

@@ -42,28 +42,13 @@ from coordinator.errors import (
     Unavailable,
 )
 from coordinator.retry import RetryStrategy
+from coordinator.waits import WaitListener, Waits
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 10_000
 MAX_ID_CHARS = 128  # agent ids and names: they travel in every listing and log line
 TaskListener = Callable[[d.Task], None]
-
-
-@dataclass(frozen=True, slots=True)
-class WaitChange:
-    """A pending task started or stopped waiting for an agent that can take it.
-
-    A task waits when no live (connected) agent advertises its capability, or when
-    the agent it is pinned to is not connected; a task queued only because every
-    capable agent is busy does not wait in this sense."""
-
-    task: d.Task
-    reason: str  # e.g. "no live agent advertises 'x'"; "" when the wait ended
-    agent_id: str = ""  # the agent whose arrival ended the wait
-
-
-WaitListener = Callable[[WaitChange], None]
 
 
 @dataclass(slots=True)
@@ -99,11 +84,7 @@ class Mesh:
         self.accepting = True
         self.counters = MeshCounters()
         self._listeners: list[TaskListener] = []
-        self._wait_listeners: list[WaitListener] = []
-        # Pending tasks no live agent can take: task id -> why, and by what they wait
-        # on (("capability", name) or ("agent", id)) -> task id -> task.
-        self._waiting: dict[str, str] = {}
-        self._waiting_on: dict[tuple[str, str], dict[str, d.Task]] = {}
+        self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
         self._idle = asyncio.Event()
         self._idle.set()
         self._active = 0  # tasks assigned or running
@@ -179,10 +160,10 @@ class Mesh:
         for name in agent.capability_names:
             self._by_capability.setdefault(name, {})[agent_id] = agent
         log.info("agent %s joined (%s, capabilities %s)", agent_id, transport, sorted(names))
-        if self._waiting:
+        if self._waits:
             for name in sorted(agent.capability_names):
-                self._unblock(("capability", name), agent.id)
-            self._unblock(("agent", agent_id), agent.id)
+                self._waits.unblock(("capability", name), agent.id)
+            self._waits.unblock(("agent", agent_id), agent.id)
         if old is not None:
             self._check_lost(old)  # capabilities the new session no longer advertises
         self._fill(agent)
@@ -627,19 +608,19 @@ class Mesh:
         """Why the pending task ``task_id`` waits for an agent: no live agent
         advertises its capability, or the agent it is pinned to is not connected.
         "" when it does not (it runs, finished, or waits only for a free credit)."""
-        return self._waiting.get(task_id, "")
+        return self._waits.reason(task_id)
 
     def add_wait_listener(self, listener: WaitListener) -> None:
         """Call ``listener(change)`` when a pending task starts waiting for an agent
         and when that wait ends (an agent that can take it joined), once per change
         (from the loop). Not while shutting down: agents leave because asked to."""
-        self._wait_listeners.append(listener)
+        self._waits.add_listener(listener)
 
     def _check_waiting(self, task: d.Task) -> None:
         """Note that the queued ``task`` waits for an agent, if nobody live can take it."""
         if not self.accepting or task.status is not d.TaskStatus.PENDING or not task.queued:
             return
-        if task.id in self._waiting:
+        if task.id in self._waits:
             return
         if task.pinned_agent:
             agent = self.agents.get(task.pinned_agent)
@@ -650,33 +631,7 @@ class Mesh:
             return
         else:
             reason = f"no live agent advertises '{task.capability}'"
-        self._waiting[task.id] = reason
-        self._waiting_on.setdefault(_wait_group(task), {})[task.id] = task
-        self._notify(WaitChange(task, reason))
-
-    def _unblock(self, group: tuple[str, str], agent_id: str) -> None:
-        """End the wait of every task waiting on ``group``: ``agent_id`` can take them."""
-        for task in self._waiting_on.pop(group, {}).values():
-            if self._waiting.pop(task.id, None) is not None:
-                self._notify(WaitChange(task, "", agent_id))
-
-    def _forget_wait(self, task: d.Task, agent_id: str = "") -> None:
-        """The task no longer waits: it was assigned to ``agent_id`` (which is told
-        to the listeners) or it finished (which is not: its end is news enough)."""
-        if self._waiting.pop(task.id, None) is None:
-            return
-        group = _wait_group(task)
-        waiting = self._waiting_on.get(group)
-        if waiting is not None:
-            waiting.pop(task.id, None)
-            if not waiting:
-                del self._waiting_on[group]
-        if agent_id:
-            self._notify(WaitChange(task, "", agent_id))
-
-    def _notify(self, change: WaitChange) -> None:
-        for listener in self._wait_listeners:
-            listener(change)
+        self._waits.start(task, reason)
 
     def _enqueue(self, task: d.Task, check_wait: bool = True) -> None:
         task.status = d.TaskStatus.PENDING
@@ -753,8 +708,8 @@ class Mesh:
         task.progress_message = ""
         task.deadline = now + timedelta(milliseconds=task.timeout_ms)
         task.dispatched_mono = self._loop.time()
-        if self._waiting:
-            self._forget_wait(task, agent.id)
+        if self._waits:
+            self._waits.forget(task, agent.id)
         agent.in_flight[(task.id, task.attempt)] = task
         task.timer = self._loop.call_later(
             task.timeout_ms / 1000, self._on_timeout, task, task.attempt
@@ -833,8 +788,8 @@ class Mesh:
             # Cancelled or abandoned while an agent held it: no longer active.
             self._active_dec()
         self._cancel_timer(task)
-        if self._waiting:
-            self._forget_wait(task)
+        if self._waits:
+            self._waits.forget(task)
         task.status = status
         task.result = result
         task.error = error if status is not d.TaskStatus.COMPLETED else None
@@ -916,10 +871,3 @@ class Mesh:
                 )
                 n += 1
         return n
-
-
-def _wait_group(task: d.Task) -> tuple[str, str]:
-    """What a waiting task waits for: its pinned agent, or any agent with its capability."""
-    if task.pinned_agent:
-        return ("agent", task.pinned_agent)
-    return ("capability", task.capability)

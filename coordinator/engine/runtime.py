@@ -38,8 +38,9 @@ from coordinator.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from coordinator.mesh import Mesh, WaitChange
+from coordinator.mesh import Mesh
 from coordinator.store import ExecutionRecord, Store, StoredEvent
+from coordinator.waits import WaitChange
 
 log = logging.getLogger(__name__)
 

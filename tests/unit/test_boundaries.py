@@ -8,7 +8,7 @@ from pathlib import Path
 import agent_sdk
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ["domain.py", "mesh.py", "retry.py", "errors.py", "config.py"]
+CORE = ["domain.py", "mesh.py", "waits.py", "retry.py", "errors.py", "config.py"]
 
 
 def imports_of(path: Path) -> set[str]:

@@ -12,8 +12,9 @@ from coordinator import domain as d
 from coordinator.engine import events as ev
 from coordinator.engine.core import EngineDefaults, Execution
 from coordinator.engine.model import RetrySpec, Step, WorkflowDefinition
-from coordinator.mesh import Mesh, WaitChange
+from coordinator.mesh import Mesh
 from coordinator.retry import RetryPolicy, RetryStrategy
+from coordinator.waits import WaitChange
 from tests.conftest import fast_settings
 from tests.unit.test_mesh import Recorder, spec
 

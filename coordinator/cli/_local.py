@@ -74,10 +74,8 @@ def validate(args: argparse.Namespace) -> int:
     except DefinitionError as e:
         issues = e.issues
     shown, total = cap_issues(issues)
-    for i in shown:
-        print(f"{i.severity}: {i.location}: {i.message}")
-    if total > len(shown):
-        print(f"... and {total - len(shown)} more issues")
+    for line in out.issue_lines(shown, total):
+        print(line)
     valid = not any(i.severity == "error" for i in issues)
     print("valid" if valid else "invalid")
     return 0 if valid else 1
@@ -121,15 +119,18 @@ async def cluster_status(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.2)
     finally:
         await kv.close()
-    if args.wait is not None and not ready:
+    waited_in_vain = args.wait is not None and not ready
+    if waited_in_vain:
         print(f"agentmesh: no serving leader within {args.wait:g}s", file=sys.stderr)
+    code = 3 if waited_in_vain or not status["etcd"].get("healthy") else 0
     if args.json:
         print(json.dumps(status, indent=2, default=str))
-        return (
-            3
-            if args.wait is not None and not ready
-            else (0 if status["etcd"].get("healthy") else 3)
-        )
+        return code
+    _print_cluster(status)
+    return code
+
+
+def _print_cluster(status: dict[str, Any]) -> None:
     etcd = status["etcd"]
     why = etcd.get("error") or status.get("error")  # etcd's own answer, or why none came
     print(
@@ -142,9 +143,6 @@ async def cluster_status(args: argparse.Namespace) -> int:
         print(f"  {mark} {r['id']:<24} {r['address']:<22} started {r['started']}")
     if not status.get("replicas"):
         print("  no replicas registered")
-    if args.wait is not None and not ready:
-        return 3
-    return 0 if etcd.get("healthy") else 3
 
 
 def agent(args: argparse.Namespace, coordinator: str) -> int:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from agent_sdk import (
     AgentInfo,
@@ -14,7 +14,6 @@ from agent_sdk import (
     ExecutionEvent,
     ExecutionSummary,
     TaskAssignment,
-    ValidationIssue,
     WorkflowInfo,
 )
 
@@ -199,7 +198,18 @@ def is_journal_input(ev: ExecutionEvent) -> bool:
     return ev.type[:1].isupper()
 
 
-def issue_lines(issues: Sequence[ValidationIssue], total: int) -> list[str]:
+class _Issue(Protocol):
+    """A validation issue: the SDK's, or the engine's own when validating locally."""
+
+    @property
+    def severity(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def issue_lines(issues: Sequence[_Issue], total: int) -> list[str]:
     lines = [f"{i.severity}: {i.location}: {i.message}" for i in issues]
     if total > len(issues):
         lines.append(f"... and {total - len(issues)} more issues")

@@ -374,6 +374,8 @@ CASES = [
     # cluster status reads etcd, not a coordinator
     case("cluster", 0, "cluster", "status", "--etcd-endpoints", "<etcd>", "--etcd-prefix", "/clitest", out="no replicas registered"),
     case("cluster-no-etcd", 3, "cluster", "status", "--etcd-endpoints", D, "--etcd-timeout-s", "1", out="etcd      UNHEALTHY"),
+    case("cluster-no-leader", 3, "cluster", "status", "--etcd-endpoints", "<etcd>", "--etcd-prefix", "/clitest", "--wait", "0.5", err="no serving leader within 0.5s"),
+    case("cluster-bad-wait", 2, "cluster", "status", "--etcd-endpoints", "<etcd>", "--wait", "0", err="--wait must be a number of seconds above 0"),
     case("cluster-bad-setting", 2, "cluster", "status", "--etcd-timeout-s", "soon", err="invalid configuration: etcd_timeout_s"),
     case("cluster-coordinator-flag", 2, "cluster", "status", "--coordinator", L, usage=True, err="unrecognized arguments: --coordinator"),
     # the rest

@@ -29,7 +29,7 @@ proto-check: venv  ## fail when the generated code is stale
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy coordinator agent_sdk agentmesh/agents agentmesh/wire.py agentmesh/payload.py agentmesh/documents.py tests bench
+	$(BIN)/mypy coordinator agent_sdk agentmesh/agents agentmesh/wire.py agentmesh/payload.py agentmesh/documents.py agentmesh/protocol.py tests bench
 
 test: venv proto-check lint  ## the whole suite, as CI runs it
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -43,6 +43,7 @@ from agent_sdk._reconnect import Outcome, Route, report_retry
 from agent_sdk._status import StatusReporter
 from agent_sdk._task import AgentStats, Dispatch, Task, clip, packed, safe_struct
 from agentmesh import __version__, payload, wire
+from agentmesh.protocol import CLIENT_KEEPALIVE_MS, CLIENT_KEEPALIVE_TIMEOUT_MS
 from agentmesh.v1 import agent_pb2, types_pb2
 
 log = logging.getLogger("agent_sdk")
@@ -69,8 +70,8 @@ def channel_options(max_message_bytes: int = 4 * 1024 * 1024) -> list[tuple[str,
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         # Keepalive is off by default: without it a vanished host can hang a stream.
-        ("grpc.keepalive_time_ms", 20_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_time_ms", CLIENT_KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", CLIENT_KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         # We drive reconnects ourselves; grpc's own backoff can reach minutes.

@@ -36,10 +36,14 @@ from typing import Any
 import grpc
 
 from agent_sdk._errors import UnavailableError
+from agentmesh.protocol import (
+    DEFAULT_PREFIX,
+    ELECTION_METADATA,
+    LEADER_METADATA,
+    election_prefix,
+    prefix_end,
+)
 
-DEFAULT_PREFIX = "/agentmesh"
-LEADER_METADATA = "agentmesh-leader"
-ELECTION_METADATA = "agentmesh-election"  # "pending": no leader known yet
 ETCD_SCHEME = "etcd://"
 COORDINATOR_ENV = "AGENTMESH_COORDINATOR"
 DEFAULT_COORDINATOR = "localhost:50051"
@@ -213,16 +217,6 @@ class EtcdCredentials:
         return grpc.aio.secure_channel(endpoint, credentials)
 
 
-def _prefix_end(key: bytes) -> bytes:
-    """etcd's range end for "every key starting with ``key``" (last byte + 1)."""
-    end = bytearray(key)
-    for i in range(len(end) - 1, -1, -1):
-        if end[i] < 0xFF:
-            end[i] += 1
-            return bytes(end[: i + 1])
-    return b"\0"
-
-
 async def find_leader(
     endpoints: Sequence[str],
     prefix: str = DEFAULT_PREFIX,
@@ -238,10 +232,10 @@ async def find_leader(
     creds = EtcdCredentials.from_env() if credentials is None else credentials
     from aetcd import rpc  # the generated etcd v3 stubs; imported only when used
 
-    key = (prefix.rstrip("/") + "/election/").encode()
+    key = election_prefix(prefix).encode()
     request = rpc.RangeRequest(
         key=key,
-        range_end=_prefix_end(key),
+        range_end=prefix_end(key),
         limit=1,
         sort_target=rpc.RangeRequest.CREATE,
         sort_order=rpc.RangeRequest.ASCEND,

@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentmesh.protocol import SERVER_MIN_PING_INTERVAL_MS
 from agentmesh.v1 import (
     agent_pb2_grpc,
     integration_pb2_grpc,
@@ -60,8 +61,8 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        # Accept the SDK's 20 s client pings (the default would GOAWAY too_many_pings).
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        # Accept the SDK's client pings (the default would GOAWAY too_many_pings).
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", SERVER_MIN_PING_INTERVAL_MS),
         ("grpc.http2.max_ping_strikes", 0),
         ("grpc.so_reuseport", 0),
     ]

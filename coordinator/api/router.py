@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from agentmesh.protocol import ELECTION_METADATA, ELECTION_PENDING, LEADER_METADATA
 from agentmesh.v1 import (
     agent_pb2,
     integration_pb2,
@@ -33,10 +34,6 @@ from coordinator.api.decoding import decoding
 
 log = logging.getLogger(__name__)
 
-LEADER_METADATA = "agentmesh-leader"
-# On a follower's refusal while no leader is known (an election is under way): callers
-# retry the same replica shortly instead of backing off as from a dead one.
-ELECTION_METADATA = "agentmesh-election"
 
 SERVICES = [
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"],
@@ -129,7 +126,7 @@ def _refusing(kind: tuple[bool, bool], refusal: Refusal) -> grpc.RpcMethodHandle
     if refusal.leader_address:
         metadata = ((LEADER_METADATA, refusal.leader_address),)
     elif refusal.election_pending:
-        metadata = ((ELECTION_METADATA, "pending"),)
+        metadata = ((ELECTION_METADATA, ELECTION_PENDING),)
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if metadata:

@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from agentmesh.protocol import prefix_end
+
 __all__ = [
     "KV",
     "Compacted",
@@ -172,20 +174,6 @@ def compare_holds(compare: Compare, kv: KeyValue | None) -> bool:
     if compare.op == "<":
         return actual < expected  # type: ignore[operator]
     return actual > expected  # type: ignore[operator]
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The exclusive end of the key range holding every key that starts with ``prefix``.
-
-    Same rule as etcd's ``clientv3.GetPrefixRangeEnd``: increment the last byte that
-    is not 0xff; an empty or all-0xff prefix means "to the end of the keyspace" (``\\0``).
-    """
-    end = bytearray(prefix)
-    for i in range(len(end) - 1, -1, -1):
-        if end[i] < 0xFF:
-            end[i] += 1
-            return bytes(end[: i + 1])
-    return b"\0"
 
 
 @runtime_checkable

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agentmesh.protocol import ELECTION
 from coordinator.cluster.election import Election, Session
 from coordinator.cluster.kv import KV, KVError
 
 REPLICAS = "replicas/"
-ELECTION = "election"
 
 
 def cluster_key(prefix: str, *parts: str) -> bytes:

@@ -16,7 +16,8 @@ import grpc
 import pytest
 
 from agent_sdk import Agent, Client, Task, UnavailableError
-from agent_sdk._discovery import DEFAULT_PREFIX, CoordinatorAddress, parse_address
+from agent_sdk._discovery import CoordinatorAddress, parse_address
+from agentmesh.protocol import DEFAULT_PREFIX
 from coordinator.server import Coordinator
 from tests.conftest import eventually, free_port, running
 

@@ -72,3 +72,30 @@ def test_sdk_public_surface_is_pinned() -> None:
     )
     for name in agent_sdk.__all__:
         assert getattr(agent_sdk, name).__module__.startswith("agent_sdk.")
+
+
+def _string_constants(path: Path) -> set[str]:
+    """String literals of a module that are not docstrings."""
+    tree = ast.parse(path.read_text())
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+    }
+
+
+def test_protocol_constants_are_defined_once() -> None:
+    """Both sides take the metadata keys from agentmesh.protocol, never a copy of them."""
+    shared = {"agentmesh-leader", "agentmesh-election"}
+    for package in ("coordinator", "agent_sdk"):
+        for path in (ROOT / package).rglob("*.py"):
+            copies = shared & _string_constants(path)
+            assert not copies, f"{path.relative_to(ROOT)} spells {copies}: use agentmesh.protocol"

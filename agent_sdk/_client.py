@@ -20,6 +20,7 @@ from agent_sdk._discovery import (
     resolve_address,
 )
 from agent_sdk._errors import UnavailableError, rpc_error
+from agent_sdk._reconnect import ELECTION_RETRY_S, ETCD_LOOKUP_TIMEOUT
 from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment
 from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
@@ -80,12 +81,10 @@ log = logging.getLogger("agent_sdk")
 
 # Leader redirects one call follows before giving up.
 MAX_REDIRECTS = 3
-# While a replica answers "election pending", retry every ELECTION_RETRY_S, within the
-# call's deadline and at most MAX_ELECTION_RETRIES times (~30 s) in all.
-ELECTION_RETRY_S = 0.25
+# While a replica answers "election pending", retry every ELECTION_RETRY_S (the agent's
+# pace, from _reconnect), within the call's deadline and at most MAX_ELECTION_RETRIES
+# times (~30 s) in all. ETCD_LOOKUP_TIMEOUT bounds one etcd endpoint's answer, as there.
 MAX_ELECTION_RETRIES = 120
-# Bound on one etcd endpoint's answer when resolving the leader.
-ETCD_LOOKUP_TIMEOUT = 2.0
 # The stub attributes the methods (and the WorkflowMethods mixin) call through.
 _STUBS: dict[str, Callable[[Any], Any]] = {
     "_registry": registry_pb2_grpc.RegistryServiceStub,

@@ -174,7 +174,6 @@ class Coordinator:
         self._monitor: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
-        self._stopped = asyncio.Event()
         # Set when a part died and the process should exit non-zero; ``failure`` says why.
         self.failed = asyncio.Event()
         self.failure = ""
@@ -340,9 +339,6 @@ class Coordinator:
             await asyncio.sleep(period)
             term.mesh.check_liveness()
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-
     async def stop(self, grace: float | None = None) -> None:
         """Shut down in order; concurrent and repeated calls wait for the same stop."""
         if self._stopping is None:
@@ -366,7 +362,6 @@ class Coordinator:
             await term.close()
         if self._server is not None:
             await self._server.stop(min(grace, 5.0))
-        self._stopped.set()
 
 
 async def serve(settings: Settings) -> int:

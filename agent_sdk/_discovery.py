@@ -40,7 +40,6 @@ from agentmesh.protocol import (
     DEFAULT_PREFIX,
     ELECTION_METADATA,
     LEADER_METADATA,
-    RETRY_METADATA,
     election_prefix,
     prefix_end,
 )
@@ -160,13 +159,11 @@ def _host_port(part: str, whole: str) -> str:
 
 
 def election_pending(e: grpc.aio.AioRpcError) -> bool:
-    """A live replica answered that no leader is known yet (an election is under way), or
-    that it cannot act for a moment (``RETRY_METADATA``): worth asking again shortly,
-    unlike a replica that did not answer at all."""
+    """A live replica answered that no leader is known yet (an election is under way):
+    worth asking again shortly, unlike a replica that did not answer at all."""
     if e.code() != grpc.StatusCode.UNAVAILABLE:
         return False
-    keys = (ELECTION_METADATA, RETRY_METADATA)
-    return any(key in keys for key, _ in e.trailing_metadata() or ())
+    return any(key == ELECTION_METADATA for key, _ in e.trailing_metadata() or ())
 
 
 def leader_hint(e: grpc.aio.AioRpcError) -> str | None:

@@ -16,11 +16,6 @@ LEADER_METADATA = "agentmesh-leader"
 #: Trailing metadata of a follower's refusal while no leader is known: retry shortly.
 ELECTION_METADATA = "agentmesh-election"
 ELECTION_PENDING = "pending"
-#: Trailing metadata of a live coordinator's refusal it expects to lift soon (the leader's
-#: etcd store briefly unreachable, e.g. while its client moves off a dead member): like
-#: an election under way, callers ask the same replica again shortly, within their deadline.
-RETRY_METADATA = "agentmesh-retry"
-RETRY_SHORTLY = "shortly"
 
 #: The default key prefix of a mesh's state in etcd.
 DEFAULT_PREFIX = "/agentmesh"

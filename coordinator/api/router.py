@@ -21,13 +21,7 @@ from typing import Any
 
 import grpc
 
-from agentmesh.protocol import (
-    ELECTION_METADATA,
-    ELECTION_PENDING,
-    LEADER_METADATA,
-    RETRY_METADATA,
-    RETRY_SHORTLY,
-)
+from agentmesh.protocol import ELECTION_METADATA, ELECTION_PENDING, LEADER_METADATA
 from agentmesh.v1 import (
     agent_pb2,
     integration_pb2,
@@ -125,7 +119,6 @@ class Refusal:
     message: str
     leader_address: str = ""
     election_pending: bool = False
-    retry_shortly: bool = False  # a condition expected to pass soon (RETRY_METADATA)
 
 
 def _refusing(kind: tuple[bool, bool], refusal: Refusal) -> grpc.RpcMethodHandler:
@@ -134,8 +127,6 @@ def _refusing(kind: tuple[bool, bool], refusal: Refusal) -> grpc.RpcMethodHandle
         metadata = ((LEADER_METADATA, refusal.leader_address),)
     elif refusal.election_pending:
         metadata = ((ELECTION_METADATA, ELECTION_PENDING),)
-    elif refusal.retry_shortly:
-        metadata = ((RETRY_METADATA, RETRY_SHORTLY),)
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if metadata:

@@ -189,7 +189,6 @@ class ClusterNode:
             grpc.StatusCode.UNAVAILABLE,
             f"etcd is unreachable ({self.etcd_error}): this coordinator cannot persist "
             "the request now; nothing was changed, retry when etcd is back",
-            retry_shortly=True,
         )
 
     # ---------------------------------------------------------------- loop

@@ -94,7 +94,7 @@ def _string_constants(path: Path) -> set[str]:
 
 def test_protocol_constants_are_defined_once() -> None:
     """Both sides take the metadata keys from agentmesh.protocol, never a copy of them."""
-    shared = {"agentmesh-leader", "agentmesh-election", "agentmesh-retry"}
+    shared = {"agentmesh-leader", "agentmesh-election"}
     for package in ("coordinator", "agent_sdk"):
         for path in (ROOT / package).rglob("*.py"):
             copies = shared & _string_constants(path)

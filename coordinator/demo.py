@@ -216,8 +216,8 @@ class Cluster:
     _kv: Any = None  # one etcd client for every poll, made on the first (needs the loop)
 
     async def leader(self) -> str | None:
-        from coordinator.cluster.etcd_kv import EtcdKV
         from coordinator.cluster.membership import cluster_status
+        from coordinator.kv.etcd import EtcdKV
 
         if self._kv is None:
             self._kv = EtcdKV([self.etcd_endpoint], timeout=2.0)

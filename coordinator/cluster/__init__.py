@@ -1,44 +1,7 @@
-"""Cluster mode: the KV protocol over etcd, election with fencing, replica membership.
+"""Cluster mode: replicas of one coordinator sharing etcd.
 
-Import the implementations from their modules: ``coordinator.cluster.etcd_kv`` pulls in
-grpc and aetcd, which unit tests of the election logic do not need.
+``membership`` registers replicas and reads the cluster's status, ``directory`` mirrors
+the leader's agent registry into etcd for followers, and ``node`` runs one replica's
+life (join, campaign, lead or follow, step down). The KV protocol, its etcd and memory
+implementations and the election recipe live below this package, in ``coordinator.kv``.
 """
-
-from coordinator.cluster.kv import (
-    KV,
-    Compacted,
-    Compare,
-    Delete,
-    KeyValue,
-    KVError,
-    KVUnavailable,
-    LeaseNotFound,
-    Op,
-    Put,
-    Range,
-    TxnResult,
-    WatchEvent,
-    prefix_end,
-)
-from coordinator.cluster.memory_kv import MemoryKV
-
-__all__ = [  # noqa: RUF022 -- grouped by kind, not alphabetised
-    # protocol and values
-    "KV",
-    "Compare",
-    "Delete",
-    "KeyValue",
-    "Op",
-    "Put",
-    "Range",
-    "TxnResult",
-    "WatchEvent",
-    "prefix_end",
-    # errors
-    "Compacted",
-    "KVError",
-    "KVUnavailable",
-    "LeaseNotFound",
-    # implementations
-    "MemoryKV",
-]

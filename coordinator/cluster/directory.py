@@ -27,8 +27,8 @@ from google.protobuf import json_format
 from agentmesh.v1 import registry_pb2, types_pb2
 from coordinator.api import convert
 from coordinator.api.router import Handlers
-from coordinator.cluster.kv import KV, Compare, Delete, KVError, Put
 from coordinator.cluster.membership import cluster_key
+from coordinator.kv import KV, Compare, Delete, KVError, Put
 from coordinator.mesh import Mesh
 
 log = logging.getLogger(__name__)

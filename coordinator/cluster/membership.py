@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentmesh.protocol import ELECTION
-from coordinator.cluster.election import Election, Session
-from coordinator.cluster.kv import KV, KVError
+from coordinator.kv import KV, KVError
+from coordinator.kv.election import Election, Session
 
 REPLICAS = "replicas/"
 

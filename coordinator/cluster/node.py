@@ -34,9 +34,6 @@ import grpc
 
 from coordinator.api.router import Refusal
 from coordinator.cluster.directory import AgentDirectory, follower_handlers
-from coordinator.cluster.election import Election, ElectionError, Fenced, Session
-from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import Compare, KVError
 from coordinator.cluster.membership import (
     Replica,
     election_for,
@@ -45,6 +42,9 @@ from coordinator.cluster.membership import (
     register,
 )
 from coordinator.config import Settings
+from coordinator.kv import Compare, KVError
+from coordinator.kv.election import Election, ElectionError, Fenced, Session
+from coordinator.kv.etcd import EtcdKV
 from coordinator.store import EtcdStore
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The etcd store: the engine's ``Store`` on a :class:`~coordinator.cluster.kv.KV`.
+"""The etcd store: the engine's ``Store`` on a :class:`~coordinator.kv.KV`.
 
 Same semantics and errors as ``MemoryStore`` (validation, seq contiguity, workflow
 idempotency all go through ``_codec``), with every write an etcd transaction that also
@@ -37,8 +37,12 @@ every execution of the batch is at exactly the last seq this batch writes, with 
 event at that seq holding this batch's value, written in one revision, the batch landed
 (the fence makes us the only writer) and the commit succeeds without writing it again.
 Otherwise the retry is an ordinary attempt (contiguity check, head guards), so a batch
-is never appended twice.  ``available`` is False from a ``KVUnavailable`` until the next
-call that succeeds.  The other operations (reads, workflows) raise ``StoreUnavailable``
+is never appended twice.  ``available`` turns False once calls have been failing with
+``KVUnavailable`` for ``unavailable_grace`` seconds (default 2) with no success between,
+and True at the next success: losing one etcd member fails the request in flight on it,
+and the retry on the next member succeeds well within the grace, so the coordinator does
+not refuse requests (or report NOT_SERVING) for a blip its commits ride out.  The other
+operations (reads, workflows) raise ``StoreUnavailable``
 at once: they are idempotent or read-only, and their callers decide.
 
 Errors::
@@ -62,11 +66,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from time import monotonic
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
-from coordinator.cluster.election import ElectionError
-from coordinator.cluster.kv import (
+from coordinator.kv import (
     KV,
     Compare,
     Delete,
@@ -79,6 +83,7 @@ from coordinator.cluster.kv import (
     TxnResult,
     compare_holds,
 )
+from coordinator.kv.election import ElectionError
 
 from . import _codec as codec
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
@@ -126,7 +131,7 @@ class EtcdStore(StoreLifecycle):
     ``commit`` retries through an etcd outage of up to ``unavailable_timeout`` seconds
     (then ``StoreUnavailable``) and resolves a transaction that may have been applied
     by re-reading the heads, never appending a batch twice (see the module docstring);
-    ``available`` is False while etcd is unreachable.
+    ``available`` is False while etcd has been unreachable for ``unavailable_grace`` s.
 
     ``fence`` returns the compare every write must carry (``Election.fence``), or None
     to write unfenced (tests, a single coordinator). If it raises ``ElectionError`` (we
@@ -157,6 +162,7 @@ class EtcdStore(StoreLifecycle):
         *,
         max_txn_bytes: int = 1_500_000,
         unavailable_timeout: float = 30.0,
+        unavailable_grace: float = 2.0,
         on_fenced: Callable[[], None] | None = None,
     ) -> None:
         if max_txn_ops < 2:
@@ -169,9 +175,11 @@ class EtcdStore(StoreLifecycle):
         self.max_value_bytes = max_value_bytes
         self.max_txn_bytes = max_txn_bytes
         self.unavailable_timeout = unavailable_timeout
+        self.unavailable_grace = unavailable_grace
         self._fence = fence
         self._on_fenced = on_fenced
-        self._available = True
+        # When calls started failing with KVUnavailable (monotonic), None while they succeed.
+        self._failing_since: float | None = None
         self._root = self.prefix + "/"
         self._opened = False
         self._closed = False
@@ -181,8 +189,10 @@ class EtcdStore(StoreLifecycle):
 
     @property
     def available(self) -> bool:
-        """False from a call that found etcd unavailable until the next one succeeds."""
-        return self._available
+        """False once calls have failed as unavailable for ``unavailable_grace`` seconds
+        with no success between; True again from the next call that succeeds."""
+        since = self._failing_since
+        return since is None or monotonic() - since < self.unavailable_grace
 
     @property
     def max_batch_ops(self) -> int:
@@ -612,13 +622,14 @@ class EtcdStore(StoreLifecycle):
         try:
             result = await request
         except KVUnavailable as exc:
-            self._available = False
+            if self._failing_since is None:
+                self._failing_since = monotonic()
             raise StoreUnavailable(
                 f"etcd is unavailable ({exc}); a write may or may not have been applied"
             ) from exc
         except KVError as exc:
             raise StoreError(f"etcd refused the request: {exc}") from exc
-        self._available = True
+        self._failing_since = None
         return result
 
     def _execution(self, id_: str, kv: KeyValue, last_seq: int) -> ExecutionRecord:

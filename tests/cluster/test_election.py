@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from coordinator.cluster.election import Election, ElectionError, Fenced, Session
-from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import Put
-from coordinator.cluster.memory_kv import MemoryKV
+from coordinator.kv import Put
+from coordinator.kv.election import Election, ElectionError, Fenced, Session
+from coordinator.kv.etcd import EtcdKV
+from coordinator.kv.memory import MemoryKV
 from tests.cluster.etcd_server import EtcdCluster
 
 

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from coordinator.cluster.election import Election, Session
-from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import KVUnavailable
+from coordinator.kv import KVUnavailable
+from coordinator.kv.election import Election, Session
+from coordinator.kv.etcd import EtcdKV
 from coordinator.store import EtcdStore
 from tests.cluster.etcd_server import EtcdCluster
 from tests.unit.test_store import ev, ex, seqs

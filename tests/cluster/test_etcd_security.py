@@ -12,8 +12,8 @@ import pytest
 
 from agent_sdk import Client, UnavailableError
 from agent_sdk._discovery import EtcdCredentials, find_leader
-from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import KVError, KVUnavailable
+from coordinator.kv import KVError, KVUnavailable
+from coordinator.kv.etcd import EtcdKV
 from tests.cluster.etcd_server import EtcdCluster, etcd_binary
 from tests.cluster.replicas import ReplicaProcess, cluster_status, wait_leader
 

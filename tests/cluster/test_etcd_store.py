@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from coordinator.cluster.election import Election, NotLeader, Session
-from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import KV, Compare, KVUnavailable, Op, Put, TxnResult
-from coordinator.cluster.memory_kv import MemoryKV
+from coordinator.kv import KV, Compare, KVUnavailable, Op, Put, TxnResult
+from coordinator.kv.election import Election, NotLeader, Session
+from coordinator.kv.etcd import EtcdKV
+from coordinator.kv.memory import MemoryKV
 from coordinator.store import (
     ConflictError,
     EtcdStore,
@@ -28,6 +28,7 @@ from coordinator.store import (
     open_store,
 )
 from tests.cluster.etcd_server import EtcdCluster
+from tests.conftest import eventually
 
 # The contract tests, collected again here: pytest resolves their ``store`` fixture in
 # this module, i.e. against EtcdStore on both KVs (the test_store module is not edited).
@@ -267,7 +268,7 @@ async def test_fencing_refuses_a_deposed_leader(env: Env) -> None:
 
 async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
     kv = MemoryKV()
-    async with EtcdStore(kv, "/p", unavailable_timeout=0) as s:
+    async with EtcdStore(kv, "/p", unavailable_timeout=0, unavailable_grace=0) as s:
         await s.commit([ev("a", 1)], [ex("a")])
         assert s.available and s.max_batch_ops == 128
         kv.set_unavailable(True)
@@ -292,7 +293,7 @@ async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
 
 async def test_commit_rides_out_a_short_outage() -> None:
     kv = MemoryKV()
-    async with EtcdStore(kv, "/p") as s:
+    async with EtcdStore(kv, "/p", unavailable_grace=0) as s:
         await s.commit([ev("a", 1)], [ex("a")])
         kv.set_unavailable(True)
         pending = asyncio.create_task(s.commit([ev("a", 2)], [ex("a", "completed")]))
@@ -308,7 +309,7 @@ async def test_commit_rides_out_a_short_outage() -> None:
 
 async def test_commit_gives_up_after_unavailable_timeout() -> None:
     kv = MemoryKV()
-    async with EtcdStore(kv, "/p", unavailable_timeout=0.3) as s:
+    async with EtcdStore(kv, "/p", unavailable_timeout=0.3, unavailable_grace=0) as s:
         kv.set_unavailable(True)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -320,6 +321,28 @@ async def test_commit_gives_up_after_unavailable_timeout() -> None:
         assert await seqs(s, "a") == []
     with pytest.raises(ValueError, match="unavailable_timeout"):
         EtcdStore(kv, "/p", unavailable_timeout=-1)
+
+
+async def test_available_stays_true_through_a_blip_shorter_than_the_grace() -> None:
+    """One failed call (an etcd member died under the request) is not an outage: the
+    store reports unavailable only once calls have kept failing for the grace period."""
+    kv = MemoryKV()
+    async with EtcdStore(kv, "/p", unavailable_grace=0.3) as s:
+        await s.commit([ev("a", 1)], [ex("a")])
+        kv.set_unavailable(True)
+        with pytest.raises(StoreUnavailable):
+            await s.get_execution("a")
+        assert s.available  # failing, but not for long yet
+        await eventually(lambda: not s.available, timeout=5)
+        kv.set_unavailable(False)
+        assert (await s.get_execution("a")) is not None
+        assert s.available
+        # A later single failure starts a new grace period instead of continuing the old.
+        kv.set_unavailable(True)
+        with pytest.raises(StoreUnavailable):
+            await s.load_events("a")
+        assert s.available
+        kv.set_unavailable(False)
 
 
 class InDoubtKV(MemoryKV):
@@ -446,13 +469,15 @@ async def test_commit_in_flight_while_etcd_restarts(etcd: EtcdCluster) -> None:
     kv = EtcdKV(etcd.endpoints, timeout=1.0, connect_timeout=0.5)
     prefix = f"/test-store/{uuid.uuid4().hex}"
     try:
-        async with EtcdStore(kv, prefix, unavailable_timeout=20) as s:
+        async with EtcdStore(kv, prefix, unavailable_timeout=20, unavailable_grace=0.5) as s:
             await s.commit([ev("a", 1)], [ex("a")])
             etcd.kill(0)
             try:
                 pending = asyncio.create_task(s.commit([ev("a", 2), ev("a", 3)]))
-                await asyncio.sleep(1.0)
-                assert not pending.done() and not s.available
+                # Unavailable once the calls have kept failing for the grace period,
+                # and the commit still waiting for etcd rather than given up.
+                await eventually(lambda: not s.available, timeout=10)
+                assert not pending.done()
             finally:
                 await asyncio.to_thread(etcd.restart, 0)
             await asyncio.wait_for(pending, 20)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from coordinator.cluster.etcd_kv import EtcdKV
-from coordinator.cluster.kv import (
+from coordinator.kv import (
     KV,
     Compacted,
     Compare,
@@ -27,7 +26,8 @@ from coordinator.cluster.kv import (
     Range,
     WatchEvent,
 )
-from coordinator.cluster.memory_kv import MemoryKV
+from coordinator.kv.etcd import EtcdKV
+from coordinator.kv.memory import MemoryKV
 from tests.cluster.etcd_server import EtcdCluster
 
 pytestmark = pytest.mark.timeout(30)

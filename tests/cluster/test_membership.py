@@ -6,8 +6,6 @@ import asyncio
 import json
 import subprocess
 
-from coordinator.cluster.election import Session
-from coordinator.cluster.etcd_kv import EtcdKV
 from coordinator.cluster.membership import (
     Replica,
     cluster_status,
@@ -15,6 +13,8 @@ from coordinator.cluster.membership import (
     list_replicas,
     register,
 )
+from coordinator.kv.election import Session
+from coordinator.kv.etcd import EtcdKV
 from tests.cluster.etcd_server import EtcdCluster
 from tests.conftest import BIN
 

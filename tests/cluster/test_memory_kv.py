@@ -7,9 +7,8 @@ import asyncio
 import grpc
 import pytest
 
-from coordinator import cluster
-from coordinator.cluster.etcd_kv import _map_error
-from coordinator.cluster.kv import (
+from coordinator import kv as kvpkg
+from coordinator.kv import (
     Compacted,
     Compare,
     KVError,
@@ -17,7 +16,8 @@ from coordinator.cluster.kv import (
     LeaseNotFound,
     prefix_end,
 )
-from coordinator.cluster.memory_kv import MemoryKV
+from coordinator.kv.etcd import _map_error
+from coordinator.kv.memory import MemoryKV
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -31,14 +31,14 @@ class Clock:
 
 
 def test_exports_are_pinned() -> None:
-    assert sorted(cluster.__all__) == sorted(
+    assert sorted(kvpkg.__all__) == sorted(
         [
             "KV", "Compare", "Delete", "KeyValue", "Op", "Put", "Range", "TxnResult",
-            "WatchEvent", "prefix_end", "Compacted", "KVError", "KVUnavailable",
+            "WatchEvent", "compare_holds", "prefix_end", "Compacted", "KVError", "KVUnavailable",
             "LeaseNotFound", "MemoryKV",
         ]
     )  # fmt: skip
-    assert isinstance(MemoryKV(), cluster.KV)
+    assert isinstance(MemoryKV(), kvpkg.KV)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ async def test_expiry_is_one_revision_for_all_the_leases_keys() -> None:
     clock = Clock()
     kv = MemoryKV(clock=clock)
     lease = await kv.grant(1)
-    await kv.txn([], [cluster.Put(b"a", b"1", lease), cluster.Put(b"b", b"2", lease)], [])
+    await kv.txn([], [kvpkg.Put(b"a", b"1", lease), kvpkg.Put(b"b", b"2", lease)], [])
     before = kv.revision
     clock.now = 2.0
     kv.expire()

@@ -97,7 +97,7 @@ async def follower_answer(address: str) -> grpc.aio.AioRpcError:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         try:
-            await stub.Heartbeat(registry_pb2.AgentHeartbeatRequest(agent_id="x"), timeout=5)
+            await stub.Heartbeat(registry_pb2.HeartbeatRequest(agent_id="x"), timeout=5)
         except grpc.aio.AioRpcError as e:
             return e
     raise AssertionError(f"{address} answered a leader-only call")
@@ -362,7 +362,7 @@ async def test_a_deposed_leader_that_has_not_noticed_cannot_write(
 ) -> None:
     """Its session is fine, but its election key is gone (an operator deleted it, or
     it expired while etcd was partitioned from it): etcd refuses its fenced writes."""
-    from coordinator.cluster.etcd_kv import EtcdKV
+    from coordinator.kv.etcd import EtcdKV
 
     prefix = unique_prefix()
     replicas = [ReplicaProcess(f"r{i}", etcd.endpoints, prefix, tmp_path) for i in range(2)]

@@ -12,7 +12,7 @@ import pytest
 
 from agent_sdk import Agent, Client, Task, UnavailableError
 from agent_sdk._discovery import find_leader
-from coordinator.cluster.etcd_kv import EtcdKV
+from coordinator.kv.etcd import EtcdKV
 from coordinator.server import Coordinator
 from tests.cluster.etcd_server import EtcdCluster
 from tests.conftest import free_port, running

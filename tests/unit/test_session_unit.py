@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from coordinator.cluster.election import Session
-from coordinator.cluster.memory_kv import MemoryKV
+from coordinator.kv.election import Session
+from coordinator.kv.memory import MemoryKV
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -40,7 +40,7 @@ async def wait_until(predicate: object, within: float) -> None:
 async def test_a_short_outage_does_not_end_the_session(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     kv = MemoryKV(clock=clock)
-    caplog.set_level(logging.INFO, logger="coordinator.cluster.election")
+    caplog.set_level(logging.INFO, logger="coordinator.kv.election")
     async with Session(kv, ttl=TTL, clock=clock) as session:
         assert session.reachable and session.last_error == ""
         kv.set_unavailable(True)
@@ -57,7 +57,7 @@ async def test_a_short_outage_does_not_end_the_session(caplog: pytest.LogCapture
         clock.now += 1.0
         assert kv.expire() == []
         assert session.alive
-    records = [r for r in caplog.records if r.name == "coordinator.cluster.election"]
+    records = [r for r in caplog.records if r.name == "coordinator.kv.election"]
     warnings = [r for r in records if r.levelno == logging.WARNING]
     infos = [r for r in records if r.levelno == logging.INFO]
     # One line each way, however many retries failed in between.

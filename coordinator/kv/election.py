@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from coordinator.cluster.kv import (
+from coordinator.kv._api import (
     KV,
     Compare,
     Delete,

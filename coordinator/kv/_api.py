@@ -2,9 +2,9 @@
 
 Election, discovery and the etcd store talk to etcd only through :class:`KV`, a
 small slice of the etcd v3 API (ranges, multi-op transactions with compares,
-leases, watches).  Two implementations exist: :class:`~coordinator.cluster.memory_kv.MemoryKV`
+leases, watches).  Two implementations exist: :class:`~coordinator.kv.memory.MemoryKV`
 (faithful in-memory model for unit tests, injectable clock) and
-:class:`~coordinator.cluster.etcd_kv.EtcdKV` (the real thing, over gRPC).
+:class:`~coordinator.kv.etcd.EtcdKV` (the real thing, over gRPC).
 
 Values are frozen dataclasses; no protobuf crosses this boundary.
 

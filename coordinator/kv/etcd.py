@@ -1,4 +1,4 @@
-""":class:`EtcdKV`: the :class:`~coordinator.cluster.kv.KV` protocol on a real etcd v3 cluster.
+""":class:`EtcdKV`: the :class:`~coordinator.kv.KV` protocol on a real etcd v3 cluster.
 
 Built on ``aetcd``'s generated etcd v3 stubs (``aetcd.rpc``) over our own ``grpc.aio``
 channels rather than on ``aetcd.Client``, because the client lacks what cluster mode needs:
@@ -11,7 +11,8 @@ become ready; if it cannot, nothing was sent and the next endpoint is tried, for
 writes alike.  After a request *was* sent and failed as unavailable, reads move on to the
 next endpoint, but writes raise ``KVUnavailable``: the write may have been applied, and
 only the caller (who knows whether it is idempotent or fenced) can decide to retry.  This
-is etcd clientv3's own rule for retrying mutations.
+is etcd clientv3's own rule for retrying mutations.  The next call then starts at the
+next endpoint, so the caller's resend does not wait on the member that just failed.
 
 All gRPC errors are mapped to the protocol's errors in :func:`_map_error`::
 
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 import grpc
 from aetcd import rpc
 
-from coordinator.cluster.kv import (
+from coordinator.kv._api import (
     Compacted,
     Compare,
     Delete,
@@ -285,9 +286,13 @@ class EtcdKV:
                 err = _map_error(e)
                 if isinstance(err, KVError) and "invalid auth token" in str(err):
                     ep.token = None  # tokens expire; the next call re-authenticates
-                if isinstance(err, KVUnavailable) and retry_sent:
-                    last = err
-                    continue
+                if isinstance(err, KVUnavailable):
+                    if retry_sent:
+                        last = err
+                        continue
+                    # The caller will decide whether to resend; when it does, start at the
+                    # next member rather than wait out the connect timeout on this one.
+                    self._current = (self._addresses.index(address) + 1) % len(self._addresses)
                 raise err from e
             self._current = self._addresses.index(address)
             return result

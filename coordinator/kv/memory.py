@@ -1,4 +1,4 @@
-"""An in-memory :class:`~coordinator.cluster.kv.KV` that behaves like etcd.
+"""An in-memory :class:`~coordinator.kv.KV` that behaves like etcd.
 
 For unit tests of the election and store logic: no I/O, and lease time comes from an
 injectable monotonic ``clock`` so tests step time instead of sleeping.  Modelled on
@@ -12,7 +12,7 @@ etcd's mvcc semantics:
 - watches replay history from their start revision, then follow live;
   :meth:`MemoryKV.compact` discards older history.
 
-Errors are those of :mod:`coordinator.cluster.kv`; :meth:`MemoryKV.set_unavailable` makes
+Errors are those of :mod:`coordinator.kv`; :meth:`MemoryKV.set_unavailable` makes
 every call raise ``KVUnavailable`` so callers' outage handling can be tested.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from coordinator.cluster.kv import (
+from coordinator.kv._api import (
     Compacted,
     Compare,
     Delete,

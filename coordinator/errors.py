@@ -7,7 +7,11 @@
     ├── FailedPrecondition   valid, but the mesh cannot do it now (no capable agent)
     ├── PermissionDenied     the caller cannot prove it is who it says (an agent's secret)
     ├── ResourceExhausted    a queue or limit is full; retry later
-    └── Unavailable          the coordinator is shutting down
+    ├── DeadlineExceeded     the caller took too long to say what the protocol requires
+    ├── Unimplemented        declared in the protocol, not served by this coordinator
+    └── Unavailable          shutting down, starting, or etcd unreachable: retry
+        └── NotLeader        a cluster follower: the call belongs at the leader's address
+                             (none yet while an election is pending)
 
 Each maps to exactly one gRPC status code in ``coordinator.api.status``.
 """
@@ -43,5 +47,26 @@ class ResourceExhausted(MeshError):
     pass
 
 
+class DeadlineExceeded(MeshError):
+    pass
+
+
+class Unimplemented(MeshError):
+    pass
+
+
 class Unavailable(MeshError):
     pass
+
+
+class NotLeader(Unavailable):
+    """This replica does not lead. ``leader_address`` is where the call belongs; empty
+    while no leader is known (an election is pending: retry shortly)."""
+
+    def __init__(self, message: str, leader_address: str = "") -> None:
+        super().__init__(message)
+        self.leader_address = leader_address
+
+    @property
+    def election_pending(self) -> bool:
+        return not self.leader_address

@@ -17,8 +17,8 @@ from agentmesh.v1 import agent_pb2, agent_pb2_grpc
 from coordinator import domain as d
 from coordinator.api import convert
 from coordinator.api.decoding import Malformed
-from coordinator.api.status import code_for
-from coordinator.errors import InvalidArgument, MeshError
+from coordinator.api.status import abort
+from coordinator.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MeshError
 from coordinator.mesh import Mesh
 
 log = logging.getLogger(__name__)
@@ -82,31 +82,34 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         except StopAsyncIteration:
             return
         except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no Hello within {HELLO_TIMEOUT_S:.0f}s of opening the stream",
+            await abort(
+                context,
+                DeadlineExceeded(f"no Hello within {HELLO_TIMEOUT_S:.0f}s of opening the stream"),
             )
         if isinstance(first, Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.message)
-            return  # abort raised; this tells the type checker
+            await abort(context, InvalidArgument(first.message))
         if first.WhichOneof("body") != "hello":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the first message on an agent stream must be hello, got "
-                f"{first.WhichOneof('body') or 'an empty message'}",
+            await abort(
+                context,
+                InvalidArgument(
+                    f"the first message on an agent stream must be hello, got "
+                    f"{first.WhichOneof('body') or 'an empty message'}"
+                ),
             )
         hello = first.hello
         if hello.protocol_version > PROTOCOL_VERSION:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"protocol version {hello.protocol_version} is newer than this "
-                f"coordinator's ({PROTOCOL_VERSION})",
+            await abort(
+                context,
+                FailedPrecondition(
+                    f"protocol version {hello.protocol_version} is newer than this "
+                    f"coordinator's ({PROTOCOL_VERSION})"
+                ),
             )
         sink = StreamSink()
         try:
             agent = self._mesh.join(convert.agent_spec(hello), sink, "stream")
         except MeshError as e:
-            await context.abort(code_for(e), str(e))
+            await abort(context, e)
         settings = self._mesh.settings
         yield agent_pb2.CoordinatorMessage(
             welcome=agent_pb2.Welcome(
@@ -166,7 +169,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 else:
                     self._mesh.leave(agent.id, sink.reason or "stream closed")
         if isinstance(reader_error := _exception(reader), MeshError):
-            await context.abort(code_for(reader_error), str(reader_error))
+            await abort(context, reader_error)
 
     async def _read(
         self,

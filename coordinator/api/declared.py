@@ -8,6 +8,8 @@ from typing import Any
 import grpc
 
 from agentmesh.v1 import monitoring_pb2_grpc
+from coordinator.api.status import abort
+from coordinator.errors import Unimplemented
 
 DECLARED: list[tuple[Any, str, str]] = [
     (monitoring_pb2_grpc, "EventService", "event subscriptions"),
@@ -17,10 +19,12 @@ DECLARED: list[tuple[Any, str, str]] = [
 
 def _unimplemented(service: str, method: str, feature: str) -> Any:
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            f"agentmesh.v1.{service}/{method} is part of the protocol but not implemented "
-            f"by this coordinator version yet ({feature})",
+        await abort(
+            context,
+            Unimplemented(
+                f"agentmesh.v1.{service}/{method} is part of the protocol but not "
+                f"implemented by this coordinator version yet ({feature})"
+            ),
         )
 
     handler.__name__ = method

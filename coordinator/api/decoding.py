@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from coordinator.api.status import abort
 from coordinator.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ async def _request(deserialize: Deserializer, raw: bytes, context: grpc.aio.Serv
     try:
         return _decode(deserialize, raw)
     except InvalidArgument as e:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        await abort(context, e)
 
 
 def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from agentmesh.protocol import ELECTION_METADATA, ELECTION_PENDING, LEADER_METADATA
 from agentmesh.v1 import (
     agent_pb2,
     integration_pb2,
@@ -30,7 +28,9 @@ from agentmesh.v1 import (
     task_pb2,
     workflow_pb2,
 )
+from coordinator import errors
 from coordinator.api.decoding import decoding
+from coordinator.api.status import abort
 
 log = logging.getLogger(__name__)
 
@@ -111,27 +111,9 @@ class Static(grpc.GenericRpcHandler):
         return self.handlers.get(handler_call_details.method)
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a call is refused, and where the caller should go instead."""
-
-    code: grpc.StatusCode
-    message: str
-    leader_address: str = ""
-    election_pending: bool = False
-
-
-def _refusing(kind: tuple[bool, bool], refusal: Refusal) -> grpc.RpcMethodHandler:
-    metadata: tuple[tuple[str, str], ...] = ()
-    if refusal.leader_address:
-        metadata = ((LEADER_METADATA, refusal.leader_address),)
-    elif refusal.election_pending:
-        metadata = ((ELECTION_METADATA, ELECTION_PENDING),)
-
+def _refusing(kind: tuple[bool, bool], refusal: errors.MeshError) -> grpc.RpcMethodHandler:
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if metadata:
-            context.set_trailing_metadata(metadata)
-        await context.abort(refusal.code, refusal.message)
+        await abort(context, refusal)
 
     client_streaming, server_streaming = kind
     if client_streaming and server_streaming:
@@ -147,14 +129,15 @@ class Router(grpc.GenericRpcHandler):
     """The server's handler for every ``agentmesh.v1`` method.
 
     ``handlers`` is the current term's table (None: no term, i.e. a follower or a
-    replica between terms); ``refusal()`` says what to answer without one, and
-    ``persist_refusal()`` returns a Refusal while persisting calls must be refused.
+    replica between terms); ``refusal()`` is the error to answer without one (e.g.
+    ``NotLeader``), and ``persist_refusal()`` the error while persisting calls must be
+    refused (None: they are not). ``coordinator.api.status`` picks the status codes.
     """
 
     def __init__(
         self,
-        refusal: Callable[[], Refusal],
-        persist_refusal: Callable[[], Refusal | None] = lambda: None,
+        refusal: Callable[[], errors.MeshError],
+        persist_refusal: Callable[[], errors.MeshError | None] = lambda: None,
         extra: Handlers | None = None,
     ) -> None:
         self.handlers: Handlers | None = None

@@ -1,14 +1,21 @@
-"""Domain errors -> gRPC status codes, in one place."""
+"""Domain errors -> gRPC status codes, in one place.
+
+Every status the coordinator sends is chosen here: servicers raise the domain errors of
+``coordinator.errors`` (or let the store's errors through), and ``mapped`` (unary
+methods) or ``abort`` (anywhere with a context) turns them into a status, a message and,
+for ``NotLeader``, the redirect metadata of ``agentmesh.protocol``.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from agentmesh.protocol import ELECTION_METADATA, ELECTION_PENDING, LEADER_METADATA
 from coordinator import errors
 from coordinator.store import FencedError, StoreError, StoreUnavailable
 
@@ -21,6 +28,8 @@ CODES: dict[type[errors.MeshError], grpc.StatusCode] = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -35,6 +44,25 @@ def code_for(error: errors.MeshError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def trailers(error: errors.MeshError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata that goes with ``error``: a follower names the leader (or
+    says an election is pending), which the SDK and CLI follow."""
+    if isinstance(error, errors.NotLeader):
+        if error.leader_address:
+            return ((LEADER_METADATA, error.leader_address),)
+        return ((ELECTION_METADATA, ELECTION_PENDING),)
+    return ()
+
+
+async def abort(context: grpc.aio.ServicerContext, error: errors.MeshError) -> NoReturn:
+    """End the call with ``error``'s status, message and trailers."""
+    metadata = trailers(error)
+    if metadata:
+        context.set_trailing_metadata(metadata)
+    await context.abort(code_for(error), str(error))
+    raise AssertionError("unreachable")  # context.abort always raises
+
+
 def mapped(fn: Handler[R]) -> Handler[R]:
     """Decorate a unary servicer method: domain errors abort with their code,
     anything unexpected aborts INTERNAL (logged) instead of killing the call."""
@@ -44,7 +72,7 @@ def mapped(fn: Handler[R]) -> Handler[R]:
         try:
             return await fn(self, request, context)
         except errors.MeshError as e:
-            await context.abort(code_for(e), str(e))
+            await abort(context, e)
         except (FencedError, StoreUnavailable) as e:
             # Deposed, or etcd unreachable past the store's patience: nothing was
             # written; the caller should retry (at the leader).

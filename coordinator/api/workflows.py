@@ -15,7 +15,8 @@ from agentmesh.v1 import (
     workflow_pb2,
     workflow_pb2_grpc,
 )
-from coordinator.api.status import mapped
+from coordinator import errors
+from coordinator.api.status import abort, mapped
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.definition import Issue
 from coordinator.engine.issues import cap_issues
@@ -356,10 +357,12 @@ class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):
         return integration_pb2.TriggerEventResponse(delivered=n)
 
     async def _later(self, context: grpc.aio.ServicerContext, method: str) -> Any:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            f"agentmesh.v1.IntegrationService/{method} is part of the protocol but not "
-            "implemented by this coordinator version yet (integrations)",
+        await abort(
+            context,
+            errors.Unimplemented(
+                f"agentmesh.v1.IntegrationService/{method} is part of the protocol but not "
+                "implemented by this coordinator version yet (integrations)"
+            ),
         )
 
     async def RegisterExternalService(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -100,7 +100,7 @@ async def _leader_serving(address: str) -> bool:
 
 async def cluster_status(args: argparse.Namespace) -> int:
     from coordinator.cluster.membership import cluster_status as read_status
-    from coordinator.cluster.node import make_kv
+    from coordinator.server.replica import make_kv
 
     if args.wait is not None and args.wait <= 0:
         raise UsageError(f"--wait must be a number of seconds above 0, got {args.wait}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.cluster.node import ClusterNode
+from coordinator.server.replica import ClusterNode
 from coordinator.config import ConfigError, load_settings
 from coordinator.server import Coordinator
 

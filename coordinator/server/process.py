@@ -26,25 +26,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agentmesh.protocol import SERVER_MIN_PING_INTERVAL_MS
-from agentmesh.v1 import (
-    agent_pb2_grpc,
-    integration_pb2_grpc,
-    registry_pb2_grpc,
-    task_pb2_grpc,
-    workflow_pb2_grpc,
-)
-from coordinator.api.agent_service import AgentService
-from coordinator.api.declared import add_declared_services
-from coordinator.api.router import SERVICE_NAMES, Refusal, Router, Static, capture
-from coordinator.api.unary import RegistryService, TaskService
-from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
+from coordinator import errors
+from coordinator.api.router import SERVICE_NAMES, Router, Static, capture
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.mesh import Mesh
+from coordinator.server.term import Term
 from coordinator.store import SqliteStore, Store, open_store
 
 if TYPE_CHECKING:
-    from coordinator.cluster.node import ClusterNode
+    from coordinator.server.replica import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -84,73 +75,6 @@ def _bind_problem(listen: str) -> str | None:
         reason = getattr(e, "strerror", None) or str(e)
         return reason[:1].lower() + reason[1:]
     return None
-
-
-class Term:
-    """What one coordinator runs while it may act: mesh, store, engine and the
-    servicers over them. A standalone coordinator has one term for its life; a
-    cluster replica builds one each time it wins an election and discards it
-    when it steps down (nothing of a term survives into the next)."""
-
-    def __init__(self, settings: Settings, store: Store, coordinator_id: str) -> None:
-        self.settings = settings
-        self.store = store
-        self.mesh = mesh = Mesh(settings)
-        self.runtime = runtime = WorkflowRuntime(settings, mesh, store)
-        self.handlers = capture(
-            lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(
-                AgentService(mesh, coordinator_id), s
-            ),
-            lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-                RegistryService(mesh, coordinator_id, settings.store_kind), s
-            ),
-            lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), s),
-            lambda s: workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
-                WorkflowService(runtime.catalog), s
-            ),
-            lambda s: workflow_pb2_grpc.add_ExecutionServiceServicer_to_server(
-                ExecutionService(runtime), s
-            ),
-            lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
-                IntegrationService(runtime), s
-            ),
-            add_declared_services,
-        )
-
-    async def start(self) -> None:
-        """Open the store, load definitions, recover unfinished executions."""
-        await self.store.open()
-        await self.runtime.start()
-
-    async def drain(self, grace: float) -> None:
-        """Graceful end: new steps stay outstanding in the history (the next
-        coordinator on this store dispatches them), in-flight tasks finish, then
-        what is left fails as retryable so waiting clients hear of it."""
-        mesh = self.mesh
-        self.runtime.freeze()
-        mesh.begin_shutdown()
-        idle = await mesh.wait_idle(grace)
-        await self.runtime.stop()
-        left = mesh.abandon_all("coordinator shut down before the task finished")
-        mesh.disconnect_all("coordinator shutting down")
-        log.info(
-            "drain %s; %d unfinished task(s) failed as retryable",
-            "complete" if idle else "timed out",
-            left,
-        )
-
-    async def abandon(self, reason: str) -> None:
-        """Leadership lost: stop at once and write nothing more. Agents are
-        disconnected (they find the new leader); their in-flight tasks are the
-        new leader's to re-dispatch from the history."""
-        self.runtime.freeze()
-        self.mesh.accepting = False
-        await self.runtime.stop(timeout=0)
-        self.mesh.abandon_all(reason)
-        self.mesh.disconnect_all(reason)
-
-    async def close(self) -> None:
-        await self.store.close()
 
 
 class Coordinator:
@@ -215,7 +139,7 @@ class Coordinator:
         # unreachable, so a liveness probe does not restart every replica in an outage.
         await self._health.set("liveness", health_pb2.HealthCheckResponse.SERVING)
         if s.clustered:
-            from coordinator.cluster.node import ClusterNode  # imports aetcd: cluster only
+            from coordinator.server.replica import ClusterNode  # imports aetcd: cluster only
 
             await self._set_health(overall=False, services=False)
             self.replica = ClusterNode(self, s)
@@ -316,14 +240,14 @@ class Coordinator:
         if self._stopping is None:
             await self._set_health(overall=ok, services=ok and self.term is not None)
 
-    def _refusal(self) -> Refusal:
+    def _refusal(self) -> errors.Unavailable:
         if self._stopping is not None:
-            return Refusal(grpc.StatusCode.UNAVAILABLE, "coordinator is shutting down")
+            return errors.Unavailable("coordinator is shutting down")
         if self.replica is not None:
             return self.replica.refusal()
-        return Refusal(grpc.StatusCode.UNAVAILABLE, "coordinator is starting")
+        return errors.Unavailable("coordinator is starting")
 
-    def _persist_refusal(self) -> Refusal | None:
+    def _persist_refusal(self) -> errors.Unavailable | None:
         return self.replica.persist_refusal() if self.replica is not None else None
 
     @property

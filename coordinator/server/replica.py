@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import grpc
-
-from coordinator.api.router import Refusal
-from coordinator.cluster.directory import AgentDirectory, follower_handlers
+from coordinator import errors
+from coordinator.api.follower import encode_agent, follower_handlers
+from coordinator.cluster.directory import AgentDirectory, mirrored_agents
 from coordinator.cluster.membership import (
     Replica,
     election_for,
@@ -48,7 +47,8 @@ from coordinator.kv.etcd import EtcdKV
 from coordinator.store import EtcdStore
 
 if TYPE_CHECKING:
-    from coordinator.server import Coordinator, Term
+    from coordinator.server.process import Coordinator
+    from coordinator.server.term import Term
 
 log = logging.getLogger(__name__)
 
@@ -160,42 +160,35 @@ class ClusterNode:
 
     # ------------------------------------------------------------ refusals
 
-    def refusal(self) -> Refusal:
-        unavailable = grpc.StatusCode.UNAVAILABLE
+    def refusal(self) -> errors.NotLeader:
+        """Why this replica refuses a call now, and where the caller should go."""
         leader = self.leader
         if leader is None or not leader.address:
-            return Refusal(
-                unavailable,
-                f"coordinator {self.id} is not the leader; no leader elected yet",
-                election_pending=True,
+            return errors.NotLeader(
+                f"coordinator {self.id} is not the leader; no leader elected yet"
             )
         if leader.id == self.id:
-            return Refusal(
-                unavailable,
-                f"coordinator {self.id} is taking over as leader; retry",
-                election_pending=True,
-            )
-        return Refusal(
-            unavailable,
+            return errors.NotLeader(f"coordinator {self.id} is taking over as leader; retry")
+        return errors.NotLeader(
             f"coordinator {self.id} is not the leader; the leader is {leader.id} "
             f"at {leader.address}",
             leader.address,
         )
 
-    def persist_refusal(self) -> Refusal | None:
+    def persist_refusal(self) -> errors.Unavailable | None:
+        """While etcd is unreachable, why calls that must persist are refused."""
         if self.etcd_ok:
             return None
-        return Refusal(
-            grpc.StatusCode.UNAVAILABLE,
+        return errors.Unavailable(
             f"etcd is unreachable ({self.etcd_error}): this coordinator cannot persist "
-            "the request now; nothing was changed, retry when etcd is back",
+            "the request now; nothing was changed, retry when etcd is back"
         )
 
     # ---------------------------------------------------------------- loop
 
     async def _run(self) -> None:
         kv = make_kv(self.settings)
-        self.coordinator.router.extra = follower_handlers(kv, self.prefix)
+        self.coordinator.router.extra = follower_handlers(lambda: mirrored_agents(kv, self.prefix))
         delay = 0.2
         try:
             while not self._stop.is_set():
@@ -291,7 +284,9 @@ class ClusterNode:
             await term.close()
             raise ElectionError(f"take-over failed: {e}") from e
         await self.coordinator.install(term)
-        directory = AgentDirectory(kv, self.prefix, term.mesh, self.settings.lease_ttl_s, fence)
+        directory = AgentDirectory(
+            kv, self.prefix, term.mesh.list_agents, self.settings.lease_ttl_s, fence, encode_agent
+        )
         directory.start()
         self._elected.set()
         log.info("replica %s leads (term %d)", self.id, term_no)

@@ -1,0 +1,91 @@
+"""A term: what one coordinator runs while it may act (mesh, store, engine, servicers)."""
+
+from __future__ import annotations
+
+import logging
+
+from agentmesh.v1 import (
+    agent_pb2_grpc,
+    integration_pb2_grpc,
+    registry_pb2_grpc,
+    task_pb2_grpc,
+    workflow_pb2_grpc,
+)
+from coordinator.api.agent_service import AgentService
+from coordinator.api.declared import add_declared_services
+from coordinator.api.router import capture
+from coordinator.api.unary import RegistryService, TaskService
+from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
+from coordinator.config import Settings
+from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.mesh import Mesh
+from coordinator.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Term:
+    """What one coordinator runs while it may act: mesh, store, engine and the
+    servicers over them. A standalone coordinator has one term for its life; a
+    cluster replica builds one each time it wins an election and discards it
+    when it steps down (nothing of a term survives into the next)."""
+
+    def __init__(self, settings: Settings, store: Store, coordinator_id: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.mesh = mesh = Mesh(settings)
+        self.runtime = runtime = WorkflowRuntime(settings, mesh, store)
+        self.handlers = capture(
+            lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(
+                AgentService(mesh, coordinator_id), s
+            ),
+            lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+                RegistryService(mesh, coordinator_id, settings.store_kind), s
+            ),
+            lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), s),
+            lambda s: workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
+                WorkflowService(runtime.catalog), s
+            ),
+            lambda s: workflow_pb2_grpc.add_ExecutionServiceServicer_to_server(
+                ExecutionService(runtime), s
+            ),
+            lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
+                IntegrationService(runtime), s
+            ),
+            add_declared_services,
+        )
+
+    async def start(self) -> None:
+        """Open the store, load definitions, recover unfinished executions."""
+        await self.store.open()
+        await self.runtime.start()
+
+    async def drain(self, grace: float) -> None:
+        """Graceful end: new steps stay outstanding in the history (the next
+        coordinator on this store dispatches them), in-flight tasks finish, then
+        what is left fails as retryable so waiting clients hear of it."""
+        mesh = self.mesh
+        self.runtime.freeze()
+        mesh.begin_shutdown()
+        idle = await mesh.wait_idle(grace)
+        await self.runtime.stop()
+        left = mesh.abandon_all("coordinator shut down before the task finished")
+        mesh.disconnect_all("coordinator shutting down")
+        log.info(
+            "drain %s; %d unfinished task(s) failed as retryable",
+            "complete" if idle else "timed out",
+            left,
+        )
+
+    async def abandon(self, reason: str) -> None:
+        """Leadership lost: stop at once and write nothing more. Agents are
+        disconnected (they find the new leader); their in-flight tasks are the
+        new leader's to re-dispatch from the history."""
+        self.runtime.freeze()
+        self.mesh.accepting = False
+        await self.runtime.stop(timeout=0)
+        self.mesh.abandon_all(reason)
+        self.mesh.disconnect_all(reason)
+
+    async def close(self) -> None:
+        await self.store.close()

@@ -4,8 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+# npm dev tools (package.json): npm ci rewrites this file, so it is the install's stamp.
+NODE_STAMP := node_modules/.package-lock.json
+BUF := node_modules/.bin/buf
 
-.PHONY: venv proto proto-check lint typecheck test unit integration demo serve bench image clean
+.PHONY: venv node-tools proto proto-check buf lint typecheck test unit integration demo serve bench image clean
 
 venv: $(STAMP)
 
@@ -14,6 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+node-tools: $(NODE_STAMP)  ## the npm dev tools of package.json (buf)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
 	@touch $@
 
 proto: venv  ## regenerate agentmesh/v1 from protos/
@@ -26,12 +35,17 @@ proto-check: venv  ## fail when the generated code is stale
 		|| (echo "generated code is stale: run 'make proto' and commit" && exit 1)
 	@echo "generated code is up to date"
 
+buf: node-tools  ## lint, format and breaking-change checks of protos/ (buf.yaml)
+	$(BUF) lint
+	$(BUF) format --exit-code -d
+	BUF=$(BUF) bash scripts/buf_breaking.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy coordinator agent_sdk agentmesh/agents agentmesh/wire.py agentmesh/payload.py agentmesh/documents.py agentmesh/protocol.py tests bench
 
-test: venv proto-check lint  ## the whole suite, as CI runs it
+test: venv proto-check buf lint  ## the whole suite, as CI runs it
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv

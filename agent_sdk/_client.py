@@ -309,7 +309,7 @@ class Client(WorkflowMethods):
     async def heartbeat(self, agent_id: str, *, session_secret: str | None = None) -> str:
         """A polling agent's heartbeat; ``session_secret`` defaults to the one this
         client got from ``register_agent`` (PermissionDeniedError without it)."""
-        req = registry_pb2.AgentHeartbeatRequest(
+        req = registry_pb2.HeartbeatRequest(
             agent_id=agent_id, session_secret=session_secret or self.session_secret(agent_id)
         )
         resp = await self._call(self._registry.Heartbeat, req)

@@ -50,6 +50,9 @@ class AgentServiceServicer:
         TaskBatch messages, never more than the agent's credits; acks, progress,
         results and heartbeats flow up. Closing the stream hands unfinished tasks
         back for re-dispatch.
+        The stream frames are the protocol's own envelope types, a oneof of every message for each direction (AgentMessage up, CoordinatorMessage down), which every agent SDK is written against.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

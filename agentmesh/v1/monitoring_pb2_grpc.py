@@ -47,6 +47,8 @@ class EventServiceServicer:
 
     def Subscribe(self, request, context):
         """Streams events matching the filter, starting after from_sequence (0 = now).
+        Streams the Event resources themselves (GetExecutionHistory's events are the same message); wrapping each would change the wire format for existing subscribers.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,13 +126,17 @@ class MetricsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetWorkflowMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the WorkflowMetrics singleton itself, as Google AIP-156 singleton Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSystemMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the SystemMetrics singleton itself, as Google AIP-156 singleton Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

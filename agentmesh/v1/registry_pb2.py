@@ -22,18 +22,18 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from agentmesh.v1 import types_pb2 as agentmesh_dot_v1_dot_types__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentmesh/v1/registry.proto\x12\x0c\x61gentmesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61gentmesh/v1/types.proto\"\x1b\n\x19GetCoordinatorInfoRequest\"\x93\x01\n\x0f\x43oordinatorInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x03 \x01(\t\x12\r\n\x05store\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..agentmesh.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x15RegisterAgentResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"A\n\x15\x41gentHeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0esession_secret\x18\x02 \x01(\t\"C\n\x16\x41gentHeartbeatResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.agentmesh.v1.AgentStatus\"*\n\x16UnregisterAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x17UnregisterAgentResponse\x12\x1a\n\x12tasks_redispatched\x18\x01 \x01(\r\":\n\x11ListAgentsRequest\x12\x17\n\x0finclude_offline\x18\x01 \x01(\x08\x12\x0c\n\x04type\x18\x02 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"/\n\x1bGetAgentCapabilitiesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"N\n\x1cGetAgentCapabilitiesResponse\x12.\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.Capability\"L\n\x1d\x46indAgentsByCapabilityRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x17\n\x0finclude_offline\x18\x02 \x01(\x08\x32\xee\x05\n\x0fRegistryService\x12X\n\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12V\n\tHeartbeat\x12#.agentmesh.v1.AgentHeartbeatRequest\x1a$.agentmesh.v1.AgentHeartbeatResponse\x12^\n\x0fUnregisterAgent\x12$.agentmesh.v1.UnregisterAgentRequest\x1a%.agentmesh.v1.UnregisterAgentResponse\x12O\n\nListAgents\x12\x1f.agentmesh.v1.ListAgentsRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\x42\n\x08GetAgent\x12\x1d.agentmesh.v1.GetAgentRequest\x1a\x17.agentmesh.v1.AgentInfo\x12m\n\x14GetAgentCapabilities\x12).agentmesh.v1.GetAgentCapabilitiesRequest\x1a*.agentmesh.v1.GetAgentCapabilitiesResponse\x12g\n\x16\x46indAgentsByCapability\x12+.agentmesh.v1.FindAgentsByCapabilityRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\\\n\x12GetCoordinatorInfo\x12\'.agentmesh.v1.GetCoordinatorInfoRequest\x1a\x1d.agentmesh.v1.CoordinatorInfoBT\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentmesh/v1/registry.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1b\n\x19GetCoordinatorInfoRequest\"\x93\x01\n\x0f\x43oordinatorInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x03 \x01(\t\x12\r\n\x05store\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..agentmesh.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x15RegisterAgentResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"<\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0esession_secret\x18\x02 \x01(\t\">\n\x11HeartbeatResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.agentmesh.v1.AgentStatus\"*\n\x16UnregisterAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x17UnregisterAgentResponse\x12\x1a\n\x12tasks_redispatched\x18\x01 \x01(\r\":\n\x11ListAgentsRequest\x12\x17\n\x0finclude_offline\x18\x01 \x01(\x08\x12\x0c\n\x04type\x18\x02 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"/\n\x1bGetAgentCapabilitiesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"N\n\x1cGetAgentCapabilitiesResponse\x12.\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.Capability\"L\n\x1d\x46indAgentsByCapabilityRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x17\n\x0finclude_offline\x18\x02 \x01(\x08\"I\n\x1e\x46indAgentsByCapabilityResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo2\xf0\x05\n\x0fRegistryService\x12X\n\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12L\n\tHeartbeat\x12\x1e.agentmesh.v1.HeartbeatRequest\x1a\x1f.agentmesh.v1.HeartbeatResponse\x12^\n\x0fUnregisterAgent\x12$.agentmesh.v1.UnregisterAgentRequest\x1a%.agentmesh.v1.UnregisterAgentResponse\x12O\n\nListAgents\x12\x1f.agentmesh.v1.ListAgentsRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\x42\n\x08GetAgent\x12\x1d.agentmesh.v1.GetAgentRequest\x1a\x17.agentmesh.v1.AgentInfo\x12m\n\x14GetAgentCapabilities\x12).agentmesh.v1.GetAgentCapabilitiesRequest\x1a*.agentmesh.v1.GetAgentCapabilitiesResponse\x12s\n\x16\x46indAgentsByCapability\x12+.agentmesh.v1.FindAgentsByCapabilityRequest\x1a,.agentmesh.v1.FindAgentsByCapabilityResponse\x12\\\n\x12GetCoordinatorInfo\x12\'.agentmesh.v1.GetCoordinatorInfoRequest\x1a\x1d.agentmesh.v1.CoordinatorInfoB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentmesh.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.agentmesh.v1P\001Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1'
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.agentmesh.v1P\001Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\242\002\003AMX\252\002\014AgentMesh.V1\312\002\014AgentMesh\\V1\352\002\rAgentMesh::V1'
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_GETCOORDINATORINFOREQUEST']._serialized_start=104
@@ -46,26 +46,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_end=518
   _globals['_REGISTERAGENTRESPONSE']._serialized_start=520
   _globals['_REGISTERAGENTRESPONSE']._serialized_end=646
-  _globals['_AGENTHEARTBEATREQUEST']._serialized_start=648
-  _globals['_AGENTHEARTBEATREQUEST']._serialized_end=713
-  _globals['_AGENTHEARTBEATRESPONSE']._serialized_start=715
-  _globals['_AGENTHEARTBEATRESPONSE']._serialized_end=782
-  _globals['_UNREGISTERAGENTREQUEST']._serialized_start=784
-  _globals['_UNREGISTERAGENTREQUEST']._serialized_end=826
-  _globals['_UNREGISTERAGENTRESPONSE']._serialized_start=828
-  _globals['_UNREGISTERAGENTRESPONSE']._serialized_end=881
-  _globals['_LISTAGENTSREQUEST']._serialized_start=883
-  _globals['_LISTAGENTSREQUEST']._serialized_end=941
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=943
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1004
-  _globals['_GETAGENTREQUEST']._serialized_start=1006
-  _globals['_GETAGENTREQUEST']._serialized_end=1041
-  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_start=1043
-  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_end=1090
-  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_start=1092
-  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_end=1170
-  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_start=1172
-  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_end=1248
-  _globals['_REGISTRYSERVICE']._serialized_start=1251
-  _globals['_REGISTRYSERVICE']._serialized_end=2001
+  _globals['_HEARTBEATREQUEST']._serialized_start=648
+  _globals['_HEARTBEATREQUEST']._serialized_end=708
+  _globals['_HEARTBEATRESPONSE']._serialized_start=710
+  _globals['_HEARTBEATRESPONSE']._serialized_end=772
+  _globals['_UNREGISTERAGENTREQUEST']._serialized_start=774
+  _globals['_UNREGISTERAGENTREQUEST']._serialized_end=816
+  _globals['_UNREGISTERAGENTRESPONSE']._serialized_start=818
+  _globals['_UNREGISTERAGENTRESPONSE']._serialized_end=871
+  _globals['_LISTAGENTSREQUEST']._serialized_start=873
+  _globals['_LISTAGENTSREQUEST']._serialized_end=931
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=933
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=994
+  _globals['_GETAGENTREQUEST']._serialized_start=996
+  _globals['_GETAGENTREQUEST']._serialized_end=1031
+  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_start=1033
+  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_end=1080
+  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_start=1082
+  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_end=1160
+  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_start=1162
+  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_end=1238
+  _globals['_FINDAGENTSBYCAPABILITYRESPONSE']._serialized_start=1240
+  _globals['_FINDAGENTSBYCAPABILITYRESPONSE']._serialized_end=1313
+  _globals['_REGISTRYSERVICE']._serialized_start=1316
+  _globals['_REGISTRYSERVICE']._serialized_end=2068
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,7 @@
 import datetime
 
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from agentmesh.v1 import types_pb2 as _types_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -61,7 +61,7 @@ class RegisterAgentResponse(_message.Message):
     session_secret: str
     def __init__(self, agent_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
-class AgentHeartbeatRequest(_message.Message):
+class HeartbeatRequest(_message.Message):
     __slots__ = ("agent_id", "session_secret")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
@@ -69,7 +69,7 @@ class AgentHeartbeatRequest(_message.Message):
     session_secret: str
     def __init__(self, agent_id: _Optional[str] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
-class AgentHeartbeatResponse(_message.Message):
+class HeartbeatResponse(_message.Message):
     __slots__ = ("status",)
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: _types_pb2.AgentStatus
@@ -126,3 +126,9 @@ class FindAgentsByCapabilityRequest(_message.Message):
     capability: str
     include_offline: bool
     def __init__(self, capability: _Optional[str] = ..., include_offline: _Optional[bool] = ...) -> None: ...
+
+class FindAgentsByCapabilityResponse(_message.Message):
+    __slots__ = ("agents",)
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedCompositeFieldContainer[_types_pb2.AgentInfo]
+    def __init__(self, agents: _Optional[_Iterable[_Union[_types_pb2.AgentInfo, _Mapping]]] = ...) -> None: ...

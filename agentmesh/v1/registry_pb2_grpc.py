@@ -42,8 +42,8 @@ class RegistryServiceStub:
                 _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/agentmesh.v1.RegistryService/Heartbeat',
-                request_serializer=agentmesh_dot_v1_dot_registry__pb2.AgentHeartbeatRequest.SerializeToString,
-                response_deserializer=agentmesh_dot_v1_dot_registry__pb2.AgentHeartbeatResponse.FromString,
+                request_serializer=agentmesh_dot_v1_dot_registry__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_registry__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
         self.UnregisterAgent = channel.unary_unary(
                 '/agentmesh.v1.RegistryService/UnregisterAgent',
@@ -68,7 +68,7 @@ class RegistryServiceStub:
         self.FindAgentsByCapability = channel.unary_unary(
                 '/agentmesh.v1.RegistryService/FindAgentsByCapability',
                 request_serializer=agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityRequest.SerializeToString,
-                response_deserializer=agentmesh_dot_v1_dot_registry__pb2.ListAgentsResponse.FromString,
+                response_deserializer=agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityResponse.FromString,
                 _registered_method=True)
         self.GetCoordinatorInfo = channel.unary_unary(
                 '/agentmesh.v1.RegistryService/GetCoordinatorInfo',
@@ -107,7 +107,9 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAgent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the AgentInfo resource itself, as Google AIP-131 Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -127,6 +129,8 @@ class RegistryServiceServicer:
 
     def GetCoordinatorInfo(self, request, context):
         """The coordinator answering (in cluster mode, the leader): version and store.
+        Returns the CoordinatorInfo singleton itself, as Google AIP-156 singleton Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,8 +146,8 @@ def add_RegistryServiceServicer_to_server(servicer, server):
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
-                    request_deserializer=agentmesh_dot_v1_dot_registry__pb2.AgentHeartbeatRequest.FromString,
-                    response_serializer=agentmesh_dot_v1_dot_registry__pb2.AgentHeartbeatResponse.SerializeToString,
+                    request_deserializer=agentmesh_dot_v1_dot_registry__pb2.HeartbeatRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_registry__pb2.HeartbeatResponse.SerializeToString,
             ),
             'UnregisterAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.UnregisterAgent,
@@ -168,7 +172,7 @@ def add_RegistryServiceServicer_to_server(servicer, server):
             'FindAgentsByCapability': grpc.unary_unary_rpc_method_handler(
                     servicer.FindAgentsByCapability,
                     request_deserializer=agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityRequest.FromString,
-                    response_serializer=agentmesh_dot_v1_dot_registry__pb2.ListAgentsResponse.SerializeToString,
+                    response_serializer=agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityResponse.SerializeToString,
             ),
             'GetCoordinatorInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCoordinatorInfo,
@@ -228,8 +232,8 @@ class RegistryService:
             request,
             target,
             '/agentmesh.v1.RegistryService/Heartbeat',
-            agentmesh_dot_v1_dot_registry__pb2.AgentHeartbeatRequest.SerializeToString,
-            agentmesh_dot_v1_dot_registry__pb2.AgentHeartbeatResponse.FromString,
+            agentmesh_dot_v1_dot_registry__pb2.HeartbeatRequest.SerializeToString,
+            agentmesh_dot_v1_dot_registry__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -364,7 +368,7 @@ class RegistryService:
             target,
             '/agentmesh.v1.RegistryService/FindAgentsByCapability',
             agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityRequest.SerializeToString,
-            agentmesh_dot_v1_dot_registry__pb2.ListAgentsResponse.FromString,
+            agentmesh_dot_v1_dot_registry__pb2.FindAgentsByCapabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,5 @@
-from google.protobuf import struct_pb2 as _struct_pb2
 from agentmesh.v1 import types_pb2 as _types_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -83,6 +83,14 @@ class FailTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., error: _Optional[_Union[_types_pb2.TaskError, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
+    __slots__ = ("recorded", "status")
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    recorded: bool
+    status: _types_pb2.TaskStatus
+    def __init__(self, recorded: _Optional[bool] = ..., status: _Optional[_Union[_types_pb2.TaskStatus, str]] = ...) -> None: ...
+
+class FailTaskResponse(_message.Message):
     __slots__ = ("recorded", "status")
     RECORDED_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]

@@ -68,7 +68,7 @@ class TaskServiceStub:
         self.FailTask = channel.unary_unary(
                 '/agentmesh.v1.TaskService/FailTask',
                 request_serializer=agentmesh_dot_v1_dot_task__pb2.FailTaskRequest.SerializeToString,
-                response_deserializer=agentmesh_dot_v1_dot_task__pb2.CompleteTaskResponse.FromString,
+                response_deserializer=agentmesh_dot_v1_dot_task__pb2.FailTaskResponse.FromString,
                 _registered_method=True)
         self.CancelTask = channel.unary_unary(
                 '/agentmesh.v1.TaskService/CancelTask',
@@ -89,6 +89,9 @@ class TaskServiceServicer:
         """Submits a task to a named agent or, without agent_id, to the best agent
         advertising task.capability. FAILED_PRECONDITION when no live agent can
         run it (unless wait_for_agent), RESOURCE_EXHAUSTED when the queue is full.
+        Returns the created TaskAssignment itself (GetTaskStatus, WaitTask and CancelTask return it too), as Google AIP-133 Create methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,13 +105,19 @@ class TaskServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTaskStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the TaskAssignment resource itself (AssignTask, WaitTask and CancelTask return it too), as Google AIP-131 Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WaitTask(self, request, context):
         """Waits until the task is finished (or timeout_ms passes) and returns it.
+        Returns the finished TaskAssignment itself (AssignTask, GetTaskStatus and CancelTask return it too), as a Get does; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,7 +143,10 @@ class TaskServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelTask(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the cancelled TaskAssignment itself (AssignTask, GetTaskStatus and WaitTask return it too), as Google AIP-136 state-changing methods may; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -183,7 +195,7 @@ def add_TaskServiceServicer_to_server(servicer, server):
             'FailTask': grpc.unary_unary_rpc_method_handler(
                     servicer.FailTask,
                     request_deserializer=agentmesh_dot_v1_dot_task__pb2.FailTaskRequest.FromString,
-                    response_serializer=agentmesh_dot_v1_dot_task__pb2.CompleteTaskResponse.SerializeToString,
+                    response_serializer=agentmesh_dot_v1_dot_task__pb2.FailTaskResponse.SerializeToString,
             ),
             'CancelTask': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelTask,
@@ -384,7 +396,7 @@ class TaskService:
             target,
             '/agentmesh.v1.TaskService/FailTask',
             agentmesh_dot_v1_dot_task__pb2.FailTaskRequest.SerializeToString,
-            agentmesh_dot_v1_dot_task__pb2.CompleteTaskResponse.FromString,
+            agentmesh_dot_v1_dot_task__pb2.FailTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

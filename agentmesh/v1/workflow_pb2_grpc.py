@@ -75,13 +75,19 @@ class WorkflowServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def DefineWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the defined Workflow itself (LoadWorkflow and GetWorkflow return it too), as Google AIP-133 Create methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LoadWorkflow(self, request, context):
         """Loads a definition file (JSON or YAML) from the coordinator's workflowDir.
+        Returns the loaded Workflow itself (DefineWorkflow and GetWorkflow return it too), as Google AIP-133 Create methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,7 +100,10 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the Workflow resource itself (DefineWorkflow and LoadWorkflow return it too), as Google AIP-131 Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -106,7 +115,9 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ValidateWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the ValidationResult itself; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -416,31 +427,46 @@ class ExecutionServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def StartWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the started ExecutionContext itself (the type all six single-execution RPCs of this service return), as Google AIP-133 Create methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the ExecutionContext itself (the type all six single-execution RPCs of this service return), as Google AIP-136 state-changing methods may; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PauseWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the ExecutionContext itself (the type all six single-execution RPCs of this service return), as Google AIP-136 state-changing methods may; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopWorkflow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the ExecutionContext itself (the type all six single-execution RPCs of this service return), as Google AIP-136 state-changing methods may; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetExecutionStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the ExecutionContext resource itself (the type all six single-execution RPCs of this service return), as Google AIP-131 Get methods do; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -466,6 +492,9 @@ class ExecutionServiceServicer:
 
     def WaitExecution(self, request, context):
         """Waits until the execution finishes (or timeout_ms passes) and returns it.
+        Returns the finished ExecutionContext itself (the type all six single-execution RPCs of this service return), as a Get does; wrapping it would change the wire format for existing clients.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -89,15 +89,15 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
 
     @mapped
     async def Heartbeat(
-        self, request: registry_pb2.AgentHeartbeatRequest, context: grpc.aio.ServicerContext
-    ) -> registry_pb2.AgentHeartbeatResponse:
+        self, request: registry_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.HeartbeatResponse:
         agent = self._mesh.act_as(request.agent_id, request.session_secret)
         if not agent.connected:
             raise FailedPrecondition(
                 f"agent {agent.id!r} is offline (missed its heartbeats); register again"
             )
         self._mesh.heartbeat(agent)
-        return registry_pb2.AgentHeartbeatResponse(status=convert.AGENT_STATUS[agent.status])
+        return registry_pb2.HeartbeatResponse(status=convert.AGENT_STATUS[agent.status])
 
     @mapped
     async def UnregisterAgent(
@@ -134,11 +134,13 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
     @mapped
     async def FindAgentsByCapability(
         self, request: registry_pb2.FindAgentsByCapabilityRequest, context: grpc.aio.ServicerContext
-    ) -> registry_pb2.ListAgentsResponse:
+    ) -> registry_pb2.FindAgentsByCapabilityResponse:
         if not request.capability:
             raise InvalidArgument("capability is required")
         agents = self._mesh.find_agents(request.capability, request.include_offline)
-        return registry_pb2.ListAgentsResponse(agents=[convert.agent_info(a) for a in agents])
+        return registry_pb2.FindAgentsByCapabilityResponse(
+            agents=[convert.agent_info(a) for a in agents]
+        )
 
 
 class TaskService(task_pb2_grpc.TaskServiceServicer):
@@ -202,7 +204,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     @mapped
     async def FailTask(
         self, request: task_pb2.FailTaskRequest, context: grpc.aio.ServicerContext
-    ) -> task_pb2.CompleteTaskResponse:
+    ) -> task_pb2.FailTaskResponse:
         task = self._mesh.get_task(request.task_id)
         failure = (
             convert.from_failure(request.error)
@@ -210,9 +212,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
             else d.TaskFailure("Error", "failed by request")
         )
         recorded = self._mesh.on_result(None, task.id, request.attempt, failure=failure)
-        return task_pb2.CompleteTaskResponse(
-            recorded=recorded, status=convert.TASK_STATUS[task.status]
-        )
+        return task_pb2.FailTaskResponse(recorded=recorded, status=convert.TASK_STATUS[task.status])
 
     @mapped
     async def CancelTask(

@@ -1,15 +1,15 @@
-"""The AgentMesh coordinator: registry, dispatch and the gRPC server around them.
+"""The AgentMesh coordinator. Layers, lowest first (each imports only those below it;
+``tests/unit/test_boundaries.py`` enforces it, ``docs/architecture.md`` draws it):
 
-Layout (one concern per module):
+- ``errors``, ``retry``, ``domain``, ``config``: the domain error tree, backoff
+  policies, the value types the core works on (no protobuf), settings
+- ``kv/``: the KV protocol (etcd's data model), MemoryKV, EtcdKV, the election recipe
+- ``store/``: the engine's event store (memory, SQLite, etcd)
+- ``waits``, ``mesh``: tasks no live agent can take; agents, routing, task life
+- ``engine/``: workflows: definition, validation, the pure core, the runtime
+- ``cluster/``: replica membership, the agent directory in etcd
+- ``api/``: the gRPC edge: servicers, status mapping, protobuf <-> domain
+- ``server/``: the assembly: the process, a term, a cluster replica
 
-- ``config``      settings from defaults, a config file, the environment and flags
-- ``domain``      the value types the core works on (no protobuf here)
-- ``errors``      the domain error hierarchy; ``api.status`` maps it to gRPC codes
-- ``retry``       backoff policies shared by tasks (and later workflow steps)
-- ``mesh``        agents, liveness, routing, flow control, task lifecycle
-- ``api/``        thin gRPC servicers and the protobuf <-> domain conversions
-- ``server``      the process supervisor: start, serve, drain, stop
-- ``cli``         the ``agentmesh`` command
+The ``agentmesh`` command lives in ``agentmesh.cli``, above all of these.
 """
-
-__version__ = "0.1.0"

@@ -242,6 +242,18 @@ class Mesh:
             if (include_offline or a.connected) and (not type_ or a.type == type_)
         ]
 
+    def capabilities(self) -> set[str]:
+        """Every capability a registered agent (connected or not) advertises."""
+        return {c for a in self.agents.values() for c in a.capability_names}
+
+    def pinned_agent(self, capability: str, ref: str) -> str:
+        """The id of the best routable agent with ``capability`` whose name, type or id
+        is ``ref`` (a workflow step's ``agent``), or "" when none is connected."""
+        for a in self.find_agents(capability):
+            if a.routable and ref in (a.name, a.type, a.id):
+                return a.id
+        return ""
+
     def find_agents(self, capability: str, include_offline: bool = False) -> list[d.Agent]:
         """Agents advertising ``capability``, best routing candidate first."""
         found = [

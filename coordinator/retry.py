@@ -32,8 +32,10 @@ class RetryPolicy:
         """True when another retry is permitted after ``retries_done`` retries."""
         return self.strategy is not RetryStrategy.NONE and retries_done < self.max_retries
 
-    def delay_ms(self, retry_number: int, rng: random.Random | None = None) -> float:
-        """Delay before retry number ``retry_number`` (1-based)."""
+    def delay_ms(self, retry_number: int, spread: float | None = None) -> float:
+        """Delay before retry number ``retry_number`` (1-based). ``spread`` in [0, 1)
+        places it within the jitter band (0: the full delay); None draws it at random.
+        The engine passes a value derived from the execution, so replays agree."""
         if self.strategy is RetryStrategy.NONE:
             return 0.0
         base: float
@@ -44,5 +46,5 @@ class RetryPolicy:
         base = min(base, float(self.max_interval_ms))
         if self.jitter <= 0:
             return base
-        r = (rng or random).random()
+        r = random.random() if spread is None else spread
         return base * (1.0 - self.jitter * r)

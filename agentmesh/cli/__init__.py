@@ -35,8 +35,8 @@ from collections.abc import Sequence
 
 from agent_sdk import Client, RpcError
 from agent_sdk._discovery import parse_address, resolve_address
-from coordinator.cli import _commands, _local
-from coordinator.cli._parser import SETTINGS_COMMANDS, UsageError, build_parser
+from agentmesh.cli import _commands, _local
+from agentmesh.cli._parser import SETTINGS_COMMANDS, UsageError, build_parser
 
 __all__ = ["build_parser", "main"]
 

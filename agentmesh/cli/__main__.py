@@ -1,7 +1,7 @@
-"""``python -m coordinator.cli``: the ``agentmesh`` command."""
+"""``python -m agentmesh.cli``: the ``agentmesh`` command."""
 
 import sys
 
-from coordinator.cli import main
+from agentmesh.cli import main
 
 sys.exit(main())

@@ -11,9 +11,9 @@ from typing import Any
 from agent_sdk import Client, FailedPreconditionError, TaskAssignment
 from agent_sdk._types import STATUSES
 from agentmesh.documents import DocumentError, read_document
-from coordinator.cli import _output as out
-from coordinator.cli._parser import UsageError
-from coordinator.cli._progress import Progress, follow
+from agentmesh.cli import _output as out
+from agentmesh.cli._parser import UsageError
+from agentmesh.cli._progress import Progress, follow
 
 ACTIVE = ("queued", "running", "paused")
 

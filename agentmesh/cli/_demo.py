@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from agent_sdk import Client, Execution, ExecutionEvent
 from agentmesh.agents import WORKFLOWS
-from coordinator.cli._progress import Progress, follow
+from agentmesh.cli._progress import Progress, follow
 
 AGENTS = ("planner", "executor", "notion", "build", "reviewer", "refactor")
 CAPABILITIES = {
@@ -278,7 +278,7 @@ def _start_cluster(procs: Processes, infra: Processes, ws: Path) -> Cluster | No
         name, address = f"coord-{i}", f"127.0.0.1:{_free_port()}"
         server = procs.start(
             name,
-            "-m", "coordinator.cli", "serve",
+            "-m", "agentmesh.cli", "serve",
             "--listen", address,
             "--store", "etcd",
             "--etcd-endpoints", endpoint,
@@ -450,7 +450,7 @@ def run_demo(
         server = procs.start(
             "coordinator",
             "-m",
-            "coordinator.cli",
+            "agentmesh.cli",
             "serve",
             "--listen",
             address,

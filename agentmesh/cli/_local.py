@@ -13,9 +13,9 @@ from typing import Any
 
 from agent_sdk import Client, RpcError
 from agentmesh import __version__
-from coordinator.cli import _output as out
-from coordinator.cli._commands import read_file
-from coordinator.cli._parser import UsageError
+from agentmesh.cli import _output as out
+from agentmesh.cli._commands import read_file
+from agentmesh.cli._parser import UsageError
 
 LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -161,7 +161,7 @@ def agent(args: argparse.Namespace, coordinator: str) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from coordinator.demo import run_demo
+    from agentmesh.cli._demo import run_demo
 
     return run_demo(
         args.workflow,

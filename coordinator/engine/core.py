@@ -16,7 +16,6 @@ so results find their run and stale ones are ignored.
 from __future__ import annotations
 
 import json
-import random
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -526,7 +525,7 @@ class Execution:
             and run.attempt < policy.max_retries + 1
             and self._phase == "running"
         ):
-            delay = policy.delay_ms(run.attempt, _rng(self.id, run.key, run.attempt))
+            delay = policy.delay_ms(run.attempt, _spread(self.id, run.key, run.attempt))
             run.attempt += 1
             self.metrics.retry_count += 1
             run.retry_timer = f"{run.key}.r{run.attempt}"
@@ -945,9 +944,9 @@ def _policy(spec: RetrySpec) -> RetryPolicy:
     )
 
 
-def _rng(*parts: object) -> random.Random:
-    """Deterministic jitter: the same execution replays the same delays."""
-    return random.Random(zlib.crc32("/".join(map(str, parts)).encode()))
+def _spread(*parts: object) -> float:
+    """Deterministic jitter in [0, 1): the same execution replays the same delays."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) / 2**32
 
 
 __all__ = ["EngineDefaults", "Execution", "RetryStrategy"]

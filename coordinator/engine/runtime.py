@@ -30,6 +30,7 @@ from coordinator.engine import events as ev
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.core import EngineDefaults, Execution
 from coordinator.engine.issues import issues_text
+from coordinator.engine.ports import Dispatcher
 from coordinator.engine.validate import validate_input
 from coordinator.errors import (
     FailedPrecondition,
@@ -38,7 +39,6 @@ from coordinator.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from coordinator.mesh import Mesh
 from coordinator.store import ExecutionRecord, Store, StoredEvent
 from coordinator.waits import WaitChange
 
@@ -127,7 +127,7 @@ class _Turn:
 class WorkflowRuntime:
     """Definitions and executions of one coordinator."""
 
-    def __init__(self, settings: Settings, mesh: Mesh, store: Store) -> None:
+    def __init__(self, settings: Settings, mesh: Dispatcher, store: Store) -> None:
         self.settings = settings
         self.mesh = mesh
         self.store = store
@@ -139,11 +139,7 @@ class WorkflowRuntime:
         self._inbox: asyncio.Queue[tuple[str, ev.Input, asyncio.Future[None] | None]] = (
             asyncio.Queue()
         )
-        self.catalog = Catalog(
-            settings,
-            store,
-            lambda: {c for a in mesh.agents.values() for c in a.capability_names},
-        )
+        self.catalog = Catalog(settings, store, mesh.capabilities)
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -548,14 +544,7 @@ class WorkflowRuntime:
     def _dispatch(self, exec_id: str, c: ev.DispatchTask) -> None:
         if self._frozen:
             return
-        agent_id = ""
-        if c.agent:
-            candidates = [
-                a
-                for a in self.mesh.find_agents(c.capability)
-                if a.routable and c.agent in (a.name, a.type, a.id)
-            ]
-            agent_id = candidates[0].id if candidates else ""
+        agent_id = self.mesh.pinned_agent(c.capability, c.agent) if c.agent else ""
         spec = d.TaskSpec(
             capability=c.capability,
             input=c.input,

@@ -45,6 +45,7 @@ REPO_URL = "https://github.com/agentmesh/agentmesh"
 # Local state a clone does not have (see .gitignore).
 NOT_IN_A_CLONE = shutil.ignore_patterns(
     ".git",
+    "node_modules",
     ".venv",
     "build",
     "dist",

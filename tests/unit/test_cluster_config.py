@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.server.replica import ClusterNode
 from coordinator.config import ConfigError, load_settings
 from coordinator.server import Coordinator
+from coordinator.server.replica import ClusterNode
 
 
 def test_etcd_mode_reads_endpoints_from_env_flags_or_the_seed_name() -> None:

@@ -1,0 +1,54 @@
+"""What the workflow engine needs from the rest of the coordinator, as protocols.
+
+The engine hands tasks to a ``Dispatcher`` and hears back through its listeners; it
+never sees the concrete mesh (``coordinator.mesh.Mesh`` satisfies the protocol, and the
+server assembly passes it in), so the engine sits beside the mesh, not above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from coordinator import domain as d
+from coordinator.waits import WaitChange
+
+
+class Dispatcher(Protocol):
+    """Routes tasks to agents and reports how they end."""
+
+    #: The largest task input or output, in bytes of JSON, the mesh accepts.
+    payload_bytes: int
+
+    def capabilities(self) -> set[str]:
+        """Every capability a registered agent (connected or not) advertises."""
+        ...
+
+    def pinned_agent(self, capability: str, ref: str) -> str:
+        """The id of a routable agent with ``capability`` whose name, type or id is
+        ``ref``, or "" when there is none (the task then goes to any capable agent)."""
+        ...
+
+    def find_agents(self, capability: str, include_offline: bool = False) -> list[d.Agent]:
+        """Agents advertising ``capability``, best routing candidate first."""
+        ...
+
+    def submit(self, spec: d.TaskSpec, wait_for_agent: bool = False) -> d.Task:
+        """Accept a task (MeshError when refused: shutting down, full, bad input)."""
+        ...
+
+    def cancel(self, task_id: str, reason: str = "cancelled by request") -> d.Task:
+        """Cancel a task (NotFound if unknown)."""
+        ...
+
+    def waiting_reason(self, task_id: str) -> str:
+        """Why the task waits for an agent, or "" when it does not."""
+        ...
+
+    def add_listener(self, listener: Callable[[d.Task], None]) -> None:
+        """Call ``listener`` with each task that finishes."""
+        ...
+
+    def add_wait_listener(self, listener: Callable[[WaitChange], None]) -> None:
+        """Call ``listener`` when a task starts or stops waiting for an agent."""
+        ...

@@ -7,6 +7,8 @@ PYTEST_ARGS ?=
 # npm dev tools (package.json): npm ci rewrites this file, so it is the install's stamp.
 NODE_STAMP := node_modules/.package-lock.json
 BUF := node_modules/.bin/buf
+NODE_AGENT := examples/node-agent
+NODE_AGENT_STAMP := $(NODE_AGENT)/node_modules/.package-lock.json
 
 .PHONY: venv node-tools proto proto-check buf lint typecheck test unit integration demo serve bench image clean
 
@@ -19,10 +21,14 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-node-tools: $(NODE_STAMP)  ## the npm dev tools of package.json (buf)
+node-tools: $(NODE_STAMP) $(NODE_AGENT_STAMP)  ## npm: buf (package.json), the Node agent's deps
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
+	@touch $@
+
+$(NODE_AGENT_STAMP): $(NODE_AGENT)/package.json $(NODE_AGENT)/package-lock.json
+	npm ci --no-audit --no-fund --prefix $(NODE_AGENT)
 	@touch $@
 
 proto: venv  ## regenerate agentmesh/v1 from protos/

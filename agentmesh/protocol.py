@@ -28,6 +28,11 @@ ELECTION = "election"
 CLIENT_KEEPALIVE_MS = 20_000
 CLIENT_KEEPALIVE_TIMEOUT_MS = 10_000
 SERVER_MIN_PING_INTERVAL_MS = CLIENT_KEEPALIVE_MS // 2
+#: The coordinator pings every connection this often and drops one whose ping goes
+#: unanswered this long: how a stream agent that sends no Heartbeat messages is judged
+#: (a dead or frozen peer's stream ends within about 15 s, the default heartbeat timeout).
+SERVER_KEEPALIVE_MS = 10_000
+SERVER_KEEPALIVE_TIMEOUT_MS = 5_000
 
 
 def election_prefix(prefix: str) -> str:

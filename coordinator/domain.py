@@ -138,6 +138,10 @@ class Agent:
     connected: bool = True
     draining: bool = False
     healthy: bool = True
+    # Set by the first Heartbeat. A stream agent that never sends one is judged by its
+    # transport (HTTP/2 keepalive closes a dead peer's stream); one that has, and every
+    # polling agent, goes offline after heartbeat_timeout_ms of silence.
+    heartbeats: bool = False
     # Slots held on this agent: (task id, attempt) -> task. Freed only when the
     # agent reports on that attempt or goes away, so flow control stays honest.
     in_flight: dict[tuple[str, int], Task] = field(default_factory=dict)

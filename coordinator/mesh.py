@@ -114,7 +114,7 @@ class Mesh:
         names = [c.name for c in spec.capabilities]
         if any(not n.strip() for n in names):
             raise InvalidArgument(f"agent {spec.name!r} advertises an empty capability name")
-        if not 1 <= spec.max_concurrency <= MAX_CONCURRENCY:
+        if not 0 <= spec.max_concurrency <= MAX_CONCURRENCY:
             raise InvalidArgument(
                 f"max_concurrency must be between 1 and {MAX_CONCURRENCY}, "
                 f"got {spec.max_concurrency}"
@@ -128,6 +128,13 @@ class Mesh:
             raise PermissionDenied(
                 f"agent id {agent_id!r} belongs to another session ({state}); resuming it "
                 "needs the session_secret of that session's Welcome"
+            )
+        if spec.max_concurrency == 0 and old is None:
+            # 0 means "resuming only to finish what I hold": a draining agent whose
+            # stream broke. A new agent that takes nothing has no reason to join.
+            raise InvalidArgument(
+                f"max_concurrency must be between 1 and {MAX_CONCURRENCY}, got 0 "
+                "(0 is only for resuming a known agent id while it drains)"
             )
         if old is not None and old.connected:
             # No waits for what the old session held: the new one is about to take it.
@@ -152,6 +159,7 @@ class Mesh:
             connected_at=now,
             last_seen=self._loop.time(),
             last_seen_wall=now,
+            draining=spec.max_concurrency == 0,
         )
         if old is not None:
             agent.completed, agent.failed = old.completed, old.failed
@@ -199,9 +207,14 @@ class Mesh:
         return moved
 
     def touch(self, agent: d.Agent) -> None:
+        """Any message from the agent: it is alive."""
         agent.last_seen = self._loop.time()
+        agent.last_seen_wall = d.utcnow()
 
     def heartbeat(self, agent: d.Agent, healthy: bool = True) -> None:
+        """A Heartbeat (or a polling agent's Heartbeat call): alive, and from now on
+        expected to keep sending them (see ``check_liveness``)."""
+        agent.heartbeats = True
         agent.last_seen = self._loop.time()
         agent.last_seen_wall = d.utcnow()
         if healthy != agent.healthy:
@@ -264,12 +277,18 @@ class Mesh:
         return sorted(found, key=lambda a: (not a.routable, *self._score(a)))
 
     def check_liveness(self) -> list[str]:
-        """Take agents whose heartbeats stopped offline; prune long-offline ones."""
+        """Take agents whose heartbeats stopped offline; prune long-offline ones.
+
+        Heartbeats are optional on a stream: a stream agent that has never sent one is
+        left to its transport (HTTP/2 keepalive ends a dead peer's stream, and the
+        stream's end takes the agent offline). Once it has sent one, and for polling
+        agents always, silence past ``heartbeat_timeout_ms`` takes it offline."""
         now = self._loop.time()
         timeout = self.settings.heartbeat_timeout_ms / 1000
         lost = []
         for agent in list(self.agents.values()):
-            if agent.connected and now - agent.last_seen > timeout:
+            judged = agent.heartbeats or agent.transport != "stream"
+            if agent.connected and judged and now - agent.last_seen > timeout:
                 lost.append(agent.id)
                 self._lose(agent, f"no heartbeat for {now - agent.last_seen:.1f}s")
                 if agent.sink is not None:

@@ -10,10 +10,10 @@ from typing import Any
 
 from agent_sdk import Client, FailedPreconditionError, TaskAssignment
 from agent_sdk._types import STATUSES
-from agentmesh.documents import DocumentError, read_document
 from agentmesh.cli import _output as out
 from agentmesh.cli._parser import UsageError
 from agentmesh.cli._progress import Progress, follow
+from agentmesh.documents import DocumentError, read_document
 
 ACTIVE = ("queued", "running", "paused")
 

@@ -25,7 +25,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from agentmesh.protocol import SERVER_MIN_PING_INTERVAL_MS
+from agentmesh.protocol import (
+    SERVER_KEEPALIVE_MS,
+    SERVER_KEEPALIVE_TIMEOUT_MS,
+    SERVER_MIN_PING_INTERVAL_MS,
+)
 from coordinator import errors
 from coordinator.api.router import SERVICE_NAMES, Router, Static, capture
 from coordinator.config import Settings
@@ -48,9 +52,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
-        # Detect vanished agents even when their stream is idle.
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
+        # Detect vanished agents even when their stream is idle (and judge the stream
+        # agents that send no heartbeats: Mesh.check_liveness).
+        ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 1),
         # Accept the SDK's client pings (the default would GOAWAY too_many_pings).
         ("grpc.http2.min_recv_ping_interval_without_data_ms", SERVER_MIN_PING_INTERVAL_MS),

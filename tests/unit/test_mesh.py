@@ -60,6 +60,8 @@ async def mesh() -> Mesh:
 async def test_join_validates(mesh: Mesh) -> None:
     with pytest.raises(InvalidArgument, match="max_concurrency must be between 1 and 10000"):
         mesh.join(spec("a", ["x"], credits=0), Recorder(), "stream")
+    with pytest.raises(InvalidArgument, match="max_concurrency must be between 1 and 10000"):
+        mesh.join(spec("a", ["x"], credits=10_001), Recorder(), "stream")
     with pytest.raises(InvalidArgument, match="empty capability name"):
         mesh.join(spec("a", [""]), Recorder(), "stream")
 
@@ -164,14 +166,36 @@ async def test_submission_errors(mesh: Mesh) -> None:
 
 async def test_liveness_takes_silent_agents_offline() -> None:
     mesh = Mesh(fast_settings(heartbeat_timeout_ms=100))
-    sink = Recorder()
+    sink, quiet_sink, poll_sink = Recorder(), Recorder(), Recorder()
     agent = mesh.join(spec("a", ["x"]), sink, "stream")
+    mesh.heartbeat(agent)  # from now on it is judged by its heartbeats
+    quiet = mesh.join(spec("q", ["y"]), quiet_sink, "stream")  # never sends one
+    poller = mesh.join(spec("p", ["z"]), poll_sink, "poll")
     mesh.submit(d.TaskSpec("x"))
     assert mesh.check_liveness() == []
     await asyncio.sleep(0.15)
-    assert mesh.check_liveness() == [agent.id]
+    assert sorted(mesh.check_liveness()) == sorted([agent.id, poller.id])
     assert agent.status is d.AgentStatus.OFFLINE and sink.closed == "heartbeat timeout"
     assert mesh.pending_count == 1
+    # Heartbeats are optional on a stream: its transport (keepalive) judges it instead.
+    assert quiet.connected and not quiet_sink.closed
+
+
+async def test_a_draining_agent_may_resume_with_no_credits(mesh: Mesh) -> None:
+    """A draining agent whose stream broke reconnects only to deliver what it holds:
+    max_concurrency 0 resumes it as draining, and it is sent nothing new."""
+    old = mesh.join(spec("a", ["x"], agent_id="agent-1"), Recorder(), "stream")
+    mesh.leave(old.id, "stream broke")
+    task = mesh.submit(d.TaskSpec("x"), wait_for_agent=True)
+    back = replace(
+        spec("a", ["x"], credits=0, agent_id="agent-1"), session_secret=old.session_secret
+    )
+    sink = Recorder()
+    agent = mesh.join(back, sink, "stream")
+    assert agent.connected and agent.status is d.AgentStatus.DRAINING
+    assert sink.sent == [] and task.status is d.TaskStatus.PENDING
+    with pytest.raises(InvalidArgument, match="0 is only for resuming a known agent id"):
+        mesh.join(spec("b", ["x"], credits=0), Recorder(), "stream")
 
 
 async def test_cancel_pending_and_running(mesh: Mesh) -> None:

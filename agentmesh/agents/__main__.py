@@ -13,6 +13,7 @@ from agentmesh.agents.registry import FACTORIES, REFERENCE, build_agent
 
 
 def main() -> None:
+    """Parse the command line, build the agent it names and run it until stopped."""
     p = argparse.ArgumentParser(prog="python -m agentmesh.agents")
     p.add_argument("kind", choices=sorted(FACTORIES))
     p.add_argument(

@@ -11,6 +11,7 @@ workspace, or treat the workspace as theirs).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from agent_sdk import TaskError
@@ -48,6 +49,17 @@ def confine(root: Path, raw: object, field: str, *, base: Path | None = None) ->
         how = " through a symlink" if lexical.is_relative_to(workspace) else ""
         raise TaskError(f"{field}: {raw!r} is outside the workspace {workspace}{how}", type=OUTSIDE)
     return path
+
+
+def ancestors(root: Path, path: Path) -> Iterator[Path]:
+    """``path`` and the directories above it, nearest first, ending with ``root``: the
+    places an upward search (for a project file, a repository, a tool's config) may look
+    without leaving the workspace. Lexical: pass real paths (``confine``'s). A ``path`` not
+    under ``root`` yields every parent up to the filesystem root."""
+    for directory in (path, *path.parents):
+        yield directory
+        if directory == root:
+            return
 
 
 def names_a_path(arg: str, cwd: Path) -> bool:

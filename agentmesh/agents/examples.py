@@ -18,6 +18,7 @@ MAX_LIMIT = 50_000_000
 
 
 def text_agent(coordinator: str, max_concurrency: int = 4) -> Agent:
+    """The ``text`` example agent (``word_count``)."""
     agent = Agent("text", coordinator, max_concurrency=max_concurrency)
 
     @agent.capability("word_count", description="count words and lines of input.text")
@@ -45,6 +46,7 @@ def _count_primes(limit: int, task: Task) -> int:
 
 
 def math_agent(coordinator: str, name: str = "math", max_concurrency: int = 2) -> Agent:
+    """The ``math`` example agent (``primes``), named ``name``."""
     agent = Agent(name, coordinator, type="math", max_concurrency=max_concurrency)
 
     @agent.capability("primes", description="count primes below input.limit")

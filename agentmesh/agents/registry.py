@@ -28,6 +28,7 @@ FACTORIES = {
 
 
 def default_workspace() -> Path:
+    """``$AGENTMESH_WORKSPACE``, or ``./agentmesh-workspace``, as an absolute path."""
     return Path(os.environ.get("AGENTMESH_WORKSPACE", "agentmesh-workspace")).resolve()
 
 

@@ -430,6 +430,30 @@ async def test_file_operation_errors(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == "a"
 
 
+async def test_no_capability_writes_or_reads_through_a_symlink_out(tmp_path: Path) -> None:
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (ws / "a.txt").write_text("a")
+    (ws / "out").symlink_to(outside)
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("file_operations", {"action": "read", "path": "out/secret.txt"}),
+        ("file_operations", {"content": "x", "path": "out/new.txt"}),
+        ("file_operations", {"action": "mkdir", "path": "out/dir"}),
+        ("file_operations", {"action": "delete", "path": "out/secret.txt"}),
+        ("file_operations", {"action": "copy", "path": "a.txt", "to": "out/copy.txt"}),
+        ("component_generation", {"components": ["Header"], "path": "out"}),
+        (
+            "code_generation",
+            {"language": "typescript", "kind": "function", "name": "f", "path": "out/f.ts"},
+        ),
+    ]
+    for capability, inp in cases:
+        assert error_type(await run(ws, capability, inp)) == "PathOutsideWorkspace", inp
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+
+
 # ---------------------------------------------------------------- code_generation
 
 

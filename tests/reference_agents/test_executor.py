@@ -663,6 +663,18 @@ async def test_git_files_stay_inside_the_workspace(tmp_path: Path) -> None:
     assert error_type(out) == "BadInput"
 
 
+async def test_git_files_stay_inside_the_repository(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    await run(tmp_path, "git_operations", {"path": str(project), "initialize": True})
+    (tmp_path / "elsewhere.txt").write_text("x")
+    (project / "link.txt").symlink_to(tmp_path / "elsewhere.txt")  # in the workspace, not the repo
+    for files in (["../../elsewhere.txt"], ["link.txt"]):
+        inp = {"path": str(project), "action": "add", "files": files}
+        out = await run(tmp_path, "git_operations", inp)
+        assert error_type(out) == "BadInput", files
+        assert out.error is not None and "inside the repository" in out.error.message
+
+
 # -------------------------------------------------------------------- deployment
 
 

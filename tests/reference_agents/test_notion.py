@@ -443,6 +443,21 @@ async def test_extraction_rejects_bad_input(
     await fails(ws, "content_extraction", input, error_type)
 
 
+async def test_extraction_does_not_follow_symlinks_out_of_the_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (tmp_path / "secret.md").write_text("# secret")
+    (ws / "link.md").symlink_to(tmp_path / "secret.md")
+    (ws / "out").symlink_to(tmp_path)
+    for input in (
+        {"path": "link.md"},
+        {"path": "out/secret.md"},
+        {"url": (ws / "link.md").as_uri()},
+    ):
+        message = await fails(ws, "content_extraction", input, "PathOutsideWorkspace")
+        assert message.endswith("through a symlink"), message
+
+
 # ------------------------------------------------------------------------- templates
 
 

@@ -116,6 +116,24 @@ async def test_code_analysis_bad_input_and_escape(tmp_path: Path) -> None:
     )
 
 
+async def test_no_capability_follows_a_symlink_out_of_the_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    outside = write(tmp_path / "outside", {"a.js": "var x = 1\n"})
+    write(ws, {"src/b.js": "var y = 1;\n"})
+    (ws / "out").symlink_to(outside)
+    for capability in (
+        "code_analysis",
+        "code_transformation",
+        "performance_optimization",
+        "modernization",
+    ):
+        assert await failure(ws, capability, {"path": "out"}) == "PathOutsideWorkspace", capability
+    issues = [{"file": "out/a.js", "rule": "no-var", "line": 1}]
+    inp = {"path": "src", "issues": issues}
+    assert await failure(ws, "code_transformation", inp) == "PathOutsideWorkspace"
+    assert (outside / "a.js").read_text() == "var x = 1\n"
+
+
 # ------------------------------------------------------- code_transformation
 
 LEGACY_JS = """function total(list) {

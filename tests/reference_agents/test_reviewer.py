@@ -141,6 +141,26 @@ async def test_linting_outside_the_workspace_is_refused(tmp_path: Path) -> None:
         assert await failure(ws, "code_linting", {"files": spec}) == "PathOutsideWorkspace", spec
 
 
+async def test_no_capability_follows_a_symlink_out_of_the_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    outside = write(tmp_path / "outside", {"a.js": "var x = 1\n", "README.md": "# Out\n"})
+    write(ws, {"src/b.js": "let y = 1;\n"})
+    (ws / "out").symlink_to(outside)
+    (ws / "src" / "out").symlink_to(outside)
+    for capability, inp in [
+        ("code_linting", {"files": "out/*.js"}),
+        ("code_linting", {"path": "out"}),
+        ("test_execution", {"path": "out"}),
+        ("documentation_review", {"path": "out"}),
+        ("security_scanning", {"path": "out"}),
+    ]:
+        assert await failure(ws, capability, inp) == "PathOutsideWorkspace", (capability, inp)
+    # Walking a tree does not descend into a link that leads out of it either.
+    out = await run(ws, "code_linting", {"path": "src"})
+    assert out.ok, out.error
+    assert out.output["filesChecked"] == 1
+
+
 # ------------------------------------------------------------ test_execution
 
 

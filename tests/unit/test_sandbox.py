@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent_sdk import TaskError
-from agentmesh.agents._sandbox import confine, is_inside, names_a_path
+from agentmesh.agents._sandbox import ancestors, confine, is_inside, names_a_path
 
 
 @pytest.fixture
@@ -144,6 +144,16 @@ def test_is_inside(tree: Path) -> None:
     assert not is_inside(tree, tree / "dir-out" / "outside.txt")
     assert not is_inside(tree, tree.parent)
     assert not is_inside(tree, tree.parent / "ws-evil")
+
+
+def test_ancestors_stop_at_the_workspace(tree: Path) -> None:
+    root = tree.resolve()
+    deep = root / "src" / "deep"
+    assert list(ancestors(root, deep)) == [deep, root / "src", root]
+    assert list(ancestors(root, root)) == [root]
+    # Not under the root: every parent (callers pass confined paths, so this never happens).
+    other = root.parent / "ws-evil"
+    assert list(ancestors(root, other)) == [other, *other.parents]
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUF=${BUF:-node_modules/.bin/buf}
 
-# Wire- and JSON-identical renames made when buf was adopted: the new messages have the
-# same fields and numbers as the ones they replace, but buf cannot tell a renamed message
-# from a different one, so RPC_SAME_REQUEST_TYPE / RPC_SAME_RESPONSE_TYPE report them for
-# as long as the baseline still has the old names. Exactly these findings are accepted;
-# any other fails. The list can go once the baseline (the first v* tag) has the new names.
-ACCEPTED=(
-    'RPC "Heartbeat" on service "RegistryService" changed request type from "agentmesh.v1.AgentHeartbeatRequest" to "agentmesh.v1.HeartbeatRequest".'
-    'RPC "Heartbeat" on service "RegistryService" changed response type from "agentmesh.v1.AgentHeartbeatResponse" to "agentmesh.v1.HeartbeatResponse".'
-    'RPC "FindAgentsByCapability" on service "RegistryService" changed response type from "agentmesh.v1.ListAgentsResponse" to "agentmesh.v1.FindAgentsByCapabilityResponse".'
-    'RPC "FailTask" on service "TaskService" changed response type from "agentmesh.v1.CompleteTaskResponse" to "agentmesh.v1.FailTaskResponse".'
-)
-
 if ! git rev-parse --git-dir >/dev/null 2>&1; then
     echo "buf breaking: skipped: not a git checkout, so there is no baseline to compare with"
     exit 0
@@ -51,21 +39,6 @@ if [ "$status" -ne 100 ]; then  # 100: findings; anything else: buf itself faile
     [ -n "$findings" ] && printf '%s\n' "$findings"
     exit "$status"
 fi
-left=0
-while IFS= read -r line; do
-    ok=
-    for msg in "${ACCEPTED[@]}"; do
-        if [[ $line == *":$msg" ]]; then ok=1; fi
-    done
-    if [ -n "$ok" ]; then
-        echo "accepted (a documented wire-identical rename): $line"
-    else
-        echo "$line"
-        left=$((left + 1))
-    fi
-done <<<"$findings"
-if [ "$left" -ne 0 ]; then
-    echo "buf breaking: $left breaking change(s) against $what" >&2
-    exit 1
-fi
-echo "buf breaking: no breaking change beyond the accepted renames"
+printf '%s\n' "$findings"
+echo "buf breaking: breaking change(s) against $what (rules: buf.yaml, WIRE_JSON)" >&2
+exit 1

@@ -26,13 +26,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from coordinator.errors import ConfigError
 from coordinator.retry import RetryPolicy, RetryStrategy
 
 ENV_PREFIX = "AGENTMESH_"
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the offending setting."""
 
 
 class Settings(BaseModel):

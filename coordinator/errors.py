@@ -1,26 +1,63 @@
-"""Domain errors raised by the coordinator core.
+"""Every error the coordinator raises on purpose: one tree, defined here.
 
-    MeshError
-    ├── InvalidArgument      the request itself is wrong
-    ├── NotFound             an agent or task id that does not exist
-    ├── AlreadyExists
-    ├── FailedPrecondition   valid, but the mesh cannot do it now (no capable agent)
-    ├── PermissionDenied     the caller cannot prove it is who it says (an agent's secret)
-    ├── ResourceExhausted    a queue or limit is full; retry later
-    ├── DeadlineExceeded     the caller took too long to say what the protocol requires
-    ├── Unimplemented        declared in the protocol, not served by this coordinator
-    └── Unavailable          shutting down, starting, or etcd unreachable: retry
-        └── NotLeader        a cluster follower: the call belongs at the leader's address
-                             (none yet while an election is pending)
+    CoordinatorError
+    ├── MeshError                a request the coordinator refuses; api/status.py maps each
+    │   │                        kind to exactly one gRPC status code
+    │   ├── InvalidArgument      the request itself is wrong
+    │   ├── NotFound             an agent, task, execution or workflow that does not exist
+    │   ├── AlreadyExists
+    │   ├── FailedPrecondition   valid, but not possible now (no capable agent, wrong state)
+    │   ├── PermissionDenied     the caller cannot prove it is who it says (an agent's secret)
+    │   ├── ResourceExhausted    a queue or limit is full; retry later
+    │   ├── DeadlineExceeded     the caller took too long to say what the protocol requires
+    │   ├── Unimplemented        declared in the protocol, not served by this coordinator
+    │   └── Unavailable          shutting down, starting, or etcd unreachable: retry
+    │       └── NotLeader        a cluster follower: the call belongs at the leader's address
+    │                            (none yet while an election is pending)
+    ├── ConfigError              settings that cannot be used (also a ValueError)
+    ├── DefinitionError          a workflow definition with errors; ``issues`` lists them
+    │                            (also a ValueError)
+    ├── ExpressionError          an expression that does not parse (also a ValueError)
+    ├── EvaluationError          an expression that fails on its data (also a ValueError)
+    ├── StoreError               the event store could not do what was asked
+    │   ├── ConflictError        the write contradicts what is stored; nothing was written
+    │   ├── StoreLocked          another process has the SQLite store open
+    │   └── StoreUnavailable     etcd could not be reached or had no quorum: retryable; a
+    │                            write that raised it may or may not have been applied
+    ├── KVError                  the KV (etcd) refused a request
+    │   ├── KVUnavailable        no quorum, no reachable endpoint, timeout: retryable
+    │   ├── Compacted            a watch's start revision was compacted
+    │   └── LeaseNotFound        the lease expired or was revoked
+    └── ElectionError            leadership cannot be had or kept
+        ├── NotCampaigning       an operation needs an election key we do not hold
+        └── Fenced               a write guarded by our election key was refused (or the
+                                 session can no longer be trusted): another replica
+                                 leads; nothing was written, step down
 
-Each maps to exactly one gRPC status code in ``coordinator.api.status``.
+    └── ListenError              the listen address cannot be bound (also an OSError)
+
+The modules that raise them re-export them (``coordinator.store.StoreError``,
+``coordinator.kv.KVError``, ``coordinator.server.ListenError``, ...), so callers may
+import them from where they work. Private exceptions that never leave their module
+(``_Fail`` in the expression parser, say) are not part of the tree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-class MeshError(Exception):
-    """Base class of every error the coordinator core raises on purpose."""
+
+class CoordinatorError(Exception):
+    """The root of every error the coordinator raises on purpose."""
+
+
+# --------------------------------------------------------------------- requests
+
+
+class MeshError(CoordinatorError):
+    """A request the coordinator refuses; ``api.status`` maps it to a gRPC code."""
 
 
 class InvalidArgument(MeshError):
@@ -70,3 +107,136 @@ class NotLeader(Unavailable):
     @property
     def election_pending(self) -> bool:
         return not self.leader_address
+
+
+# ------------------------------------------------------------ inputs and files
+
+
+class ConfigError(CoordinatorError, ValueError):
+    """Settings that cannot be used; the message names the setting and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem in a definition: where (a path such as ``steps[3].next``) and what."""
+
+    location: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+class DefinitionError(CoordinatorError, ValueError):
+    """A definition cannot be used; ``issues`` holds every problem found, not only the
+    first. ``str()`` lists them as ``location: message``, one per line."""
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(map(str, self.issues)))
+
+
+# Characters of an expression's source an error's text quotes: a 4 KB expression in
+# every one of a thousand issues would make the report megabytes long.
+_QUOTED = 160
+
+
+def _quote(source: str, position: int = 0) -> str:
+    """The source, or the part of it around ``position`` with ``…`` for what is cut."""
+    if len(source) <= _QUOTED:
+        return source
+    start = min(max(position - _QUOTED // 2, 0), len(source) - _QUOTED)
+    end = start + _QUOTED
+    return ("…" if start else "") + source[start:end] + ("…" if end < len(source) else "")
+
+
+class ExpressionError(CoordinatorError, ValueError):
+    """The source does not parse; ``position`` is a 0-based offset into ``source``.
+    The text quotes at most 160 characters of the source, around the position."""
+
+    def __init__(self, message: str, source: str, position: int) -> None:
+        super().__init__(f"{message} at position {position} in '{_quote(source, position)}'")
+        self.message = message
+        self.source = source
+        self.position = position
+
+
+class EvaluationError(CoordinatorError, ValueError):
+    """A well-formed expression failed on the scope it was given."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(f"{message} in '{_quote(source)}'")
+        self.message = message
+        self.source = source
+
+
+# ------------------------------------------------------------------- the store
+
+
+class StoreError(CoordinatorError):
+    """The event store could not do what was asked; the message says what."""
+
+
+class ConflictError(StoreError):
+    """The write contradicts stored state; retrying the same write cannot succeed."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store: two writers would corrupt each other's
+    executions. ``holder`` is what that process wrote about itself."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"store {path} is in use by {holder or 'another process'}; "
+            "only one coordinator may open a store (stop it, or give this one another "
+            "--store-path)"
+        )
+
+
+class StoreUnavailable(StoreError):
+    """etcd could not be reached or had no quorum. Retryable; a write is in doubt."""
+
+
+# ----------------------------------------------------------- the KV and election
+
+
+class KVError(CoordinatorError):
+    """Base of every error a ``KV`` raises: anything it refused (bad request, auth)."""
+
+
+class KVUnavailable(KVError):
+    """No quorum, connection lost, or deadline exceeded. Retryable; writes are in doubt."""
+
+
+class Compacted(KVError):
+    """The requested watch start revision is older than the compaction revision:
+    re-list, then watch again from the listing's header revision + 1."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"revision compacted; oldest available revision is {revision}")
+        self.revision = revision
+
+
+class LeaseNotFound(KVError):
+    """The lease does not exist (expired, revoked, or never granted)."""
+
+
+class ElectionError(CoordinatorError):
+    """Leadership cannot be had or kept."""
+
+
+class NotCampaigning(ElectionError):
+    """An operation needs an election key this replica does not hold."""
+
+
+class ListenError(CoordinatorError, OSError):
+    """The coordinator cannot bind its listen address; the message says why, in the
+    operating system's words."""
+
+
+class Fenced(ElectionError):
+    """A write guarded by our election key was refused, or the session behind it can no
+    longer be trusted: another replica leads. Nothing was written; step down."""

@@ -28,7 +28,8 @@ LOG_LEVELS = {
 def settings_of(args: argparse.Namespace, **fixed: Any) -> Any:
     """The coordinator's settings from --config, AGENTMESH_* and flags (``fixed`` last);
     a bad value is bad usage (exit 2) naming the setting."""
-    from coordinator.config import ConfigError, load_settings
+    from coordinator.config import load_settings
+    from coordinator.errors import ConfigError
 
     try:
         return load_settings(args.config, {**overrides(args), **fixed})
@@ -64,9 +65,10 @@ def serve(args: argparse.Namespace) -> int:
 
 def validate(args: argparse.Namespace) -> int:
     """``workflow validate FILE`` without a coordinator: the engine's own checks."""
-    from coordinator.engine.definition import DefinitionError, parse_definition
+    from coordinator.engine.definition import parse_definition
     from coordinator.engine.issues import cap_issues
     from coordinator.engine.validate import validate_definition
+    from coordinator.errors import DefinitionError
 
     data = read_file(args.file)
     try:

@@ -17,7 +17,7 @@ import grpc
 
 from agentmesh.protocol import ELECTION_METADATA, ELECTION_PENDING, LEADER_METADATA
 from coordinator import errors
-from coordinator.store import FencedError, StoreError, StoreUnavailable
+from coordinator.errors import Fenced, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def mapped(fn: Handler[R]) -> Handler[R]:
             return await fn(self, request, context)
         except errors.MeshError as e:
             await abort(context, e)
-        except (FencedError, StoreUnavailable) as e:
+        except (Fenced, StoreUnavailable) as e:
             # Deposed, or etcd unreachable past the store's patience: nothing was
             # written; the caller should retry (at the leader).
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))

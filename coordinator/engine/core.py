@@ -25,8 +25,6 @@ from agentmesh import payload
 from coordinator.engine import events as ev
 from coordinator.engine.events import Data
 from coordinator.engine.expr import (
-    EvaluationError,
-    ExpressionError,
     compile_expression,
     compile_template,
     evaluate_mapping,
@@ -35,6 +33,7 @@ from coordinator.engine.expr import (
     truthy,
 )
 from coordinator.engine.model import RetrySpec, Step, WorkflowDefinition
+from coordinator.errors import EvaluationError, ExpressionError
 from coordinator.retry import RetryPolicy, RetryStrategy
 
 # Error types the engine produces.

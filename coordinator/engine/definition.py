@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from coordinator.engine.files import read_definition_file
-from coordinator.engine.issues import DefinitionError, Hints, Issue, did_you_mean
+from coordinator.engine.issues import Hints, Issue, did_you_mean
 from coordinator.engine.limits import (
     MAX_ATTEMPTS,
     MAX_BACKOFF_RATE,
@@ -61,6 +61,7 @@ from coordinator.engine.model import (
     WaitSpec,
     WorkflowDefinition,
 )
+from coordinator.errors import DefinitionError
 from coordinator.retry import RetryStrategy
 
 # Every object of the format and the fields it takes, in the documented camelCase

@@ -28,46 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from coordinator.engine.limits import MAX_EXPRESSION_LENGTH
+from coordinator.errors import EvaluationError, ExpressionError
 
 _MAX_SOURCE = MAX_EXPRESSION_LENGTH  # an expression's, and a template's, characters
 _MAX_NODES = 500
 _MAX_DEPTH = 64
 _MAX_STRING = 1 << 20  # characters, for strings the language builds (+, templates)
 _MAX_INT_BITS = 1024  # about float's range; Python ints would otherwise grow unbounded
-
-
-# Characters of the source an error's text quotes: a 4 KB expression in every one of
-# a thousand issues would make the report megabytes long.
-_QUOTED = 160
-
-
-def _quote(source: str, position: int = 0) -> str:
-    """The source, or the part of it around ``position`` with ``…`` for what is cut."""
-    if len(source) <= _QUOTED:
-        return source
-    start = min(max(position - _QUOTED // 2, 0), len(source) - _QUOTED)
-    end = start + _QUOTED
-    return ("…" if start else "") + source[start:end] + ("…" if end < len(source) else "")
-
-
-class ExpressionError(ValueError):
-    """The source does not parse; ``position`` is a 0-based offset into ``source``.
-    The text quotes at most 160 characters of the source, around the position."""
-
-    def __init__(self, message: str, source: str, position: int) -> None:
-        super().__init__(f"{message} at position {position} in '{_quote(source, position)}'")
-        self.message = message
-        self.source = source
-        self.position = position
-
-
-class EvaluationError(ValueError):
-    """A well-formed expression failed on the scope it was given."""
-
-    def __init__(self, message: str, source: str) -> None:
-        super().__init__(f"{message} in '{_quote(source)}'")
-        self.message = message
-        self.source = source
 
 
 class _Fail(Exception):

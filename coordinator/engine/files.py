@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh.documents import DocumentError, read_document
-from coordinator.engine.issues import DefinitionError, Issue
+from coordinator.engine.issues import Issue
+from coordinator.errors import DefinitionError
 
 
 def read_definition_file(path: str | Path) -> dict[str, Any]:

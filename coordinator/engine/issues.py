@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Literal
+
+from coordinator.errors import Issue
 
 # How many issues a report carries before "... and K more": enough to fix a definition
 # from, few enough that the report stays small whatever the definition.
@@ -32,27 +32,6 @@ MAX_HINT_WORD = 64
 # Characters of one issue in a message; longer ones (a message quoting a 4 KB
 # expression) are cut with an ellipsis.
 MAX_ISSUE_CHARS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One problem in a definition: where (a path such as ``steps[3].next``) and what."""
-
-    location: str
-    message: str
-    severity: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
-
-
-class DefinitionError(ValueError):
-    """A definition cannot be used; ``issues`` holds every problem found, not only the
-    first. ``str()`` lists them as ``location: message``, one per line."""
-
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(map(str, self.issues)))
 
 
 def did_you_mean(word: str, candidates: Collection[str]) -> str:
@@ -130,7 +109,6 @@ __all__ = [
     "MAX_ISSUES",
     "MAX_ISSUE_CHARS",
     "MAX_ISSUE_TEXT",
-    "DefinitionError",
     "Hints",
     "Issue",
     "cap_issues",

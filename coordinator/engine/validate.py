@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.engine.expr import (
-    ExpressionError,
     compile_expression,
     compile_template,
     has_interpolation,
@@ -42,6 +41,7 @@ from coordinator.engine.limits import (
 )
 from coordinator.engine.model import DecisionSpec, Step, WorkflowDefinition
 from coordinator.engine.schema import check_schema, validate_json_schema
+from coordinator.errors import ExpressionError
 
 # What an expression may read (``$`` alone: the whole scope or a computed key).
 SCOPE_ROOTS = frozenset(

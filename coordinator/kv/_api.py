@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from agentmesh.protocol import prefix_end
+from coordinator.errors import Compacted, KVError, KVUnavailable, LeaseNotFound
 
 __all__ = [
     "KV",
@@ -49,26 +50,6 @@ __all__ = [
     "WatchEvent",
     "prefix_end",
 ]
-
-
-class KVError(Exception):
-    """Base of every error a :class:`KV` raises."""
-
-
-class KVUnavailable(KVError):
-    """No quorum, connection lost, or deadline exceeded. Retryable; writes are in doubt."""
-
-
-class Compacted(KVError):
-    """The requested watch start revision is older than the compaction revision."""
-
-    def __init__(self, revision: int) -> None:
-        super().__init__(f"revision compacted; oldest available revision is {revision}")
-        self.revision = revision
-
-
-class LeaseNotFound(KVError):
-    """The lease does not exist (expired, revoked, or never granted)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Leader election with fencing, following etcd's concurrency recipe.
 
-    ElectionError
-    ├── NotLeader        an operation needs leadership we do not hold
+    ElectionError        (coordinator.errors, where the whole tree is drawn)
+    ├── NotCampaigning   an operation needs an election key we do not hold
     └── Fenced           a write guarded by our election key was refused: a newer
                          leader exists (or our lease expired); step down at once
 
@@ -35,6 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from coordinator.errors import ElectionError, Fenced, NotCampaigning
 from coordinator.kv._api import (
     KV,
     Compare,
@@ -49,17 +50,7 @@ from coordinator.kv._api import (
 
 log = logging.getLogger(__name__)
 
-
-class ElectionError(Exception):
-    pass
-
-
-class NotLeader(ElectionError):
-    pass
-
-
-class Fenced(ElectionError):
-    pass
+__all__ = ["Election", "ElectionError", "Fenced", "NotCampaigning", "Session"]
 
 
 class Session:
@@ -211,7 +202,7 @@ class Election:
     def fence(self) -> Compare:
         """The compare every leader write carries: our key, our create revision."""
         if not self.key:
-            raise NotLeader("not campaigning")
+            raise NotCampaigning("not campaigning")
         return Compare(self.key, "create", "=", self.revision)
 
     async def campaign(self, value: bytes) -> None:

@@ -6,7 +6,8 @@ and their servicers); ``replica`` runs a coordinator as one replica of a cluster
 (session, election, a term while leading). Every other package sits below this one.
 """
 
-from coordinator.server.process import Coordinator, ListenError, serve, server_options
+from coordinator.errors import ListenError
+from coordinator.server.process import Coordinator, serve, server_options
 from coordinator.server.term import Term
 
 __all__ = ["Coordinator", "ListenError", "Term", "serve", "server_options"]

@@ -34,6 +34,7 @@ from coordinator import errors
 from coordinator.api.router import SERVICE_NAMES, Router, Static, capture
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.errors import ListenError
 from coordinator.mesh import Mesh
 from coordinator.server.term import Term
 from coordinator.store import SqliteStore, Store, open_store
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
     from coordinator.server.replica import ClusterNode
 
 log = logging.getLogger(__name__)
-
-
-class ListenError(OSError):
-    """The coordinator cannot bind its listen address."""
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:

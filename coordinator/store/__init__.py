@@ -10,9 +10,8 @@ before use and ``await store.close()`` after.
 """
 
 from ._api import ExecutionRecord, Store, StoredEvent, WorkflowRecord
-from ._errors import ConflictError, StoreError
-from ._etcd import EtcdStore, FencedError, StoreUnavailable
-from ._lock import StoreLocked
+from ._errors import ConflictError, Fenced, StoreError, StoreLocked, StoreUnavailable
+from ._etcd import EtcdStore
 from ._memory import MemoryStore
 from ._sqlite import SqliteStore
 
@@ -25,7 +24,7 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "open_store",
     # errors
     "ConflictError",
-    "FencedError",
+    "Fenced",
     "StoreError",
     "StoreLocked",
     "StoreUnavailable",

@@ -31,7 +31,7 @@ Outages: ``commit`` rides out a short one.  When reading the heads or the transa
 raises ``KVUnavailable``, the commit backs off (0.05 s doubling to 1 s) and tries again,
 for up to ``unavailable_timeout`` seconds from the first failure, then raises
 ``StoreUnavailable``.  Before each retry it asks for the fence again, so a leader that
-lost its session meanwhile gets ``FencedError`` instead of retrying on.  A transaction
+lost its session meanwhile gets ``Fenced`` instead of retrying on.  A transaction
 that raised ``KVUnavailable`` may have been applied: the retry re-reads the heads, and if
 every execution of the batch is at exactly the last seq this batch writes, with the
 event at that seq holding this batch's value, written in one revision, the batch landed
@@ -47,17 +47,19 @@ at once: they are idempotent or read-only, and their callers decide.
 
 Errors::
 
-    StoreError                  (from _errors) bad input, batch too big, other KV errors
-    ├── ConflictError           (from _errors) seq not last_seq + 1; workflow redefined
-    ├── FencedError             the fence compare failed (or the fence callable refused):
-    │                           we are no longer the leader
+    StoreError                  bad input, batch too big, other KV errors
+    ├── ConflictError           seq not last_seq + 1; workflow redefined
     └── StoreUnavailable        the KV raised KVUnavailable (no quorum, timeout) - for a
                                 commit, for longer than ``unavailable_timeout``: retry;
                                 a write that raised it may or may not have been applied
+    Fenced                      (an ElectionError) the fence compare failed (or the fence
+                                callable refused): we are no longer the leader
+
+(all from ``coordinator.errors``, where the whole tree is drawn)
 
 A batch that raised ``StoreError`` (any kind but ``StoreUnavailable``) wrote nothing in
 that call's last attempt; after an in-doubt attempt (``KVUnavailable`` on the
-transaction) a ``FencedError`` cannot say whether that attempt landed - irrelevant to
+transaction) a ``Fenced`` cannot say whether that attempt landed - irrelevant to
 the caller, which steps down, and the next leader reads whatever is stored.
 """
 
@@ -83,13 +85,12 @@ from coordinator.kv import (
     TxnResult,
     compare_holds,
 )
-from coordinator.kv.election import ElectionError
 
 from . import _codec as codec
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
-from ._errors import StoreError
+from ._errors import ElectionError, Fenced, StoreError, StoreUnavailable
 
-__all__ = ["EtcdStore", "FencedError", "StoreUnavailable"]
+__all__ = ["EtcdStore"]
 
 T = TypeVar("T")
 
@@ -103,17 +104,6 @@ _COMMIT_ATTEMPTS = 5
 # Backoff between commit attempts while etcd is unavailable (seconds).
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 1.0
-
-
-class FencedError(StoreError):
-    """The write carried a fence that no longer holds: another coordinator leads.
-
-    Nothing was written. The caller must step down; retrying cannot succeed.
-    """
-
-
-class StoreUnavailable(StoreError):
-    """etcd could not be reached or had no quorum. Retryable; a write is in doubt."""
 
 
 def _seq_key(seq: int) -> str:
@@ -135,7 +125,7 @@ class EtcdStore(StoreLifecycle):
 
     ``fence`` returns the compare every write must carry (``Election.fence``), or None
     to write unfenced (tests, a single coordinator). If it raises ``ElectionError`` (we
-    are not campaigning) the write is refused with ``FencedError`` without reaching etcd.
+    are not campaigning) the write is refused with ``Fenced`` without reaching etcd.
     ``on_fenced`` is called whenever etcd itself refuses the fence: whichever call hit
     it (an engine turn, a workflow definition), the owner learns it was deposed.
 
@@ -442,7 +432,7 @@ class EtcdStore(StoreLifecycle):
 
     async def _txn(self, guards: list[Compare], ops: Sequence[Op]) -> bool:
         """Run ``ops`` fenced and guarded. False when a guard failed (nothing written);
-        ``FencedError`` when the fence did."""
+        ``Fenced`` when the fence did."""
         fence = self._current_fence()
         compares = guards if fence is None else [fence, *guards]
         # On failure, read the fence key back to tell "deposed" from "raced".
@@ -456,11 +446,11 @@ class EtcdStore(StoreLifecycle):
                 raise self._fenced()
         return False
 
-    def _fenced(self) -> FencedError:
+    def _fenced(self) -> Fenced:
         """etcd refused our fence: tell the owner (it must step down) and say so."""
         if self._on_fenced is not None:
             self._on_fenced()
-        return FencedError(FENCED_MESSAGE)
+        return Fenced(FENCED_MESSAGE)
 
     def _current_fence(self) -> Compare | None:
         if self._fence is None:
@@ -469,7 +459,7 @@ class EtcdStore(StoreLifecycle):
             return self._fence()
         except ElectionError as exc:
             # Not campaigning (resigned, or the election noticed it was deposed).
-            raise FencedError(FENCED_MESSAGE) from exc
+            raise Fenced(FENCED_MESSAGE) from exc
 
     async def put_workflow(self, record: WorkflowRecord) -> None:
         self._check()

@@ -14,21 +14,7 @@ import contextlib
 import fcntl
 import os
 
-from ._errors import StoreError
-
-
-class StoreLocked(StoreError):
-    """Another process holds the store: two writers would corrupt each other's
-    executions. ``holder`` is what that process wrote about itself."""
-
-    def __init__(self, path: str, holder: str) -> None:
-        self.path = path
-        self.holder = holder
-        super().__init__(
-            f"store {path} is in use by {holder or 'another process'}; "
-            "only one coordinator may open a store (stop it, or give this one another "
-            "--store-path)"
-        )
+from ._errors import StoreLocked
 
 
 class FileLock:

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import pytest
 
+from coordinator.errors import ElectionError
 from coordinator.kv import KV, Compare, KVUnavailable, Op, Put, TxnResult
-from coordinator.kv.election import Election, NotLeader, Session
+from coordinator.kv.election import Election, NotCampaigning, Session
 from coordinator.kv.etcd import EtcdKV
 from coordinator.kv.memory import MemoryKV
 from coordinator.store import (
     ConflictError,
     EtcdStore,
-    FencedError,
+    Fenced,
     Store,
     StoreError,
     StoreUnavailable,
@@ -128,7 +129,7 @@ async def keys(env: Env) -> list[str]:
 def test_open_store_points_to_the_constructor() -> None:
     with pytest.raises(ValueError, match="construct EtcdStore"):
         open_store("etcd")
-    assert issubclass(FencedError, StoreError) and issubclass(StoreUnavailable, StoreError)
+    assert issubclass(Fenced, ElectionError) and issubclass(StoreUnavailable, StoreError)
 
 
 async def test_layout_escapes_ids_and_keeps_heads_apart(env: Env) -> None:
@@ -254,7 +255,7 @@ async def test_fencing_refuses_a_deposed_leader(env: Env) -> None:
                 # The store built on first.fence: resigned, so refused before etcd.
                 current.commit([ev("a", 2)]),
             ):
-                with pytest.raises(FencedError, match="no longer the leader"):
+                with pytest.raises(Fenced, match="no longer the leader"):
                     await write
             assert await keys(env) == before
 
@@ -412,7 +413,7 @@ async def test_a_fence_lost_during_the_outage_stops_the_retries() -> None:
 
     def current_fence() -> Compare:
         if not leading:
-            raise NotLeader("session lost")
+            raise NotCampaigning("session lost")
         return fence
 
     async with EtcdStore(kv, "/p", fence=current_fence) as s:
@@ -421,7 +422,7 @@ async def test_a_fence_lost_during_the_outage_stops_the_retries() -> None:
         pending = asyncio.create_task(s.commit([ev("a", 2)]))
         await asyncio.sleep(0.1)
         leading = False
-        with pytest.raises(FencedError, match="no longer the leader"):
+        with pytest.raises(Fenced, match="no longer the leader"):
             await asyncio.wait_for(pending, 2)
         kv.set_unavailable(False)
         assert await seqs(s, "a") == [1]

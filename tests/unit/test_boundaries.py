@@ -51,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "coordinator.retry": set(),
     "coordinator.domain": {"coordinator.errors", "coordinator.retry"},
     "coordinator.config": {"coordinator.errors", "coordinator.retry"},
-    "coordinator.kv": {"agentmesh.protocol"},
+    "coordinator.kv": {"agentmesh.protocol", "coordinator.errors"},
     "coordinator.store": {"coordinator.kv", *FOUNDATION},
     "coordinator.waits": {*FOUNDATION},
     "coordinator.mesh": {"coordinator.waits", "agentmesh.payload", *FOUNDATION},
@@ -88,6 +88,7 @@ ALLOWED: dict[str, set[str]] = {
     "agentmesh.agents": {"agent_sdk", "agentmesh.documents", "agentmesh.payload"},
     "agentmesh.cli": {
         "agentmesh",
+        "coordinator.errors",
         "agent_sdk",
         "agentmesh.agents",
         "agentmesh.documents",
@@ -329,3 +330,25 @@ def test_protocol_constants_are_defined_once() -> None:
         for path in (ROOT / package).rglob("*.py"):
             copies = shared & _string_constants(path)
             assert not copies, f"{path.relative_to(ROOT)} spells {copies}: use agentmesh.protocol"
+
+
+def test_one_error_tree_on_the_server_side() -> None:
+    """Every public exception the coordinator defines is in coordinator/errors.py and
+    descends from CoordinatorError (private ones never leave their module)."""
+    from coordinator import errors
+
+    elsewhere = []
+    for path in (ROOT / "coordinator").rglob("*.py"):
+        if path == ROOT / "coordinator" / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = {ast.unparse(b) for b in node.bases}
+                if any(b.endswith(("Error", "Exception")) for b in bases):
+                    elsewhere.append(f"{path.relative_to(ROOT)}: {node.name}({', '.join(bases)})")
+    assert not elsewhere, "define these in coordinator/errors.py:\n" + "\n".join(elsewhere)
+    defined = [
+        v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, BaseException)
+    ]
+    assert len(defined) > 20
+    assert all(issubclass(cls, errors.CoordinatorError) for cls in defined), defined

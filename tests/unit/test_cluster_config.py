@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.config import ConfigError, load_settings
+from coordinator.config import load_settings
+from coordinator.errors import ConfigError
 from coordinator.server import Coordinator
 from coordinator.server.replica import ClusterNode
 

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from coordinator.engine.expr import (
-    EvaluationError,
     Expression,
-    ExpressionError,
     Template,
     compile_expression,
     compile_template,
@@ -19,6 +17,7 @@ from coordinator.engine.expr import (
     is_expression,
     truthy,
 )
+from coordinator.errors import EvaluationError, ExpressionError
 
 SCOPE: dict[str, Any] = {
     "input": {

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.config import ConfigError, load_settings
+from coordinator.config import load_settings
+from coordinator.errors import ConfigError
 from coordinator.retry import RetryPolicy, RetryStrategy
 
 

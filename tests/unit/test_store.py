@@ -66,7 +66,7 @@ def test_public_surface_is_pinned() -> None:
             "ConflictError",
             "EtcdStore",
             "ExecutionRecord",
-            "FencedError",
+            "Fenced",
             "MemoryStore",
             "SqliteStore",
             "Store",

@@ -19,6 +19,7 @@ from coordinator import errors
 from coordinator.api.status import abort, mapped
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.definition import Issue
+from coordinator.engine.events import StepError
 from coordinator.engine.issues import cap_issues
 from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.runtime import Live, WorkflowRuntime
@@ -46,15 +47,17 @@ STATUS_NAME = {code: name for name, code in EXECUTION_STATUS.items() if name != 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
-def _error(err: dict[str, Any] | None) -> types_pb2.TaskError | None:
-    if not err:
+def _error(error: StepError | None) -> types_pb2.TaskError | None:
+    if error is None:
         return None
-    details = {k: v for k, v in err.items() if k not in ("type", "message", "retryable")}
+    # The wire's details carry the rest of the error: its details and the step it
+    # failed in ({"details": ..., "stepId": ...}), as $.error shows them.
+    rest = {k: v for k, v in error.to_data().items() if k not in ("type", "message", "retryable")}
     return types_pb2.TaskError(
-        type=str(err.get("type", "")),
-        message=str(err.get("message", "")),
-        retryable=bool(err.get("retryable", False)),
-        details=wire.to_struct(details) if details else None,
+        type=error.type,
+        message=error.message,
+        retryable=error.retryable,
+        details=wire.to_struct(rest) if rest else None,
     )
 
 
@@ -123,7 +126,8 @@ def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
 
 def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
     data = dict(e.data)
-    err = data.get("error") if isinstance(data.get("error"), dict) else None
+    raw = data.get("error")
+    err = StepError.from_data(raw) if isinstance(raw, dict) else None
     return workflow_pb2.Event(
         sequence=e.seq,
         type=e.type,

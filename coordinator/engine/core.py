@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from agentmesh import payload
 from coordinator.engine import events as ev
-from coordinator.engine.events import Data
+from coordinator.engine.events import Data, StepError
 from coordinator.engine.expr import (
     compile_expression,
     compile_template,
@@ -68,7 +68,7 @@ class Frame:
     current: str = ""  # run key
     last_output: Any = None
     done: bool = False
-    failed: Data | None = None
+    failed: StepError | None = None
 
 
 @dataclass(slots=True)
@@ -83,7 +83,7 @@ class Run:
     frames: list[str] = field(default_factory=list)  # parallel branches, map iterations
     pending_items: list[int] = field(default_factory=list)  # map: indexes not started yet
     results: dict[int, Any] = field(default_factory=dict)
-    failures: dict[int, Data] = field(default_factory=dict)
+    failures: dict[int, StepError] = field(default_factory=dict)
     items: list[Any] = field(default_factory=list)
     retry_timer: str = ""
 
@@ -110,7 +110,7 @@ class Execution:
         self.input: Any = None
         self.variables: Data = {}
         self.output: Any = None
-        self.error: Data | None = None
+        self.error: StepError | None = None
         self.context: Data = {}
         self.start_time: datetime | None = None
         self.end_time: datetime | None = None
@@ -122,11 +122,11 @@ class Execution:
         self._waits: dict[str, str] = {}  # task/timer/event/child key -> run key
         self._blocked: dict[str, str] = {}  # waited-on task key -> why no agent takes it
         self._counter = 0
-        self._last_error: Data | None = None
+        self._last_error: StepError | None = None
         self._compensable: list[tuple[str, Any]] = []  # (step id, output) in completion order
         self._phase = "running"  # running | compensating | handling | final
         self._queue: list[tuple[str, Data]] = []  # compensation / handler work left
-        self._final_error: Data | None = None
+        self._final_error: StepError | None = None
         self._cmds: list[ev.Command | ev.Journal] = []
         self._now: datetime | None = None
 
@@ -185,15 +185,15 @@ class Execution:
     def _on_TaskFailed(self, e: ev.TaskFailed) -> None:
         run = self._claim(e.key)
         if run is None:
-            self._compensation_result(e.key, dict(e.error))
+            self._compensation_result(e.key, e.error)
             return
         self._journal(
             "task.failed",
             run.step_id,
-            message=str(e.error.get("message", "")),
-            data={"key": e.key, "error": dict(e.error), "agent": e.agent_id},
+            message=e.error.message,
+            data={"key": e.key, "error": e.error.to_data(), "agent": e.agent_id},
         )
-        self._fail(run, dict(e.error))
+        self._fail(run, e.error)
 
     def _on_TaskWaiting(self, e: ev.TaskWaiting) -> None:
         if e.key not in self._waits or self._blocked.get(e.key) == e.reason:
@@ -263,13 +263,13 @@ class Execution:
         if e.status == "completed":
             self._succeed(run, e.output)
         else:
-            err = dict(e.error or {})
+            err = e.error or StepError("")
             self._fail(
                 run,
                 _error(
                     CHILD_FAILED,
-                    f"subworkflow execution {e.child_id} {e.status}: {err.get('message', '')}",
-                    details={"childId": e.child_id, "error": err},
+                    f"subworkflow execution {e.child_id} {e.status}: {err.message}",
+                    details={"childId": e.child_id, "error": err.to_data()},
                 ),
             )
 
@@ -509,18 +509,18 @@ class Execution:
         frame.done = True
         self._frame_finished(frame)
 
-    def _fail(self, run: Run, error: Data) -> None:
+    def _fail(self, run: Run, error: StepError) -> None:
         """A run failed: retry it, follow its onError, or fail its frame."""
         step = self.defn.step(run.step_id)
         self._release(run)
         self.metrics.error_count += 1
-        error = {**error, "stepId": step.id}
+        error = error.at(step.id)
         self._last_error = error
         policy, explicit = self._policy(step)
-        allowed = explicit or bool(error.get("retryable")) or error.get("type") == TIMEOUT
+        allowed = explicit or error.retryable or error.type == TIMEOUT
         if (
             allowed
-            and error.get("type") != CANCELLED
+            and error.type != CANCELLED
             and run.attempt < policy.max_retries + 1
             and self._phase == "running"
         ):
@@ -533,15 +533,15 @@ class Execution:
             self._journal(
                 "step.retrying",
                 step.id,
-                message=str(error.get("message", "")),
+                message=error.message,
                 data={"attempt": run.attempt, "delayMs": round(delay)},
             )
             return
         self._journal(
             "step.failed",
             step.id,
-            message=str(error.get("message", "")),
-            data={"error": error, "attempt": run.attempt},
+            message=error.message,
+            data={"error": error.to_data(), "attempt": run.attempt},
         )
         self.runs.pop(run.key, None)
         frame = self.frames[run.frame]
@@ -557,7 +557,7 @@ class Execution:
         else:  # fail | compensate: the workflow fails; compensation always runs
             self._fail_execution(error, step.id)
 
-    def _fail_frame(self, frame: Frame, error: Data, step_id: str) -> None:
+    def _fail_frame(self, frame: Frame, error: StepError, step_id: str) -> None:
         frame.done = True
         frame.failed = error
         frame.current = ""
@@ -584,11 +584,7 @@ class Execution:
                 self._abort_frames(run, except_key=frame.key)
                 branch = _branch_name(step, index)
                 self._fail(
-                    run,
-                    {
-                        **frame.failed,
-                        "message": f"{branch} failed: {frame.failed.get('message', '')}",
-                    },
+                    run, replace(frame.failed, message=f"{branch} failed: {frame.failed.message}")
                 )
                 return
         else:
@@ -606,7 +602,7 @@ class Execution:
                 output = {
                     "branches": [run.results.get(i) for i in range(len(run.frames))],
                     "failed": [
-                        {"branch": step.parallel.branches[i].name, "error": err}
+                        {"branch": step.parallel.branches[i].name, "error": err.to_data()}
                         for i, err in sorted(run.failures.items())
                     ],
                 }
@@ -634,17 +630,17 @@ class Execution:
     def _succeed_execution(self) -> None:
         self._finish("completed", output=dict(self.variables))
 
-    def _fail_execution(self, error: Data, step_id: str) -> None:
+    def _fail_execution(self, error: StepError, step_id: str) -> None:
         if self._phase != "running":
             return
-        self._final_error = {**error, "stepId": error.get("stepId", step_id)}
+        self._final_error = error if error.step_id else error.at(step_id)
         self._cancel_everything("workflow failed")
         self._phase = "compensating"
         self._queue = [
             ("compensate", {"stepId": sid, "output": out})
             for sid, out in reversed(self._compensable)
         ]
-        etype = str(error.get("type", ""))
+        etype = error.type
         for handler in self.defn.error_handlers:
             if handler.error in ("*", etype):
                 self._queue.append(("handler", {"workflow": handler.handler, "attempt": 1}))
@@ -688,12 +684,12 @@ class Execution:
             self._counter += 1
             key = f"handler.{self._counter}"
             self._waits[key] = ""
-            err = self._final_error or {}
+            err = self._final_error or StepError("")
             context = {
-                "error": err,
+                "error": err.to_data(),
                 "workflowName": str(self.context.get("workflowName") or self.defn.name),
                 "executionId": self.id,
-                "stepId": str(err.get("stepId", "")),
+                "stepId": err.step_id,
                 "parentId": self.id,
                 "errorHandler": True,
             }
@@ -705,7 +701,7 @@ class Execution:
             return
         self._finish("failed", error=self._final_error)
 
-    def _compensation_result(self, key: str, error: Data | None) -> None:
+    def _compensation_result(self, key: str, error: StepError | None) -> None:
         self._blocked.pop(key, None)
         if self._waits.pop(key, None) is None or not self._queue:
             return
@@ -713,7 +709,7 @@ class Execution:
         self._journal(
             "compensation.completed" if error is None else "compensation.failed",
             str(item.get("stepId", "")),
-            message=str((error or {}).get("message", "")),
+            message=error.message if error else "",
         )
         self._drain_queue()
 
@@ -731,7 +727,7 @@ class Execution:
             and (attempt < spec.retry.max_attempts)
         ):
             self._queue[0] = (kind, {"workflow": workflow, "attempt": attempt + 1})
-            self._journal("errorhandler.retrying", message=str((e.error or {}).get("message")))
+            self._journal("errorhandler.retrying", message=e.error.message if e.error else "")
         else:
             self._queue.pop(0)
             self._journal(
@@ -751,7 +747,7 @@ class Execution:
             raise EvaluationError(str(e), what) from None
         return out
 
-    def _finish(self, status: str, output: Any = None, error: Data | None = None) -> None:
+    def _finish(self, status: str, output: Any = None, error: StepError | None = None) -> None:
         self.status = status
         self._phase = "final"
         self.output = output
@@ -763,8 +759,8 @@ class Execution:
         self._blocked.clear()
         self._journal(
             f"execution.{status}",
-            message=str((error or {}).get("message", "")),
-            data={"error": error} if error else {"output": output},
+            message=error.message if error else "",
+            data={"error": error.to_data()} if error else {"output": output},
         )
         self._emit(ev.Finished(status, output, error))
 
@@ -864,7 +860,7 @@ class Execution:
             "input": self.input,
             "variables": self.variables,
             "output": output,
-            "error": self._last_error if self._last_error is not None else ctx.get("error"),
+            "error": self._last_error.to_data() if self._last_error else ctx.get("error"),
             "workflowName": ctx.get("workflowName") or self.defn.name,
             "executionId": ctx.get("executionId") or self.id,
             "stepId": ctx.get("stepId", ""),
@@ -893,14 +889,13 @@ def _ms(ms: float) -> timedelta:
     return timedelta(milliseconds=ms)
 
 
-def _error(type_: str, message: str, retryable: bool = False, details: Data | None = None) -> Data:
-    out: Data = {"type": type_, "message": message, "retryable": retryable}
-    if details:
-        out["details"] = details
-    return out
+def _error(
+    type_: str, message: str, retryable: bool = False, details: Data | None = None
+) -> StepError:
+    return StepError(type_, message, retryable, details or None)
 
 
-def _expr_error(step: Step, where: str, e: Exception) -> Data:
+def _expr_error(step: Step, where: str, e: Exception) -> StepError:
     return _error(EXPRESSION_ERROR, f"step '{step.id}' {where}: {e}")
 
 

@@ -8,11 +8,55 @@ state exactly: the core reads no clock and no randomness of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 Data = dict[str, Any]  # JSON-like values; the engine never sees protobuf
+
+
+@dataclass(frozen=True, slots=True)
+class StepError:
+    """Why a task, a step, a branch or an execution failed: the engine's one error shape.
+
+    ``type`` is a short name (``TIMEOUT``, ``AGENT_LOST``, ``ExpressionError``, or an
+    agent's own), ``retryable`` says whether trying again may help, ``details`` is any
+    JSON, and ``step_id`` is the step it failed in ("" until the engine knows).
+    ``to_data()`` is how it is persisted and what expressions see as ``$.error``:
+    ``{"type", "message", "retryable"[, "details"][, "stepId"]}``.
+    """
+
+    type: str
+    message: str = ""
+    retryable: bool = False
+    details: Any = None
+    step_id: str = ""
+
+    def at(self, step_id: str) -> StepError:
+        """This error, as failed in ``step_id``."""
+        return replace(self, step_id=step_id)
+
+    def to_data(self) -> Data:
+        out: Data = {"type": self.type, "message": self.message, "retryable": self.retryable}
+        if self.details:
+            out["details"] = self.details
+        if self.step_id:
+            out["stepId"] = self.step_id
+        return out
+
+    @staticmethod
+    def from_data(data: Mapping[str, Any] | None) -> StepError:
+        """An error from its persisted (or an agent's) form; tolerant of odd types."""
+        data = data or {}
+        return StepError(
+            type=str(data.get("type", "")),
+            message=str(data.get("message", "")),
+            retryable=bool(data.get("retryable", False)),
+            details=data.get("details"),
+            step_id=str(data.get("stepId", "")),
+        )
+
 
 # ---------------------------------------------------------------- inputs
 
@@ -49,7 +93,7 @@ class TaskCompleted(Input):
 class TaskFailed(Input):
     TYPE: ClassVar[str] = "TaskFailed"
     key: str = ""
-    error: Data = field(default_factory=dict)  # {type, message, retryable, details}
+    error: StepError = field(default_factory=lambda: StepError(""))
     agent_id: str = ""
 
 
@@ -98,7 +142,7 @@ class ChildFinished(Input):
     child_id: str = ""
     status: str = ""  # completed | failed | cancelled
     output: Any = None
-    error: Data | None = None
+    error: StepError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +183,10 @@ INPUT_TYPES: dict[str, type[Input]] = {
 def input_to_data(event: Input) -> Data:
     """The persisted form of an input (its time travels separately). Shallow:
     the store serializes it at once, and inputs are never mutated."""
-    return {name: getattr(event, name) for name in _FIELDS[type(event)]}
+    out = {name: getattr(event, name) for name in _FIELDS[type(event)]}
+    if isinstance(out.get("error"), StepError):
+        out["error"] = out["error"].to_data()
+    return out
 
 
 _FIELDS: dict[type[Input], tuple[str, ...]] = {
@@ -150,7 +197,10 @@ _FIELDS: dict[type[Input], tuple[str, ...]] = {
 def input_from_data(type_: str, time: datetime, data: Data) -> Input:
     cls = INPUT_TYPES[type_]
     names = {f.name for f in fields(cls)} - {"time"}
-    return cls(time=time, **{k: v for k, v in data.items() if k in names})
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if "error" in kwargs and (kwargs["error"] is not None or cls is TaskFailed):
+        kwargs["error"] = StepError.from_data(kwargs["error"])
+    return cls(time=time, **kwargs)
 
 
 # -------------------------------------------------------------- commands
@@ -222,7 +272,7 @@ class Finished(Command):
 
     status: str
     output: Any = None
-    error: Data | None = None
+    error: StepError | None = None
 
 
 @dataclass(frozen=True, slots=True)

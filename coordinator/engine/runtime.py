@@ -561,7 +561,7 @@ class WorkflowRuntime:
             task = self.mesh.submit(spec, wait_for_agent=True)
         except Exception as e:  # refused (shutting down, queue full): a failed attempt
             retryable = not isinstance(e, InvalidArgument)  # the same input fails again
-            err = {"type": type(e).__name__, "message": str(e), "retryable": retryable}
+            err = ev.StepError(type(e).__name__, str(e), retryable)
             self._post(exec_id, ev.TaskFailed(_now(), c.key, err))
             return
         self._task_of[task.id] = (exec_id, c.key)
@@ -603,9 +603,7 @@ class WorkflowRuntime:
             self._post(exec_id, ev.TaskCompleted(_now(), key, task.result, task.agent_id))
         elif task.error is not None:  # failed, or cancelled by an operator (not by us)
             e = task.error
-            err: dict[str, Any] = {"type": e.type, "message": e.message, "retryable": e.retryable}
-            if e.details:
-                err["details"] = e.details
+            err = ev.StepError(e.type, e.message, e.retryable, e.details or None)
             self._post(exec_id, ev.TaskFailed(_now(), key, err, task.agent_id))
 
     def _fire(self, exec_id: str, key: str) -> None:
@@ -621,7 +619,7 @@ class WorkflowRuntime:
             self._post(
                 exec_id,
                 ev.ChildFinished(
-                    _now(), c.key, "", "failed", None, {"type": type(e).__name__, "message": str(e)}
+                    _now(), c.key, "", "failed", None, ev.StepError(type(e).__name__, str(e))
                 ),
             )
 
@@ -753,8 +751,14 @@ class WorkflowRuntime:
         events = await self.store.load_events(record.id)
         final = next((e for e in reversed(events) if e.type.startswith("execution.")), None)
         data = final.data if final else {}
+        error = data.get("error")
         return ev.ChildFinished(
-            _now(), key, record.id, record.status, data.get("output"), data.get("error")
+            _now(),
+            key,
+            record.id,
+            record.status,
+            data.get("output"),
+            ev.StepError.from_data(error) if isinstance(error, dict) else None,
         )
 
 

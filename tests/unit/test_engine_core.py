@@ -70,7 +70,7 @@ class Driver:
         retryable: bool = False,
         type_: str = "ValueError",
     ) -> list[Any]:
-        err = {"type": type_, "message": message, "retryable": retryable}
+        err = ev.StepError(type_, message, retryable)
         return self.feed(ev.TaskFailed(self.now, key or self.last_dispatch().key, err))
 
     def fire(self, cmd: ev.StartTimer) -> list[Any]:
@@ -144,8 +144,8 @@ def test_decision_branches_and_default() -> None:
     d.start({"flag": "maybe"})
     done = d.finished()
     assert done.status == "failed" and done.error is not None
-    assert done.error["type"] == "NoMatchingBranch"
-    assert "no branch for value 'maybe'" in done.error["message"]
+    assert done.error.type == "NoMatchingBranch"
+    assert "no branch for value 'maybe'" in done.error.message
 
 
 def test_condition_false_skips_the_step() -> None:
@@ -234,7 +234,7 @@ def test_parallel_joins_and_all_policy_cancels_siblings() -> None:
     assert [c.key for c in cancels] == [b.key]
     done = d.finished()
     assert done.status == "failed" and done.error is not None
-    assert done.error["message"] == "branch 'A' failed: bad"
+    assert done.error.message == "branch 'A' failed: bad"
 
 
 def test_parallel_partial_keeps_successes() -> None:
@@ -321,7 +321,7 @@ def test_event_timeout_fails_the_step() -> None:
     d.start()
     d.fire(d.timers()[-1])
     done = d.finished()
-    assert done.error is not None and done.error["type"] == "TIMEOUT"
+    assert done.error is not None and done.error.type == "TIMEOUT"
 
 
 def test_subworkflow_output_maps_back() -> None:
@@ -362,13 +362,13 @@ def test_compensation_runs_in_reverse_then_error_handler_runs() -> None:
     handler = [c for c in d.out if isinstance(c, ev.StartChild)][-1]
     assert handler.workflow == "on_error"
     assert handler.context["stepId"] == "c" and handler.context["error"]["message"] == "c broke"
-    d.feed(ev.ChildFinished(d.now, handler.key, "h1", "failed", None, {"message": "x"}))
+    d.feed(ev.ChildFinished(d.now, handler.key, "h1", "failed", None, ev.StepError("", "x")))
     retry = [c for c in d.out if isinstance(c, ev.StartChild)][-1]
     assert retry.key != handler.key
     d.feed(ev.ChildFinished(d.now, retry.key, "h2", "completed", {}))
     done = d.finished()
     assert done.status == "failed" and done.error is not None
-    assert done.error["stepId"] == "c"
+    assert done.error.step_id == "c"
     assert d.journal().count("compensation.step") == 2
     assert "compensation.failed" in d.journal()
 
@@ -400,15 +400,15 @@ def test_workflow_timeout_fails_the_execution() -> None:
     wf_timer = next(t for t in d.timers() if t.key == "workflow.timeout")
     d.fire(wf_timer)
     done = d.finished()
-    assert done.error is not None and done.error["type"] == "TIMEOUT"
+    assert done.error is not None and done.error.type == "TIMEOUT"
 
 
 def test_expression_errors_fail_the_step_not_the_engine() -> None:
     d = run(task("a", input={"x": "$.input.n - 'a'"}))
     d.start({"n": 1})
     done = d.finished()
-    assert done.error is not None and done.error["type"] == "ExpressionError"
-    assert "step 'a' task" in done.error["message"]
+    assert done.error is not None and done.error.type == "ExpressionError"
+    assert "step 'a' task" in done.error.message
 
 
 def test_replay_rebuilds_the_same_state() -> None:

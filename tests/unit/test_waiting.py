@@ -158,7 +158,7 @@ def test_a_retried_attempt_that_finds_no_agent_waits_afresh_and_replay_remembers
     retried: tuple[ev.Input, ...] = (
         ev.TaskWaiting(T0, first, NO_X, "t1", "x"),
         ev.TaskUnblocked(T0, first, "a-1", "t1", "x"),
-        ev.TaskFailed(T0, first, {"type": "AGENT_LOST", "message": "gone", "retryable": True}),
+        ev.TaskFailed(T0, first, ev.StepError("AGENT_LOST", "gone", retryable=True)),
     )
     for e in retried:
         inputs.append(e)

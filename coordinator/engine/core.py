@@ -15,7 +15,6 @@ so results find their run and stale ones are ignored.
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,14 +32,13 @@ from coordinator.engine.expr import (
     truthy,
 )
 from coordinator.engine.model import RetrySpec, Step, WorkflowDefinition
+from coordinator.engine.steps import STEPS, branch_label, next_item
 from coordinator.errors import EvaluationError, ExpressionError
 from coordinator.retry import RetryPolicy, RetryStrategy
 
 # Error types the engine produces.
 EXPRESSION_ERROR = "ExpressionError"
 TIMEOUT = "TIMEOUT"
-NO_BRANCH = "NoMatchingBranch"
-BAD_ITEMS = "MapItemsNotAList"
 CHILD_FAILED = "ChildWorkflowFailed"
 CANCELLED = "CANCELLED"
 
@@ -165,21 +163,21 @@ class Execution:
         self.input = e.input
         self.context = dict(e.context)
         self.start_time = e.time
-        self._journal(
+        self.journal(
             "execution.started", data={"workflow": self.defn.name, "version": self.defn.version}
         )
         if self.defn.timeout_ms:
-            self._emit(ev.StartTimer("workflow.timeout", e.time + _ms(self.defn.timeout_ms)))
+            self.emit(ev.StartTimer("workflow.timeout", e.time + _ms(self.defn.timeout_ms)))
             self._waits["workflow.timeout"] = ""
-        root = self._new_frame("", {})
-        self._start(root.key, self.defn.steps[0].id, 1)
+        root = self.new_frame("", {})
+        self.start_step(root.key, self.defn.steps[0].id, 1)
 
     def _on_TaskCompleted(self, e: ev.TaskCompleted) -> None:
         run = self._claim(e.key)
         if run is None:
             self._compensation_result(e.key, None)
             return
-        self._journal("task.completed", run.step_id, data={"key": e.key, "agent": e.agent_id})
+        self.journal("task.completed", run.step_id, data={"key": e.key, "agent": e.agent_id})
         self._succeed(run, e.output)
 
     def _on_TaskFailed(self, e: ev.TaskFailed) -> None:
@@ -187,19 +185,19 @@ class Execution:
         if run is None:
             self._compensation_result(e.key, e.error)
             return
-        self._journal(
+        self.journal(
             "task.failed",
             run.step_id,
             message=e.error.message,
             data={"key": e.key, "error": e.error.to_data(), "agent": e.agent_id},
         )
-        self._fail(run, e.error)
+        self.fail(run, e.error)
 
     def _on_TaskWaiting(self, e: ev.TaskWaiting) -> None:
         if e.key not in self._waits or self._blocked.get(e.key) == e.reason:
             return  # stale, or nothing new: one entry per change
         self._blocked[e.key] = e.reason
-        self._journal(
+        self.journal(
             "task.waiting",
             self._step_of(e.key),
             message=e.reason,
@@ -210,7 +208,7 @@ class Execution:
         if e.key not in self._waits or self._blocked.pop(e.key, None) is None:
             return
         who = f"agent {e.agent_id}" if e.agent_id else "an agent"
-        self._journal(
+        self.journal(
             "task.unblocked",
             self._step_of(e.key),
             message=f"{who} advertises '{e.capability}'",
@@ -241,7 +239,7 @@ class Execution:
         elif e.key == run.timeout_key:
             self._release(run)
             step = self.defn.step(run.step_id)
-            self._fail(run, _error(TIMEOUT, f"step '{step.id}' timed out", retryable=True))
+            self.fail(run, _error(TIMEOUT, f"step '{step.id}' timed out", retryable=True))
         elif e.key == run.waiting:  # a wait step
             run.waiting = ""
             self._succeed(run, {"waitedUntil": e.time.isoformat()})
@@ -250,7 +248,7 @@ class Execution:
         run = self._claim(e.key)
         if run is None:
             return
-        self._journal("event.received", run.step_id, data={"name": e.name})
+        self.journal("event.received", run.step_id, data={"name": e.name})
         self._succeed(run, e.payload)
 
     def _on_ChildFinished(self, e: ev.ChildFinished) -> None:
@@ -264,7 +262,7 @@ class Execution:
             self._succeed(run, e.output)
         else:
             err = e.error or StepError("")
-            self._fail(
+            self.fail(
                 run,
                 _error(
                     CHILD_FAILED,
@@ -277,7 +275,7 @@ class Execution:
         if self.status == "running" and not self.paused:
             self.paused = True
             self.status = "paused"
-            self._journal("execution.paused")
+            self.journal("execution.paused")
 
     def _on_ResumeRequested(self, e: ev.ResumeRequested) -> None:
         if not self.paused:
@@ -286,7 +284,7 @@ class Execution:
         self.status = "running"
         if isinstance(e.input, dict):
             self.variables.update(e.input)
-        self._journal("execution.resumed")
+        self.journal("execution.resumed")
         deferred, self._deferred = self._deferred, []
         for frame, step_id, attempt in deferred:
             if step_id.startswith("\0retry:"):
@@ -294,7 +292,7 @@ class Execution:
                 if run is not None:
                     self._start_attempt(run)
             else:
-                self._start(frame, step_id, attempt)
+                self.start_step(frame, step_id, attempt)
 
     def _on_StopRequested(self, e: ev.StopRequested) -> None:
         self._cancel_everything(e.reason or "stopped by request")
@@ -302,7 +300,7 @@ class Execution:
 
     # ------------------------------------------------------------- steps
 
-    def _start(self, frame_key: str, step_id: str, attempt: int) -> None:
+    def start_step(self, frame_key: str, step_id: str, attempt: int) -> None:
         if self._phase != "running":
             return
         if self.paused:
@@ -311,19 +309,19 @@ class Execution:
         frame = self.frames[frame_key]
         step = self.defn.step(step_id)
         self._counter += 1
-        run = Run(f"r{self._counter}", step_id, frame_key, attempt, self._time())
+        run = Run(f"r{self._counter}", step_id, frame_key, attempt, self.now())
         self.runs[run.key] = run
         frame.current = run.key
         self.metrics.step_count += 1
-        self._journal("step.started", step_id, data={"type": step.type, "attempt": attempt})
+        self.journal("step.started", step_id, data={"type": step.type, "attempt": attempt})
         if step.condition:
             try:
                 ok = truthy(compile_expression(step.condition).evaluate(self._scope(run)))
             except (ExpressionError, EvaluationError) as e:
-                self._fail(run, _expr_error(step, "condition", e))
+                self.fail(run, _expr_error(step, "condition", e))
                 return
             if not ok:
-                self._journal(
+                self.journal(
                     "step.skipped", step_id, message=f"condition {step.condition} is false"
                 )
                 del self.runs[run.key]
@@ -338,153 +336,34 @@ class Execution:
         step = self.defn.step(run.step_id)
         scope = self._scope(run)
         try:
-            getattr(self, f"_begin_{step.type}")(run, step, scope)
+            STEPS[step.type](self, run, step, scope)
         except (ExpressionError, EvaluationError) as e:
-            self._fail(run, _expr_error(step, step.type, e))
-
-    def _begin_task(self, run: Run, step: Step, scope: Data) -> None:
-        task_input = self._map(step.input, scope, "task input")
-        key = f"{run.key}.t{run.attempt}"
-        timeout = step.timeout_ms or self.defaults.task_timeout_ms
-        self._wait(run, key)
-        self.metrics.task_count += 1
-        self._emit(
-            ev.DispatchTask(
-                key, step.id, step.capability, task_input, step.agent, timeout, f"{self.id}/{key}"
-            )
-        )
-        self._journal("task.dispatched", step.id, data={"key": key, "capability": step.capability})
-
-    def _begin_decision(self, run: Run, step: Step, scope: Data) -> None:
-        assert step.decision is not None
-        value = compile_expression(step.decision.expression).evaluate(scope)
-        label = _branch_label(value)
-        target = step.decision.branches.get(label) or step.decision.default
-        if not target:
-            self._fail(
-                run,
-                _error(
-                    NO_BRANCH, f"decision '{step.id}': no branch for value {label!r} and no default"
-                ),
-            )
-            return
-        self._journal(
-            "decision.taken",
-            step.id,
-            message=f"{label} -> {target}",
-            data={"value": label, "next": target},
-        )
-        self._complete(run, step, {"branch": label, "next": target}, goto=target)
-
-    def _begin_wait(self, run: Run, step: Step, scope: Data) -> None:
-        assert step.wait is not None
-        if step.wait.duration_ms is not None:
-            fire_at = self._time() + _ms(step.wait.duration_ms)
-        else:
-            until = step.wait.until
-            raw = compile_expression(until).evaluate(scope) if is_expression(until) else until
-            try:
-                fire_at = datetime.fromisoformat(str(raw))
-            except ValueError:
-                self._fail(run, _error("BadTimestamp", f"wait.until {raw!r} is not ISO-8601"))
-                return
-            if fire_at.tzinfo is None:
-                fire_at = fire_at.replace(tzinfo=self._time().tzinfo)
-        key = f"{run.key}.w"
-        self._wait(run, key)
-        self._emit(ev.StartTimer(key, fire_at))
-        self._journal("wait.started", step.id, data={"until": fire_at.isoformat()})
-
-    def _begin_event(self, run: Run, step: Step, scope: Data) -> None:
-        assert step.event is not None
-        corr = step.event.correlation_key
-        if corr and (is_expression(corr) or has_interpolation(corr)):
-            corr = str(self._map(corr, scope, "correlation key"))
-        key = f"{run.key}.e{run.attempt}"
-        self._wait(run, key)
-        self._emit(ev.AwaitEvent(key, step.event.name, corr))
-        timeout = step.event.timeout_ms or step.timeout_ms
-        if timeout:
-            self._timeout(run, timeout)
-        self._journal(
-            "event.waiting", step.id, data={"name": step.event.name, "correlationKey": corr}
-        )
-
-    def _begin_subworkflow(self, run: Run, step: Step, scope: Data) -> None:
-        assert step.subworkflow is not None
-        child_input = self._map(step.input, scope, "subworkflow input")
-        key = f"{run.key}.c{run.attempt}"
-        self._wait(run, key)
-        self._emit(
-            ev.StartChild(
-                key,
-                step.subworkflow.workflow,
-                step.subworkflow.version,
-                child_input,
-                {"parentId": self.id, "parentStep": step.id},
-            )
-        )
-        if step.timeout_ms:
-            self._timeout(run, step.timeout_ms)
-        self._journal("subworkflow.started", step.id, data={"workflow": step.subworkflow.workflow})
-
-    def _begin_parallel(self, run: Run, step: Step, scope: Data) -> None:
-        assert step.parallel is not None
-        run.frames = []
-        for _ in step.parallel.branches:
-            frame = self._new_frame(run.key, self.frames[run.frame].extra)
-            run.frames.append(frame.key)
-        for frame_key, branch in zip(run.frames, step.parallel.branches, strict=True):
-            self._start(frame_key, branch.steps[0].id, 1)
-
-    def _begin_map(self, run: Run, step: Step, scope: Data) -> None:
-        assert step.map is not None
-        items = compile_expression(step.map.items).evaluate(scope)
-        if not isinstance(items, list):
-            self._fail(run, _error(BAD_ITEMS, f"map.items gave {type(items).__name__}, not a list"))
-            return
-        run.items = items
-        run.frames = []
-        run.results = {}
-        run.failures = {}
-        run.pending_items = list(range(len(items)))
-        if not items:
-            self._complete(run, step, [])
-            return
-        for _ in range(min(max(1, step.map.concurrency), len(items))):
-            self._next_item(run, step)
-
-    def _next_item(self, run: Run, step: Step) -> None:
-        assert step.map is not None
-        index = run.pending_items.pop(0)
-        frame = self._new_frame(run.key, {"item": run.items[index], "index": index})
-        run.frames.append(frame.key)
-        self._start(frame.key, step.map.steps[0].id, 1)
+            self.fail(run, _expr_error(step, step.type, e))
 
     # ---------------------------------------------------- outcomes of runs
 
     def _succeed(self, run: Run, output: Any) -> None:
         step = self.defn.step(run.step_id)
         self._release(run)
-        self._complete(run, step, output)
+        self.complete(run, step, output)
 
-    def _complete(self, run: Run, step: Step, output: Any, goto: str = "") -> None:
+    def complete(self, run: Run, step: Step, output: Any, goto: str = "") -> None:
         scope = self._scope(run, output=output)
         if step.output is not None:
             try:
                 for var, expr in step.output.items():
-                    self.variables[var] = self._map(expr, scope, f"variable {var!r}")
+                    self.variables[var] = self.evaluate(expr, scope, f"variable {var!r}")
             except (ExpressionError, EvaluationError) as e:
-                self._fail(run, _expr_error(step, "output", e))
+                self.fail(run, _expr_error(step, "output", e))
                 return
         if step.compensate is not None:
             self._compensable.append((step.id, output))
         self.metrics.completed_steps += 1
-        self._journal("step.completed", step.id, data={"attempt": run.attempt})
+        self.journal("step.completed", step.id, data={"attempt": run.attempt})
         self.runs.pop(run.key, None)
         frame = self.frames[run.frame]
         if goto:
-            self._start(frame.key, goto, 1)
+            self.start_step(frame.key, goto, 1)
         else:
             self._advance(frame, step, output)
 
@@ -494,7 +373,7 @@ class Execution:
         if step.next_decision is not None:
             scope = self._scope_for(frame, output)
             try:
-                label = _branch_label(
+                label = branch_label(
                     compile_expression(step.next_decision.expression).evaluate(scope)
                 )
             except (ExpressionError, EvaluationError) as e:
@@ -502,14 +381,14 @@ class Execution:
                 return
             target = step.next_decision.branches.get(label) or step.next_decision.default
         if target:
-            self._start(frame.key, target, 1)
+            self.start_step(frame.key, target, 1)
             return
         frame.current = ""
         frame.last_output = output
         frame.done = True
         self._frame_finished(frame)
 
-    def _fail(self, run: Run, error: StepError) -> None:
+    def fail(self, run: Run, error: StepError) -> None:
         """A run failed: retry it, follow its onError, or fail its frame."""
         step = self.defn.step(run.step_id)
         self._release(run)
@@ -529,15 +408,15 @@ class Execution:
             self.metrics.retry_count += 1
             run.retry_timer = f"{run.key}.r{run.attempt}"
             self._waits[run.retry_timer] = run.key
-            self._emit(ev.StartTimer(run.retry_timer, self._time() + _ms(delay)))
-            self._journal(
+            self.emit(ev.StartTimer(run.retry_timer, self.now() + _ms(delay)))
+            self.journal(
                 "step.retrying",
                 step.id,
                 message=error.message,
                 data={"attempt": run.attempt, "delayMs": round(delay)},
             )
             return
-        self._journal(
+        self.journal(
             "step.failed",
             step.id,
             message=error.message,
@@ -549,7 +428,7 @@ class Execution:
         if action is None or self._phase != "running":
             self._fail_frame(frame, error, step.id)
         elif action.action == "goto":
-            self._start(frame.key, action.next, 1)
+            self.start_step(frame.key, action.next, 1)
         elif action.action == "continue":
             self._advance(frame, step, None)
         elif action.action == "retry":  # retries are used up
@@ -583,14 +462,14 @@ class Execution:
             if step.type == "map" or (step.parallel and step.parallel.policy == "all"):
                 self._abort_frames(run, except_key=frame.key)
                 branch = _branch_name(step, index)
-                self._fail(
+                self.fail(
                     run, replace(frame.failed, message=f"{branch} failed: {frame.failed.message}")
                 )
                 return
         else:
             run.results[index] = frame.last_output
         if step.type == "map" and run.pending_items:
-            self._next_item(run, step)
+            next_item(self, run, step)
             return
         if all(self.frames[k].done for k in run.frames) and not run.pending_items:
             for k in run.frames:
@@ -607,7 +486,7 @@ class Execution:
                     ],
                 }
             run.frames = []
-            self._complete(run, step, output)
+            self.complete(run, step, output)
 
     def _abort_frames(self, run: Run, except_key: str) -> None:
         for key in run.frames:
@@ -645,7 +524,7 @@ class Execution:
             if handler.error in ("*", etype):
                 self._queue.append(("handler", {"workflow": handler.handler, "attempt": 1}))
         if self._compensable:
-            self._journal(
+            self.journal(
                 "compensation.started", data={"steps": [s for s, _ in reversed(self._compensable)]}
             )
         self._drain_queue()
@@ -658,16 +537,16 @@ class Execution:
                 assert step.compensate is not None
                 scope = {**self._scope_for(None, item["output"]), "stepId": step.id}
                 try:
-                    task_input = self._map(step.compensate.input, scope, "compensation input")
+                    task_input = self.evaluate(step.compensate.input, scope, "compensation input")
                 except (ExpressionError, EvaluationError) as e:
-                    self._journal("compensation.failed", step.id, message=str(e))
+                    self.journal("compensation.failed", step.id, message=str(e))
                     self._queue.pop(0)
                     continue
                 self._counter += 1
                 key = f"comp{self._counter}"
                 self._waits[key] = ""
                 self.metrics.task_count += 1
-                self._emit(
+                self.emit(
                     ev.DispatchTask(
                         key,
                         step.id,
@@ -678,7 +557,7 @@ class Execution:
                         f"{self.id}/{key}",
                     )
                 )
-                self._journal("compensation.step", step.id, data={"key": key})
+                self.journal("compensation.step", step.id, data={"key": key})
                 return
             self._phase = "handling"
             self._counter += 1
@@ -693,8 +572,8 @@ class Execution:
                 "parentId": self.id,
                 "errorHandler": True,
             }
-            self._emit(ev.StartChild(key, str(item["workflow"]), "", dict(context), context))
-            self._journal(
+            self.emit(ev.StartChild(key, str(item["workflow"]), "", dict(context), context))
+            self.journal(
                 "errorhandler.started",
                 data={"workflow": item["workflow"], "attempt": item["attempt"]},
             )
@@ -706,7 +585,7 @@ class Execution:
         if self._waits.pop(key, None) is None or not self._queue:
             return
         _, item = self._queue.pop(0)
-        self._journal(
+        self.journal(
             "compensation.completed" if error is None else "compensation.failed",
             str(item.get("stepId", "")),
             message=error.message if error else "",
@@ -727,17 +606,17 @@ class Execution:
             and (attempt < spec.retry.max_attempts)
         ):
             self._queue[0] = (kind, {"workflow": workflow, "attempt": attempt + 1})
-            self._journal("errorhandler.retrying", message=e.error.message if e.error else "")
+            self.journal("errorhandler.retrying", message=e.error.message if e.error else "")
         else:
             self._queue.pop(0)
-            self._journal(
+            self.journal(
                 "errorhandler.finished",
                 message=e.status,
                 data={"workflow": workflow, "childId": e.child_id},
             )
         self._drain_queue()
 
-    def _map(self, value: Any, scope: Data, what: str) -> Any:
+    def evaluate(self, value: Any, scope: Data, what: str) -> Any:
         """``value`` evaluated on ``scope``; EvaluationError when the result is over
         the payload limits (its step fails, as for any expression that fails)."""
         out = _mapping(value, scope)
@@ -752,24 +631,24 @@ class Execution:
         self._phase = "final"
         self.output = output
         self.error = error
-        self.end_time = self._time()
+        self.end_time = self.now()
         for key in [k for k in self._waits if k == "workflow.timeout"]:
-            self._emit(ev.CancelTimer(key))
+            self.emit(ev.CancelTimer(key))
         self._waits.clear()
         self._blocked.clear()
-        self._journal(
+        self.journal(
             f"execution.{status}",
             message=error.message if error else "",
             data={"error": error.to_data()} if error else {"output": output},
         )
-        self._emit(ev.Finished(status, output, error))
+        self.emit(ev.Finished(status, output, error))
 
     def _cancel_everything(self, reason: str) -> None:
         for run in list(self.runs.values()):
             self._release(run, cancel=True, reason=reason)
         self.runs.clear()
         if "workflow.timeout" in self._waits:
-            self._emit(ev.CancelTimer("workflow.timeout"))
+            self.emit(ev.CancelTimer("workflow.timeout"))
             del self._waits["workflow.timeout"]
         for frame in self.frames.values():
             frame.done = True
@@ -785,14 +664,14 @@ class Execution:
         explicit = step.on_error is not None and step.on_error.action == "retry"
         return self.defaults.retry, explicit
 
-    def _wait(self, run: Run, key: str) -> None:
+    def wait_on(self, run: Run, key: str) -> None:
         run.waiting = key
         self._waits[key] = run.key
 
-    def _timeout(self, run: Run, timeout_ms: int) -> None:
+    def set_timeout(self, run: Run, timeout_ms: int) -> None:
         run.timeout_key = f"{run.waiting}.timeout"
         self._waits[run.timeout_key] = run.key
-        self._emit(ev.StartTimer(run.timeout_key, self._time() + _ms(timeout_ms)))
+        self.emit(ev.StartTimer(run.timeout_key, self.now() + _ms(timeout_ms)))
 
     def _claim(self, key: str) -> Run | None:
         """The run waiting on ``key``, which stops waiting; None if stale."""
@@ -816,19 +695,19 @@ class Execution:
             if cancel:
                 step = self.defn.step(run.step_id)
                 if step.type == "task":
-                    self._emit(ev.CancelTask(key, reason))
+                    self.emit(ev.CancelTask(key, reason))
                 elif step.type == "wait":
-                    self._emit(ev.CancelTimer(key))
+                    self.emit(ev.CancelTimer(key))
                 elif step.type == "event":
-                    self._emit(ev.CancelEventWait(key))
+                    self.emit(ev.CancelEventWait(key))
                 elif step.type == "subworkflow":
-                    self._emit(ev.CancelChild(key))
+                    self.emit(ev.CancelChild(key))
         for attr in ("timeout_key", "retry_timer"):
             key = getattr(run, attr)
             if key:
                 setattr(run, attr, "")
                 if self._waits.pop(key, None) is not None:
-                    self._emit(ev.CancelTimer(key))
+                    self.emit(ev.CancelTimer(key))
         if cancel and run.frames:
             self._abort_frames(run, except_key="")
 
@@ -841,7 +720,7 @@ class Execution:
             return str(self._queue[0][1].get("stepId", ""))
         return ""
 
-    def _new_frame(self, parent_run: str, extra: Data) -> Frame:
+    def new_frame(self, parent_run: str, extra: Data) -> Frame:
         self._counter += 1
         frame = Frame(f"f{self._counter}", parent_run, dict(extra))
         self.frames[frame.key] = frame
@@ -869,14 +748,14 @@ class Execution:
             scope.update(frame.extra)
         return scope
 
-    def _time(self) -> datetime:
+    def now(self) -> datetime:
         assert self._now is not None
         return self._now
 
-    def _emit(self, cmd: ev.Command) -> None:
+    def emit(self, cmd: ev.Command) -> None:
         self._cmds.append(cmd)
 
-    def _journal(
+    def journal(
         self, type_: str, step_id: str = "", message: str = "", data: dict[str, Any] | None = None
     ) -> None:
         self._cmds.append(ev.Journal(type_, step_id, message, data or {}))
@@ -904,21 +783,6 @@ def _mapping(value: Any, scope: Data) -> Any:
     if isinstance(value, str) and not is_expression(value) and has_interpolation(value):
         return compile_template(value).render(scope)
     return evaluate_mapping(value, scope)
-
-
-def _branch_label(value: Any) -> str:
-    """JavaScript's String(value) for the values decisions switch on."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str | int | float):
-        return str(value)
-    return json.dumps(value, sort_keys=True)
 
 
 def _branch_name(step: Step, index: int) -> str:

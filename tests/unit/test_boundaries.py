@@ -120,7 +120,7 @@ TRANSPORT = (
     "agentmesh.cli",  # the grpcurl-facing commands print protobuf JSON
 )
 #: The pure parts of the engine: no clock, no randomness, no I/O, no event loop.
-PURE = ["core", "model", "events", "expr", "issues", "limits", "schema", "validate"]
+PURE = ["core", "steps", "model", "events", "expr", "issues", "limits", "schema", "validate"]
 IMPURE = {"asyncio", "time", "random", "uuid", "os", "socket", "subprocess", "threading"}
 
 

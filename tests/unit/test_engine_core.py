@@ -435,3 +435,10 @@ def test_replay_rebuilds_the_same_state() -> None:
     assert replay.variables == d.ex.variables and set(replay.runs) == set(d.ex.runs)
     replay.apply(ev.TaskCompleted(d.now, y.key, "y"))
     assert replay.status == "completed"
+
+
+def test_the_step_table_covers_every_step_type() -> None:
+    from coordinator.engine.model import STEP_TYPES
+    from coordinator.engine.steps import STEPS
+
+    assert sorted(STEPS) == sorted(STEP_TYPES)

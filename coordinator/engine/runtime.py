@@ -18,18 +18,20 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from agentmesh.payload import PayloadError
 from agentmesh.payload import check as check_payload
-from coordinator import domain as d
 from coordinator.config import Settings
 from coordinator.engine import events as ev
+from coordinator.engine.batches import split_batch
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.core import EngineDefaults, Execution
+from coordinator.engine.effects import Effects
 from coordinator.engine.issues import issues_text
+from coordinator.engine.live import ACTIVE, Live, record_of
 from coordinator.engine.ports import Dispatcher
 from coordinator.engine.validate import validate_input
 from coordinator.errors import (
@@ -40,76 +42,14 @@ from coordinator.errors import (
     Unavailable,
 )
 from coordinator.store import ExecutionRecord, Store, StoredEvent
-from coordinator.waits import WaitChange
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running", "paused")
 FINISHED_KEPT = 10_000
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class Outstanding:
-    """Effects an execution started and has not seen the end of."""
-
-    tasks: dict[str, ev.DispatchTask] = field(default_factory=dict)
-    timers: dict[str, ev.StartTimer] = field(default_factory=dict)
-    waits: dict[str, ev.AwaitEvent] = field(default_factory=dict)
-    children: dict[str, ev.StartChild] = field(default_factory=dict)
-
-    def note(self, event: ev.Input | None, commands: list[ev.Command]) -> None:
-        if isinstance(event, ev.TaskCompleted | ev.TaskFailed):
-            self.tasks.pop(event.key, None)
-        elif isinstance(event, ev.TimerFired):
-            self.timers.pop(event.key, None)
-        elif isinstance(event, ev.EventReceived):
-            self.waits.pop(event.key, None)
-        elif isinstance(event, ev.ChildFinished):
-            self.children.pop(event.key, None)
-        for c in commands:
-            if isinstance(c, ev.DispatchTask):
-                self.tasks[c.key] = c
-            elif isinstance(c, ev.CancelTask):
-                self.tasks.pop(c.key, None)
-            elif isinstance(c, ev.StartTimer):
-                self.timers[c.key] = c
-            elif isinstance(c, ev.CancelTimer):
-                self.timers.pop(c.key, None)
-            elif isinstance(c, ev.AwaitEvent):
-                self.waits[c.key] = c
-            elif isinstance(c, ev.CancelEventWait):
-                self.waits.pop(c.key, None)
-            elif isinstance(c, ev.StartChild):
-                self.children[c.key] = c
-            elif isinstance(c, ev.CancelChild):
-                self.children.pop(c.key, None)
-            elif isinstance(c, ev.Finished):
-                self.tasks.clear()
-                self.timers.clear()
-                self.waits.clear()
-                self.children.clear()
-
-
-@dataclass(slots=True)
-class Live:
-    ex: Execution
-    record: ExecutionRecord
-    seq: int = 0
-    outstanding: Outstanding = field(default_factory=Outstanding)
-    parent: tuple[str, str] | None = None  # (parent execution id, its key for us)
-    counted: bool = False  # holds a concurrencyLimit slot
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    queued_start: ev.Started | None = None
-    idempotency_key: str = ""
-
-    @property
-    def status(self) -> str:
-        """``queued``, ``running``, ``paused``, ``completed``, ``failed`` or ``cancelled``."""
-        return self.record.status if self.ex.status == "pending" else self.ex.status
 
 
 Listener = Callable[[str, StoredEvent], None]
@@ -140,10 +80,6 @@ class WorkflowRuntime:
             asyncio.Queue()
         )
         self.catalog = Catalog(settings, store, mesh.capabilities)
-        self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
-        self._mesh_task: dict[tuple[str, str], str] = {}
-        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._event_waits: dict[str, dict[tuple[str, str], str]] = {}
         # (parent execution id, its key for the child) -> the unfinished child's id
         self._children: dict[tuple[str, str], str] = {}
         self._queued: list[str] = []
@@ -153,15 +89,13 @@ class WorkflowRuntime:
         self._settling: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.transitions = 0
-        self._frozen = False
         self._background: set[asyncio.Task[None]] = set()
         self._commit_lock = asyncio.Lock()
         # Set when the engine loop stops on an error (e.g. the store refused a
         # write because this coordinator was deposed); ``failure`` says why.
         self.failed = asyncio.Event()
         self.failure: BaseException | None = None
-        mesh.add_listener(self._on_task_finished)
-        mesh.add_wait_listener(self._on_task_waiting)
+        self.effects = Effects(mesh, self._post, self._waiting_for_agent)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -174,11 +108,11 @@ class WorkflowRuntime:
     def freeze(self) -> None:
         """Stop dispatching new tasks (shutdown): they stay outstanding in the
         history and are dispatched by whichever coordinator recovers it."""
-        self._frozen = True
+        self.effects.frozen = True
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Apply what is queued (up to ``timeout``), then stop the loop."""
-        self._frozen = True
+        self.effects.frozen = True
         if self._loop_task is not None and not self._loop_task.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._inbox.join(), timeout)
@@ -189,9 +123,7 @@ class WorkflowRuntime:
         if self._settling is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._settling
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self.effects.close()
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(execution_id, event)`` for every history entry committed."""
@@ -375,11 +307,9 @@ class WorkflowRuntime:
         settling = self._settling
         if settling is not None and not settling.done():
             await asyncio.wait([settling])
-        waiting = self._event_waits.get(name, {})
-        matched = [k for k, corr in waiting.items() if not corr or corr == correlation_key]
+        matched = self.effects.take_event_waits(name, correlation_key)
         now = _now()
         for exec_id, key in matched:
-            del waiting[(exec_id, key)]
             await self._submit(exec_id, ev.EventReceived(now, key, name, payload))
         return len(matched)
 
@@ -454,7 +384,7 @@ class WorkflowRuntime:
                     commands.append(item)
             live.outstanding.note(event, commands)
             if live.ex.status != before or isinstance(event, ev.Started):
-                live.record = _record(live, event.time)
+                live.record = record_of(live, event.time)
                 turn.records[exec_id] = live.record
             turn.effects.append((live, commands))
         return turn
@@ -510,27 +440,7 @@ class WorkflowRuntime:
         exec_id = live.ex.id
         loop = asyncio.get_running_loop()
         for c in commands:
-            if isinstance(c, ev.DispatchTask):
-                self._dispatch(exec_id, c)
-            elif isinstance(c, ev.CancelTask):
-                task_id = self._mesh_task.pop((exec_id, c.key), None)
-                if task_id is not None:
-                    self._task_of.pop(task_id, None)
-                    with contextlib.suppress(NotFound):
-                        self.mesh.cancel(task_id, c.reason or "cancelled by the workflow")
-            elif isinstance(c, ev.StartTimer):
-                delay = max(0.0, (c.fire_at - _now()).total_seconds())
-                self._timers[(exec_id, c.key)] = loop.call_later(delay, self._fire, exec_id, c.key)
-            elif isinstance(c, ev.CancelTimer):
-                handle = self._timers.pop((exec_id, c.key), None)
-                if handle is not None:
-                    handle.cancel()
-            elif isinstance(c, ev.AwaitEvent):
-                self._event_waits.setdefault(c.name, {})[(exec_id, c.key)] = c.correlation_key
-            elif isinstance(c, ev.CancelEventWait):
-                for waits in self._event_waits.values():
-                    waits.pop((exec_id, c.key), None)
-            elif isinstance(c, ev.StartChild):
+            if isinstance(c, ev.StartChild):
                 starting = loop.create_task(self._start_child(exec_id, c))
                 self._background.add(starting)
                 starting.add_done_callback(self._background.discard)
@@ -540,75 +450,12 @@ class WorkflowRuntime:
                     self._post(child_id, ev.StopRequested(_now(), "parent step cancelled"))
             elif isinstance(c, ev.Finished):
                 self._finished(live, c)
+            else:
+                self.effects.carry_out(exec_id, c)
 
-    def _dispatch(self, exec_id: str, c: ev.DispatchTask) -> None:
-        if self._frozen:
-            return
-        agent_id = self.mesh.pinned_agent(c.capability, c.agent) if c.agent else ""
-        spec = d.TaskSpec(
-            capability=c.capability,
-            input=c.input,
-            name=c.step_id,
-            timeout_ms=c.timeout_ms or 0,
-            idempotency_key=c.idempotency_key,
-            max_retries=0,
-            execution_id=exec_id,
-            step_id=c.step_id,
-            agent_id=agent_id,
-            input_checked=True,  # by Execution._map, as it was computed
-        )
-        try:
-            task = self.mesh.submit(spec, wait_for_agent=True)
-        except Exception as e:  # refused (shutting down, queue full): a failed attempt
-            retryable = not isinstance(e, InvalidArgument)  # the same input fails again
-            err = ev.StepError(type(e).__name__, str(e), retryable)
-            self._post(exec_id, ev.TaskFailed(_now(), c.key, err))
-            return
-        self._task_of[task.id] = (exec_id, c.key)
-        self._mesh_task[(exec_id, c.key)] = task.id
-        if task.status.finished:  # an idempotent resubmission of a finished task
-            self._on_task_finished(task)
-            return
-        # The mesh told its listeners before the task was ours: tell the history now.
-        reason = self.mesh.waiting_reason(task.id)
+    def _waiting_for_agent(self, exec_id: str, key: str) -> bool:
         live = self._live.get(exec_id)
-        if reason:
-            self._post(exec_id, ev.TaskWaiting(_now(), c.key, reason, task.id, task.capability))
-        elif live is not None and live.ex.waiting_reason(c.key):
-            # Recovered waiting, and an agent was there this time (or came since).
-            agent = task.agent_id or next(
-                (a.id for a in self.mesh.find_agents(task.capability)), ""
-            )
-            self._post(exec_id, ev.TaskUnblocked(_now(), c.key, agent, task.id, task.capability))
-
-    def _on_task_waiting(self, change: WaitChange) -> None:
-        owner = self._task_of.get(change.task.id)
-        if owner is None or self._frozen:
-            return
-        exec_id, key = owner
-        task = change.task
-        if change.reason:
-            event: ev.Input = ev.TaskWaiting(_now(), key, change.reason, task.id, task.capability)
-        else:
-            event = ev.TaskUnblocked(_now(), key, change.agent_id, task.id, task.capability)
-        self._post(exec_id, event)
-
-    def _on_task_finished(self, task: d.Task) -> None:
-        owner = self._task_of.pop(task.id, None)
-        if owner is None:
-            return
-        exec_id, key = owner
-        self._mesh_task.pop(owner, None)
-        if task.status is d.TaskStatus.COMPLETED:
-            self._post(exec_id, ev.TaskCompleted(_now(), key, task.result, task.agent_id))
-        elif task.error is not None:  # failed, or cancelled by an operator (not by us)
-            e = task.error
-            err = ev.StepError(e.type, e.message, e.retryable, e.details or None)
-            self._post(exec_id, ev.TaskFailed(_now(), key, err, task.agent_id))
-
-    def _fire(self, exec_id: str, key: str) -> None:
-        self._timers.pop((exec_id, key), None)
-        self._post(exec_id, ev.TimerFired(_now(), key))
+        return live is not None and bool(live.ex.waiting_reason(key))
 
     async def _start_child(self, exec_id: str, c: ev.StartChild) -> None:
         try:
@@ -760,75 +607,3 @@ class WorkflowRuntime:
             data.get("output"),
             ev.StepError.from_data(error) if isinstance(error, dict) else None,
         )
-
-
-def split_batch(
-    events: list[StoredEvent], records: dict[str, ExecutionRecord], limit: int
-) -> list[tuple[list[StoredEvent], list[ExecutionRecord]]]:
-    """Split one turn's history into ordered store batches of at most ``limit``
-    operations: an event, an execution's head and its index row count one each, and
-    an index row with an idempotency key or a parent one more each (the store indexes
-    them).
-
-    Parts break between runs of one execution's events where possible, and an
-    execution's index row travels with its last event, so a crash between parts
-    never leaves an index row ahead of the history it summarises.
-    """
-    if limit < 4:
-        raise ValueError("a store batch must fit an event, its head and a keyed index row")
-    last = {e.execution_id: i for i, e in enumerate(events)}
-    parts: list[tuple[list[StoredEvent], list[ExecutionRecord]]] = []
-    cur: list[StoredEvent] = []
-    cur_records: list[ExecutionRecord] = []
-    heads: set[str] = set()
-    ops = 0
-
-    def flush() -> None:
-        nonlocal cur, cur_records, heads, ops
-        if cur or cur_records:
-            parts.append((cur, cur_records))
-        cur, cur_records, heads, ops = [], [], set(), 0
-
-    def record_ops(exec_id: str) -> int:
-        record = records[exec_id]
-        return 1 + bool(record.idempotency_key) + bool(record.parent_id)
-
-    runs: list[list[int]] = []
-    for i, e in enumerate(events):
-        if runs and events[runs[-1][-1]].execution_id == e.execution_id:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    for whole in runs:
-        run = whole
-        exec_id = events[run[0]].execution_id
-        own = last[exec_id] == run[-1] and exec_id in records
-        with_record = record_ops(exec_id) if own else 0
-        if cur and ops + len(run) + (exec_id not in heads) + with_record > limit:
-            flush()
-        # A run that alone exceeds the limit is cut into pieces, the record last.
-        while len(run) + 1 + with_record > limit:
-            cut = min(limit - 1, len(run) - 1)  # leave the record an event to go with
-            piece, run = run[:cut], run[cut:]
-            if cur:
-                flush()
-            cur = [events[i] for i in piece]
-            flush()
-        cur.extend(events[i] for i in run)
-        ops += len(run) + (exec_id not in heads) + with_record
-        heads.add(exec_id)
-        if own:
-            cur_records.append(records[exec_id])
-    for k, r in records.items():
-        if k not in last:  # an index row without events this turn
-            if ops + record_ops(k) > limit:
-                flush()
-            cur_records.append(r)
-            ops += record_ops(k)
-    flush()
-    return parts
-
-
-def _record(live: Live, now: datetime) -> ExecutionRecord:
-    status = live.ex.status if live.ex.status != "pending" else "running"
-    return replace(live.record, status=status, updated=now)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from coordinator.engine.runtime import split_batch
+from coordinator.engine.batches import split_batch
 from coordinator.store import ExecutionRecord, StoredEvent
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -252,7 +252,11 @@ async def test_a_paused_leader_is_fenced_and_steps_down(etcd: EtcdCluster, tmp_p
                 {"id": "stale", "steps": [{"id": "a", "type": "wait", "wait": {"seconds": 1}}]}
             )
             call = stub.DefineWorkflow(definition, timeout=20)
-            await asyncio.sleep(0.2)
+            # The call is on its way: the channel left IDLE to connect to the paused
+            # process (whose kernel accepts and buffers it). Then the process wakes.
+            await asyncio.wait_for(
+                channel.wait_for_state_change(grpc.ChannelConnectivity.IDLE), timeout=10
+            )
             old.signal(signal.SIGCONT)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await call
@@ -420,18 +424,44 @@ async def test_every_replica_sees_the_agents_and_a_dead_agent_disappears(
         await eventually(lambda: lists(follower.address, ids[1:]), timeout=10)
 
         # The leader dies: nobody keeps the leases alive, but the survivor reconnects to
-        # the new leader, which writes its entry again.
+        # the new leader, which writes its entry again, under a lease of its own.
+        key = directory_key(prefix, ids[1])
+        old_lease = await entry_lease(etcd.endpoints, key)
+        assert old_lease, "the old leader wrote the entry under a lease"
         leader.kill()
         new = await wait_leader([r for r in replicas if r is not leader])
         other = next(r for r in replicas if r not in (leader, new))
         await eventually(lambda: lists(new.address, ids[1:]), timeout=15)
-        await asyncio.sleep(3)  # past the old leader's leases (TTL 2 s)
+
+        async def rewritten() -> bool:
+            return (await entry_lease(etcd.endpoints, key)) not in (0, old_lease)
+
+        # Not tied to the dead leader's lease any more: its expiry cannot remove it.
+        await eventually(rewritten, timeout=15)
         assert await listed(other.address) == ids[1:]
     finally:
         for a in agents:
             a.stop()
         for r in replicas:
             r.stop()
+
+
+def directory_key(prefix: str, agent_id: str) -> bytes:
+    from urllib.parse import quote
+
+    from coordinator.cluster.directory import AGENTS
+    from coordinator.cluster.membership import cluster_key
+
+    return cluster_key(prefix, AGENTS) + quote(agent_id, safe="").encode()
+
+
+async def entry_lease(endpoints: list[str], key: bytes) -> int:
+    """The lease of the agent directory entry ``key`` in etcd (0: no entry)."""
+    from coordinator.kv.etcd import EtcdKV
+
+    async with EtcdKV(endpoints) as kv:
+        found = await kv.get(key)
+    return found.lease if found is not None else 0
 
 
 async def listed(address: str) -> list[str]:

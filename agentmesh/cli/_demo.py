@@ -12,6 +12,8 @@ With ``--cluster`` the coordinator is three replicas in cluster mode on a real e
 agents and the client get the seed list of the three. ``--kill-leader`` then
 SIGKILLs the leader in the middle of the workflow: another replica takes over
 after the lease TTL, recovers the execution from etcd, and the workflow completes.
+
+One piece: the demo's processes, its optional cluster and its scenario are one script.
 """
 
 from __future__ import annotations

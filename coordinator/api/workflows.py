@@ -21,8 +21,8 @@ from coordinator.engine.catalog import Catalog
 from coordinator.engine.definition import Issue
 from coordinator.engine.events import StepError
 from coordinator.engine.issues import cap_issues
-from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.live import Live
+from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import InvalidArgument
 from coordinator.store import StoredEvent, WorkflowRecord

@@ -24,12 +24,12 @@ from coordinator.engine.definition import (
     DefinitionError,
     Issue,
     dump_definition,
-    instantiate_template,
     load_definition_file,
     parse_definition,
 )
 from coordinator.engine.issues import issues_text
 from coordinator.engine.model import WorkflowDefinition
+from coordinator.engine.templates import instantiate_template
 from coordinator.engine.validate import validate_definition
 from coordinator.errors import (
     AlreadyExists,

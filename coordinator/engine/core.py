@@ -11,6 +11,10 @@ Shape of a run: a *frame* is a running sequence of steps (the workflow itself,
 one parallel branch, one map iteration); a *run* is one step instance in a frame.
 Tasks, timers, event waits and children are keyed by the run key plus a suffix,
 so results find their run and stale ones are ignored.
+
+One piece, though long: every input handler reads and changes the same runs, frames,
+retry timers and compensation queue; split, it would be one class spread over files.
+What each step type does when it starts lives in ``steps.py``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ characters too (``limits.MAX_EXPRESSION_LENGTH``).
     ├── ExpressionError   the text does not parse or exceeds a limit (compile time)
     └── EvaluationError   a valid expression failed on this scope: a type error such
                           as ``"a" - 1``, division by zero, a result too large
+
+One piece, though long: the lexer, parser, compiler and evaluator of one small
+language share its token and node types; split, each part would import all the others.
 """
 
 from __future__ import annotations

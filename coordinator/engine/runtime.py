@@ -8,6 +8,9 @@ durable before any effect is visible. After a crash, ``recover()`` replays each
 unfinished execution's inputs and re-establishes what was outstanding: tasks
 are dispatched again with the same idempotency key, timers re-armed, event
 waits re-registered, finished children reported.
+
+One piece, though long: the loop owns the live maps that starting, controlling,
+turns and recovery all change; effects, recovery, batches and Live are split out.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from coordinator.engine.effects import Effects
 from coordinator.engine.issues import issues_text
 from coordinator.engine.live import ACTIVE, Live, record_of
 from coordinator.engine.ports import Dispatcher
+from coordinator.engine.recovery import finished_child, replay
 from coordinator.engine.validate import validate_input
 from coordinator.errors import (
     FailedPrecondition,
@@ -259,7 +263,7 @@ class WorkflowRuntime:
         live = self._live.get(exec_id) or self._done.get(exec_id)
         if live is not None:  # it arrived while we read
             return live
-        live = await self._replay(record)
+        live = await replay(record, self.catalog, self.store, self.defaults)
         if live.ex.finished:
             self._remember_finished(live)
         return live
@@ -525,7 +529,7 @@ class WorkflowRuntime:
         revived: list[Live] = []
         for record in sorted(records, key=lambda r: r.created):
             try:
-                live = await self._replay(record)
+                live = await replay(record, self.catalog, self.store, self.defaults)
             except Exception:
                 log.exception("cannot recover execution %s", record.id)
                 continue
@@ -542,33 +546,6 @@ class WorkflowRuntime:
             log.info("recovered %d unfinished execution(s)", len(revived))
         return len(revived)
 
-    async def _replay(self, record: ExecutionRecord) -> Live:
-        defn = await self.catalog.get_workflow(record.workflow_name, record.workflow_version)
-        live = Live(Execution(record.id, defn, self.defaults), record)
-        for se in await self.store.load_events(record.id):
-            live.seq = se.seq
-            if se.type == "execution.queued":
-                live.queued_start = ev.Started(
-                    se.time,
-                    defn.name,
-                    defn.version,
-                    se.data.get("input"),
-                    se.data.get("context") or {},
-                    str(se.data.get("idempotencyKey") or ""),
-                )
-                live.idempotency_key = live.queued_start.idempotency_key
-            elif se.type in ev.INPUT_TYPES:
-                event = ev.input_from_data(se.type, se.time, se.data)
-                if isinstance(event, ev.Started):
-                    live.queued_start = None
-                    live.idempotency_key = event.idempotency_key
-                    ctx = event.context
-                    if ctx.get("parentKey"):
-                        live.parent = (str(ctx.get("parentId")), str(ctx["parentKey"]))
-                out = live.ex.apply(event)
-                live.outstanding.note(event, [c for c in out if isinstance(c, ev.Command)])
-        return live
-
     async def _reestablish(self, live: Live) -> None:
         exec_id = live.ex.id
         if live.queued_start is not None:
@@ -583,27 +560,8 @@ class WorkflowRuntime:
         for c in list(o.children.values()):
             if (exec_id, c.key) in self._children:
                 continue  # it recovers itself and reports when it finishes
-            finished = await self._finished_child(exec_id, c.key)
+            finished = await finished_child(self.store, exec_id, c.key)
             if finished is not None:
                 self._post(exec_id, finished)
             else:
                 self._execute(live, [c])  # never started: start it now
-
-    async def _finished_child(self, parent_id: str, key: str) -> ev.ChildFinished | None:
-        """The outcome of the child ``parent_id`` started under ``key``, if it finished
-        (found through the store's parent index, however many executions finished)."""
-        record = await self.store.find_child(parent_id, key)
-        if record is None or record.status in ACTIVE:
-            return None
-        events = await self.store.load_events(record.id)
-        final = next((e for e in reversed(events) if e.type.startswith("execution.")), None)
-        data = final.data if final else {}
-        error = data.get("error")
-        return ev.ChildFinished(
-            _now(),
-            key,
-            record.id,
-            record.status,
-            data.get("output"),
-            ev.StepError.from_data(error) if isinstance(error, dict) else None,
-        )

@@ -13,6 +13,9 @@ through ``$ref`` is bounded by the value's depth, and the total work of one call
 ``MAX_SCHEMA_WORK`` (``allOf`` or ``anyOf`` over a recursive ``$ref`` could otherwise
 multiply it at every level). A malformed schema handed to it directly gives
 ``schema error: ...`` issues.
+
+One piece, though long: the keyword checks of the JSON Schema subset share one
+walker and its work budget.
 """
 
 from __future__ import annotations

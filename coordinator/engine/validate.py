@@ -16,6 +16,9 @@ whose expressions pass ``MAX_EXPRESSION_TOTAL`` is not compiled.
 
 Locations are paths into the definition as written, with the list indices of where
 each step is written: ``steps[6].parallel.branches[1].steps[0].input.path``.
+
+One piece, though long: one pass over a parsed definition whose checks share the
+placed-steps table and the order issues are reported in.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ All gRPC errors are mapped to the protocol's errors in :func:`_map_error`::
     NOT_FOUND "lease not found"                 -> LeaseNotFound
     OUT_OF_RANGE "compacted"                    -> Compacted
     anything else                               -> KVError
+
+One piece, though long: every KV method goes through the one failover rule
+(``_call``) and the one error mapping (``_map_error``).
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ A batch that raised ``StoreError`` (any kind but ``StoreUnavailable``) wrote not
 that call's last attempt; after an in-doubt attempt (``KVUnavailable`` on the
 transaction) a ``Fenced`` cannot say whether that attempt landed - irrelevant to
 the caller, which steps down, and the next leader reads whatever is stored.
+
+One piece, though long: the commit protocol (heads, guards, fence, in-doubt
+resolution, outage retries) is one algorithm over one key layout.
 """
 
 from __future__ import annotations

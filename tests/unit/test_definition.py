@@ -17,12 +17,12 @@ from coordinator.engine.definition import (
     Issue,
     accepted_keys,
     dump_definition,
-    instantiate_template,
     load_definition_file,
     parse_definition,
     read_definition_file,
 )
 from coordinator.engine.model import ErrorAction, RetrySpec, WorkflowDefinition
+from coordinator.engine.templates import instantiate_template
 from coordinator.engine.validate import validate_json_schema
 from coordinator.retry import RetryStrategy
 

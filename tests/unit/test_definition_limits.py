@@ -21,7 +21,6 @@ from coordinator.engine import definition, limits
 from coordinator.engine.definition import (
     DefinitionError,
     Issue,
-    instantiate_template,
     load_definition_file,
     parse_definition,
     read_definition_file,
@@ -38,6 +37,7 @@ from coordinator.engine.limits import (
     check_document,
 )
 from coordinator.engine.model import Step, WorkflowDefinition
+from coordinator.engine.templates import instantiate_template
 from coordinator.engine.validate import check_schema, validate_definition, validate_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,6 +33,10 @@ ENV_PREFIX = "AGENTMESH_"
 
 
 class Settings(BaseModel):
+    """Every setting of a coordinator, validated (frozen). Built by ``load_settings`` from
+    defaults, a TOML/YAML/JSON file, ``AGENTMESH_*`` environment variables and flags, in that
+    order; an invalid value raises ``ConfigError`` naming the setting and its source."""
+
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
@@ -159,16 +163,19 @@ class Settings(BaseModel):
 
     @property
     def clustered(self) -> bool:
+        """Whether this coordinator runs as a cluster replica (``state_persistence: etcd``)."""
         return self.state_persistence == "etcd"
 
     @property
     def store_kind(self) -> str:
+        """``memory``, ``sqlite`` or ``etcd``: the store the persistence setting selects."""
         if self.state_persistence in ("memory", "etcd"):
             return self.state_persistence
         return "sqlite"
 
     @property
     def retry_policy(self) -> RetryPolicy:
+        """The coordinator-wide retry policy for tasks (and steps without their own)."""
         return RetryPolicy(
             strategy=self.retry_strategy,
             max_retries=self.max_retries,

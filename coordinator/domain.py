@@ -23,6 +23,8 @@ def utcnow() -> datetime:
 
 
 class AgentStatus(StrEnum):
+    """An agent's state as the registry reports it (``Agent.status``)."""
+
     ONLINE = "online"
     BUSY = "busy"
     OFFLINE = "offline"
@@ -31,6 +33,8 @@ class AgentStatus(StrEnum):
 
 
 class TaskStatus(StrEnum):
+    """A task's state; ``finished`` for the three final ones."""
+
     PENDING = "pending"
     ASSIGNED = "assigned"
     RUNNING = "running"
@@ -40,6 +44,7 @@ class TaskStatus(StrEnum):
 
     @property
     def finished(self) -> bool:
+        """Completed, failed or cancelled: nothing changes it any more."""
         return self in _FINISHED
 
 
@@ -68,6 +73,8 @@ PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # a result over the payload limits (age
 
 @dataclass(frozen=True, slots=True)
 class CapabilitySpec:
+    """One capability an agent advertises: a name routing matches on, and what it is."""
+
     name: str
     description: str = ""
     version: str = ""
@@ -110,14 +117,28 @@ class TaskSpec:
 class AgentSink(Protocol):
     """How the mesh talks to a connected agent. Every method must not block."""
 
-    def send_tasks(self, tasks: Sequence[Task]) -> None: ...
-    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None: ...
-    def send_drain(self, reason: str) -> None: ...
-    def close(self, reason: str) -> None: ...
+    def send_tasks(self, tasks: Sequence[Task]) -> None:
+        """Hand ``tasks`` to the agent (its stream, or its mailbox for polling)."""
+        ...
+
+    def send_cancel(self, task_id: str, attempt: int, reason: str) -> None:
+        """Tell the agent to stop attempt ``attempt`` of ``task_id``."""
+        ...
+
+    def send_drain(self, reason: str) -> None:
+        """Ask the agent to finish what it holds and expect nothing new."""
+        ...
+
+    def close(self, reason: str) -> None:
+        """End the agent's session (its stream closes; a poller's next call fails)."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
 class Agent:
+    """One registered agent, owned and changed by the mesh (others read snapshots of it:
+    ``api.convert.agent_info``). ``in_flight`` holds the attempts it has slots for."""
+
     id: str
     name: str
     type: str
@@ -152,6 +173,7 @@ class Agent:
 
     @property
     def status(self) -> AgentStatus:
+        """Offline, draining, error (unhealthy), busy (no free credit) or online."""
         if not self.connected:
             return AgentStatus.OFFLINE
         if self.draining:
@@ -164,31 +186,39 @@ class Agent:
 
     @property
     def routable(self) -> bool:
+        """Whether new tasks may go to it: connected, not draining, healthy."""
         return self.connected and not self.draining and self.healthy
 
     @property
     def free_credits(self) -> int:
+        """Slots left in its window."""
         return self.credits - len(self.in_flight)
 
     @property
     def load_factor(self) -> float:
+        """Held attempts over its window, 0..1 (1 with no window)."""
         if self.credits <= 0:
             return 1.0
         return min(1.0, len(self.in_flight) / self.credits)
 
     @property
     def success_rate(self) -> float:
+        """Completed over finished tasks (1.0 before any finished)."""
         finished = self.completed + self.failed
         return 1.0 if finished == 0 else self.completed / finished
 
     @property
     def average_task_duration_ms(self) -> float:
+        """Mean duration of its finished tasks, in milliseconds."""
         finished = self.completed + self.failed
         return 0.0 if finished == 0 else self.total_duration_ms / finished
 
 
 @dataclass(eq=False, slots=True)
 class Task:
+    """One task, owned and changed by the mesh from submission to its final status;
+    ``attempt`` counts deliveries, ``retry_count`` the retries after failures."""
+
     id: str
     name: str
     capability: str
@@ -222,4 +252,5 @@ class Task:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def queue_key(self) -> tuple[int, int]:
+        """Its place in a queue: higher priority first, then submission order."""
         return (-self.priority, self.seq)

@@ -61,38 +61,56 @@ class MeshError(CoordinatorError):
 
 
 class InvalidArgument(MeshError):
+    """The request itself is wrong; the message says which field and why."""
+
     pass
 
 
 class NotFound(MeshError):
+    """An agent, task, execution or workflow that does not exist."""
+
     pass
 
 
 class AlreadyExists(MeshError):
+    """What the request would create exists already (and differs)."""
+
     pass
 
 
 class FailedPrecondition(MeshError):
+    """Valid, but not possible now: no capable agent, a wrong state."""
+
     pass
 
 
 class PermissionDenied(MeshError):
+    """The caller cannot prove it is who it says (an agent's session secret)."""
+
     pass
 
 
 class ResourceExhausted(MeshError):
+    """A queue or limit is full; retry later."""
+
     pass
 
 
 class DeadlineExceeded(MeshError):
+    """The caller took too long to say what the protocol requires (a Hello)."""
+
     pass
 
 
 class Unimplemented(MeshError):
+    """Declared in the protocol, not served by this coordinator version."""
+
     pass
 
 
 class Unavailable(MeshError):
+    """Shutting down, starting, or etcd unreachable: nothing was changed; retry."""
+
     pass
 
 
@@ -106,6 +124,7 @@ class NotLeader(Unavailable):
 
     @property
     def election_pending(self) -> bool:
+        """No leader is known yet: retry shortly rather than follow an address."""
         return not self.leader_address
 
 

@@ -8,6 +8,8 @@ from enum import StrEnum
 
 
 class RetryStrategy(StrEnum):
+    """How the delay grows between retries: not at all (no retries), linearly, exponentially."""
+
     NONE = "none"
     LINEAR = "linear"
     EXPONENTIAL = "exponential"

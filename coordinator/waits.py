@@ -50,9 +50,11 @@ class Waits:
         return task_id in self._reason
 
     def reason(self, task_id: str) -> str:
+        """Why task ``task_id`` waits for an agent, or "" when it does not."""
         return self._reason.get(task_id, "")
 
     def add_listener(self, listener: WaitListener) -> None:
+        """Call ``listener`` with every change: a task starts or stops waiting."""
         self._listeners.append(listener)
 
     def start(self, task: d.Task, reason: str) -> None:

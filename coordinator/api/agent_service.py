@@ -68,6 +68,12 @@ class StreamSink:
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
+    """``AgentService.Connect``: one agent's stream. Reads the Hello (INVALID_ARGUMENT,
+    DEADLINE_EXCEEDED or FAILED_PRECONDITION when it is missing, malformed or too new),
+    joins the mesh, then relays tasks down and updates up until either side ends it.
+    When the stream ends, however it ends, the agent leaves the mesh and what it held is
+    dispatched again."""
+
     def __init__(self, mesh: Mesh, coordinator_id: str) -> None:
         self._mesh = mesh
         self._coordinator_id = coordinator_id
@@ -161,8 +167,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 yield item
         finally:
             reader.cancel()
-            current = self._mesh.agents.get(agent.id)
-            if current is agent:  # not replaced by a newer session
+            if self._mesh.is_current(agent):  # not replaced by a newer session
                 if sink.goodbye and sink.reason in _DEPARTURES:
                     # It said goodbye, then its stream ended (however): a departure.
                     self._mesh.leave(agent.id, sink.goodbye, graceful=True)

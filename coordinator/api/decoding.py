@@ -101,6 +101,7 @@ class Malformed:
     message: str
 
     def error(self) -> InvalidArgument:
+        """The InvalidArgument to refuse the stream with."""
         return InvalidArgument(self.message)
 
 

@@ -51,6 +51,11 @@ class MailboxSink:
 
 
 class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
+    """``RegistryService``: agents as the registry sees them (list, get, find by
+    capability), the polling agents' registration (RegisterAgent, Heartbeat,
+    UnregisterAgent) and the coordinator's own info. Methods are ``mapped``: domain
+    errors become their status codes."""
+
     def __init__(self, mesh: Mesh, coordinator_id: str = "", store: str = "memory") -> None:
         self._mesh = mesh
         self._info = registry_pb2.CoordinatorInfo(
@@ -144,6 +149,10 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
 
 
 class TaskService(task_pb2_grpc.TaskServiceServicer):
+    """``TaskService``: tasks submitted straight to the mesh (AssignTask, WaitTask, ...),
+    outside any workflow, and the polling agents' work (PollTasks, CompleteTask,
+    FailTask). Methods are ``mapped``."""
+
     def __init__(self, mesh: Mesh) -> None:
         self._mesh = mesh
 

@@ -144,6 +144,9 @@ def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
 
 
 class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
+    """``WorkflowService``: definitions in the catalog (define, load a template, save,
+    get, list, validate, delete). Methods are ``mapped``."""
+
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
 
@@ -234,6 +237,10 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
 
 
 class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
+    """``ExecutionService``: executions in the runtime (start, pause, resume, stop,
+    status, history, wait, list). Methods are ``mapped``; a waiting call that is
+    cancelled stops waiting and leaves the execution as it is."""
+
     def __init__(self, runtime: WorkflowRuntime) -> None:
         self._rt = runtime
 

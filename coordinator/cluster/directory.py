@@ -59,6 +59,7 @@ class AgentDirectory:
         return self._root + quote(agent_id, safe="").encode()
 
     def start(self) -> None:
+        """Start mirroring in the background (``stop`` ends it)."""
         self._task = asyncio.create_task(self._run(), name="agent-directory")
 
     async def stop(self) -> None:

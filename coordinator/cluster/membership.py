@@ -31,6 +31,8 @@ def cluster_key(prefix: str, *parts: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Replica:
+    """A replica's registration in etcd: id, address, when it started, its version."""
+
     id: str
     address: str
     started: str

@@ -135,6 +135,8 @@ class Catalog:
         )
 
     async def load_directory(self, directory: str) -> list[WorkflowDefinition]:
+        """Define every workflow file in ``directory`` (``*.yaml``, ``*.yml``, ``*.json``);
+        a file that does not parse or validate is logged and skipped. Returns how many loaded."""
         out = []
         paths = await asyncio.to_thread(lambda: sorted(Path(directory).glob("*")))
         for path in paths:
@@ -176,6 +178,8 @@ class Catalog:
         return str(target)
 
     async def load_file(self, path: str | Path) -> WorkflowDefinition:
+        """Define the workflow in ``path``. Raises ``DefinitionError`` (with every issue) or
+        ``OSError``; cancelling it before the store write leaves nothing defined."""
         try:
             defn = await asyncio.to_thread(load_definition_file, path)
         except DefinitionError as e:

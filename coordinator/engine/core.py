@@ -64,6 +64,9 @@ class EngineDefaults:
 
 @dataclass(slots=True)
 class Frame:
+    """A sequence of steps being run: the workflow's own (``parent_run`` ""), a parallel
+    branch or a map iteration (``extra`` holds its ``item`` and ``index``)."""
+
     key: str
     parent_run: str  # "" for the root frame
     extra: Data  # map iterations: {"item": ..., "index": ...}
@@ -75,6 +78,8 @@ class Frame:
 
 @dataclass(slots=True)
 class Run:
+    """One run of a step in a frame: its attempt, what it waits on, its children frames."""
+
     key: str
     step_id: str
     frame: str
@@ -92,6 +97,8 @@ class Run:
 
 @dataclass(slots=True)
 class Metrics:
+    """Counters of one execution, reported by GetExecutionStatus."""
+
     step_count: int = 0
     completed_steps: int = 0
     task_count: int = 0
@@ -136,6 +143,7 @@ class Execution:
 
     @property
     def finished(self) -> bool:
+        """Whether the execution reached a final status."""
         return self.status in FINAL
 
     def current_runs(self) -> list[Run]:
@@ -305,6 +313,8 @@ class Execution:
     # ------------------------------------------------------------- steps
 
     def start_step(self, frame_key: str, step_id: str, attempt: int) -> None:
+        """Start step ``step_id`` in ``frame_key`` (held while paused; skipped if its
+        condition is false)."""
         if self._phase != "running":
             return
         if self.paused:
@@ -352,6 +362,7 @@ class Execution:
         self.complete(run, step, output)
 
     def complete(self, run: Run, step: Step, output: Any, goto: str = "") -> None:
+        """``run`` succeeded with ``output``: record it, then go on (to ``goto`` if given)."""
         scope = self._scope(run, output=output)
         if step.output is not None:
             try:
@@ -669,10 +680,12 @@ class Execution:
         return self.defaults.retry, explicit
 
     def wait_on(self, run: Run, key: str) -> None:
+        """``run`` now waits on ``key`` (a task, timer, event or child)."""
         run.waiting = key
         self._waits[key] = run.key
 
     def set_timeout(self, run: Run, timeout_ms: int) -> None:
+        """Fail ``run`` with TIMEOUT unless it finishes within ``timeout_ms``."""
         run.timeout_key = f"{run.waiting}.timeout"
         self._waits[run.timeout_key] = run.key
         self.emit(ev.StartTimer(run.timeout_key, self.now() + _ms(timeout_ms)))
@@ -725,6 +738,7 @@ class Execution:
         return ""
 
     def new_frame(self, parent_run: str, extra: Data) -> Frame:
+        """A new frame under run ``parent_run`` with ``extra`` in its scope."""
         self._counter += 1
         frame = Frame(f"f{self._counter}", parent_run, dict(extra))
         self.frames[frame.key] = frame
@@ -753,15 +767,18 @@ class Execution:
         return scope
 
     def now(self) -> datetime:
+        """The time of the input being applied (the core reads no clock)."""
         assert self._now is not None
         return self._now
 
     def emit(self, cmd: ev.Command) -> None:
+        """Queue a command for the runtime to carry out after this turn commits."""
         self._cmds.append(cmd)
 
     def journal(
         self, type_: str, step_id: str = "", message: str = "", data: dict[str, Any] | None = None
     ) -> None:
+        """Add a history entry for people (``step.started``, ``task.failed``, ...)."""
         self._cmds.append(ev.Journal(type_, step_id, message, data or {}))
 
 

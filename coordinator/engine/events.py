@@ -38,6 +38,7 @@ class StepError:
         return replace(self, step_id=step_id)
 
     def to_data(self) -> Data:
+        """The persisted form, and what expressions see as ``$.error``."""
         out: Data = {"type": self.type, "message": self.message, "retryable": self.retryable}
         if self.details:
             out["details"] = self.details
@@ -63,12 +64,16 @@ class StepError:
 
 @dataclass(frozen=True, slots=True)
 class Input:
+    """A fact from outside the core, with the time it happened: the history is made of these."""
+
     TYPE: ClassVar[str] = ""
     time: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Started(Input):
+    """The execution starts with ``input`` (its ``context`` says who started it)."""
+
     TYPE: ClassVar[str] = "ExecutionStarted"
     workflow: str = ""
     version: str = ""
@@ -83,6 +88,8 @@ class Started(Input):
 
 @dataclass(frozen=True, slots=True)
 class TaskCompleted(Input):
+    """The task the engine dispatched under ``key`` completed with ``output``."""
+
     TYPE: ClassVar[str] = "TaskCompleted"
     key: str = ""
     output: Any = None
@@ -91,6 +98,8 @@ class TaskCompleted(Input):
 
 @dataclass(frozen=True, slots=True)
 class TaskFailed(Input):
+    """The task under ``key`` failed with ``error`` (its last attempt, as the mesh saw it)."""
+
     TYPE: ClassVar[str] = "TaskFailed"
     key: str = ""
     error: StepError = field(default_factory=lambda: StepError(""))
@@ -123,12 +132,16 @@ class TaskUnblocked(Input):
 
 @dataclass(frozen=True, slots=True)
 class TimerFired(Input):
+    """The timer started under ``key`` fired (a retry delay, a timeout, a wait step)."""
+
     TYPE: ClassVar[str] = "TimerFired"
     key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class EventReceived(Input):
+    """An event ``name`` with ``payload`` ended the wait under ``key``."""
+
     TYPE: ClassVar[str] = "EventReceived"
     key: str = ""
     name: str = ""
@@ -137,6 +150,8 @@ class EventReceived(Input):
 
 @dataclass(frozen=True, slots=True)
 class ChildFinished(Input):
+    """The child execution started under ``key`` ended with ``status``."""
+
     TYPE: ClassVar[str] = "ChildFinished"
     key: str = ""
     child_id: str = ""
@@ -147,17 +162,23 @@ class ChildFinished(Input):
 
 @dataclass(frozen=True, slots=True)
 class PauseRequested(Input):
+    """An operator paused the execution: steps in flight finish, no new ones start."""
+
     TYPE: ClassVar[str] = "PauseRequested"
 
 
 @dataclass(frozen=True, slots=True)
 class ResumeRequested(Input):
+    """An operator resumed it; ``input`` (an object) is merged into its variables."""
+
     TYPE: ClassVar[str] = "ResumeRequested"
     input: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class StopRequested(Input):
+    """An operator stopped it: everything in flight is cancelled, the status is cancelled."""
+
     TYPE: ClassVar[str] = "StopRequested"
     reason: str = ""
 
@@ -208,11 +229,15 @@ def input_from_data(type_: str, time: datetime, data: Data) -> Input:
 
 @dataclass(frozen=True, slots=True)
 class Command:
+    """An effect the core asks for; the runtime carries it out after the turn commits."""
+
     pass
 
 
 @dataclass(frozen=True, slots=True)
 class DispatchTask(Command):
+    """Submit a task for ``capability`` (pinned to ``agent`` if set) under ``key``."""
+
     key: str
     step_id: str
     capability: str
@@ -224,23 +249,31 @@ class DispatchTask(Command):
 
 @dataclass(frozen=True, slots=True)
 class CancelTask(Command):
+    """Cancel the task under ``key``."""
+
     key: str
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class StartTimer(Command):
+    """Fire ``TimerFired(key)`` at ``fire_at``."""
+
     key: str
     fire_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class CancelTimer(Command):
+    """Disarm the timer under ``key``."""
+
     key: str
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitEvent(Command):
+    """Deliver the next event ``name`` (matching ``correlation_key``, if set) to ``key``."""
+
     key: str
     name: str
     correlation_key: str = ""
@@ -248,11 +281,15 @@ class AwaitEvent(Command):
 
 @dataclass(frozen=True, slots=True)
 class CancelEventWait(Command):
+    """Stop waiting for the event under ``key``."""
+
     key: str
 
 
 @dataclass(frozen=True, slots=True)
 class StartChild(Command):
+    """Start an execution of ``workflow`` with ``input`` as a child under ``key``."""
+
     key: str
     workflow: str
     version: str
@@ -262,6 +299,8 @@ class StartChild(Command):
 
 @dataclass(frozen=True, slots=True)
 class CancelChild(Command):
+    """Stop the child execution under ``key``."""
+
     key: str
 
 

@@ -694,10 +694,12 @@ class Template:
 
     @property
     def roots(self) -> frozenset[str]:
+        """The top-level names the template's expressions read (``input``, ``variables``, ...)."""
         return frozenset().union(*(p.roots for p in self.parts if isinstance(p, Expression)))
 
     @property
     def paths(self) -> tuple[tuple[str, ...], ...]:
+        """The attribute paths its expressions read, in order, without repeats."""
         found = (path for p in self.parts if isinstance(p, Expression) for path in p.paths)
         return tuple(dict.fromkeys(found))
 

@@ -25,6 +25,7 @@ class Outstanding:
     children: dict[str, ev.StartChild] = field(default_factory=dict)
 
     def note(self, event: ev.Input | None, commands: list[ev.Command]) -> None:
+        """Update what is outstanding after ``event`` was applied and produced ``commands``."""
         if isinstance(event, ev.TaskCompleted | ev.TaskFailed):
             self.tasks.pop(event.key, None)
         elif isinstance(event, ev.TimerFired):
@@ -59,6 +60,9 @@ class Outstanding:
 
 @dataclass(slots=True)
 class Live:
+    """An unfinished execution as the runtime holds it: the core's ``Execution``, its index
+    record, the last seq of its history, its outstanding effects, its parent and waiters."""
+
     ex: Execution
     record: ExecutionRecord
     seq: int = 0

@@ -66,6 +66,8 @@ class DecisionSpec:
 
 @dataclass(frozen=True, slots=True)
 class Branch:
+    """One branch of a parallel step: a name and its steps."""
+
     name: str
     steps: tuple[Step, ...]
 
@@ -100,6 +102,8 @@ class EventSpec:
 
 @dataclass(frozen=True, slots=True)
 class SubworkflowSpec:
+    """The workflow (and version; "" for the latest) a subworkflow step starts."""
+
     workflow: str
     version: str = ""
 
@@ -128,6 +132,8 @@ class CompensateSpec:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One step of a definition, as parsed: its type's block is the field of that name."""
+
     id: str
     name: str
     type: StepType
@@ -170,6 +176,9 @@ class ErrorHandlerSpec:
 
 @dataclass(frozen=True, slots=True)
 class WorkflowDefinition:
+    """A parsed, validated workflow: its steps (nested ones reachable by id), schemas,
+    timeouts and error handlers. Frozen: executions share it."""
+
     name: str
     steps: tuple[Step, ...]
     version: str = "1"
@@ -195,10 +204,12 @@ class WorkflowDefinition:
         return self._index[step_id]
 
     def has_step(self, step_id: str) -> bool:
+        """Whether any step (nested ones too) has id ``step_id``."""
         return step_id in self._index
 
     @property
     def all_steps(self) -> Mapping[str, Step]:
+        """Every step by id, nested ones included."""
         return self._index
 
 

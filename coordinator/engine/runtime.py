@@ -104,6 +104,8 @@ class WorkflowRuntime:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Load the workflow directory, recover unfinished executions, start the loop.
+        Raises what the store raises; cancelling it leaves the runtime not started."""
         if self.settings.workflow_dir:
             await self.catalog.load_directory(self.settings.workflow_dir)
         await self.recover()
@@ -145,6 +147,10 @@ class WorkflowRuntime:
         parent: tuple[str, str] | None = None,
         context: dict[str, Any] | None = None,
     ) -> Live:
+        """Start (or, with a known ``idempotency_key``, return) an execution of ``name``.
+        Raises ``NotFound`` (no such workflow), ``InvalidArgument`` (input against the
+        schema or limits), ``ResourceExhausted`` (too many queued), ``Unavailable``. The
+        execution is durable when this returns; cancelling the call does not undo it."""
         if idempotency_key:
             if idempotency_key in self._idempotency:
                 return await self.lookup(self._idempotency[idempotency_key])
@@ -269,6 +275,7 @@ class WorkflowRuntime:
         return live
 
     def active(self) -> list[Live]:
+        """The executions not finished yet (queued, running, paused)."""
         return [x for x in self._live.values() if not x.ex.finished]
 
     async def listing(
@@ -280,6 +287,7 @@ class WorkflowRuntime:
         return [(r, self._live.get(r.id) or self._done.get(r.id)) for r in records]
 
     async def history(self, exec_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        """The stored history of ``exec_id`` after ``after_seq``. Raises ``NotFound``."""
         known = exec_id in self._live or exec_id in self._done
         if not known and await self.store.get_execution(exec_id) is None:
             raise NotFound(f"execution {exec_id!r} not found")

@@ -54,6 +54,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
+    """A stored key with etcd's metadata: create/mod revision, version, lease."""
+
     key: bytes
     value: bytes
     create_revision: int
@@ -87,6 +89,8 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class Put:
+    """A transaction operation: set ``key`` to ``value`` (under ``lease`` if non-zero)."""
+
     key: bytes
     value: bytes
     lease: int = 0
@@ -94,12 +98,16 @@ class Put:
 
 @dataclass(frozen=True, slots=True)
 class Delete:
+    """A transaction operation: delete ``key`` (every key under it with ``prefix``)."""
+
     key: bytes
     prefix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Range:
+    """A transaction operation: read ``key`` (a prefix with ``prefix``, at most ``limit``)."""
+
     key: bytes
     prefix: bool = False
     limit: int = 0
@@ -123,6 +131,8 @@ class TxnResult:
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
+    """One change a watch saw: a put or a delete of ``kv`` at ``revision``."""
+
     type: Literal["put", "delete"]
     kv: KeyValue
     revision: int

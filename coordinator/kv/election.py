@@ -180,6 +180,8 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Leader:
+    """The current leader's election key, its value (who and where) and create revision."""
+
     key: bytes
     value: bytes
     create_revision: int
@@ -197,6 +199,7 @@ class Election:
 
     @property
     def leading(self) -> bool:
+        """Whether we hold the election key and our session is still trusted."""
         return bool(self.key) and self.session.alive
 
     def fence(self) -> Compare:
@@ -261,6 +264,7 @@ class Election:
             self.key = b""
 
     async def leader(self) -> Leader | None:
+        """The current leader (the oldest candidate), or None. Raises ``KVError``."""
         kvs, _ = await self.kv.range(self.prefix, prefix=True, sort_by_create=True, limit=1)
         return _leader(kvs[0]) if kvs else None
 

@@ -83,6 +83,7 @@ class MemoryKV:
 
     @property
     def revision(self) -> int:
+        """The store's current revision (the last write's)."""
         return self._revision
 
     def set_unavailable(self, unavailable: bool) -> None:

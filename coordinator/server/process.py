@@ -107,14 +107,17 @@ class Coordinator:
     # The current term's parts (None on a follower).
     @property
     def mesh(self) -> Mesh | None:
+        """The current term's mesh (None on a follower or between terms)."""
         return self.term.mesh if self.term else None
 
     @property
     def runtime(self) -> WorkflowRuntime | None:
+        """The current term's workflow runtime (None without a term)."""
         return self.term.runtime if self.term else None
 
     @property
     def store(self) -> Store | None:
+        """The current term's store (None without a term)."""
         return self.term.store if self.term else None
 
     async def start(self) -> None:
@@ -209,6 +212,7 @@ class Coordinator:
             self.failed.set()
 
     def new_term(self, store: Store) -> Term:
+        """A new term over ``store`` (not started, not installed)."""
         return Term(self.settings, store, self.coordinator_id)
 
     async def install(self, term: Term) -> None:
@@ -239,6 +243,7 @@ class Coordinator:
             await self._health.set(name, serving if services else not_serving)
 
     async def set_overall_health(self, ok: bool) -> None:
+        """Report the process SERVING or NOT_SERVING (a no-op once stopping)."""
         if self._stopping is None:
             await self._set_health(overall=ok, services=ok and self.term is not None)
 
@@ -254,6 +259,7 @@ class Coordinator:
 
     @property
     def address(self) -> str:
+        """Where this coordinator is reached (a wildcard listen host as 127.0.0.1)."""
         host = self.settings.listen.rpartition(":")[0]
         if host in ("0.0.0.0", "[::]", "::"):
             host = "127.0.0.1"

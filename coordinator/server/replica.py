@@ -57,6 +57,8 @@ HEALTH_PERIOD_S = 0.5
 
 @dataclass(frozen=True, slots=True)
 class LeaderInfo:
+    """The leader a replica last saw: its id, advertised address and election revision."""
+
     id: str
     address: str
     term: int
@@ -125,13 +127,16 @@ class ClusterNode:
 
     @property
     def leading(self) -> bool:
+        """Whether this replica leads now (it has installed its term)."""
         return self._elected.is_set()
 
     @property
     def prefix(self) -> str:
+        """The etcd key prefix of this cluster."""
         return self.settings.etcd_prefix
 
     def start(self) -> None:
+        """Start the replica's life in the background (``stop`` ends it)."""
         self._task = asyncio.create_task(self._run(), name="cluster-node")
         self._task.add_done_callback(self._ended)
 
@@ -147,6 +152,8 @@ class ClusterNode:
             callback()
 
     async def wait_leading(self, timeout: float | None = None) -> None:
+        """Wait until this replica leads. Raises TimeoutError after ``timeout`` s;
+        cancelling it stops waiting only."""
         await asyncio.wait_for(self._elected.wait(), timeout)
 
     async def stop(self, grace: float) -> None:

@@ -82,7 +82,7 @@ class Term:
         disconnected (they find the new leader); their in-flight tasks are the
         new leader's to re-dispatch from the history."""
         self.runtime.freeze()
-        self.mesh.accepting = False
+        self.mesh.stop_accepting()
         await self.runtime.stop(timeout=0)
         self.mesh.abandon_all(reason)
         self.mesh.disconnect_all(reason)

@@ -26,6 +26,7 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self, holder: str) -> None:
+        """Take the lock (non-blocking) or raise ``StoreLocked`` naming its holder."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -40,6 +41,7 @@ class FileLock:
         self.describe(holder)
 
     def describe(self, holder: str) -> None:
+        """Replace what the lock file says about its holder."""
         if self._fd is None:
             return
         data = holder.encode()
@@ -47,6 +49,7 @@ class FileLock:
         os.pwrite(self._fd, data, 0)
 
     def release(self) -> None:
+        """Give the lock up; safe to call twice."""
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):

@@ -1,0 +1,278 @@
+"""Routing and flow control: which agent gets a task, and the queues it waits in.
+
+``Dispatch`` owns the pending queues (a heap per capability and one per pinned agent,
+most urgent first: priority, then submission order), the count of queued tasks, and
+the book of queued tasks no live agent can take (``coordinator.waits``). A new task
+goes to the least loaded routable agent of its capability with a free credit (ties:
+success rate, then speed), or to its pinned agent, or into its queue; an agent with a
+free credit takes the most urgent tasks it can run, in one batch.
+
+Assigning an attempt takes a credit on the agent (``Agent.in_flight``) and tells
+``on_assign``, which times the attempt. Agents come from the ``Registry``; tasks are
+only routed and queued here, never finished.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from coordinator import domain as d
+from coordinator.errors import InvalidArgument
+from coordinator.mesh.clock import Clock
+from coordinator.mesh.registry import MAX_CONCURRENCY, Registry
+from coordinator.waits import WaitListener, Waits
+
+Entry = tuple[int, int, d.Task]  # (-priority, seq, task): a heap entry
+
+
+def score(agent: d.Agent) -> tuple[float, float, float]:
+    """How good a routing candidate ``agent`` is: lower is better."""
+    return (agent.load_factor, -agent.success_rate, agent.average_task_duration_ms)
+
+
+class Dispatch:
+    """The queues, and the routing of tasks to agents (see the module docstring).
+
+    ``accepting()`` false means shutting down: waits are no longer reported (agents
+    leave because asked to)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        accepting: Callable[[], bool],
+        on_assign: Callable[[d.Task], None],
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._accepting = accepting
+        self._on_assign = on_assign
+        self._queues: dict[str, list[Entry]] = {}
+        self._pinned: dict[str, list[Entry]] = {}
+        self._pending = 0
+        self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
+
+    @property
+    def pending(self) -> int:
+        """How many tasks are queued."""
+        return self._pending
+
+    # --------------------------------------------------------------- routing
+
+    def find_agents(self, capability: str, include_offline: bool = False) -> list[d.Agent]:
+        """Agents advertising ``capability``, best routing candidate first."""
+        found = self._registry.having(capability, include_offline)
+        return sorted(found, key=lambda a: (not a.routable, *score(a)))
+
+    def pinned_agent(self, capability: str, ref: str) -> str:
+        """The id of the best routable agent with ``capability`` whose name, type or id
+        is ``ref``, or "" when none is connected."""
+        for a in self.find_agents(capability):
+            if a.routable and ref in (a.name, a.type, a.id):
+                return a.id
+        return ""
+
+    def route(self, task: d.Task) -> None:
+        """Send the new ``task`` to the best agent with a free credit, or queue it."""
+        if task.pinned_agent:
+            agent = self._registry.get(task.pinned_agent)
+            if agent is not None and agent.routable and agent.free_credits > 0:
+                self._send(agent, [self._assign(task, agent)])
+            else:
+                self.enqueue(task)
+            return
+        queue = self._queues.get(task.capability)
+        if queue:  # others are waiting already: keep the order
+            self.enqueue(task)
+            return
+        # Hot path: compare load factors inline; the full score only breaks ties.
+        best: d.Agent | None = None
+        best_load = 2.0
+        for agent in self._registry.live(task.capability):
+            held, credits = len(agent.in_flight), agent.credits
+            if held >= credits or not agent.routable:
+                continue
+            load = held / credits
+            if load < best_load or (
+                load == best_load and best is not None and score(agent) < score(best)
+            ):
+                best, best_load = agent, load
+        if best is None:
+            self.enqueue(task)
+        else:
+            self._send(best, [self._assign(task, best)])
+
+    def set_credits(self, agent: d.Agent, credits: int) -> None:
+        """The agent can now hold ``credits`` attempts; hand it queued work that fits.
+        Raises InvalidArgument out of range."""
+        if not 0 <= credits <= MAX_CONCURRENCY:
+            raise InvalidArgument(f"credits must be between 0 and {MAX_CONCURRENCY}, got {credits}")
+        agent.credits = credits
+        self.fill(agent)
+
+    def fill(self, agent: d.Agent) -> None:
+        """Hand a routable ``agent`` the most urgent queued tasks its free credits allow."""
+        if not agent.routable:
+            return
+        batch = []
+        while agent.free_credits > 0:
+            task = self._next_for(agent)
+            if task is None:
+                break
+            batch.append(self._assign(task, agent))
+        if batch:
+            self._send(agent, batch)
+
+    # ---------------------------------------------------------------- queues
+
+    def enqueue(self, task: d.Task, check_wait: bool = True) -> None:
+        """Queue ``task`` as pending (once), and hand it over at once if an agent has a
+        free credit. ``check_wait``: note whether nobody live can take it."""
+        task.status = d.TaskStatus.PENDING
+        task.agent_id = ""
+        if task.queued:
+            return
+        task.queued = True
+        self._pending += 1
+        key = task.pinned_agent
+        heap = (
+            self._pinned.setdefault(key, [])
+            if key
+            else self._queues.setdefault(task.capability, [])
+        )
+        heapq.heappush(heap, (-task.priority, task.seq, task))
+        if not key:
+            # An agent may have a free credit right now (e.g. a retry after backoff).
+            for agent in self._registry.live(task.capability):
+                if agent.routable and agent.free_credits > 0:
+                    self.fill(agent)
+                    break
+        else:
+            pinned = self._registry.get(key)
+            if pinned is not None and pinned.routable and pinned.free_credits > 0:
+                self.fill(pinned)
+        if check_wait:
+            self._check_waiting(task)
+
+    def withdraw(self, task: d.Task) -> None:
+        """A pending task ends where it is: it no longer counts as queued (its heap
+        entry is dropped when it comes up)."""
+        self._pending -= task.queued
+        task.queued = False
+
+    def drop_pinned(self, agent_id: str, fail: Callable[[d.Task], None]) -> None:
+        """Empty the queue of tasks pinned to ``agent_id``, calling ``fail(task)`` for
+        each that is still pending."""
+        for _, _, task in self._pinned.pop(agent_id, []):
+            if task.status is d.TaskStatus.PENDING:
+                self._pending -= 1
+                fail(task)
+
+    def holds_pinned(self, agent_id: str) -> bool:
+        """Whether tasks are queued for ``agent_id`` alone."""
+        return bool(self._pinned.get(agent_id))
+
+    def _next_for(self, agent: d.Agent) -> d.Task | None:
+        """Pop the most urgent pending task this agent can run."""
+        heaps: Iterable[list[Entry]] = [
+            h
+            for h in (
+                self._pinned.get(agent.id),
+                *(self._queues.get(c) for c in agent.capability_names),
+            )
+            if h
+        ]
+        while True:
+            best: list[Entry] | None = None
+            for heap in heaps:
+                while heap and heap[0][2].status is not d.TaskStatus.PENDING:
+                    heapq.heappop(heap)[2].queued = False  # finished while queued
+                if heap and (best is None or heap[0][:2] < best[0][:2]):
+                    best = heap
+            if best is None:
+                return None
+            task = heapq.heappop(best)[2]
+            task.queued = False
+            self._pending -= 1
+            if task.status is d.TaskStatus.PENDING:
+                return task
+
+    def _assign(self, task: d.Task, agent: d.Agent) -> d.Task:
+        now = d.utcnow()
+        task.attempt += 1
+        task.status = d.TaskStatus.ASSIGNED
+        task.agent_id = agent.id
+        task.assigned_at = now
+        task.started_at = None
+        task.progress = 0.0
+        task.progress_message = ""
+        task.deadline = now + timedelta(milliseconds=task.timeout_ms)
+        task.dispatched_mono = self._clock.now()
+        if self._waits:
+            self._waits.forget(task, agent.id)
+        agent.in_flight[(task.id, task.attempt)] = task
+        self._on_assign(task)
+        return task
+
+    def send_cancel(self, task: d.Task, reason: str) -> None:
+        """Tell the agent holding ``task``'s current attempt, if connected, to stop it."""
+        agent = self._registry.get(task.agent_id)
+        if agent is not None and agent.sink is not None and agent.connected:
+            agent.sink.send_cancel(task.id, task.attempt, reason)
+
+    def _send(self, agent: d.Agent, batch: list[d.Task]) -> None:
+        if agent.sink is not None:
+            agent.sink.send_tasks(batch)
+
+    # ----------------------------------------------------------------- waits
+
+    def waiting_reason(self, task_id: str) -> str:
+        """Why the pending task ``task_id`` waits for an agent, or ""."""
+        return self._waits.reason(task_id)
+
+    def add_wait_listener(self, listener: WaitListener) -> None:
+        """Call ``listener(change)`` when a task starts or stops waiting for an agent."""
+        self._waits.add_listener(listener)
+
+    def joined(self, agent: d.Agent) -> None:
+        """``agent`` joined: what waited for its capabilities, or for it, waits no more."""
+        if self._waits:
+            for name in sorted(agent.capability_names):
+                self._waits.unblock(("capability", name), agent.id)
+            self._waits.unblock(("agent", agent.id), agent.id)
+
+    def check_lost(self, agent: d.Agent) -> None:
+        """What is queued for ``agent``'s capabilities, or pinned to it, may now have
+        no live agent left to take it."""
+        if not self._accepting():
+            return
+        for name in sorted(agent.capability_names):
+            if not self._registry.has_live(name):
+                for _, _, task in self._queues.get(name, ()):
+                    self._check_waiting(task)
+        for _, _, task in self._pinned.get(agent.id, ()):
+            self._check_waiting(task)
+
+    def forget(self, task: d.Task) -> None:
+        """``task`` finished: it waits for nothing any more."""
+        if self._waits:
+            self._waits.forget(task)
+
+    def _check_waiting(self, task: d.Task) -> None:
+        """Note that the queued ``task`` waits for an agent, if nobody live can take it."""
+        if not self._accepting() or task.status is not d.TaskStatus.PENDING or not task.queued:
+            return
+        if task.id in self._waits:
+            return
+        if task.pinned_agent:
+            agent = self._registry.get(task.pinned_agent)
+            if agent is not None and agent.connected:
+                return
+            reason = f"agent '{task.pinned_agent}' is not connected"
+        elif self._registry.has_live(task.capability):
+            return
+        else:
+            reason = f"no live agent advertises '{task.capability}'"
+        self._waits.start(task, reason)

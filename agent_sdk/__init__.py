@@ -12,7 +12,7 @@ agent.run()
 """
 
 from agent_sdk._agent import SDK_VERSION, Agent
-from agent_sdk._client import Client, TaskRequest
+from agent_sdk._client import Client
 from agent_sdk._errors import (
     AgentMeshError,
     AgentRejectedError,
@@ -37,6 +37,7 @@ from agent_sdk._types import (
     StepExecution,
     TaskAssignment,
     TaskFailure,
+    TaskRequest,
     ValidationIssue,
     ValidationResult,
     WorkflowInfo,

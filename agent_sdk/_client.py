@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import grpc
 
-from agent_sdk._agent import channel_options
+from agent_sdk._agent_session import channel_options
 from agent_sdk._discovery import (
     EtcdCredentials,
     election_pending,
@@ -20,8 +19,8 @@ from agent_sdk._discovery import (
     resolve_address,
 )
 from agent_sdk._errors import UnavailableError, rpc_error
-from agent_sdk._reconnect import ELECTION_RETRY_S, ETCD_LOOKUP_TIMEOUT
-from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment
+from agent_sdk._failover import Failover, GiveUp, Outcome, Result, Retry, Route
+from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment, TaskRequest
 from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
 from agentmesh.v1 import (
@@ -34,57 +33,8 @@ from agentmesh.v1 import (
     workflow_pb2_grpc,
 )
 
-# What the protocol's fields hold (uint32, uint32, int32): checked before sending, so a
-# value out of range is a ValueError naming the field, not protobuf's bare one.
-_RANGES = (
-    ("timeout_ms", 0, 2**32 - 1),
-    ("max_retries", 0, 2**32 - 1),
-    ("priority", -(2**31), 2**31 - 1),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRequest:
-    """A task to submit. ``capability`` routes it; ``agent_id`` pins it."""
-
-    capability: str = ""
-    input: Mapping[str, Any] = field(default_factory=dict)
-    name: str = ""
-    agent_id: str = ""
-    timeout_ms: int = 0
-    idempotency_key: str = ""
-    max_retries: int | None = None
-    priority: int = 0
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, low, high in _RANGES:
-            value = getattr(self, name)
-            if value is not None and not low <= value <= high:
-                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-
-    def to_proto(self) -> types_pb2.Task:
-        return types_pb2.Task(
-            name=self.name,
-            capability=self.capability,
-            input=wire.to_struct(dict(self.input)),
-            timeout_ms=self.timeout_ms,
-            idempotency_key=self.idempotency_key,
-            max_retries=self.max_retries or 0,
-            no_retry=self.max_retries == 0,
-            priority=self.priority,
-            labels=dict(self.labels),
-        )
-
-
 log = logging.getLogger("agent_sdk")
 
-# Leader redirects one call follows before giving up.
-MAX_REDIRECTS = 3
-# While a replica answers "election pending", retry every ELECTION_RETRY_S (the agent's
-# pace, from _reconnect), within the call's deadline and at most MAX_ELECTION_RETRIES
-# times (~30 s) in all. ETCD_LOOKUP_TIMEOUT bounds one etcd endpoint's answer, as there.
-MAX_ELECTION_RETRIES = 120
 # The stub attributes the methods (and the WorkflowMethods mixin) call through.
 _STUBS: dict[str, Callable[[Any], Any]] = {
     "_registry": registry_pb2_grpc.RegistryServiceStub,
@@ -93,6 +43,17 @@ _STUBS: dict[str, Callable[[Any], Any]] = {
     "_executions": workflow_pb2_grpc.ExecutionServiceStub,
     "_integration": integration_pb2_grpc.IntegrationServiceStub,
 }
+
+
+def _outcome(e: grpc.aio.AioRpcError, target: str) -> Outcome:
+    """A call's error as an attempt's outcome: UNAVAILABLE may be retried, any other
+    code is the coordinator's answer to the call itself."""
+    error = rpc_error(e)
+    if e.code() != grpc.StatusCode.UNAVAILABLE:
+        return Outcome(Result.FATAL, target, error.message, error=error)
+    return Outcome.refusal(
+        target, leader_hint(e), election_pending(e), reason=error.message, error=error
+    )
 
 
 class _Unresolved:
@@ -112,7 +73,10 @@ class Client(WorkflowMethods):
     """Talk to a coordinator: ``async with Client("localhost:50051") as c: ...``.
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.
-    ``FailedPreconditionError`` when no agent advertises a capability).
+    ``FailedPreconditionError`` when no agent advertises a capability), and
+    ``DeadlineExceededError`` when the coordinator does not answer within ``timeout``
+    seconds (per call).  Cancelling a method cancels its call: the coordinator stops
+    what it has not done yet, but what it did already stays done.
 
     ``address`` is one of ``host:port``; ``h1:p1,h2:p2,...`` (seed replicas of a
     cluster, the first used first); ``etcd://h1:2379,h2:2379[/prefix]`` (the leader is
@@ -120,30 +84,32 @@ class Client(WorkflowMethods):
     the ``AGENTMESH_ETCD_CA_CERT/CERT/KEY/USER/PASSWORD`` environment variables).
     Without an ``address`` argument the client uses the environment variable
     ``AGENTMESH_COORDINATOR``, else ``localhost:50051`` (an argument always wins).  A
-    malformed address raises ValueError.  The ``address`` attribute is the
-    replica in use (for ``etcd://``, the configured string until the first call).
+    malformed address (or half-given etcd credentials) raises ValueError.  The
+    ``address`` attribute is the replica in use (for ``etcd://``, the configured string
+    until the first call).
 
     Cluster redirects: a replica that is not the leader answers UNAVAILABLE with the
     leader's address in trailing metadata ``agentmesh-leader``; the client then points
     its channel at the leader and repeats the call (the follower did nothing with it),
     at most ``MAX_REDIRECTS`` (3) hops per call, after which it raises UnavailableError.
+    A replica that answers ``agentmesh-election: pending`` is asked again every 0.25 s.
     With a seed list or ``etcd://``, an UNAVAILABLE without a leader (e.g. the replica
     died) moves to the next seed, or re-resolves the leader, and repeats the call, at
-    most once per seed (etcd endpoint) plus one, within the call's timeout; a redirected
-    address that fails falls back to the seeds/etcd the same way.  Such a repeat can
-    run a call twice if the replica died after acting on it: give tasks an
-    ``idempotency_key`` where that matters.
+    most once per seed (etcd endpoint) plus one; a redirected address that fails falls
+    back to the seeds/etcd the same way.  All of it within the call's timeout: a retry
+    that could not start before it raises UnavailableError saying so.  Such a repeat
+    can run a call twice if the replica died after acting on it: give tasks an
+    ``idempotency_key`` where that matters.  (``agent_sdk._failover`` holds these
+    rules, shared with ``Agent``.)
     """
 
     def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
         address, _ = resolve_address(address)
-        self._target = parse_address(address)
-        if self._target.uses_etcd:
+        self._route = Route(parse_address(address))  # shared by every call
+        if self._route.address.uses_etcd:
             EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
         self.timeout = timeout
         self.address = address
-        self._seed = 0  # the seed in use (or to use next)
-        self._redirected = False  # whether ``address`` came from a redirect
         self._channel: grpc.aio.Channel | None = None
         self._retired: list[tuple[grpc.aio.Channel, asyncio.Task[None]]] = []
         self._methods: dict[Any, tuple[str, str]] = {}
@@ -154,10 +120,11 @@ class Client(WorkflowMethods):
         self._integration: Any = None
         # agent id -> session secret, for the polling agents this client registered
         self._secrets: dict[str, str] = {}
-        if self._target.uses_etcd:
+        target = self._route.target()
+        if target is None:
             self._bind(_Unresolved())
         else:
-            self._connect(self._target.seeds[0])
+            self._connect(target)
 
     # --------------------------------------------------------------- channel
 
@@ -172,10 +139,9 @@ class Client(WorkflowMethods):
                 methods[method] = (attr, name)
         self._methods = methods
 
-    def _connect(self, address: str, *, redirected: bool = False) -> None:
+    def _connect(self, address: str) -> None:
         """Point the channel and stubs at ``address`` (the old channel is closed once
         the calls still on it finish, within ``timeout``)."""
-        self._redirected = redirected
         if self._channel is not None and address == self.address:
             return
         old = self._channel
@@ -186,21 +152,6 @@ class Client(WorkflowMethods):
             task = asyncio.get_running_loop().create_task(old.close(grace=self.timeout))
             self._retired = [(c, t) for c, t in self._retired if not t.done()]
             self._retired.append((old, task))
-
-    async def _fail_over(self, remaining: float | None) -> None:
-        """The replica in use failed without naming a leader: move to the next seed
-        (also after a redirect: the seed that named a dead leader may still name it),
-        or re-resolve the leader in etcd."""
-        if self._target.uses_etcd:
-            lookup = (
-                ETCD_LOOKUP_TIMEOUT if remaining is None else min(ETCD_LOOKUP_TIMEOUT, remaining)
-            )
-            leader = await find_leader(self._target.etcd, self._target.prefix, lookup)
-            self._connect(leader)
-            return
-        seeds = self._target.seeds
-        self._seed = (self._seed + 1) % len(seeds)
-        self._connect(seeds[self._seed])
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         """Run a unary stub method (taken from this client's stubs), following leader
@@ -215,51 +166,42 @@ class Client(WorkflowMethods):
         except (KeyError, TypeError):
             raise TypeError(f"{method!r} is not a method of this client's stubs") from None
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        replicas = len(self._target.etcd) if self._target.uses_etcd else len(self._target.seeds)
-        max_attempts = replicas + 1
-        hops = attempts = elections = 0
+        run = Failover.call(self._route, name, loop.time(), timeout)
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            if self._channel is None:  # etcd:// before the first resolution
-                await self._fail_over(remaining)
-                continue
-            used = self.address
+            target = self._route.target()
             try:
-                return await getattr(getattr(self, attr), name)(request, timeout=remaining)
+                if target is None:  # etcd:// and no replica to try: ask etcd
+                    address = self._route.address
+                    lookup = run.lookup_timeout(loop.time())
+                    target = await find_leader(address.etcd, address.prefix, lookup)
+                    self._route.resolved(target)
+                self._connect(target)
+                stub = getattr(getattr(self, attr), name)
+                return await stub(request, timeout=run.remaining(loop.time()))
+            except UnavailableError as e:  # from find_leader: etcd named no leader
+                outcome = Outcome(Result.NO_LEADER, "", e.message, error=e)
             except grpc.aio.AioRpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise rpc_error(e) from None
-                leader = leader_hint(e)
-                if leader is not None:
-                    hops += 1
-                    if hops > MAX_REDIRECTS:
-                        raise UnavailableError(
-                            f"{name}: gave up after {MAX_REDIRECTS} leader redirects "
-                            f"({used} names {leader} as the leader): {e.details()}"
-                        ) from None
-                    log.info("%s: %s is not the leader; redirected to %s", name, used, leader)
-                    if self.address == used:
-                        self._connect(leader, redirected=True)
-                    continue
-                out_of_time = deadline is not None and loop.time() >= deadline
-                if election_pending(e) and not out_of_time and elections < MAX_ELECTION_RETRIES:
-                    elections += 1
-                    # A live replica says a leader is being elected: the call did
-                    # nothing; ask again shortly, within the call's deadline.
-                    pause = ELECTION_RETRY_S
-                    if deadline is not None:
-                        pause = min(pause, max(0.0, deadline - loop.time()))
-                    await asyncio.sleep(pause)
-                    continue
-                attempts += 1
-                can_fail_over = self._target.replicated or self._redirected
-                out_of_time = deadline is not None and loop.time() >= deadline
-                if not can_fail_over or attempts >= max_attempts or out_of_time:
-                    raise rpc_error(e) from None
-                log.info("%s: %s unavailable (%s); failing over", name, used, e.details())
-                if self.address == used:  # else another call already moved on
-                    await self._fail_over(remaining)
+                outcome = _outcome(e, target or "")
+            decision = run.next(outcome, loop.time())
+            if isinstance(decision, GiveUp):
+                raise decision.error from None
+            if isinstance(decision, Retry):
+                if decision.step == "redirect":
+                    log.info(
+                        "%s: %s is not the leader; redirected to %s",
+                        name,
+                        outcome.target,
+                        outcome.leader,
+                    )
+                elif decision.step == "failover":
+                    log.info(
+                        "%s: %s unavailable (%s); failing over",
+                        name,
+                        outcome.target,
+                        outcome.reason,
+                    )
+                if decision.delay > 0:
+                    await asyncio.sleep(decision.delay)
 
     async def __aenter__(self) -> Self:
         return self
@@ -268,6 +210,9 @@ class Client(WorkflowMethods):
         await self.close()
 
     async def close(self) -> None:
+        """Close the client's channels; calls still running on them are cancelled.
+        Safe to call twice; the client is not usable afterwards.  Cancelling it may
+        leave a channel open."""
         retired, self._retired = self._retired, []
         for _, task in retired:
             task.cancel()
@@ -290,7 +235,9 @@ class Client(WorkflowMethods):
     ) -> str:
         """Register a polling agent (tasks via ``poll_tasks``); returns its id. This
         client remembers the agent's session secret for ``heartbeat`` and ``poll_tasks``;
-        ``session_secret(agent_id)`` hands it to another client."""
+        ``session_secret(agent_id)`` hands it to another client.  InvalidArgumentError
+        for a bad name, capability or label.  Cancelled, the agent may be registered
+        all the same (it then goes offline for want of heartbeats)."""
         req = registry_pb2.RegisterAgentRequest(
             name=name,
             type=type,
@@ -307,8 +254,11 @@ class Client(WorkflowMethods):
         return self._secrets.get(agent_id, "")
 
     async def heartbeat(self, agent_id: str, *, session_secret: str | None = None) -> str:
-        """A polling agent's heartbeat; ``session_secret`` defaults to the one this
-        client got from ``register_agent`` (PermissionDeniedError without it)."""
+        """A polling agent's heartbeat; returns its status (``"online"``, ``"busy"``,
+        ...).  ``session_secret`` defaults to the one this client got from
+        ``register_agent`` (PermissionDeniedError without the right one);
+        FailedPreconditionError once the agent went offline (register again).
+        Cancelling it cancels the call."""
         req = registry_pb2.HeartbeatRequest(
             agent_id=agent_id, session_secret=session_secret or self.session_secret(agent_id)
         )
@@ -316,7 +266,8 @@ class Client(WorkflowMethods):
         return types_pb2.AgentStatus.Name(resp.status).removeprefix("AGENT_STATUS_").lower()
 
     async def unregister_agent(self, agent_id: str) -> int:
-        """Remove an agent; returns how many of its tasks were re-dispatched."""
+        """Remove an agent; returns how many of its tasks were re-dispatched.
+        NotFoundError for an unknown id.  Cancelled, it may have happened all the same."""
         resp = await self._call(
             self._registry.UnregisterAgent, registry_pb2.UnregisterAgentRequest(agent_id=agent_id)
         )
@@ -325,6 +276,8 @@ class Client(WorkflowMethods):
     async def list_agents(
         self, *, include_offline: bool = False, type: str = ""
     ) -> list[AgentInfo]:
+        """The agents the coordinator knows, of ``type`` if given (offline ones only with
+        ``include_offline``).  Cancelling it cancels the call."""
         resp = await self._call(
             self._registry.ListAgents,
             registry_pb2.ListAgentsRequest(include_offline=include_offline, type=type),
@@ -332,19 +285,23 @@ class Client(WorkflowMethods):
         return [AgentInfo.from_proto(a) for a in resp.agents]
 
     async def get_agent(self, agent_id: str) -> AgentInfo:
+        """One agent; NotFoundError for an unknown id.  Cancelling it cancels the call."""
         resp = await self._call(
             self._registry.GetAgent, registry_pb2.GetAgentRequest(agent_id=agent_id)
         )
         return AgentInfo.from_proto(resp)
 
     async def get_coordinator_info(self) -> CoordinatorInfo:
-        """The coordinator answering (in cluster mode, the leader): version, store."""
+        """The coordinator answering (in cluster mode, the leader): version, store.
+        Cancelling it cancels the call."""
         resp = await self._call(
             self._registry.GetCoordinatorInfo, registry_pb2.GetCoordinatorInfoRequest()
         )
         return CoordinatorInfo.from_proto(resp)
 
     async def get_agent_capabilities(self, agent_id: str) -> list[str]:
+        """The capability names an agent advertises; NotFoundError for an unknown id.
+        Cancelling it cancels the call."""
         resp = await self._call(
             self._registry.GetAgentCapabilities,
             registry_pb2.GetAgentCapabilitiesRequest(agent_id=agent_id),
@@ -354,7 +311,8 @@ class Client(WorkflowMethods):
     async def find_agents_by_capability(
         self, capability: str, *, include_offline: bool = False
     ) -> list[AgentInfo]:
-        """Agents advertising ``capability``, best routing candidate first."""
+        """Agents advertising ``capability``, best routing candidate first
+        (InvalidArgumentError when it is empty).  Cancelling it cancels the call."""
         resp = await self._call(
             self._registry.FindAgentsByCapability,
             registry_pb2.FindAgentsByCapabilityRequest(
@@ -377,7 +335,12 @@ class Client(WorkflowMethods):
         """Submit a task to the best agent for ``capability`` (or to ``agent_id``).
 
         ``options`` are TaskRequest fields: name, timeout_ms, idempotency_key,
-        max_retries, priority, labels.
+        max_retries, priority, labels (ValueError for one out of range, TypeError for
+        an unknown one).  FailedPreconditionError when no live agent can take it
+        (unless ``wait_for_agent``: then it waits, pending), ResourceExhaustedError when
+        the coordinator takes no new work for now, InvalidArgumentError for a bad task.
+        Cancelled, the task may be submitted all the same: an ``idempotency_key`` makes
+        a retry safe.
         """
         task = TaskRequest(capability=capability, input=input or {}, **options)
         req = task_pb2.AssignTaskRequest(
@@ -389,21 +352,30 @@ class Client(WorkflowMethods):
     async def bulk_assign_tasks(
         self, tasks: Iterable[TaskRequest], *, wait_for_agent: bool = False
     ) -> list[TaskAssignment]:
-        """Submit several tasks at once; a bad one rejects the whole call."""
-        req = task_pb2.BulkAssignTasksRequest(
-            tasks=[t.to_proto() for t in tasks], wait_for_agent=wait_for_agent
-        )
+        """Submit several tasks at once; a bad one rejects the whole call (errors as
+        ``assign_task``; ValueError for a task with an ``agent_id``: the protocol cannot
+        pin tasks of a bulk call).  Cancelled, the tasks may be submitted all the same."""
+        protos = []
+        for t in tasks:
+            if t.agent_id:
+                raise ValueError("bulk_assign_tasks cannot pin a task: use assign_task(agent_id=)")
+            protos.append(t.to_proto())
+        req = task_pb2.BulkAssignTasksRequest(tasks=protos, wait_for_agent=wait_for_agent)
         resp = await self._call(self._tasks.BulkAssignTasks, req)
         return [TaskAssignment.from_proto(a) for a in resp.assignments]
 
     async def get_task_status(self, task_id: str) -> TaskAssignment:
+        """Where a task stands; NotFoundError for an unknown id.  Cancelling it cancels
+        the call."""
         resp = await self._call(
             self._tasks.GetTaskStatus, task_pb2.GetTaskStatusRequest(task_id=task_id)
         )
         return TaskAssignment.from_proto(resp)
 
     async def wait_task(self, task_id: str, timeout: float | None = None) -> TaskAssignment:
-        """Wait until the task finishes (or ``timeout`` seconds pass) and return it."""
+        """Wait until the task finishes (or ``timeout`` seconds pass; None: no limit) and
+        return it, finished or not.  NotFoundError for an unknown id.  Cancelling it
+        stops waiting; the task goes on."""
         req = task_pb2.WaitTaskRequest(task_id=task_id, timeout_ms=int((timeout or 0) * 1000))
         rpc_timeout = None if timeout is None else timeout + self.timeout
         resp = await self._invoke(self._tasks.WaitTask, req, rpc_timeout)
@@ -412,6 +384,8 @@ class Client(WorkflowMethods):
     async def list_tasks(
         self, *, status: str = "", agent_id: str = "", limit: int = 100
     ) -> list[TaskAssignment]:
+        """Tasks, of ``status`` (``"running"``, ...: ValueError for an unknown one) and
+        ``agent_id`` if given, at most ``limit``.  Cancelling it cancels the call."""
         status_pb: Any = (
             types_pb2.TaskStatus.Value(f"TASK_STATUS_{status.upper()}") if status else 0
         )
@@ -422,7 +396,8 @@ class Client(WorkflowMethods):
         return [TaskAssignment.from_proto(t) for t in resp.tasks]
 
     async def complete_task(self, task_id: str, result: Any = None, *, attempt: int = 0) -> bool:
-        """Record a result. Returns False when the task had already finished."""
+        """Record a result. Returns False when the task had already finished.
+        NotFoundError for an unknown id.  Cancelled, it may be recorded all the same."""
         req = task_pb2.CompleteTaskRequest(
             task_id=task_id, result=wire.to_value(result), attempt=attempt
         )
@@ -437,7 +412,8 @@ class Client(WorkflowMethods):
         retryable: bool = False,
         attempt: int = 0,
     ) -> bool:
-        """Record a failure. Returns False when the task had already finished."""
+        """Record a failure. Returns False when the task had already finished.
+        NotFoundError for an unknown id.  Cancelled, it may be recorded all the same."""
         if isinstance(error, BaseException):
             err = types_pb2.TaskError(
                 type=type(error).__name__, message=str(error), retryable=retryable
@@ -449,6 +425,9 @@ class Client(WorkflowMethods):
         return bool(resp.recorded)
 
     async def cancel_task(self, task_id: str, reason: str = "") -> TaskAssignment:
+        """Cancel a task unless it finished (its agent is told to stop it) and return
+        it.  NotFoundError for an unknown id.  Cancelled, the task may be cancelled all
+        the same."""
         resp = await self._call(
             self._tasks.CancelTask, task_pb2.CancelTaskRequest(task_id=task_id, reason=reason)
         )
@@ -463,7 +442,10 @@ class Client(WorkflowMethods):
         session_secret: str | None = None,
     ) -> list[TaskAssignment]:
         """For polling agents: take up to ``max_tasks`` tasks, waiting up to ``wait`` s
-        (``session_secret`` as for ``heartbeat``)."""
+        (``session_secret`` and its PermissionDeniedError as for ``heartbeat``;
+        FailedPreconditionError for an agent that is offline or not a polling one).
+        Cancelling it stops the poll; a task in a reply that never arrived stays this
+        agent's until it times out or the agent is lost."""
         req = task_pb2.PollTasksRequest(
             agent_id=agent_id,
             max_tasks=max_tasks,

@@ -28,6 +28,10 @@ class AgentMeshError(Exception):
 
 
 class RpcError(AgentMeshError):
+    """A call to the coordinator failed: ``code`` is the gRPC status code, ``message``
+    the coordinator's explanation.  Its subclasses name the common codes; another code
+    (e.g. ALREADY_EXISTS, INTERNAL) is raised as ``RpcError`` itself."""
+
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
     def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
@@ -41,30 +45,46 @@ class RpcError(AgentMeshError):
 
 
 class InvalidArgumentError(RpcError):
+    """The request is malformed or refused as given (INVALID_ARGUMENT)."""
+
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class NotFoundError(RpcError):
+    """No such agent, task, workflow or execution (NOT_FOUND)."""
+
     code = grpc.StatusCode.NOT_FOUND
 
 
 class FailedPreconditionError(RpcError):
+    """Not possible in the current state, e.g. no live agent advertises the capability
+    (FAILED_PRECONDITION)."""
+
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class PermissionDeniedError(RpcError):
+    """Acting as an agent without its session secret (PERMISSION_DENIED)."""
+
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class ResourceExhaustedError(RpcError):
+    """The coordinator takes no new work for now (RESOURCE_EXHAUSTED)."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class UnavailableError(RpcError):
+    """No coordinator (or no cluster leader) could serve the call: unreachable,
+    starting, stopping, or an election outlasting the call (UNAVAILABLE)."""
+
     code = grpc.StatusCode.UNAVAILABLE
 
 
 class DeadlineExceededError(RpcError):
+    """The coordinator did not answer within the call's timeout (DEADLINE_EXCEEDED)."""
+
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -118,6 +138,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
 
 
 def rpc_error(e: grpc.aio.AioRpcError) -> RpcError:
+    """The most specific ``RpcError`` for a failed gRPC call."""
     code = e.code()
     cls = _BY_CODE.get(code, RpcError)
     return cls(e.details() or code.name, code)

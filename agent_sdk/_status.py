@@ -9,13 +9,16 @@ reason) prints nothing more.  The logger's level and handlers are never touched,
 application that configures logging later gets the records, and the stderr lines stop.
 
 Only connection state goes through here (connected, disconnected, reconnecting,
-redirects, shutdown); per-task messages are logged directly and never reach stderr.
+redirects, shutdown: :func:`report_retry` words the reconnect loop's); per-task
+messages are logged directly and never reach stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from agent_sdk._failover import Outcome, Result, Retry
 
 PREFIX = "agent_sdk: "
 
@@ -79,3 +82,70 @@ def _print_line(line: str) -> None:
         stream.flush()
     except (OSError, ValueError):  # closed or broken stderr: status is best effort
         pass
+
+
+def report_retry(status: StatusReporter, name: str, o: Outcome, retry: Retry) -> None:
+    """Report why agent ``name``'s last attempt ended and when the next one starts.
+    Quick retries (several a second) repeat at DEBUG; backoff retries at INFO."""
+    repeat = logging.DEBUG if retry.quick else None
+    then = "at once" if retry.delay <= 0 else f"in {round(retry.delay, 2):g}s"
+    refused = o.result in (Result.LEADER, Result.ELECTION)
+    if o.welcomed and refused:
+        report_disconnected(status, name, o, "")
+    if o.result is Result.LEADER:
+        status.report(
+            o.target,
+            f"redirected to {o.leader}",
+            "agent %s: %s is not the leader; redirected to %s; reconnecting %s",
+            name,
+            o.target,
+            o.leader,
+            then,
+            repeat_level=repeat,
+        )
+    elif o.result is Result.ELECTION:
+        status.report(
+            o.target,
+            "election pending",
+            "agent %s: %s knows no leader yet (election under way); retrying %s",
+            name,
+            o.target,
+            then,
+            repeat_level=repeat,
+        )
+    elif o.welcomed:
+        report_disconnected(status, name, o, f"; reconnecting {then}")
+    elif o.target:
+        status.report(
+            o.target,
+            f"unreachable: {o.kind}",
+            "agent %s: cannot reach %s: %s; retrying %s",
+            name,
+            o.target,
+            o.reason,
+            then,
+            repeat_level=repeat,
+        )
+    else:
+        status.report(
+            "leader lookup",
+            o.kind,
+            "agent %s: %s; retrying %s",
+            name,
+            o.reason,
+            then,
+            repeat_level=repeat,
+        )
+
+
+def report_disconnected(status: StatusReporter, name: str, o: Outcome, then: str) -> None:
+    """Report that a welcomed session ended (``then``: what happens next, or "")."""
+    status.report(
+        "",
+        f"disconnected from {o.target}: {o.kind}",
+        "agent %s: disconnected from %s: %s%s",
+        name,
+        o.target,
+        o.reason,
+        then,
+    )

@@ -12,9 +12,9 @@ from agentmesh.v1 import agent_pb2
 
 
 class _Updates(Protocol):
-    """Where a task's progress goes (the ``Agent``; any thread may call it)."""
+    """Where a task's progress goes (the agent's outbox; any thread may call it)."""
 
-    def _push_threadsafe(self, update: agent_pb2.TaskUpdate) -> None: ...
+    def push_threadsafe(self, update: agent_pb2.TaskUpdate) -> None: ...
 
 
 class _Done:
@@ -43,7 +43,7 @@ class Task:
     """
 
     __slots__ = (
-        "_agent",
+        "_updates",
         "attempt",
         "capability",
         "deadline",
@@ -56,8 +56,8 @@ class Task:
         "step_id",
     )
 
-    def __init__(self, agent: _Updates, d: agent_pb2.TaskDispatch) -> None:
-        self._agent = agent
+    def __init__(self, updates: _Updates, d: agent_pb2.TaskDispatch) -> None:
+        self._updates = updates
         self.id: str = d.task_id
         self.attempt: int = d.attempt
         self.capability: str = d.capability
@@ -70,14 +70,16 @@ class Task:
         self.labels: dict[str, str] = dict(d.labels)
 
     def progress(self, fraction: float, message: str = "") -> _Done:
-        """Report progress (0..1). Safe from async handlers (``await`` it or not)
-        and from sync handlers running in a thread."""
+        """Report progress (``fraction`` from 0 to 1, and a ``message``) to the
+        coordinator, without blocking.  Safe from async handlers (``await``
+        it or not: it is queued at once) and from sync handlers running in a thread.
+        Queued while the stream is down and sent with the next session."""
         update = agent_pb2.TaskUpdate(
             task_id=self.id,
             attempt=self.attempt,
             progress=agent_pb2.TaskProgress(fraction=fraction, message=message),
         )
-        self._agent._push_threadsafe(update)
+        self._updates.push_threadsafe(update)
         return _Done()
 
     def __repr__(self) -> str:
@@ -86,6 +88,10 @@ class Task:
 
 @dataclass(slots=True)
 class AgentStats:
+    """Counters of one ``Agent`` (``agent.stats``): tasks received, completed, failed
+    and cancelled, running now (``in_flight``) and at most (``peak_in_flight``), and
+    sessions (Welcomes) so far."""
+
     received: int = 0
     completed: int = 0
     failed: int = 0

@@ -2,12 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from agentmesh import wire
 from agentmesh.v1 import types_pb2
+
+# What the protocol's fields hold (uint32, uint32, int32): checked before sending, so a
+# value out of range is a ValueError naming the field, not protobuf's bare one.
+_RANGES = (
+    ("timeout_ms", 0, 2**32 - 1),
+    ("max_retries", 0, 2**32 - 1),
+    ("priority", -(2**31), 2**31 - 1),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    """A task to submit with ``Client.bulk_assign_tasks`` (``assign_task`` takes the
+    same fields as arguments).  ``capability`` routes it; ``agent_id`` would pin it,
+    but a bulk call cannot (ValueError there).  ValueError here when ``timeout_ms``,
+    ``max_retries`` or ``priority`` is out of the protocol's range."""
+
+    capability: str = ""
+    input: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+    agent_id: str = ""
+    timeout_ms: int = 0
+    idempotency_key: str = ""
+    max_retries: int | None = None
+    priority: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+    def to_proto(self) -> types_pb2.Task:
+        """The task as the protocol's ``Task`` message."""
+        return types_pb2.Task(
+            name=self.name,
+            capability=self.capability,
+            input=wire.to_struct(dict(self.input)),
+            timeout_ms=self.timeout_ms,
+            idempotency_key=self.idempotency_key,
+            max_retries=self.max_retries or 0,
+            no_retry=self.max_retries == 0,
+            priority=self.priority,
+            labels=dict(self.labels),
+        )
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -16,6 +63,10 @@ def _enum_name(enum: Any, value: int, prefix: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TaskFailure:
+    """Why a task (or an execution) failed: the error ``type`` (e.g. the exception's
+    class name), its ``message``, whether a retry may help, structured ``details``
+    and the handler's ``stack`` (when it raised something other than TaskError)."""
+
     type: str
     message: str
     retryable: bool = False
@@ -24,6 +75,7 @@ class TaskFailure:
 
     @classmethod
     def from_proto(cls, e: types_pb2.TaskError) -> TaskFailure:
+        """Read the protocol's ``TaskError``."""
         return cls(
             type=e.type,
             message=e.message,
@@ -35,7 +87,7 @@ class TaskFailure:
 
 @dataclass(frozen=True, slots=True)
 class AgentInfo:
-    """The seed's AgentInfo."""
+    """An agent as the coordinator sees it (``Client.list_agents`` and others)."""
 
     id: str
     name: str
@@ -55,6 +107,7 @@ class AgentInfo:
 
     @classmethod
     def from_proto(cls, a: types_pb2.AgentInfo) -> AgentInfo:
+        """Read the protocol's ``AgentInfo``."""
         return cls(
             id=a.id,
             name=a.name,
@@ -100,10 +153,12 @@ class TaskAssignment:
 
     @property
     def finished(self) -> bool:
+        """Whether the task reached its end: completed, failed or cancelled."""
         return self.status in ("completed", "failed", "cancelled")
 
     @classmethod
     def from_proto(cls, t: types_pb2.TaskAssignment) -> TaskAssignment:
+        """Read the protocol's ``TaskAssignment``."""
         return cls(
             id=t.id,
             agent_id=t.agent_id,
@@ -132,6 +187,8 @@ _EXEC_PREFIX = "EXECUTION_STATUS_"
 
 @dataclass(frozen=True, slots=True)
 class StepExecution:
+    """A step of an execution that is under way (``Execution.current_steps``)."""
+
     step_id: str
     name: str
     type: str
@@ -162,10 +219,12 @@ class Execution:
 
     @property
     def finished(self) -> bool:
+        """Whether the execution reached its end: completed, failed or cancelled."""
         return self.status in ("completed", "failed", "cancelled")
 
     @classmethod
     def from_proto(cls, e: Any) -> Execution:
+        """Read the protocol's ``ExecutionContext``."""
         from agentmesh.v1 import workflow_pb2
 
         m = e.metrics
@@ -216,6 +275,7 @@ class CoordinatorInfo:
 
     @classmethod
     def from_proto(cls, m: Any) -> CoordinatorInfo:
+        """Read the protocol's ``CoordinatorInfo``."""
         return cls(
             version=m.version,
             protocol_version=m.protocol_version,
@@ -243,10 +303,12 @@ class ExecutionSummary:
 
     @property
     def finished(self) -> bool:
+        """Whether the execution reached its end: completed, failed or cancelled."""
         return self.status in ("completed", "failed", "cancelled")
 
     @classmethod
     def from_proto(cls, e: Any) -> ExecutionSummary:
+        """Read the protocol's ``ExecutionInfo``."""
         from agentmesh.v1 import workflow_pb2
 
         return cls(
@@ -274,6 +336,7 @@ class ExecutionEvent:
 
     @classmethod
     def from_proto(cls, e: Any) -> ExecutionEvent:
+        """Read the protocol's ``Event``."""
         return cls(
             e.sequence,
             e.type,
@@ -287,6 +350,9 @@ class ExecutionEvent:
 
 @dataclass(frozen=True, slots=True)
 class WorkflowInfo:
+    """A workflow definition the coordinator holds (one version, and the others in
+    ``versions`` where the call lists them)."""
+
     name: str
     version: str
     description: str = ""
@@ -299,6 +365,8 @@ class WorkflowInfo:
 
 @dataclass(frozen=True, slots=True)
 class ValidationIssue:
+    """One finding of validation: where (``location``), what, and how bad."""
+
     location: str
     message: str
     severity: str  # error | warning

@@ -35,7 +35,11 @@ def read_definition(path: str | Path) -> dict[str, Any]:
 
 class WorkflowMethods:
     """Mixed into Client: ``self._workflows``, ``self._executions``, ``self._integration``
-    stubs, ``self.timeout`` and ``self._call`` come from there."""
+    stubs, ``self.timeout``, ``self._call`` and ``self._invoke`` come from there.
+
+    Errors are ``Client``'s (an ``RpcError`` subclass), e.g. NotFoundError for an unknown
+    workflow or execution.  Cancelling a method cancels its call; a change the
+    coordinator already made stays made."""
 
     _workflows: Any
     _executions: Any
@@ -45,6 +49,9 @@ class WorkflowMethods:
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         raise NotImplementedError
 
+    async def _invoke(self, method: Any, request: Any, timeout: float | None) -> Any:
+        raise NotImplementedError
+
     # ------------------------------------------------------------ workflows
 
     async def define_workflow(
@@ -52,7 +59,9 @@ class WorkflowMethods:
     ) -> WorkflowInfo:
         """Register a definition (the seed's schema). A changed definition without
         an explicit version becomes the next version. For a template (a definition
-        with ``parameters``), ``parameters`` fills its ``{{ placeholders }}``."""
+        with ``parameters``), ``parameters`` fills its ``{{ placeholders }}``.
+        InvalidArgumentError for an invalid definition (the message lists the issues).
+        Cancelled, it may be defined all the same."""
         req = workflow_pb2.DefineWorkflowRequest(name=name, definition=wire.to_struct(definition))
         if parameters is not None:
             req.parameters.CopyFrom(wire.to_struct(parameters))
@@ -63,18 +72,23 @@ class WorkflowMethods:
     async def load_workflow(
         self, path: str | Path, name: str = "", parameters: dict[str, Any] | None = None
     ) -> WorkflowInfo:
-        """Read a local JSON/YAML definition (or template) file and define it."""
+        """Read a local JSON/YAML definition (or template) file and define it, under
+        ``name`` or its ``id``.  InvalidArgumentError when the file cannot be read or is
+        refused; otherwise as ``define_workflow`` (cancelling it too)."""
         data = read_definition(path)
         return await self.define_workflow(name or str(data.get("id") or ""), data, parameters)
 
     async def get_workflow(self, name: str, version: str = "") -> dict[str, Any]:
+        """A definition (the latest version unless ``version``); NotFoundError if there
+        is none.  Cancelling it cancels the call."""
         w = await self._call(
             self._workflows.GetWorkflow, workflow_pb2.GetWorkflowRequest(name=name, version=version)
         )
         return wire.from_struct(w.definition)
 
     async def save_workflow(self, name: str, version: str = "", path: str = "") -> str:
-        """Write a defined workflow into the coordinator's workflowDir; returns the path."""
+        """Write a defined workflow into the coordinator's workflowDir; returns the path.
+        Cancelled, the file may be written all the same."""
         r = await self._call(
             self._workflows.SaveWorkflow,
             workflow_pb2.SaveWorkflowRequest(name=name, version=version, path=path),
@@ -82,6 +96,7 @@ class WorkflowMethods:
         return str(r.path)
 
     async def list_workflows(self) -> list[WorkflowInfo]:
+        """Every defined workflow, with its versions.  Cancelling it cancels the call."""
         r = await self._call(self._workflows.ListWorkflows, workflow_pb2.ListWorkflowsRequest())
         return [
             WorkflowInfo(
@@ -93,6 +108,9 @@ class WorkflowMethods:
     async def validate_workflow(
         self, definition: dict[str, Any] | None = None, *, name: str = ""
     ) -> ValidationResult:
+        """Validate ``definition``, or the defined workflow ``name``, without defining
+        anything: an invalid one is a result, not an error (InvalidArgumentError when
+        neither is given).  Cancelling it cancels the call."""
         req = workflow_pb2.ValidateWorkflowRequest(name=name)
         if definition is not None:
             req.definition.CopyFrom(wire.to_struct(definition))
@@ -104,6 +122,8 @@ class WorkflowMethods:
         return ValidationResult(bool(r.valid), issues, max(r.issue_count, len(issues)))
 
     async def delete_workflow(self, name: str, version: str = "") -> None:
+        """Delete a workflow (one ``version``, or all); NotFoundError if there is none.
+        Cancelled, it may be deleted all the same."""
         await self._call(
             self._workflows.DeleteWorkflow,
             workflow_pb2.DeleteWorkflowRequest(name=name, version=version),
@@ -119,6 +139,11 @@ class WorkflowMethods:
         version: str = "",
         idempotency_key: str = "",
     ) -> Execution:
+        """Start an execution of a defined workflow (the latest version unless
+        ``version``) on ``input``.  A second start with the same ``idempotency_key``
+        returns the first execution.  NotFoundError for an unknown workflow,
+        InvalidArgumentError for input its schema refuses.  Cancelled, it may be started
+        all the same: an ``idempotency_key`` makes a retry safe."""
         req = workflow_pb2.StartWorkflowRequest(
             workflow_name=workflow_name,
             input=wire.to_value(input if input is not None else {}),
@@ -128,33 +153,46 @@ class WorkflowMethods:
         return Execution.from_proto(await self._call(self._executions.StartWorkflow, req))
 
     async def resume_workflow(self, execution_id: str, input: Any = None) -> Execution:
+        """Resume a paused execution (with ``input``, if given); FailedPreconditionError
+        in any other state.  Cancelled, it may be resumed all the same."""
         req = workflow_pb2.ResumeWorkflowRequest(execution_id=execution_id)
         if input is not None:
             req.input.CopyFrom(wire.to_value(input))
         return Execution.from_proto(await self._call(self._executions.ResumeWorkflow, req))
 
     async def pause_workflow(self, execution_id: str) -> Execution:
+        """Pause a running execution; FailedPreconditionError in any other state.
+        Cancelled, it may be paused all the same."""
         req = workflow_pb2.PauseWorkflowRequest(execution_id=execution_id)
         return Execution.from_proto(await self._call(self._executions.PauseWorkflow, req))
 
     async def stop_workflow(self, execution_id: str, reason: str = "") -> Execution:
+        """Stop (cancel) an unfinished execution; FailedPreconditionError once it
+        finished.  Cancelled, it may be stopped all the same."""
         req = workflow_pb2.StopWorkflowRequest(execution_id=execution_id, reason=reason)
         return Execution.from_proto(await self._call(self._executions.StopWorkflow, req))
 
     async def get_execution_status(self, execution_id: str) -> Execution:
+        """Where an execution stands; NotFoundError for an unknown id.  Cancelling it
+        cancels the call."""
         req = workflow_pb2.GetExecutionStatusRequest(execution_id=execution_id)
         return Execution.from_proto(await self._call(self._executions.GetExecutionStatus, req))
 
     async def wait_execution(self, execution_id: str, timeout: float | None = None) -> Execution:
-        """Wait until the execution finishes (or ``timeout`` seconds pass)."""
+        """Wait until the execution finishes (or ``timeout`` seconds pass; None: no
+        limit) and return it, finished or not.  NotFoundError for an unknown id.
+        Cancelling it stops waiting; the execution goes on."""
         req = workflow_pb2.WaitExecutionRequest(
             execution_id=execution_id, timeout_ms=int((timeout or 0) * 1000)
         )
         rpc_timeout = None if timeout is None else timeout + self.timeout
-        r = await self._call(self._executions.WaitExecution, req, timeout=rpc_timeout)
+        r = await self._invoke(self._executions.WaitExecution, req, rpc_timeout)
         return Execution.from_proto(r)
 
     async def list_active_executions(self, workflow_name: str = "") -> list[dict[str, Any]]:
+        """The executions not finished yet, as the seed's dicts (``id``,
+        ``workflowName``, ``status``, ``startTime``, ``currentSteps``); see
+        ``list_executions`` for typed rows.  Cancelling it cancels the call."""
         req = workflow_pb2.ListActiveExecutionsRequest(workflow_name=workflow_name)
         r = await self._call(self._executions.ListActiveExecutions, req)
         return [
@@ -177,7 +215,9 @@ class WorkflowMethods:
         limit: int = 50,
     ) -> list[ExecutionSummary]:
         """Executions of any status, newest first (``statuses`` such as ``"running"``,
-        ``"failed"``; empty means all). ValueError names an unknown status."""
+        ``"failed"``; empty means all). ValueError names an unknown status;
+        InvalidArgumentError for a ``limit`` over the coordinator's.  Cancelling it
+        cancels the call."""
         codes: list[Any] = []  # enum numbers (the stubs type Value() as int)
         for s in statuses:
             try:
@@ -194,6 +234,8 @@ class WorkflowMethods:
     async def get_execution_history(
         self, execution_id: str, after_sequence: int = 0
     ) -> list[ExecutionEvent]:
+        """An execution's history, oldest first, after ``after_sequence``; NotFoundError
+        for an unknown id.  Cancelling it cancels the call."""
         req = workflow_pb2.GetExecutionHistoryRequest(
             execution_id=execution_id, after_sequence=after_sequence
         )
@@ -203,7 +245,9 @@ class WorkflowMethods:
     async def trigger_event(
         self, event: str, payload: dict[str, Any] | None = None, correlation_key: str = ""
     ) -> int:
-        """Deliver an event to executions waiting on it; returns how many got it."""
+        """Deliver an event to the executions waiting on it (a wait that names a
+        correlation key takes only an event with that ``correlation_key``); returns how
+        many got it.  Cancelled, it may be delivered all the same."""
         req = integration_pb2.TriggerEventRequest(
             event=event, payload=wire.to_struct(payload or {}), correlation_key=correlation_key
         )

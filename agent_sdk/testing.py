@@ -12,12 +12,12 @@ serialization, error mapping), and returns what the coordinator would record.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent_sdk._agent import Agent
-from agent_sdk._task import Dispatch
 from agent_sdk._types import TaskFailure
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2
@@ -27,19 +27,27 @@ __all__ = ["TaskOutcome", "run_task"]
 
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
+    """What ``run_task`` saw: the handler's ``output``, or the ``error`` the
+    coordinator would record, and every ``progress`` report (fraction, message)."""
+
     output: Any = None
     error: TaskFailure | None = None
     progress: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """Whether the task succeeded (no ``error``)."""
         return self.error is None
 
 
 async def run_task(
     agent: Agent, capability: str, input: dict[str, Any] | None = None, *, attempt: int = 1
 ) -> TaskOutcome:
-    """Run ``agent``'s handler for ``capability`` on ``input`` and report the outcome."""
+    """Run ``agent``'s handler for ``capability`` on ``input`` and report the outcome.
+
+    A handler's failure is in the outcome, never raised (an unknown capability is an
+    ``UnknownCapability`` error).  Cancelling it cancels the handler (a sync handler's
+    thread runs on to its end) and raises CancelledError."""
     task_id = uuid.uuid4().hex
     dispatch = agent_pb2.TaskDispatch(
         task_id=task_id,
@@ -48,8 +56,11 @@ async def run_task(
         input=wire.to_struct(input or {}),
         idempotency_key=task_id,
     )
-    await agent._run_detached(Dispatch(task_id, attempt), dispatch)
-    updates, agent._updates = agent._updates, []
+    await agent._runner.run_detached(dispatch)  # records a cancellation as a result
+    updates = agent._outbox.take_updates()
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        raise asyncio.CancelledError
     progress = [
         (u.progress.fraction, u.progress.message) for u in updates if u.HasField("progress")
     ]

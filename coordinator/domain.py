@@ -248,7 +248,6 @@ class Task:
     progress: float = 0.0
     progress_message: str = ""
     queued: bool = False
-    timer: asyncio.TimerHandle | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def queue_key(self) -> tuple[int, int]:

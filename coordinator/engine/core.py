@@ -38,7 +38,7 @@ from coordinator.engine.expr import (
 from coordinator.engine.model import RetrySpec, Step, WorkflowDefinition
 from coordinator.engine.steps import STEPS, branch_label, next_item
 from coordinator.errors import EvaluationError, ExpressionError
-from coordinator.retry import RetryPolicy, RetryStrategy
+from coordinator.retry import RetryPolicy
 
 # Error types the engine produces.
 EXPRESSION_ERROR = "ExpressionError"
@@ -828,4 +828,4 @@ def _spread(*parts: object) -> float:
     return zlib.crc32("/".join(map(str, parts)).encode()) / 2**32
 
 
-__all__ = ["EngineDefaults", "Execution", "RetryStrategy"]
+__all__ = ["EngineDefaults", "Execution"]

@@ -11,6 +11,7 @@ from coordinator.kv.election import Election, ElectionError, Fenced, Session
 from coordinator.kv.etcd import EtcdKV
 from coordinator.kv.memory import MemoryKV
 from tests.cluster.etcd_server import EtcdCluster
+from tests.conftest import eventually
 
 
 class Clock:
@@ -21,6 +22,11 @@ class Clock:
         return self.now
 
 
+def watching(kv: MemoryKV, key: bytes) -> bool:
+    """Whether a watch on ``key`` (or on the prefix ``key``) is established in ``kv``."""
+    return any(w.start == key for w in kv._watchers)
+
+
 async def test_first_candidate_leads_and_the_next_waits_for_it() -> None:
     kv = MemoryKV()
     async with Session(kv, ttl=10) as s1, Session(kv, ttl=10) as s2:
@@ -28,7 +34,8 @@ async def test_first_candidate_leads_and_the_next_waits_for_it() -> None:
         await e1.campaign(b"replica-1")
         assert e1.leading
         second = asyncio.create_task(e2.campaign(b"replica-2"))
-        await asyncio.sleep(0.05)
+        # Campaigning, the second candidate watches its predecessor's key: it waits.
+        await eventually(lambda: second.done() or watching(kv, e1.key), timeout=2)
         assert not second.done(), "the second candidate must wait for the first"
         leader = await e1.leader()
         assert leader is not None and leader.value == b"replica-1"
@@ -79,7 +86,9 @@ async def test_observe_follows_leadership_changes() -> None:
                     return
 
         watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.01)
+        # observe() has yielded the first leader (none) and watches for changes.
+        await eventually(lambda: watching(kv, b"/am/leader/"), timeout=2)
+        assert seen == [None]
         await e1.campaign(b"one")
         await e1.resign()
         await e2.campaign(b"two")
@@ -93,7 +102,10 @@ async def test_cancelled_campaign_withdraws_the_candidacy() -> None:
         e1, e2 = Election(s1, "/am/leader"), Election(s2, "/am/leader")
         await e1.campaign(b"one")
         pending = asyncio.create_task(e2.campaign(b"two"))
-        await asyncio.sleep(0.02)
+        # The candidacy key is written and the campaign waits on its predecessor.
+        await eventually(lambda: pending.done() or watching(kv, e1.key), timeout=2)
+        kvs, _ = await kv.range(b"/am/leader/", prefix=True)
+        assert [k.value for k in kvs] == [b"one", b"two"]
         pending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await pending

@@ -292,13 +292,32 @@ async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
         assert await seqs(s, "a") == [1, 2]
 
 
+class CountingKV(MemoryKV):
+    """A MemoryKV that counts the transactions it refused as unavailable: every commit
+    attempt starts with one (reading the heads), so this counts a commit's retries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def txn(
+        self, compares: Sequence[Compare], success_ops: Sequence[Op], failure_ops: Sequence[Op]
+    ) -> TxnResult:
+        try:
+            return await super().txn(compares, success_ops, failure_ops)
+        except KVUnavailable:
+            self.refused += 1
+            raise
+
+
 async def test_commit_rides_out_a_short_outage() -> None:
-    kv = MemoryKV()
+    kv = CountingKV()
     async with EtcdStore(kv, "/p", unavailable_grace=0) as s:
         await s.commit([ev("a", 1)], [ex("a")])
         kv.set_unavailable(True)
         pending = asyncio.create_task(s.commit([ev("a", 2)], [ex("a", "completed")]))
-        await asyncio.sleep(0.3)  # several backoffs
+        # Several backoffs: the first attempt and three retries were refused.
+        await eventually(lambda: pending.done() or kv.refused >= 4, timeout=5)
         assert not pending.done() and not s.available
         kv.set_unavailable(False)
         await asyncio.wait_for(pending, 2)
@@ -353,6 +372,7 @@ class InDoubtKV(MemoryKV):
     def __init__(self) -> None:
         super().__init__()
         self.fail_next: bool | None = None  # None: behave; else: applied or not
+        self.failed = asyncio.Event()  # set once that transaction has raised
         self.writes = 0
 
     async def txn(
@@ -365,6 +385,7 @@ class InDoubtKV(MemoryKV):
             if applied:
                 result = await super().txn(compares, success_ops, failure_ops)
                 self.writes += result.succeeded
+            self.failed.set()
             raise KVUnavailable("connection lost after sending")
         result = await super().txn(compares, success_ops, failure_ops)
         self.writes += writing and result.succeeded
@@ -397,8 +418,10 @@ async def test_an_in_doubt_commit_that_did_not_land_conflicts_if_another_did() -
         await s.commit([ev("a", 1)])
         kv.fail_next = False
         pending = asyncio.create_task(s.commit([ev("a", 2, {"by": "s"})]))
-        while kv.fail_next is not None:  # noqa: ASYNC110
-            await asyncio.sleep(0)
+        # The lost transaction has raised: ``s`` is in its first backoff (50 ms), so
+        # ``other`` writes seq 2 before the retry re-reads the head.
+        async with asyncio.timeout(2):
+            await kv.failed.wait()
         await other.commit([ev("a", 2, {"by": "other"})])
         with pytest.raises(ConflictError):
             await asyncio.wait_for(pending, 2)
@@ -407,7 +430,7 @@ async def test_an_in_doubt_commit_that_did_not_land_conflicts_if_another_did() -
 
 
 async def test_a_fence_lost_during_the_outage_stops_the_retries() -> None:
-    kv = MemoryKV()
+    kv = CountingKV()
     leading = True
     fence = Compare(b"/p/leader", "create", "=", 0)  # holds: the key is absent
 
@@ -420,7 +443,9 @@ async def test_a_fence_lost_during_the_outage_stops_the_retries() -> None:
         await s.commit([ev("a", 1)])
         kv.set_unavailable(True)
         pending = asyncio.create_task(s.commit([ev("a", 2)]))
-        await asyncio.sleep(0.1)
+        # Riding out the outage: refused, backed off and retried at least once.
+        await eventually(lambda: pending.done() or kv.refused >= 2, timeout=5)
+        assert not pending.done()
         leading = False
         with pytest.raises(Fenced, match="no longer the leader"):
             await asyncio.wait_for(pending, 2)
@@ -429,15 +454,17 @@ async def test_a_fence_lost_during_the_outage_stops_the_retries() -> None:
 
 
 async def test_close_waits_for_a_commit_riding_out_an_outage() -> None:
-    kv = MemoryKV()
+    kv = CountingKV()
     s = EtcdStore(kv, "/p")
     await s.open()
     kv.set_unavailable(True)
     pending = asyncio.create_task(s.commit([ev("a", 1)]))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: kv.refused >= 1, timeout=5)  # the commit met the outage
     closing = asyncio.create_task(s.close())
-    await asyncio.sleep(0.1)
-    assert not closing.done()
+    # close() has begun, and the commit retried again since: close is still waiting.
+    refused = kv.refused
+    await eventually(lambda: s._closed and kv.refused > refused, timeout=5)
+    assert not closing.done() and not pending.done()
     kv.set_unavailable(False)
     await asyncio.wait_for(asyncio.gather(pending, closing), 2)
     async with EtcdStore(kv, "/p") as again:
@@ -448,7 +475,10 @@ async def test_cancelled_commit_is_still_written(env: Env) -> None:
     s = env.store()
     await s.open()
     task = asyncio.create_task(s.commit([ev("a", 1)], [ex("a")]))
-    await asyncio.sleep(0)  # the commit is submitted and waiting on etcd
+    # One step lets commit() run up to its first await: it has submitted its batch as a
+    # task of its own (not yet run) and waits for it. No I/O happened yet, on any KV.
+    await asyncio.sleep(0)
+    assert s._inflight and not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

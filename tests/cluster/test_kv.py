@@ -275,13 +275,17 @@ async def test_compaction_makes_older_watches_raise_compacted(h: Harness) -> Non
 async def test_cancelling_a_watch_releases_it(h: Harness) -> None:
     kv = h.kv
     rev = await kv.put(b"z", b"0")
+    watching = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in kv.watch(b"z", start_revision=rev + 1):
-            pass
+        # From ``rev``: the first event proves the watch is established; the task then
+        # waits inside the watch for the next one, which is where it is cancelled.
+        async for _ in kv.watch(b"z", start_revision=rev):
+            watching.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.2)
+    async with asyncio.timeout(5):
+        await watching.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         async with asyncio.timeout(5):

@@ -18,6 +18,7 @@ from coordinator.kv import (
 )
 from coordinator.kv.etcd import _map_error
 from coordinator.kv.memory import MemoryKV
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -101,7 +102,8 @@ async def test_watch_without_start_revision_sees_only_later_events() -> None:
     await kv.put(b"k", b"old")
     watch = kv.watch(b"k")
     first = asyncio.ensure_future(anext(watch))
-    await asyncio.sleep(0.01)  # let the watch establish before writing
+    # The watch takes its start revision when it registers: write only after that.
+    await eventually(lambda: kv._watchers, timeout=1)
     await kv.put(b"k", b"new")
     async with asyncio.timeout(1):
         ev = await first

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from pathlib import Path
 from typing import Any
@@ -85,4 +84,3 @@ async def test_sigkill_mid_workflow_resumes_from_the_store(tmp_path: Path, spawn
         first.stop()
         if second is not None:
             second.stop()
-    await asyncio.sleep(0)

@@ -8,7 +8,9 @@ as a coordinator replica that is not the leader does.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -32,6 +34,7 @@ class Follower(grpc.GenericRpcHandler):
         self.electing = False  # with no leader: answer "agentmesh-election: pending"
         self.address = ""
         self.calls: list[str] = []
+        self.connects: list[float] = []  # when each Connect arrived (monotonic)
         self.server = grpc.aio.server()
 
     async def start(self) -> None:
@@ -55,6 +58,7 @@ class Follower(grpc.GenericRpcHandler):
         method: str = handler_call_details.method
         self.calls.append(method)
         if method == CONNECT:
+            self.connects.append(time.monotonic())
 
             async def stream(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
                 await self._refuse(context)
@@ -69,6 +73,16 @@ class Follower(grpc.GenericRpcHandler):
 
     def count(self, method: str) -> int:
         return sum(1 for m in self.calls if m == method)
+
+
+def unary(follower: Follower) -> int:
+    """The unary calls ``follower`` refused (every call but Connect)."""
+    return len(follower.calls) - follower.count(CONNECT)
+
+
+def gaps(times: list[float]) -> list[float]:
+    """The time between each two successive ``times``."""
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 @pytest.fixture
@@ -247,11 +261,12 @@ async def test_a_redirect_loop_gives_up_without_spinning(
     agent = doubling_agent(a.address, reconnect_min=0.2, reconnect_max=0.4)
     task = asyncio.create_task(agent.serve())
     try:
-        await eventually(lambda: a.count(CONNECT) + b.count(CONNECT) >= 4, timeout=5)
-        await asyncio.sleep(1.0)
-        attempts = a.count(CONNECT) + b.count(CONNECT)
-        # Three quick hops, then at most one attempt per backoff delay (>= 0.1 s).
-        assert 4 <= attempts <= 4 + 12, attempts
+        # Three quick hops, then three attempts each after a backoff: it keeps trying.
+        await eventually(lambda: a.count(CONNECT) + b.count(CONNECT) >= 4 + 3, timeout=10)
+        between = gaps(sorted(a.connects + b.connects))
+        # Past the quick hops, at most one attempt per backoff delay (>= 0.1 s here: half
+        # of reconnect_min at least, by the jitter): the redirect loop does not spin.
+        assert min(between[3:]) >= 0.1, between
         assert not agent._connected.is_set() and agent.connected_to is None
     finally:
         await agent.shutdown(grace=0.1)
@@ -278,9 +293,15 @@ async def test_during_an_election_client_and_agent_wait_instead_of_failing(
         listing = asyncio.create_task(client.list_agents())
         serving = asyncio.create_task(agent.serve())
         try:
-            await asyncio.sleep(0.8)  # several "pending" answers: nobody gave up
+            # Several "pending" answers to each, and nobody gave up: both keep asking.
+            await eventually(
+                lambda: listing.done() or (follower.count(CONNECT) >= 3 and unary(follower) >= 3),
+                timeout=5,
+            )
             assert not listing.done()
-            assert follower.count(CONNECT) >= 2, "the agent asks again without backing off"
+            between = gaps(follower.connects)
+            # A backoff would be 2.5 s at least (half of reconnect_min, by the jitter).
+            assert max(between) < 2.5, f"the agent asks again without backing off: {between}"
             follower.leader = coordinator.address  # the election ends
             await listing
             # reconnect_min is 5 s: the agent got in quickly only because it kept asking

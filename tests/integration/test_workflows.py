@@ -376,8 +376,12 @@ async def test_pause_resume_and_stop(mesh: tuple[Coordinator, Client, Script]) -
     paused = await client.pause_workflow(e.id)
     assert paused.status == "paused"
     assert await client.trigger_event("approved", {"by": "ana"}, correlation_key="o-1") == 1
-    await asyncio.sleep(0.2)
-    assert script.count("deployment") == 0, "no new step starts while paused"
+    # trigger_event returns once the event's turn is applied and committed: that turn
+    # completed "ask" and, paused, did not start "ship" (it would be in the same turn).
+    history = [(x.type, x.step_id) for x in await client.get_execution_history(e.id)]
+    assert ("step.completed", "ask") in history, history
+    assert ("step.started", "ship") not in history, "no new step starts while paused"
+    assert script.count("deployment") == 0
     await client.resume_workflow(e.id, {"note": "go"})
     done = await client.wait_execution(e.id, timeout=10)
     assert done.status == "completed" and done.variables == {"by": "ana", "note": "go"}

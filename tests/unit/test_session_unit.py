@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from coordinator.kv import KVUnavailable
 from coordinator.kv.election import Session
 from coordinator.kv.memory import MemoryKV
 
@@ -30,6 +31,21 @@ class Clock:
         return self.now
 
 
+class CountingKV(MemoryKV):
+    """A MemoryKV that counts the keepalives it refused as unavailable."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.refused = 0
+
+    async def keepalive(self, lease_id: int) -> int:
+        try:
+            return await super().keepalive(lease_id)
+        except KVUnavailable:
+            self.refused += 1
+            raise
+
+
 async def wait_until(predicate: object, within: float) -> None:
     assert callable(predicate)
     async with asyncio.timeout(within):
@@ -39,7 +55,7 @@ async def wait_until(predicate: object, within: float) -> None:
 
 async def test_a_short_outage_does_not_end_the_session(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    kv = MemoryKV(clock=clock)
+    kv = CountingKV(clock)
     caplog.set_level(logging.INFO, logger="coordinator.kv.election")
     async with Session(kv, ttl=TTL, clock=clock) as session:
         assert session.reachable and session.last_error == ""
@@ -48,7 +64,8 @@ async def test_a_short_outage_does_not_end_the_session(caplog: pytest.LogCapture
         assert "unavailable" in session.last_error
         # Several retries fail; time passes, but less than the trust window (1.5 s).
         clock.now += 1.0
-        await asyncio.sleep(2.5 * RETRY)
+        refused = kv.refused
+        await wait_until(lambda: session.done.is_set() or kv.refused >= refused + 2, 3 * RETRY + 1)
         assert not session.done.is_set() and session.alive and not session.reachable
         kv.set_unavailable(False)
         await wait_until(lambda: session.reachable, RETRY + 1)
@@ -78,9 +95,10 @@ async def test_an_outage_past_the_trust_window_ends_the_session() -> None:
         assert not session.alive
         await asyncio.wait_for(session.done.wait(), RETRY + 1)
         assert not session.reachable and "unavailable" in session.last_error
-        # etcd coming back does not revive a session that gave up.
+        # etcd coming back does not revive a session that gave up: its keepalive loop
+        # ended when it set ``done``, so no later keepalive can refresh the lease.
         kv.set_unavailable(False)
-        await asyncio.sleep(RETRY + 0.1)
+        assert session._task is not None and session._task.done()
         assert session.done.is_set() and not session.alive
     finally:
         await session.close()

@@ -378,7 +378,7 @@ async def test_cancelled_commit_is_still_written(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     await store.open()
     task = asyncio.create_task(store.commit([ev("a", 1)]))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one step: commit() has queued its write and awaits it
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

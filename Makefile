@@ -24,11 +24,11 @@ $(STAMP): pyproject.toml
 node-tools: $(NODE_STAMP) $(NODE_AGENT_STAMP)  ## npm: buf (package.json), the Node agent's deps
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
 $(NODE_AGENT_STAMP): $(NODE_AGENT)/package.json $(NODE_AGENT)/package-lock.json
-	npm ci --no-audit --no-fund --prefix $(NODE_AGENT)
+	npm ci --no-audit --no-fund --ignore-scripts --prefix $(NODE_AGENT)
 	@touch $@
 
 proto: venv  ## regenerate agentmesh/v1 from protos/

@@ -46,7 +46,7 @@ def node() -> str:
         )
     if not (NODE_AGENT / "node_modules" / "@grpc" / "grpc-js").is_dir():
         done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
             cwd=NODE_AGENT,
             capture_output=True,
             text=True,

@@ -28,6 +28,7 @@ from agent_sdk._errors import (
     UnavailableError,
 )
 from agent_sdk._task import AgentStats, Task
+from agent_sdk._tls import TLS
 from agent_sdk._types import (
     AgentInfo,
     CoordinatorInfo,
@@ -57,6 +58,8 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "TaskAssignment",
     "TaskFailure",
     "TaskRequest",
+    # connecting
+    "TLS",
     # workflows
     "Execution",
     "ExecutionEvent",

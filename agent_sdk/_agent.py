@@ -44,6 +44,7 @@ from agent_sdk._failover import (
 )
 from agent_sdk._status import StatusReporter, report_retry
 from agent_sdk._task import AgentStats
+from agent_sdk._tls import TLS
 from agentmesh import __version__, payload
 from agentmesh.v1 import agent_pb2, types_pb2
 
@@ -104,6 +105,14 @@ class Agent:
     these counts.  ``coordinator`` keeps the configured string; ``connected_to`` is the
     replica of the current session.
 
+    TLS: ``tls`` (an ``agent_sdk.TLS``: the CA, a client certificate for mutual TLS, a
+    server name override), else ``TLS.from_env()`` (``AGENTMESH_TLS_*``; none set:
+    plain text).  Every replica the agent connects to, redirected or failed over to, is
+    dialled with it.  Unreadable or half-given TLS files raise ValueError here; later
+    on (a certificate being replaced) they fail that attempt only, which is retried as
+    above, and so is a failed handshake (logged with what to check).  The ``tls``
+    attribute holds the settings; one assigned to it is used from the next connection.
+
     Connection state changes (connected, disconnected, reconnect attempts and why,
     redirects, shutdown) are logged at INFO on the ``agent_sdk`` logger; an application
     that configured no logging at all also sees each change once on stderr
@@ -123,9 +132,13 @@ class Agent:
         reconnect_max: float = 2.0,
         drain_timeout: float = 30.0,
         max_message_bytes: int = 4 * 1024 * 1024,
+        tls: TLS | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.tls = TLS.from_env() if tls is None else tls
+        if self.tls is not None:
+            self.tls.credentials()  # unreadable files fail here, not at the first connect
         self.name = name
         self.coordinator, source = resolve_address(coordinator)
         address = parse_address(self.coordinator)
@@ -349,21 +362,22 @@ class Agent:
 
         try:
             target = await self._next_target()
-            await session.run(target, self._hello(), self._welcomed)
+            await session.run(target, self.tls, self._hello(), self._welcomed)
             return ended(Result.CLOSED, "the coordinator closed the stream", "closed")
         except grpc.aio.AioRpcError as e:
             if self._resume_refused(e):
                 return None
-            reason = f"{e.code().name}: {e.details()}"
+            error = rpc_error(e)
+            reason = str(error)  # "CODE: details", with what to check if TLS failed
             if e.code() in _FATAL:
-                error = AgentRejectedError(f"coordinator refused agent {self.name!r}: {reason}")
-                return ended(Result.FATAL, reason, e.code().name, error=error)
+                rejected = AgentRejectedError(f"coordinator refused agent {self.name!r}: {reason}")
+                return ended(Result.FATAL, reason, e.code().name, error=rejected)
             return Outcome.refusal(
                 target,
                 leader_hint(e),
                 election_pending(e),
                 reason=reason,
-                error=rpc_error(e),
+                error=error,
                 welcomed=self.stats.sessions > sessions,
                 kind=e.code().name,
             )

@@ -25,6 +25,7 @@ from agent_sdk._decode import Undecodable, decode
 from agent_sdk._errors import UnavailableError
 from agent_sdk._status import StatusReporter
 from agent_sdk._task import packed
+from agent_sdk._tls import TLS, open_channel
 from agentmesh.protocol import CLIENT_KEEPALIVE_MS, CLIENT_KEEPALIVE_TIMEOUT_MS
 from agentmesh.v1 import agent_pb2
 
@@ -72,16 +73,20 @@ class Session:
     async def run(
         self,
         target: str,
+        tls: TLS | None,
         hello: agent_pb2.AgentMessage,
         welcomed: Callable[[str, agent_pb2.Welcome], None],
     ) -> None:
-        """Connect to ``target`` and serve until the stream ends or ``stop`` is set;
-        ``welcomed(target, welcome)`` is called before serving starts.  Raises the
-        call's error (``grpc.aio.AioRpcError``: it may name the leader), or
-        UnavailableError when the stream ended before its Welcome or went silent."""
-        async with grpc.aio.insecure_channel(
-            target, options=channel_options(self.max_message_bytes)
-        ) as channel:
+        """Connect to ``target`` (over TLS unless ``tls`` is None) and serve until the
+        stream ends or ``stop`` is set; ``welcomed(target, welcome)`` is called before
+        serving starts.  Raises the call's error (``grpc.aio.AioRpcError``: it may name
+        the leader), or UnavailableError when a TLS file cannot be read or the stream
+        ended before its Welcome or went silent."""
+        try:
+            channel = open_channel(target, tls, channel_options(self.max_message_bytes))
+        except ValueError as e:  # e.g. a certificate being replaced: try again later
+            raise UnavailableError(f"cannot connect to {target}: {e}") from None
+        async with channel:
             call = channel.stream_stream(
                 CONNECT,
                 request_serializer=agent_pb2.AgentMessage.SerializeToString,

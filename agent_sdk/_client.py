@@ -20,6 +20,7 @@ from agent_sdk._discovery import (
 )
 from agent_sdk._errors import UnavailableError, rpc_error
 from agent_sdk._failover import Failover, GiveUp, Outcome, Result, Retry, Route
+from agent_sdk._tls import TLS, open_channel
 from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment, TaskRequest
 from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
@@ -101,13 +102,26 @@ class Client(WorkflowMethods):
     can run a call twice if the replica died after acting on it: give tasks an
     ``idempotency_key`` where that matters.  (``agent_sdk._failover`` holds these
     rules, shared with ``Agent``.)
+
+    TLS: ``tls`` (an ``agent_sdk.TLS``: the CA, a client certificate for mutual TLS, a
+    server name override), else ``TLS.from_env()`` (``AGENTMESH_TLS_*``; none set:
+    plain text).  Every replica the client dials, redirected or failed over to, is
+    dialled with it.  Unreadable or half-given TLS files raise ValueError here (and
+    UnavailableError from a call that must connect anew after they became unreadable);
+    a failed handshake is an UnavailableError that says what to check.  The ``tls``
+    attribute holds the settings in use (None: plain text).
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, address: str | None = None, *, timeout: float = 30.0, tls: TLS | None = None
+    ) -> None:
         address, _ = resolve_address(address)
         self._route = Route(parse_address(address))  # shared by every call
         if self._route.address.uses_etcd:
             EtcdCredentials.from_env()  # half-given etcd credentials fail here, not later
+        self.tls = TLS.from_env() if tls is None else tls
+        if self.tls is not None:
+            self.tls.credentials()  # unreadable files fail here, not on the first call
         self.timeout = timeout
         self.address = address
         self._channel: grpc.aio.Channel | None = None
@@ -141,11 +155,15 @@ class Client(WorkflowMethods):
 
     def _connect(self, address: str) -> None:
         """Point the channel and stubs at ``address`` (the old channel is closed once
-        the calls still on it finish, within ``timeout``)."""
+        the calls still on it finish, within ``timeout``).  UnavailableError when a TLS
+        file cannot be read."""
         if self._channel is not None and address == self.address:
             return
         old = self._channel
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        try:
+            self._channel = open_channel(address, self.tls, channel_options())
+        except ValueError as e:
+            raise UnavailableError(f"cannot connect to {address}: {e}") from None
         self.address = address
         self._bind(self._channel)
         if old is not None:

@@ -13,7 +13,8 @@
     └── TaskError                raise from a handler to fail a task in a structured way
         └── RetryableTaskError   ... and let the coordinator retry it
 
-``rpc_error`` maps a grpc ``AioRpcError`` to the most specific of these, in one place.
+``rpc_error`` maps a grpc ``AioRpcError`` to the most specific of these, in one place
+(and says what to check when a connection failed for TLS: ``_tls.tls_hint``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+
+from agent_sdk._tls import tls_hint
 
 
 class AgentMeshError(Exception):
@@ -141,4 +144,7 @@ def rpc_error(e: grpc.aio.AioRpcError) -> RpcError:
     """The most specific ``RpcError`` for a failed gRPC call."""
     code = e.code()
     cls = _BY_CODE.get(code, RpcError)
-    return cls(e.details() or code.name, code)
+    message = e.details() or code.name
+    if code == grpc.StatusCode.UNAVAILABLE and (hint := tls_hint(message)):
+        message = f"{hint}; gRPC: {message}"
+    return cls(message, code)

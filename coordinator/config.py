@@ -42,6 +42,14 @@ class Settings(BaseModel):
     )
 
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    tls_cert: str = Field(
+        "",
+        description="PEM certificate (chain) the gRPC listener serves; enables TLS (with tls_key)",
+    )
+    tls_key: str = Field("", description="PEM private key of tls_cert")
+    tls_client_ca: str = Field(
+        "", description="PEM CA bundle clients must present a certificate from (mutual TLS)"
+    )
     coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
     # The seed's OrchestratorAgentConfig options.
     agent_registry: str = Field(
@@ -131,6 +139,14 @@ class Settings(BaseModel):
         if not v.startswith("/") or v.rstrip("/") == "":
             raise ValueError(f"expected an absolute key prefix like /agentmesh, got {v!r}")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        return self
 
     @model_validator(mode="after")
     def _check_cluster(self) -> Settings:

@@ -1,5 +1,5 @@
 """The commands that need no coordinator to talk to: serve, agent, demo, cluster
-status (reads etcd), local validation, version and shell completion."""
+status (reads etcd), local validation, version, dev certs and shell completion."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from agent_sdk import Client, RpcError
+from agent_sdk import TLS, Client, RpcError
+from agent_sdk._tls import open_channel
 from agentmesh import __version__
 from agentmesh.cli import _output as out
 from agentmesh.cli._commands import read_file
@@ -48,6 +50,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def serve(args: argparse.Namespace) -> int:
     # Imported here: the server is most of the CLI's start-up time, and only serve needs it.
+    from coordinator.errors import ConfigError
     from coordinator.server import ListenError
     from coordinator.server import serve as serve_forever
     from coordinator.store import StoreLocked
@@ -59,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve_forever(settings))
-    except (StoreLocked, ListenError) as e:
+    except (StoreLocked, ListenError, ConfigError) as e:  # ConfigError: unusable TLS files
         raise UsageError(str(e)) from None
 
 
@@ -83,13 +86,13 @@ def validate(args: argparse.Namespace) -> int:
     return 0 if valid else 1
 
 
-async def _leader_serving(address: str) -> bool:
+async def _leader_serving(address: str, tls: TLS | None) -> bool:
     """Whether the replica at ``address`` serves as the leader (its AgentService health
     is SERVING only while it leads)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with open_channel(address, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             r = await stub.Check(
@@ -100,7 +103,7 @@ async def _leader_serving(address: str) -> bool:
     return bool(r.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def cluster_status(args: argparse.Namespace) -> int:
+async def cluster_status(args: argparse.Namespace, tls: TLS | None) -> int:
     from coordinator.cluster.membership import cluster_status as read_status
     from coordinator.server.replica import make_kv
 
@@ -115,7 +118,7 @@ async def cluster_status(args: argparse.Namespace) -> int:
             status = await read_status(kv, settings.etcd_prefix)
             ready = bool(status["etcd"].get("healthy") and status.get("leader_address"))
             if ready and args.wait is not None:
-                ready = await _leader_serving(str(status["leader_address"]))
+                ready = await _leader_serving(str(status["leader_address"]), tls)
             if args.wait is None or ready or loop.time() > deadline:
                 break
             await asyncio.sleep(0.2)
@@ -147,7 +150,7 @@ def _print_cluster(status: dict[str, Any]) -> None:
         print("  no replicas registered")
 
 
-def agent(args: argparse.Namespace, coordinator: str) -> int:
+def agent(args: argparse.Namespace, coordinator: str, tls: TLS | None) -> int:
     from agentmesh.agents.registry import REFERENCE, build_agent
 
     options: dict[str, Any] = {"max_concurrency": args.max_concurrency}
@@ -157,6 +160,7 @@ def agent(args: argparse.Namespace, coordinator: str) -> int:
         built = build_agent(args.name, coordinator, **options)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    built.tls = tls  # the factories take no TLS; the agent dials with it from the start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     built.run()
     return 0
@@ -175,12 +179,12 @@ def demo(args: argparse.Namespace) -> int:
     )
 
 
-async def version(args: argparse.Namespace, coordinator: str) -> int:
+async def version(args: argparse.Namespace, coordinator: str, tls: TLS | None) -> int:
     """This CLI's version, then the coordinator's when one is reachable (one that is
     not is reported, and is no error: the CLI's version is what was asked)."""
     report: dict[str, Any] = {"cli": __version__, "coordinator": None}
     try:
-        async with Client(coordinator, timeout=5.0) as client:
+        async with Client(coordinator, timeout=5.0, tls=tls) as client:
             info = await client.get_coordinator_info()
         report["coordinator"] = {
             "address": coordinator,
@@ -205,6 +209,55 @@ async def version(args: argparse.Namespace, coordinator: str) -> int:
             f"{c['store']} store, up since {out.ago(c['start_time'])})"
         )
     return 0
+
+
+def dev_certs(args: argparse.Namespace) -> int:
+    """``dev certs DIR``: write the certificates, then say how to use them."""
+    from agentmesh.cli._certs import DEFAULT_HOSTS, make_certs
+
+    def names(items: list[str]) -> list[str]:
+        return [n.strip() for item in items for n in item.split(",") if n.strip()]
+
+    hosts = names(args.hosts) or list(DEFAULT_HOSTS)
+    directory = Path(args.directory).absolute()
+    try:
+        files = make_certs(directory, hosts, names(args.client), args.days, force=args.force)
+    except FileExistsError as e:
+        raise UsageError(f"{e} (--force replaces them)") from None
+    except OSError as e:
+        raise UsageError(f"cannot write {e.filename or directory}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    _say_how_to_use(directory, files, hosts, args.days)
+    return 0
+
+
+def _say_how_to_use(directory: Path, files: dict[str, Path], hosts: list[str], days: int) -> None:
+    from agentmesh.cli._certs import spiffe_id
+
+    q = {role: shlex.quote(str(path)) for role, path in files.items()}
+    clients = [role.removeprefix("client:") for role in files if role.startswith("client:")]
+    what = [
+        ("ca.pem, ca-key.pem", "the CA (keep ca-key.pem to yourself)"),
+        ("server.pem, server-key.pem", f"the coordinator's, for {', '.join(hosts)}"),
+        *((f"{n}.pem, {n}-key.pem", f"client {n} ({spiffe_id(n)})") for n in clients),
+    ]
+    width = max(len(files_) for files_, _ in what)
+    print(f"wrote into {directory} (valid {days} days):")
+    for files_, role in what:
+        print(f"  {files_.ljust(width)}  {role}")
+    server, server_key, ca = q["server"], q["server_key"], q["ca"]
+    print("serve over TLS:")
+    print(f"  agentmesh serve --tls-cert {server} --tls-key {server_key}")
+    print(f"  (environment: AGENTMESH_TLS_CERT={server} AGENTMESH_TLS_KEY={server_key})")
+    print(f"  mutual TLS: add --tls-client-ca {ca} (AGENTMESH_TLS_CLIENT_CA={ca})")
+    print("connect (the CLI; Agent and Client read the same environment):")
+    print(f"  agentmesh --tls-ca {ca} agents")
+    print(f"  (environment: AGENTMESH_TLS_CA={ca}; in Python: TLS(ca={ca!r}))")
+    for n in clients:
+        cert, key = q[f"client:{n}"], q[f"client_key:{n}"]
+        print(f"  as {n}: --tls-client-cert {cert} --tls-client-key {key}")
+        print(f"  (environment: AGENTMESH_TLS_CLIENT_CERT={cert} AGENTMESH_TLS_CLIENT_KEY={key})")
 
 
 def completion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -63,24 +63,69 @@ def _add_settings_flags(p: argparse.ArgumentParser, cluster_only: bool = False) 
 SETTINGS_COMMANDS = frozenset({"serve", "cluster", "completion", "-h", "--help"})
 
 
-def _add_global_flags(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument(
-        "--coordinator",
-        "-c",
+def _add_global_flags(
+    p: argparse.ArgumentParser, default: str | None, *, coordinator: bool = True
+) -> None:
+    """``-c`` (unless not ``coordinator``) and the TLS flags, with ``default`` (None on
+    the top-level parser, SUPPRESS on a subcommand's copy)."""
+    if coordinator:
+        p.add_argument(
+            "--coordinator",
+            "-c",
+            default=default,
+            metavar="ADDRESS",
+            help="coordinator address: HOST:PORT, H1:P1,H2:P2 (seed replicas) or "
+            "etcd://HOST:PORT[/PREFIX] (default: $AGENTMESH_COORDINATOR, else localhost:50051)",
+        )
+    tls = p.add_argument_group(
+        "TLS to the coordinator",
+        "A flag wins over its AGENTMESH_TLS_* variable; any of them means TLS.",
+    )
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        default=False if default is None else default,
+        help="connect over TLS, trusting the system's root CAs unless --tls-ca "
+        "(default: $AGENTMESH_TLS=1)",
+    )
+    tls.add_argument(
+        "--tls-ca",
         default=default,
-        metavar="ADDRESS",
-        help="coordinator address: HOST:PORT, H1:P1,H2:P2 (seed replicas) or "
-        "etcd://HOST:PORT[/PREFIX] (default: $AGENTMESH_COORDINATOR, else localhost:50051)",
+        metavar="FILE",
+        help="PEM file of the CA that signed the coordinator's certificate "
+        "(default: $AGENTMESH_TLS_CA)",
+    )
+    tls.add_argument(
+        "--tls-client-cert",
+        default=default,
+        metavar="FILE",
+        help="client certificate (PEM) for mutual TLS, with --tls-client-key "
+        "(default: $AGENTMESH_TLS_CLIENT_CERT)",
+    )
+    tls.add_argument(
+        "--tls-client-key",
+        default=default,
+        metavar="FILE",
+        help="private key (PEM) of --tls-client-cert (default: $AGENTMESH_TLS_CLIENT_KEY)",
+    )
+    tls.add_argument(
+        "--tls-server-name",
+        default=default,
+        metavar="NAME",
+        help="the name to check the coordinator's certificate against (default: the "
+        "host of the address; $AGENTMESH_TLS_SERVER_NAME)",
     )
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(coordinator: bool = True) -> argparse.ArgumentParser:
     """Global flags, accepted after the subcommand too: a subcommand's copy leaves the
     value alone unless given there (SUPPRESS), so ``-c X agents`` and ``agents -c X``
     are the same. (The top-level parser has its own actions: argparse shares a
-    parent's action objects, and a default set on one would leak into the other.)"""
+    parent's action objects, and a default set on one would leak into the other.)
+    Without ``coordinator``: the TLS flags only (``cluster status`` finds the leader in
+    etcd, and checks it over TLS)."""
     common = argparse.ArgumentParser(add_help=False)
-    _add_global_flags(common, argparse.SUPPRESS)
+    _add_global_flags(common, argparse.SUPPRESS, coordinator=coordinator)
     return common
 
 
@@ -177,7 +222,10 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
         "status",
         help="replicas, leader, term and etcd health",
         description="Reads etcd directly (no coordinator needed). Takes the etcd settings "
-        "a replica uses (flags, AGENTMESH_* env, --config): endpoints, prefix, TLS, auth.",
+        "a replica uses (flags, AGENTMESH_* env, --config): endpoints, prefix, TLS, auth. "
+        "With --wait it also asks the leader whether it serves, over TLS if the --tls "
+        "flags (or AGENTMESH_TLS_*) say so.",
+        parents=[_common(coordinator=False)],
     )
     if settings_flags:
         _add_settings_flags(cstatus, cluster_only=True)
@@ -208,6 +256,8 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
 
     version = command("version", "this CLI's version, and the coordinator's when reachable")
     version.add_argument("--json", action="store_true")
+
+    _dev_commands(command("dev", "development helpers: local TLS certificates", remote=False))
 
     completion = command("completion", "print a shell completion script", remote=False)
     completion.add_argument("shell", choices=["bash", "zsh"])
@@ -278,6 +328,39 @@ def _workflow_commands(wf: argparse.ArgumentParser, common: argparse.ArgumentPar
     show = wsub.add_parser("show", help="print a defined workflow's definition", parents=[common])
     show.add_argument("name")
     show.add_argument("--version", default="")
+
+
+def _dev_commands(dev: argparse.ArgumentParser) -> None:
+    dsub = dev.add_subparsers(dest="dev_command", required=True, metavar="COMMAND")
+    certs = dsub.add_parser(
+        "certs",
+        help="write a local CA, a server and client certificates (for tests and demos)",
+        description="Writes DIR/ca.pem and ca-key.pem (a new CA), server.pem and "
+        "server-key.pem (for --hosts), and NAME.pem and NAME-key.pem for each --client "
+        "(CN=NAME, URI SAN spiffe://agentmesh/NAME); EC P-256 keys, mode 0600. Then "
+        "prints the flags and environment that use them. Not for production: the CA key "
+        "lies beside what it signs.",
+    )
+    certs.add_argument("directory", metavar="DIR")
+    certs.add_argument(
+        "--hosts",
+        action="append",
+        default=[],
+        metavar="HOST,...",
+        help="DNS names and IP addresses the server certificate is for (comma-separated "
+        "or repeated; default localhost,127.0.0.1)",
+    )
+    certs.add_argument(
+        "--client",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also a client certificate for NAME, for mutual TLS (repeat for more)",
+    )
+    certs.add_argument(
+        "--days", type=_ranged(1, 3650), default=30, help="valid this long (default 30)"
+    )
+    certs.add_argument("--force", action="store_true", help="replace files that exist")
 
 
 def _demo_command(demo: argparse.ArgumentParser) -> None:

@@ -37,6 +37,7 @@ from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import ListenError
 from coordinator.mesh import Mesh
 from coordinator.server.term import Term
+from coordinator.server.tls import ReloadingCredentials
 from coordinator.store import SqliteStore, Store, open_store
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ class Coordinator:
         self.term: Term | None = None
         self.replica: ClusterNode | None = None
         self.port = 0
+        # The listener's TLS (None: plaintext): its certificate follows file changes.
+        self.tls: ReloadingCredentials | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.router = Router(self._refusal, self._persist_refusal)
@@ -164,7 +167,11 @@ class Coordinator:
             await self.install(term)
             self._watch = asyncio.create_task(self._watch_engine(term), name="engine-watch")
             log.info(
-                "coordinator %s serving on %s (port %d)", self.coordinator_id, s.listen, self.port
+                "coordinator %s serving on %s (port %d%s)",
+                self.coordinator_id,
+                s.listen,
+                self.port,
+                self._tls_mode(),
             )
 
     def _server_for(self, s: Settings) -> grpc.aio.Server:
@@ -186,14 +193,24 @@ class Coordinator:
         problem = _bind_problem(s.listen)
         if problem is not None:
             raise ListenError(f"cannot listen on {s.listen}: {problem}")
+        if s.tls_cert:
+            self.tls = ReloadingCredentials(s)  # ConfigError if the files are unusable
         try:
-            self.port = server.add_insecure_port(s.listen)
+            if self.tls is not None:
+                self.port = server.add_secure_port(s.listen, self.tls.server_credentials())
+            else:
+                self.port = server.add_insecure_port(s.listen)
         except RuntimeError:  # grpc's way of saying the bind failed
             self.port = 0
         if self.port == 0:
             problem = _bind_problem(s.listen) or "the address is not available to gRPC here"
             raise ListenError(f"cannot listen on {s.listen}: {problem}")
         return server
+
+    def _tls_mode(self) -> str:
+        if self.tls is None:
+            return ", plaintext"
+        return ", mutual TLS" if self.tls.mutual else ", TLS"
 
     def _holder(self, address: str) -> str:
         return f"coordinator {self.coordinator_id} (pid {os.getpid()}, listening on {address})"

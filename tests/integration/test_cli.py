@@ -19,6 +19,7 @@ import pytest
 
 from agent_sdk import Client
 from agentmesh import __version__
+from agentmesh.cli._certs import make_certs
 from agentmesh.documents import read_document
 from tests.cluster.etcd_server import EtcdCluster, etcd_binary
 from tests.conftest import BIN, ROOT, AgentProcess, ServerProcess, eventually, free_port
@@ -474,6 +475,84 @@ async def test_agent_command_takes_the_coordinator_flag(mesh: Mesh) -> None:
             proc.wait(10)
 
 
+# --------------------------------------------------------------- TLS, dev certs
+
+
+def test_dev_certs_writes_them_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    d = tmp_path / "pki"
+    r = am("dev", "certs", str(d), "--client", "ops", "--hosts", "localhost,127.0.0.1,::1")
+    assert r.returncode == 0 and r.stderr == "", shown(r)
+    names = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "ops.pem", "ops-key.pem"]
+    assert sorted(p.name for p in d.iterdir()) == sorted(names)
+    assert all((d / n).stat().st_mode & 0o777 == 0o600 for n in names if n.endswith("-key.pem"))
+    for said in (
+        f"--tls-cert {d / 'server.pem'} --tls-key {d / 'server-key.pem'}",
+        f"--tls-client-ca {d / 'ca.pem'}",
+        f"agentmesh --tls-ca {d / 'ca.pem'} agents",
+        f"AGENTMESH_TLS_CA={d / 'ca.pem'}",
+        f"--tls-client-cert {d / 'ops.pem'} --tls-client-key {d / 'ops-key.pem'}",
+        "spiffe://agentmesh/ops",
+    ):
+        assert said in r.stdout, (said, shown(r))
+
+    before = {n: (d / n).read_bytes() for n in names}
+    r = am("dev", "certs", str(d))
+    assert r.returncode == 2 and r.stdout == "", shown(r)
+    line = one_error_line(r, f"not overwriting what exists: {d / 'ca.pem'}")
+    assert "--force" in line, line
+    assert {n: (d / n).read_bytes() for n in names} == before
+    r = am("dev", "certs", str(d), "--force")
+    assert r.returncode == 0, shown(r)
+    assert (d / "ca.pem").read_bytes() != before["ca.pem"]
+
+    r = am("dev", "certs", str(tmp_path / "x"), "--client", "server")
+    assert r.returncode == 2, shown(r)
+    one_error_line(r, "client name 'server'")
+    assert not (tmp_path / "x").exists()
+
+
+def test_tls_against_a_plain_coordinator_fails_saying_tls(mesh: Mesh, tmp_path: Path) -> None:
+    pki = make_certs(tmp_path / "pki")
+    ca = str(pki["ca"])
+    for args, env in (
+        (("agents", "-c", mesh.address, "--tls-ca", ca), {}),
+        (("--tls-ca", ca, "agents", "-c", mesh.address), {}),  # before the command too
+        (("agents", "-c", mesh.address), {"AGENTMESH_TLS_CA": ca}),
+        (("task", "list", "-c", mesh.address, "--tls"), {}),
+    ):
+        r = am(*args, env=env)
+        assert r.returncode == 3, (args, shown(r))
+        one_error_line(r, "UNAVAILABLE: the TLS handshake failed: the coordinator does not seem")
+
+    r = am("version", "-c", mesh.address, "--tls-ca", ca)
+    assert r.returncode == 0 and r.stderr == "", shown(r)
+    assert "not reachable (UNAVAILABLE: the TLS handshake failed" in r.stdout, shown(r)
+
+
+def test_tls_settings_that_cannot_work_are_bad_usage(mesh: Mesh, tmp_path: Path) -> None:
+    pki = make_certs(tmp_path / "pki", clients=["ops"])
+    gone = str(tmp_path / "gone.pem")
+    for args, env, says in (
+        (
+            ("--tls-ca", gone),
+            {},
+            f"TLS ca (TLS.ca, --tls-ca, AGENTMESH_TLS_CA): cannot read {gone!r}",
+        ),
+        (("--tls-client-cert", str(pki["client:ops"])), {}, "--tls-client-key go together"),
+        ((), {"AGENTMESH_TLS_CLIENT_KEY": str(pki["client_key:ops"])}, "go together"),
+        ((), {"AGENTMESH_TLS": "maybe"}, "AGENTMESH_TLS='maybe'"),
+        # a flag wins over its variable: the unreadable one is not read
+        (("--tls-ca", gone), {"AGENTMESH_TLS_CA": str(pki["ca"])}, "cannot read"),
+    ):
+        r = am("agents", "-c", mesh.address, *args, env=env)
+        assert r.returncode == 2, (args, env, shown(r))
+        one_error_line(r, says)
+    # ... and so a good flag overrides an unreadable variable (then fails the handshake)
+    r = am("agents", "-c", mesh.address, "--tls-ca", str(pki["ca"]), env={"AGENTMESH_TLS_CA": gone})
+    assert r.returncode == 3, shown(r)
+    one_error_line(r, "TLS handshake failed")
+
+
 # ------------------------------------------------------------------------- serve
 
 
@@ -485,6 +564,17 @@ def test_serve_on_a_port_in_use_is_bad_usage_and_creates_no_store(
     assert r.returncode == 2, shown(r)
     assert r.stderr == f"agentmesh: cannot listen on {server.address}: address already in use\n"
     assert list(tmp_path.iterdir()) == [], "the store is not created"
+
+
+def test_serve_with_unusable_tls_files_is_bad_usage(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+    r = am(
+        "serve", "--listen", "127.0.0.1:0", "--store", "memory",
+        "--tls-cert", str(missing), "--tls-key", str(missing),
+    )  # fmt: skip
+    assert r.returncode == 2, shown(r)
+    assert r.stderr.startswith("agentmesh: ") and "nope.pem" in r.stderr, shown(r)
+    assert len(r.stderr.splitlines()) == 1, shown(r)
 
 
 # ----------------------------------------------------------------------- version

@@ -25,6 +25,7 @@ from agent_sdk._errors import (
     RetryableTaskError,
     RpcError,
     TaskError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from agent_sdk._task import AgentStats, Task
@@ -76,6 +77,7 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "InvalidArgumentError",
     "NotFoundError",
     "PermissionDeniedError",
+    "UnauthenticatedError",
     "ResourceExhaustedError",
     "RetryableTaskError",
     "RpcError",

@@ -22,6 +22,7 @@ import grpc
 
 from agent_sdk._agent_runner import Handler, Outbox, Runner, running_loop
 from agent_sdk._agent_session import Session, channel_options
+from agent_sdk._auth import auth_metadata, resolve_token
 from agent_sdk._discovery import (
     COORDINATOR_ENV,
     EtcdCredentials,
@@ -113,6 +114,13 @@ class Agent:
     above, and so is a failed handshake (logged with what to check).  The ``tls``
     attribute holds the settings; one assigned to it is used from the next connection.
 
+    Authentication: ``token``, a bearer token sent as ``authorization: Bearer <token>``
+    metadata when the Connect stream is opened (every session, to every replica), else
+    the environment variable ``AGENTMESH_TOKEN`` (unset or empty: no token);
+    ``token=""`` sends none whatever the environment says.  A token with whitespace,
+    line breaks or characters outside printable ASCII raises ValueError here.  The token
+    is kept out of every message, log line and repr; it is fixed when the agent is made.
+
     Connection state changes (connected, disconnected, reconnect attempts and why,
     redirects, shutdown) are logged at INFO on the ``agent_sdk`` logger; an application
     that configured no logging at all also sees each change once on stderr
@@ -133,9 +141,12 @@ class Agent:
         drain_timeout: float = 30.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         tls: TLS | None = None,
+        token: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        # The Connect call's metadata, once (a bad token fails here); never logged or shown.
+        self._metadata = auth_metadata(resolve_token(token))
         self.tls = TLS.from_env() if tls is None else tls
         if self.tls is not None:
             self.tls.credentials()  # unreadable files fail here, not at the first connect
@@ -274,7 +285,13 @@ class Agent:
         self._outbox.open(loop)
         self._runner.open(self.max_concurrency)
         session = Session(
-            self.name, self._outbox, self._runner, self._status, self._stop, self.max_message_bytes
+            self.name,
+            self._outbox,
+            self._runner,
+            self._status,
+            self._stop,
+            self.max_message_bytes,
+            metadata=self._metadata,
         )
         failover = Failover.reconnect(self._route, self.reconnect_min, self.reconnect_max)
         if self._shutdown_requested:

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from agent_sdk._agent_runner import Outbox, Runner
+from agent_sdk._auth import Metadata
 from agent_sdk._decode import Undecodable, decode
 from agent_sdk._errors import UnavailableError
 from agent_sdk._status import StatusReporter
@@ -59,8 +60,11 @@ class Session:
         status: StatusReporter,
         stop: asyncio.Event,
         max_message_bytes: int,
+        *,
+        metadata: Metadata = (),
     ) -> None:
         self.name = name
+        self._metadata = metadata  # sent with each Connect call (the bearer token, if any)
         self.outbox = outbox
         self.runner = runner
         self.status = status
@@ -81,7 +85,8 @@ class Session:
         stream ends or ``stop`` is set; ``welcomed(target, welcome)`` is called before
         serving starts.  Raises the call's error (``grpc.aio.AioRpcError``: it may name
         the leader), or UnavailableError when a TLS file cannot be read or the stream
-        ended before its Welcome or went silent."""
+        ended before its Welcome or went silent.  The call carries ``metadata`` (the
+        agent's bearer token, if any)."""
         try:
             channel = open_channel(target, tls, channel_options(self.max_message_bytes))
         except ValueError as e:  # e.g. a certificate being replaced: try again later
@@ -91,7 +96,7 @@ class Session:
                 CONNECT,
                 request_serializer=agent_pb2.AgentMessage.SerializeToString,
                 response_deserializer=decode,  # never raises: see _decode
-            )()
+            )(metadata=self._metadata)
             try:
                 with contextlib.suppress(asyncio.InvalidStateError):
                     # A replica that refuses us may end the call before the Hello is

@@ -10,6 +10,7 @@ from typing import Any, Self
 import grpc
 
 from agent_sdk._agent_session import channel_options
+from agent_sdk._auth import auth_metadata, resolve_token
 from agent_sdk._discovery import (
     EtcdCredentials,
     election_pending,
@@ -110,10 +111,22 @@ class Client(WorkflowMethods):
     UnavailableError from a call that must connect anew after they became unreadable);
     a failed handshake is an UnavailableError that says what to check.  The ``tls``
     attribute holds the settings in use (None: plain text).
+
+    Authentication: ``token``, a bearer token sent as ``authorization: Bearer <token>``
+    metadata on every call (polling agents' calls included), else the environment
+    variable ``AGENTMESH_TOKEN`` (unset or empty: no token); ``token=""`` sends none
+    whatever the environment says.  A token with whitespace, line breaks or characters
+    outside printable ASCII raises ValueError here.  The token is kept out of every
+    message and repr; it is fixed when the client is made.
     """
 
     def __init__(
-        self, address: str | None = None, *, timeout: float = 30.0, tls: TLS | None = None
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 30.0,
+        tls: TLS | None = None,
+        token: str | None = None,
     ) -> None:
         address, _ = resolve_address(address)
         self._route = Route(parse_address(address))  # shared by every call
@@ -122,6 +135,8 @@ class Client(WorkflowMethods):
         self.tls = TLS.from_env() if tls is None else tls
         if self.tls is not None:
             self.tls.credentials()  # unreadable files fail here, not on the first call
+        # The call metadata, once (a bad token fails here); never logged or shown.
+        self._metadata = auth_metadata(resolve_token(token))
         self.timeout = timeout
         self.address = address
         self._channel: grpc.aio.Channel | None = None
@@ -195,7 +210,9 @@ class Client(WorkflowMethods):
                     self._route.resolved(target)
                 self._connect(target)
                 stub = getattr(getattr(self, attr), name)
-                return await stub(request, timeout=run.remaining(loop.time()))
+                return await stub(
+                    request, timeout=run.remaining(loop.time()), metadata=self._metadata
+                )
             except UnavailableError as e:  # from find_leader: etcd named no leader
                 outcome = Outcome(Result.NO_LEADER, "", e.message, error=e)
             except grpc.aio.AioRpcError as e:

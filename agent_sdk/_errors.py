@@ -5,7 +5,9 @@
     │   ├── InvalidArgumentError
     │   ├── NotFoundError
     │   ├── FailedPreconditionError   e.g. no live agent advertises the capability
-    │   ├── PermissionDeniedError     e.g. acting as an agent without its session secret
+    │   ├── UnauthenticatedError      no valid credentials (token, certificate)
+    │   ├── PermissionDeniedError     the caller's roles, namespaces or capabilities do not
+    │   │                             allow it; acting as an agent without its secret
     │   ├── ResourceExhaustedError    the coordinator refuses new work for now
     │   ├── UnavailableError          coordinator unreachable or shutting down
     │   └── DeadlineExceededError
@@ -66,8 +68,17 @@ class FailedPreconditionError(RpcError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class UnauthenticatedError(RpcError):
+    """The coordinator requires credentials and these are missing, unknown, revoked or
+    expired (UNAUTHENTICATED): check the token (``AGENTMESH_TOKEN``) or certificate."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class PermissionDeniedError(RpcError):
-    """Acting as an agent without its session secret (PERMISSION_DENIED)."""
+    """The caller may not do this: a permission its roles lack, a namespace or a
+    capability outside its grant, or acting as an agent without its session secret
+    (PERMISSION_DENIED); the message names what is missing."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
 
@@ -132,6 +143,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
         InvalidArgumentError,
         NotFoundError,
         FailedPreconditionError,
+        UnauthenticatedError,
         PermissionDeniedError,
         ResourceExhaustedError,
         UnavailableError,

@@ -17,6 +17,12 @@ LEADER_METADATA = "agentmesh-leader"
 ELECTION_METADATA = "agentmesh-election"
 ELECTION_PENDING = "pending"
 
+#: Request metadata naming the namespace a call acts in (absent: ``DEFAULT_NAMESPACE``).
+NAMESPACE_METADATA = "agentmesh-namespace"
+DEFAULT_NAMESPACE = "default"
+#: Request metadata carrying the caller's credentials: ``Bearer <token>``.
+AUTHORIZATION_METADATA = "authorization"
+
 #: The default key prefix of a mesh's state in etcd.
 DEFAULT_PREFIX = "/agentmesh"
 #: The election candidates' folder under the prefix.

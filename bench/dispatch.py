@@ -1,6 +1,7 @@
 """Dispatch benchmark: how many tiny tasks per second the coordinator moves over agent streams.
 
-    python bench/dispatch.py [--duration S] [--warmup S] [--agents 1,4,16] [--quick] [--profile]
+    python bench/dispatch.py [--duration S] [--warmup S] [--agents 1,4,16] [--quick]
+                             [--no-secure] [--profile]
 
 It prints figures and never asserts timings. Everything runs on 127.0.0.1.
 
@@ -16,11 +17,22 @@ It prints figures and never asserts timings. Everything runs on 127.0.0.1.
 - ``e2e-api``: the public API end to end: a spawned client process submitting with
   ``Client.bulk_assign_tasks`` (batches of 64) and collecting with one ``wait_task`` per task,
   against the coordinator in this process and 4 SDK agents in another process.
+- ``coord+auth`` and ``e2e+auth`` (``--secure``, the default; ``--no-secure`` skips them):
+  the coordinator and e2e-api paths again, with TLS on the coordinator's listener and
+  bearer-token auth on (``auth_tokens_file``). A local CA, a server certificate for
+  127.0.0.1 and a tokens file with one agent token and one client token (role operator)
+  are made in a temporary directory (``_secure.make_secure_setup``), removed at the end.
+  Agents and client dial over TLS and send their token: the coordinator's auth layer
+  verifies each unary call's bearer token (cached per token) and each agent stream once,
+  when it opens. coord+auth runs right after the plain coordinator run of the same N.
+- ``secure/plain``: coord+auth over coordinator tasks/s for the same N, and e2e+auth over
+  e2e-api (target >= 0.85). Printed, never asserted.
 
 Per run it also prints, for the measurement window: the CPU each process used (share of one
 core, all threads, from /proc/<pid>/stat), the host's busy share of all cores (/proc/stat),
 CPU microseconds per task in each process, and each process's VmRSS after the run.
 "main" is this process (coordinator or bare server), "peer" the agents or bare clients.
+``--profile`` profiles the plain coordinator runs only (no bare, e2e or secure runs).
 """
 
 from __future__ import annotations
@@ -38,15 +50,18 @@ import platform
 import pstats
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import grpc
+from _secure import SecureSetup, make_secure_setup
 
 CAPABILITY = "echo"
 BARE_SERVICE = "agentmesh.bench.Echo"
@@ -164,12 +179,17 @@ async def _recv_async(conn: Connection) -> Any:
     return await asyncio.to_thread(conn.recv)
 
 
-async def _agents_main(address: str, n: int, conn: Connection) -> None:
+async def _agents_main(address: str, n: int, secure: SecureSetup | None, conn: Connection) -> None:
     from agent_sdk import Agent, Task
 
+    # With a SecureSetup: TLS to the coordinator and the agent token on each stream.
+    tls = secure.agent_tls() if secure is not None else None
+    token = secure.agent_token if secure is not None else None
     agents = []
     for i in range(n):
-        agent = Agent(f"bench-{i}", address, max_concurrency=1, drain_timeout=2.0)
+        agent = Agent(
+            f"bench-{i}", address, max_concurrency=1, drain_timeout=2.0, tls=tls, token=token
+        )
 
         @agent.capability(CAPABILITY)
         async def echo(task: Task) -> dict[str, Any]:
@@ -230,13 +250,22 @@ async def _bare_client_main(address: str, n: int, conn: Connection) -> None:
 
 
 async def _e2e_client_main(
-    address: str, warmup: float, duration: float, batch: int, workers: int, conn: Connection
+    address: str,
+    warmup: float,
+    duration: float,
+    batch: int,
+    workers: int,
+    secure: SecureSetup | None,
+    conn: Connection,
 ) -> None:
     from agent_sdk import Client, TaskRequest
 
+    # With a SecureSetup: TLS to the coordinator and the client token on every call.
+    tls = secure.client_tls() if secure is not None else None
+    token = secure.client_token if secure is not None else None
     counted = 0
     failed = 0
-    async with Client(address) as client:
+    async with Client(address, tls=tls, token=token) as client:
         start = time.perf_counter()
         window_start = start + warmup
         window_end = window_start + duration
@@ -422,12 +451,15 @@ async def measure(
     )
 
 
-def coordinator_settings() -> Any:
+def coordinator_settings(secure: SecureSetup | None = None) -> Any:
+    """The benchmark coordinator's settings; with ``secure``, TLS and auth on as well."""
     from coordinator.config import load_settings
 
     # Default settings but the store: dispatch never touches it, and the default
     # (agentmesh.db in the working directory) would leave a file behind and lock it.
     overrides = {"listen": "127.0.0.1:0", "state_persistence": "memory"}
+    if secure is not None:
+        overrides |= secure.settings_overrides()
     return load_settings(overrides=overrides, environ={})
 
 
@@ -440,18 +472,23 @@ async def wait_for_agents(mesh: Any, n: int, timeout: float) -> None:
 
 
 async def run_coordinator(
-    n: int, warmup: float, duration: float, profile: cProfile.Profile | None
+    n: int,
+    warmup: float,
+    duration: float,
+    profile: cProfile.Profile | None,
+    secure: SecureSetup | None = None,
 ) -> Result:
+    """The coordinator path (``coord+auth`` with ``secure``: TLS and token auth on)."""
     from coordinator.domain import TaskSpec, TaskStatus
     from coordinator.server import Coordinator
 
-    coordinator = Coordinator(coordinator_settings())
+    coordinator = Coordinator(coordinator_settings(secure))
     await coordinator.start()
     agents: Child | None = None
     try:
         mesh = coordinator.mesh
         assert mesh is not None
-        agents = Child.spawn("agents", coordinator.address, n)
+        agents = Child.spawn("agents", coordinator.address, n, secure)
         await agents.recv("ready", READY_TIMEOUT_S)
         await wait_for_agents(mesh, n, READY_TIMEOUT_S)
 
@@ -486,7 +523,7 @@ async def run_coordinator(
         for _ in range(n):
             submit()
         result = await measure(window, warmup, duration, [os.getpid(), agents.pid], profile)
-        result.path, result.agents = "coordinator", n
+        result.path, result.agents = ("coordinator" if secure is None else "coord+auth"), n
         if started:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(drained.wait(), DRAIN_TIMEOUT_S)
@@ -592,27 +629,37 @@ async def run_bare(n: int, warmup: float, duration: float) -> Result:
             await server.stop(0.5)
 
 
-async def run_e2e(n: int, warmup: float, duration: float, batch: int, workers: int) -> Result:
+async def run_e2e(
+    n: int,
+    warmup: float,
+    duration: float,
+    batch: int,
+    workers: int,
+    secure: SecureSetup | None = None,
+) -> Result:
+    """The e2e-api path (``e2e+auth`` with ``secure``: TLS and token auth on)."""
     from coordinator.server import Coordinator
 
-    coordinator = Coordinator(coordinator_settings())
+    coordinator = Coordinator(coordinator_settings(secure))
     await coordinator.start()
     agents: Child | None = None
     client: Child | None = None
     try:
         mesh = coordinator.mesh
         assert mesh is not None
-        agents = Child.spawn("agents", coordinator.address, n)
+        agents = Child.spawn("agents", coordinator.address, n, secure)
         await agents.recv("ready", READY_TIMEOUT_S)
         await wait_for_agents(mesh, n, READY_TIMEOUT_S)
-        client = Child.spawn("e2e-client", coordinator.address, warmup, duration, batch, workers)
+        client = Child.spawn(
+            "e2e-client", coordinator.address, warmup, duration, batch, workers, secure
+        )
         meter = CpuMeter([os.getpid(), agents.pid, client.pid])
         meter.start()
         figures = await client.recv("result", READY_TIMEOUT_S + warmup + duration + 30)
         cpu, busy, steal = meter.stop()
         agent_figures = await agents.stop()
         return Result(
-            path="e2e-api",
+            path="e2e-api" if secure is None else "e2e+auth",
             agents=n,
             tasks_per_s=figures["tasks"] / figures["elapsed"],
             main_rss_mb=rss_kb() / 1024,
@@ -694,6 +741,33 @@ def ratio_line(results: Sequence[Result]) -> str:
     return "ratio coordinator/bare (target >= 0.5): " + ("  ".join(parts) or "-")
 
 
+# Each secure path and the plain path it is compared with.
+SECURE_PATHS = {"coord+auth": "coordinator", "e2e+auth": "e2e-api"}
+# The table's order of paths (then by N).
+PATH_ORDER = {"coordinator": 0, "coord+auth": 1, "bare": 2, "e2e-api": 3, "e2e+auth": 4}
+
+
+def secure_line(results: Sequence[Result]) -> str:
+    """Tasks/s of each secure row over the plain row of the same path and N."""
+    plain = {(r.path, r.agents): r.tasks_per_s for r in results}
+    coordinator: list[str] = []
+    e2e: list[str] = []
+    for r in results:
+        base = plain.get((SECURE_PATHS.get(r.path, ""), r.agents))
+        if not base:
+            continue
+        if r.path == "coord+auth":
+            coordinator.append(f"N={r.agents}: {r.tasks_per_s / base:.2f}")
+        else:
+            e2e.append(f"{r.tasks_per_s / base:.2f}")
+    parts = []
+    if coordinator:
+        parts.append("coordinator " + "  ".join(coordinator))
+    if e2e:
+        parts.append("e2e-api: " + "  ".join(e2e))
+    return "secure/plain (target >= 0.85): " + ("  ".join(parts) or "-")
+
+
 def print_profile(profile: cProfile.Profile, limit: int) -> None:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
@@ -719,27 +793,39 @@ async def main_async(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-    for n in counts:
-        progress(await run_coordinator(n, args.warmup, args.duration, profile))
-    if not args.profile:
+    with contextlib.ExitStack() as files:
+        secure: SecureSetup | None = None
+        if args.secure and not args.profile:
+            # Certificates and tokens for the secure runs; the directory goes at the end.
+            tmp = files.enter_context(tempfile.TemporaryDirectory(prefix="agentmesh-bench-"))
+            secure = make_secure_setup(Path(tmp), CAPABILITY)
         for n in counts:
-            progress(await run_bare(n, args.warmup, args.duration))
-        if args.e2e_agents > 0:
-            progress(
-                await run_e2e(
-                    args.e2e_agents,
-                    args.warmup,
-                    args.duration,
-                    args.e2e_batch,
-                    args.e2e_workers,
-                )
-            )
-    results.sort(key=lambda r: ({"coordinator": 0, "bare": 1}.get(r.path, 2), r.agents))
+            progress(await run_coordinator(n, args.warmup, args.duration, profile))
+            if secure is not None:  # right after the plain run: the closest A/B
+                progress(await run_coordinator(n, args.warmup, args.duration, None, secure))
+        if not args.profile:
+            for n in counts:
+                progress(await run_bare(n, args.warmup, args.duration))
+            if args.e2e_agents > 0:
+                setups: list[SecureSetup | None] = [None] if secure is None else [None, secure]
+                for setup in setups:  # plain, then with TLS + auth
+                    result = await run_e2e(
+                        args.e2e_agents,
+                        args.warmup,
+                        args.duration,
+                        args.e2e_batch,
+                        args.e2e_workers,
+                        setup,
+                    )
+                    progress(result)
+    results.sort(key=lambda r: (PATH_ORDER.get(r.path, len(PATH_ORDER)), r.agents))
     print()
     print(table(results))
     print()
     if any(r.path == "bare" for r in results):
         print(ratio_line(results))
+    if any(r.path in SECURE_PATHS for r in results):
+        print(secure_line(results))
     if profile is not None:
         print_profile(profile, args.profile_lines)
 
@@ -754,9 +840,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--e2e-batch", type=int, default=64, help="tasks per bulk_assign_tasks")
     p.add_argument("--e2e-workers", type=int, default=2, help="concurrent client loops")
     p.add_argument(
+        "--secure",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the coordinator and e2e-api paths with TLS + token auth "
+        "(coord+auth, e2e+auth)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
-        help="cProfile the main process during the coordinator runs (skips bare and e2e)",
+        help="cProfile the main process during the coordinator runs (skips bare, e2e and "
+        "the secure runs)",
     )
     p.add_argument("--profile-lines", type=int, default=30)
     args = p.parse_args(argv)
@@ -773,7 +867,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"machine: {machine()}")
     print(
         f"runs: {args.duration:g} s measured after {args.warmup:g} s warmup; "
-        f"agents {args.agents}; 127.0.0.1 loopback",
+        f"agents {args.agents}; 127.0.0.1 loopback"
+        + ("; secure runs: server TLS + bearer tokens" if args.secure and not args.profile else ""),
         flush=True,
     )
     try:

@@ -50,6 +50,32 @@ class Settings(BaseModel):
     tls_client_ca: str = Field(
         "", description="PEM CA bundle clients must present a certificate from (mutual TLS)"
     )
+    # Authentication and authorization (docs/security.md): on when a tokens file or a JWKS
+    # is configured; then every call but health (and reflection, if open) needs a principal.
+    auth_tokens_file: str = Field(
+        "",
+        description="YAML file of principals (hashed bearer tokens, certificate identities), "
+        "re-read when it changes; enables auth",
+    )
+    auth_policy_file: str = Field(
+        "", description="YAML file of roles and their permissions (default: the built-in roles)"
+    )
+    auth_jwks_file: str = Field(
+        "", description="JSON Web Key Set file that signs accepted JWTs; enables auth"
+    )
+    auth_jwks_url: str = Field(
+        "", description="URL of the issuer's JSON Web Key Set (fetched, cached); enables auth"
+    )
+    auth_jwt_issuer: str = Field("", description="the `iss` accepted JWTs must carry (if set)")
+    auth_jwt_audience: str = Field("", description="the `aud` accepted JWTs must carry")
+    auth_open_reflection: bool = Field(
+        True, description="serve gRPC reflection without credentials (grpcurl's discovery)"
+    )
+    audit_log: str = Field(
+        "",
+        description="file every write and refusal is appended to as JSON lines "
+        "(always also logged as agentmesh.audit)",
+    )
     coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
     # The seed's OrchestratorAgentConfig options.
     agent_registry: str = Field(
@@ -147,6 +173,26 @@ class Settings(BaseModel):
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
         return self
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        jwt = bool(self.auth_jwks_file or self.auth_jwks_url)
+        if self.auth_jwks_file and self.auth_jwks_url:
+            raise ValueError("auth_jwks_file and auth_jwks_url: give one, not both")
+        if jwt and not self.auth_jwt_audience:
+            raise ValueError("auth_jwt_audience: verifying JWTs needs the audience they carry")
+        if self.auth_jwks_url and not self.auth_jwks_url.startswith(("https://", "http://")):
+            raise ValueError(f"auth_jwks_url: expected an http(s) URL, got {self.auth_jwks_url!r}")
+        if self.auth_policy_file and not self.auth_enabled:
+            raise ValueError(
+                "auth_policy_file: has no effect without auth_tokens_file or auth_jwks_file/url"
+            )
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether calls need a principal (a tokens file or a JWKS is configured)."""
+        return bool(self.auth_tokens_file or self.auth_jwks_file or self.auth_jwks_url)
 
     @model_validator(mode="after")
     def _check_cluster(self) -> Settings:

@@ -7,7 +7,10 @@
     │   ├── NotFound             an agent, task, execution or workflow that does not exist
     │   ├── AlreadyExists
     │   ├── FailedPrecondition   valid, but not possible now (no capable agent, wrong state)
-    │   ├── PermissionDenied     the caller cannot prove it is who it says (an agent's secret)
+    │   ├── Unauthenticated      no valid credentials (bearer token, JWT, client certificate)
+    │   ├── PermissionDenied     authenticated, but not allowed: a missing permission, a
+    │   │                        namespace or capability outside the caller's, a wrong
+    │   │                        agent session secret
     │   ├── ResourceExhausted    a queue or limit is full; retry later
     │   ├── DeadlineExceeded     the caller took too long to say what the protocol requires
     │   ├── Unimplemented        declared in the protocol, not served by this coordinator
@@ -84,8 +87,16 @@ class FailedPrecondition(MeshError):
     pass
 
 
+class Unauthenticated(MeshError):
+    """The call carries no valid credentials (a bearer token, a JWT, a client
+    certificate); the message says what was wrong without repeating the secret."""
+
+    pass
+
+
 class PermissionDenied(MeshError):
-    """The caller cannot prove it is who it says (an agent's session secret)."""
+    """The caller may not do this: a permission its roles lack, a namespace or a
+    capability outside its grant, or an agent's session secret that does not match."""
 
     pass
 

@@ -17,7 +17,10 @@
 address is ``$AGENTMESH_COORDINATOR``, else ``localhost:50051``.  So do the TLS flags
 ``--tls``, ``--tls-ca FILE``, ``--tls-client-cert FILE``, ``--tls-client-key FILE`` and
 ``--tls-server-name NAME``; a flag wins over its ``AGENTMESH_TLS_*`` variable (the SDK's
-``TLS.from_env``), and every command that dials a coordinator uses them.
+``TLS.from_env``), and every command that dials a coordinator uses them.  So do
+``--token TOKEN`` and ``--token-file PATH`` (a trailing newline stripped; ``--token ''``
+sends none): the bearer token sent as ``authorization: Bearer TOKEN`` on every call,
+default ``$AGENTMESH_TOKEN``; ``agent`` and ``demo`` give it to the agents they start.
 
 Exit status, the same for every command:
 

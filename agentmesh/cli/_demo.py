@@ -13,6 +13,11 @@ agents and the client get the seed list of the three. ``--kill-leader`` then
 SIGKILLs the leader in the middle of the workflow: another replica takes over
 after the lease TTL, recovers the execution from etcd, and the workflow completes.
 
+A bearer token (``--token``, ``--token-file``, ``$AGENTMESH_TOKEN``) goes to the agents
+(in their ``AGENTMESH_TOKEN``, not on their command line) and to the demo's client.
+``--secure`` turns on mutual TLS, certificate and token authentication, and the audit
+log, all made fresh for the run (``_demo_secure``).
+
 One piece: the demo's processes, its optional cluster and its scenario are one script.
 """
 
@@ -35,7 +40,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent_sdk import Client, Execution, ExecutionEvent
+from agent_sdk._auth import TOKEN_ENV
 from agentmesh.agents import WORKFLOWS
+from agentmesh.cli._demo_secure import Secure, prepare, show_refusal
 from agentmesh.cli._progress import Progress, follow
 
 AGENTS = ("planner", "executor", "notion", "build", "reviewer", "refactor")
@@ -89,12 +96,29 @@ class Processes:
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     logs: Path | None = None
     address: str = ""
+    token: str = ""  # the agents' bearer token ("": none)
+    secure: Secure | None = None  # --secure: TLS, certificates, tokens
 
     def start(self, name: str, *args: str) -> subprocess.Popen[str]:
         """Start ``python *args`` as ``name``."""
         return self.start_command(name, [sys.executable, *args])
 
-    def start_command(self, name: str, argv: list[str]) -> subprocess.Popen[str]:
+    def start_agent(self, name: str, workspace: Path) -> subprocess.Popen[str]:
+        """Start the reference agent ``name`` on ``address``, with ``token`` (if any) in
+        its ``AGENTMESH_TOKEN``: an environment is private to its user, a command line
+        is not."""
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        if self.token:
+            env[TOKEN_ENV] = self.token
+        if self.secure is not None:
+            env.update(self.secure.agent_env.get(name, {}))
+        argv = [sys.executable, "-m", "agentmesh.agents", name]
+        argv += ["--coordinator", self.address, "--workspace", str(workspace)]
+        return self.start_command(name, argv, env)
+
+    def start_command(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         err: IO[str] | int = subprocess.DEVNULL
         if self.logs is not None:
             err = open(self.logs / f"{name}.log", "a")  # noqa: SIM115 - owned by the process
@@ -104,6 +128,7 @@ class Processes:
             stderr=err,
             text=True,
             start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
+            env=env,
         )
         if not isinstance(err, int):
             err.close()
@@ -239,7 +264,9 @@ def _etcd_binary() -> str | None:
     return shutil.which("etcd", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
 
 
-def _start_cluster(procs: Processes, infra: Processes, ws: Path) -> Cluster | None:
+def _start_cluster(
+    procs: Processes, infra: Processes, ws: Path, extra: list[str]
+) -> Cluster | None:
     binary = _etcd_binary()
     if binary is None:
         _say(
@@ -290,6 +317,7 @@ def _start_cluster(procs: Processes, infra: Processes, ws: Path) -> Cluster | No
             "--log-level", "warn",
             "--heartbeat-interval-ms", "500",
             "--heartbeat-timeout-ms", "3000",
+            *extra,
         )  # fmt: skip
         assert server.stdout is not None
         if "listening" not in server.stdout.readline():
@@ -308,7 +336,9 @@ async def _scenario(
     cluster: Cluster | None = None,
     kill_leader: bool = False,
 ) -> int:
-    async with Client(address, timeout=30) as client:
+    secure = procs.secure
+    tls = secure.tls if secure is not None else None
+    async with Client(address, timeout=30, token=procs.token, tls=tls) as client:
         await _wait_agents(client, AGENTS)
         if cluster is not None:
             leader = await cluster.leader()
@@ -327,9 +357,12 @@ async def _scenario(
             _say("implement_feature needs a project: running project_setup first.")
             await _run(client, procs, workspace, "project_setup", "")
         try:
-            return await _run(
+            rc = await _run(
                 client, procs, workspace, workflow, kill_agent, cluster if kill_leader else None
             )
+            if secure is not None:
+                await show_refusal(address, secure, _say)
+            return rc
         finally:
             if cluster is not None:
                 await cluster.close()
@@ -390,16 +423,7 @@ async def _run(
         await asyncio.sleep(0.05)
         procs.stop(kill_agent, signal.SIGKILL)
         _say(f"  !! killed the {kill_agent} agent (SIGKILL) during {e.step_id}; restarting it")
-        procs.start(
-            kill_agent,
-            "-m",
-            "agentmesh.agents",
-            kill_agent,
-            "--coordinator",
-            procs.address,
-            "--workspace",
-            str(workspace),
-        )
+        procs.start_agent(kill_agent, workspace)
 
     done = await follow(client, execution.id, progress, _say, chaos)
     for t in takeover:
@@ -416,10 +440,13 @@ def run_demo(
     kill_agent: str = "",
     cluster: bool = False,
     kill_leader: bool = False,
+    token: str = "",
+    secure: bool = False,
 ) -> int:
     """Run the demo; return a process exit status. Each run gets a fresh directory
     under ``workspace`` (default ./agentmesh-demo): projects, pages, deployments,
-    the store and the logs of earlier runs stay as they were."""
+    the store and the logs of earlier runs stay as they were.  ``token``: the bearer
+    token the agents and the client send ("": none); ``secure``: mutual TLS and auth."""
     root = Path(workspace or "agentmesh-demo").resolve()
     ws = root / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     n = 1
@@ -430,14 +457,19 @@ def run_demo(
     logs = ws / "logs"
     logs.mkdir(exist_ok=True)
     address = f"127.0.0.1:{_free_port()}"
-    procs = Processes(logs=logs, address=address)
+    procs = Processes(logs=logs, address=address, token=token)
+    if secure:
+        procs.secure = prepare(ws, CAPABILITIES)
+        procs.token = procs.secure.token
+        _say(procs.secure.describe())
+    tls_args = procs.secure.serve_args if procs.secure is not None else []
     infra = Processes(logs=logs)  # etcd: stopped after everything that uses it
     started = time.perf_counter()
     cluster = cluster or kill_leader
     try:
         if cluster:
             _say(f"Starting etcd and three coordinator replicas; workspace {ws}")
-            the_cluster = _start_cluster(procs, infra, ws)
+            the_cluster = _start_cluster(procs, infra, ws, tls_args)
             if the_cluster is None:
                 return 1
             procs.address = ",".join(the_cluster.replicas.values())
@@ -464,6 +496,7 @@ def run_demo(
             "500",
             "--heartbeat-timeout-ms",
             "3000",
+            *tls_args,
         )
         assert server.stdout is not None
         if "listening" not in server.stdout.readline():
@@ -493,9 +526,7 @@ def _agents_and_scenario(
 ) -> int:
     address = procs.address
     for name in AGENTS:
-        procs.start(
-            name, "-m", "agentmesh.agents", name, "--coordinator", address, "--workspace", str(ws)
-        )
+        procs.start_agent(name, ws)
     rc = asyncio.run(_scenario(address, procs, ws, workflow, kill_agent, cluster, kill_leader))
     _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s (logs in {logs}).")
     if keep_running:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agent_sdk import TLS, Client, RpcError
+from agent_sdk._auth import TOKEN_ENV, auth_metadata
 from agent_sdk._tls import open_channel
 from agentmesh import __version__
 from agentmesh.cli import _output as out
@@ -86,7 +90,7 @@ def validate(args: argparse.Namespace) -> int:
     return 0 if valid else 1
 
 
-async def _leader_serving(address: str, tls: TLS | None) -> bool:
+async def _leader_serving(address: str, tls: TLS | None, token: str) -> bool:
     """Whether the replica at ``address`` serves as the leader (its AgentService health
     is SERVING only while it leads)."""
     import grpc
@@ -96,14 +100,16 @@ async def _leader_serving(address: str, tls: TLS | None) -> bool:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             r = await stub.Check(
-                health_pb2.HealthCheckRequest(service="agentmesh.v1.AgentService"), timeout=2.0
+                health_pb2.HealthCheckRequest(service="agentmesh.v1.AgentService"),
+                timeout=2.0,
+                metadata=auth_metadata(token),
             )
         except grpc.aio.AioRpcError:
             return False
     return bool(r.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def cluster_status(args: argparse.Namespace, tls: TLS | None) -> int:
+async def cluster_status(args: argparse.Namespace, tls: TLS | None, token: str) -> int:
     from coordinator.cluster.membership import cluster_status as read_status
     from coordinator.server.replica import make_kv
 
@@ -118,7 +124,7 @@ async def cluster_status(args: argparse.Namespace, tls: TLS | None) -> int:
             status = await read_status(kv, settings.etcd_prefix)
             ready = bool(status["etcd"].get("healthy") and status.get("leader_address"))
             if ready and args.wait is not None:
-                ready = await _leader_serving(str(status["leader_address"]), tls)
+                ready = await _leader_serving(str(status["leader_address"]), tls, token)
             if args.wait is None or ready or loop.time() > deadline:
                 break
             await asyncio.sleep(0.2)
@@ -150,14 +156,35 @@ def _print_cluster(status: dict[str, Any]) -> None:
         print("  no replicas registered")
 
 
-def agent(args: argparse.Namespace, coordinator: str, tls: TLS | None) -> int:
+@contextlib.contextmanager
+def token_environment(token: str) -> Iterator[None]:
+    """``AGENTMESH_TOKEN`` set to ``token`` (unset for ``""``) inside the block, as it was
+    afterwards.  The agent factories take no token: the Agent they make reads it from
+    there (and the executor's commands, which get an environment of their own, never
+    see it)."""
+    before = os.environ.get(TOKEN_ENV)
+    if token:
+        os.environ[TOKEN_ENV] = token
+    else:
+        os.environ.pop(TOKEN_ENV, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = before
+
+
+def agent(args: argparse.Namespace, coordinator: str, tls: TLS | None, token: str) -> int:
     from agentmesh.agents.registry import REFERENCE, build_agent
 
     options: dict[str, Any] = {"max_concurrency": args.max_concurrency}
     if args.workspace and args.name in REFERENCE:
         options["workspace"] = Path(args.workspace).resolve()
     try:
-        built = build_agent(args.name, coordinator, **options)
+        with token_environment(token):  # the agent sends it from its first connection
+            built = build_agent(args.name, coordinator, **options)
     except ValueError as e:
         raise UsageError(str(e)) from None
     built.tls = tls  # the factories take no TLS; the agent dials with it from the start
@@ -166,7 +193,7 @@ def agent(args: argparse.Namespace, coordinator: str, tls: TLS | None) -> int:
     return 0
 
 
-def demo(args: argparse.Namespace) -> int:
+def demo(args: argparse.Namespace, token: str) -> int:
     from agentmesh.cli._demo import run_demo
 
     return run_demo(
@@ -176,15 +203,17 @@ def demo(args: argparse.Namespace) -> int:
         args.kill_agent,
         cluster=args.cluster,
         kill_leader=args.kill_leader,
+        token=token,
+        secure=args.secure,
     )
 
 
-async def version(args: argparse.Namespace, coordinator: str, tls: TLS | None) -> int:
+async def version(args: argparse.Namespace, coordinator: str, tls: TLS | None, token: str) -> int:
     """This CLI's version, then the coordinator's when one is reachable (one that is
     not is reported, and is no error: the CLI's version is what was asked)."""
     report: dict[str, Any] = {"cli": __version__, "coordinator": None}
     try:
-        async with Client(coordinator, timeout=5.0, tls=tls) as client:
+        async with Client(coordinator, timeout=5.0, tls=tls, token=token) as client:
             info = await client.get_coordinator_info()
         report["coordinator"] = {
             "address": coordinator,

@@ -8,8 +8,10 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent_sdk import TLS, Client, RpcError
+from agent_sdk._auth import check_token, resolve_token
 from agent_sdk._discovery import parse_address, resolve_address
 from agentmesh.cli import _commands, _local
 from agentmesh.cli._parser import SETTINGS_COMMANDS, UsageError, build_parser
@@ -58,8 +60,41 @@ def _tls(args: argparse.Namespace) -> TLS | None:
     return tls
 
 
-async def _client_command(args: argparse.Namespace, address: str, tls: TLS | None) -> int:
-    async with Client(address, tls=tls) as client:
+def _token(args: argparse.Namespace) -> str:
+    """The bearer token to send: ``--token`` (``""``: none), else the contents of
+    ``--token-file`` (one trailing newline stripped), else ``$AGENTMESH_TOKEN``; ``""``
+    for none.  Given as ``token=`` to every Agent and Client the CLI makes, so they do
+    not read the environment again.  Both flags, an unreadable or empty file, or a token
+    that cannot be sent (whitespace, non-ASCII) are bad usage (exit 2)."""
+    try:
+        if args.token is not None and args.token_file is not None:
+            raise UsageError("--token and --token-file: give one of them")
+        if args.token is not None:
+            return check_token(args.token, "--token")
+        if args.token_file is not None:
+            return _read_token_file(args.token_file)
+        return resolve_token(None) or ""
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _read_token_file(path: str) -> str:
+    where = f"--token-file {path!r}"
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UsageError(f"{where}: cannot read it: {e.strerror or e}") from None
+    text = data.decode("utf-8", errors="replace")  # a bad byte: "non-ASCII" below
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise UsageError(f"{where}: the file is empty")
+    return check_token(text, where)
+
+
+async def _client_command(
+    args: argparse.Namespace, address: str, tls: TLS | None, token: str
+) -> int:
+    async with Client(address, tls=tls, token=token) as client:
         return await _commands.run(client, args)
 
 
@@ -68,23 +103,29 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if command == "serve":
         return _local.serve(args)
     if command == "demo":
-        return _local.demo(args)
+        return _local.demo(args, _token(args))
     if command == "dev":
         return _local.dev_certs(args)
+    if command == "auth":
+        from agentmesh.cli import _auth
+
+        return _auth.run(args)
     if command == "cluster":
-        tls = _tls(args) if args.wait is not None else None  # only --wait dials the leader
-        return asyncio.run(_local.cluster_status(args, tls))
+        if args.wait is None:  # only --wait dials the leader
+            return asyncio.run(_local.cluster_status(args, None, ""))
+        return asyncio.run(_local.cluster_status(args, _tls(args), _token(args)))
     if command == "completion":
         return _local.completion(args, parser)
     if command == "workflow" and args.workflow_command == "validate" and not args.coordinator:
         return _local.validate(args)
     address = _coordinator(args)
     tls = _tls(args)
+    token = _token(args)
     if command == "agent":
-        return _local.agent(args, address, tls)
+        return _local.agent(args, address, tls, token)
     if command == "version":
-        return asyncio.run(_local.version(args, address, tls))
-    return asyncio.run(_client_command(args, address, tls))
+        return asyncio.run(_local.version(args, address, tls, token))
+    return asyncio.run(_client_command(args, address, tls, token))
 
 
 def _closed_pipe() -> int:

@@ -66,8 +66,8 @@ SETTINGS_COMMANDS = frozenset({"serve", "cluster", "completion", "-h", "--help"}
 def _add_global_flags(
     p: argparse.ArgumentParser, default: str | None, *, coordinator: bool = True
 ) -> None:
-    """``-c`` (unless not ``coordinator``) and the TLS flags, with ``default`` (None on
-    the top-level parser, SUPPRESS on a subcommand's copy)."""
+    """``-c`` (unless not ``coordinator``), the TLS flags and the token flags, with
+    ``default`` (None on the top-level parser, SUPPRESS on a subcommand's copy)."""
     if coordinator:
         p.add_argument(
             "--coordinator",
@@ -115,6 +115,28 @@ def _add_global_flags(
         help="the name to check the coordinator's certificate against (default: the "
         "host of the address; $AGENTMESH_TLS_SERVER_NAME)",
     )
+    _add_token_flags(p, default)
+
+
+def _add_token_flags(p: argparse.ArgumentParser, default: str | None) -> None:
+    """``--token`` and ``--token-file``, with ``default`` as in ``_add_global_flags``."""
+    auth = p.add_argument_group(
+        "Authentication to the coordinator",
+        "Sent as 'authorization: Bearer TOKEN' on every call; --token '' sends none.",
+    )
+    auth.add_argument(
+        "--token",
+        default=default,
+        metavar="TOKEN",
+        help="bearer token for the coordinator (default: $AGENTMESH_TOKEN)",
+    )
+    auth.add_argument(
+        "--token-file",
+        default=default,
+        metavar="PATH",
+        help="read the bearer token from this file (a trailing newline is stripped); "
+        "instead of --token, which other users may see in the process list",
+    )
 
 
 def _common(coordinator: bool = True) -> argparse.ArgumentParser:
@@ -122,8 +144,8 @@ def _common(coordinator: bool = True) -> argparse.ArgumentParser:
     value alone unless given there (SUPPRESS), so ``-c X agents`` and ``agents -c X``
     are the same. (The top-level parser has its own actions: argparse shares a
     parent's action objects, and a default set on one would leak into the other.)
-    Without ``coordinator``: the TLS flags only (``cluster status`` finds the leader in
-    etcd, and checks it over TLS)."""
+    Without ``coordinator``: the TLS and token flags only (``cluster status`` finds the
+    leader in etcd, and checks it over TLS)."""
     common = argparse.ArgumentParser(add_help=False)
     _add_global_flags(common, argparse.SUPPRESS, coordinator=coordinator)
     return common
@@ -144,9 +166,15 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agentmesh {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str, *, remote: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str,
+        help: str,
+        *,
+        remote: bool = True,
+        parents: tuple[argparse.ArgumentParser, ...] = (),
+    ) -> argparse.ArgumentParser:
         """A subcommand; ``remote`` ones (that talk to a coordinator) take -c too."""
-        return sub.add_parser(name, help=help, parents=[common] if remote else [])
+        return sub.add_parser(name, help=help, parents=[common] if remote else list(parents))
 
     serve = command("serve", "run a coordinator", remote=False)
     if settings_flags:
@@ -250,14 +278,23 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
     )
     agent.add_argument("--max-concurrency", type=int, default=4)
 
+    # The demo starts its own coordinator, but its agents and client send the token.
+    tokens = argparse.ArgumentParser(add_help=False)
+    _add_token_flags(tokens, argparse.SUPPRESS)
     _demo_command(
-        command("demo", "the seed's project setup on six agents, end to end", remote=False)
+        command(
+            "demo",
+            "the seed's project setup on six agents, end to end",
+            remote=False,
+            parents=(tokens,),
+        )
     )
 
     version = command("version", "this CLI's version, and the coordinator's when reachable")
     version.add_argument("--json", action="store_true")
 
     _dev_commands(command("dev", "development helpers: local TLS certificates", remote=False))
+    _auth_commands(command("auth", "tokens and authorization decisions (offline)", remote=False))
 
     completion = command("completion", "print a shell completion script", remote=False)
     completion.add_argument("shell", choices=["bash", "zsh"])
@@ -330,6 +367,53 @@ def _workflow_commands(wf: argparse.ArgumentParser, common: argparse.ArgumentPar
     show.add_argument("--version", default="")
 
 
+def _auth_commands(auth: argparse.ArgumentParser) -> None:
+    asub = auth.add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
+    new = asub.add_parser(
+        "new-token",
+        help="make a random bearer token and print the tokens-file entry for it",
+        description="Prints the token once (give it to the principal; it is not stored "
+        "anywhere) and the YAML entry, with its SHA-256, to append to auth_tokens_file.",
+    )
+    new.add_argument("name", help="the principal's name")
+    new.add_argument(
+        "--role", action="append", required=True, help="agent, viewer, operator or admin"
+    )
+    new.add_argument("--namespace", action="append", default=[], help="default: default; * for all")
+    new.add_argument(
+        "--capability", action="append", default=[], help="for role agent: what it may serve"
+    )
+    new.add_argument("--expires", default="", help="ISO date or time it stops working")
+    new.add_argument(
+        "--append",
+        default="",
+        metavar="FILE",
+        help="append the entry to this tokens file (made if missing) and print only the token",
+    )
+    hashed = asub.add_parser(
+        "hash-token",
+        help="print the SHA-256 of a token (read from stdin when not given)",
+    )
+    hashed.add_argument("token", nargs="?", default=None)
+    check = asub.add_parser(
+        "check",
+        help="explain whether PRINCIPAL may call METHOD (exit 0: allowed, 1: denied)",
+        description="Reads the tokens and policy files the coordinator would (--config, "
+        "the environment, or the flags) and prints the decision and why.",
+    )
+    check.add_argument("principal", help="a name in the tokens file (or any label with --role)")
+    check.add_argument(
+        "method", help="e.g. StopWorkflow, ExecutionService/StopWorkflow or its full path"
+    )
+    check.add_argument("--namespace", default="default")
+    check.add_argument(
+        "--role", action="append", default=[], help="check these roles instead of a file entry"
+    )
+    check.add_argument("--config", help="the coordinator's config file")
+    check.add_argument("--tokens-file", default=None, help="default: auth_tokens_file")
+    check.add_argument("--policy-file", default=None, help="default: auth_policy_file")
+
+
 def _dev_commands(dev: argparse.ArgumentParser) -> None:
     dsub = dev.add_subparsers(dest="dev_command", required=True, metavar="COMMAND")
     certs = dsub.add_parser(
@@ -381,6 +465,12 @@ def _demo_command(demo: argparse.ArgumentParser) -> None:
         "--cluster",
         action="store_true",
         help="three coordinator replicas in cluster mode on a real etcd (needs an etcd binary)",
+    )
+    demo.add_argument(
+        "--secure",
+        action="store_true",
+        help="mutual TLS, agents authenticated by certificate, the client by token, "
+        "an audit log: all made fresh for the run",
     )
     demo.add_argument(
         "--kill-leader",

@@ -17,6 +17,7 @@ from agentmesh.v1 import agent_pb2, agent_pb2_grpc
 from coordinator import domain as d
 from coordinator.api import convert
 from coordinator.api.decoding import Malformed
+from coordinator.api.guard import check_capabilities
 from coordinator.api.status import abort
 from coordinator.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MeshError
 from coordinator.mesh import Mesh
@@ -113,7 +114,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             )
         sink = StreamSink()
         try:
-            agent = self._mesh.join(convert.agent_spec(hello), sink, "stream")
+            spec = convert.agent_spec(hello)
+            check_capabilities([c.name for c in spec.capabilities])
+            agent = self._mesh.join(spec, sink, "stream")
         except MeshError as e:
             await abort(context, e)
         settings = self._mesh.settings

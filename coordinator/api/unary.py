@@ -15,6 +15,7 @@ from agentmesh.v1 import registry_pb2, registry_pb2_grpc, task_pb2, task_pb2_grp
 from coordinator import domain as d
 from coordinator.api import convert
 from coordinator.api.agent_service import PROTOCOL_VERSION
+from coordinator.api.guard import check_capabilities
 from coordinator.api.status import mapped
 from coordinator.errors import FailedPrecondition, InvalidArgument
 from coordinator.mesh import Mesh
@@ -83,6 +84,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             max_concurrency=request.max_concurrency or 1,
             labels=dict(request.labels),
         )
+        check_capabilities([c.name for c in spec.capabilities])
         agent = self._mesh.join(spec, MailboxSink(), "poll")
         s = self._mesh.settings
         return registry_pb2.RegisterAgentResponse(

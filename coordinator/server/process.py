@@ -31,7 +31,9 @@ from agentmesh.protocol import (
     SERVER_MIN_PING_INTERVAL_MS,
 )
 from coordinator import errors
+from coordinator.api.guard import Guard
 from coordinator.api.router import SERVICE_NAMES, Router, Static, capture
+from coordinator.auth import AuditLog, Authenticator
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import ListenError
@@ -97,6 +99,10 @@ class Coordinator:
         self.port = 0
         # The listener's TLS (None: plaintext): its certificate follows file changes.
         self.tls: ReloadingCredentials | None = None
+        # Who may call (None: auth is off, every caller may do everything) and the
+        # record of what they did.
+        self.authenticator: Authenticator | None = None
+        self.audit = AuditLog()
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.router = Router(self._refusal, self._persist_refusal)
@@ -176,8 +182,23 @@ class Coordinator:
 
     def _server_for(self, s: Settings) -> grpc.aio.Server:
         """The gRPC server with every service registered, bound (``self.port``)."""
+        if s.auth_enabled:  # ConfigError (exit 2) if a file is unusable
+            self.authenticator = Authenticator(s)
+            self.audit = AuditLog(s.audit_log)
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if self.authenticator is not None:
+            interceptors.append(
+                Guard(
+                    self.authenticator,
+                    self.audit,
+                    open_reflection=s.auth_open_reflection,
+                    mutual=bool(s.tls_client_ca),
+                )
+            )
         server = grpc.aio.server(
-            options=server_options(s), maximum_concurrent_rpcs=s.max_concurrent_rpcs
+            options=server_options(s),
+            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+            interceptors=interceptors,
         )
         server.add_generic_rpc_handlers((self.router,))
         # Health through ``capture`` too, so garbage sent to it gets INVALID_ARGUMENT like
@@ -311,6 +332,7 @@ class Coordinator:
             await term.close()
         if self._server is not None:
             await self._server.stop(min(grace, 5.0))
+        self.audit.close()
 
 
 async def serve(settings: Settings) -> int:

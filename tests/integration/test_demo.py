@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -86,9 +87,34 @@ def test_killing_an_agent_mid_demo_does_not_fail_the_workflow(tmp_path: Path) ->
     assert set(re.findall(r"\[ok\] (\S+)", out)) >= ALWAYS
 
 
+def audit_of(tmp_path: Path) -> list[dict[str, object]]:
+    log = next(tmp_path.glob("run-*")) / "audit.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_secure_demo_runs_with_mutual_tls_certificates_and_tokens(tmp_path: Path) -> None:
+    out = run_demo(tmp_path, "--secure")
+    assert "Secure mode: mutual TLS" in out and "COMPLETED" in out, out
+    assert set(re.findall(r"\[ok\] (\S+)", out)) >= ALWAYS, out
+    assert "A viewer's StopWorkflow was refused: PERMISSION_DENIED" in out, out
+    records = audit_of(tmp_path)
+    joined = {r["principal"] for r in records if str(r["method"]).endswith("/Connect")}
+    assert joined == {"planner", "executor", "notion", "build", "reviewer", "refactor"}
+    assert all(r["via"] == "certificate" for r in records if r["principal"] in joined)
+    started = [r for r in records if str(r["method"]).endswith("/StartWorkflow")]
+    assert [(r["principal"], r["via"], r["outcome"]) for r in started] == [
+        ("demo-admin", "token", "OK")
+    ]
+    # the tokens file holds digests only: no token the demo made is written anywhere
+    tokens = (next(tmp_path.glob("run-*")) / "tokens.yaml").read_text()
+    assert "sha256:" in tokens and "spiffe://agentmesh/executor" in tokens
+
+
 def test_cluster_demo_survives_a_sigkilled_leader(tmp_path: Path) -> None:
-    out = run_demo(tmp_path, "--kill-leader")
+    # With --secure: the replicas serve mutual TLS and auth, and redirects keep both.
+    out = run_demo(tmp_path, "--kill-leader", "--secure")
     assert "Cluster ready: coord-" in out, out
+    assert "A viewer's StopWorkflow was refused" in out, out
     killed = re.search(r"killed the leader (coord-\d) \(SIGKILL\)", out)
     took = re.search(r">> (coord-\d) took over after ([\d.]+)s", out)
     assert killed is not None and took is not None, out

@@ -6,8 +6,9 @@ Conventions, so a new example is tested by default:
 - every ```sh and ```python block runs, unless the line before its fence is a marker
   ``<!-- readme-test: skip: REASON -->`` (never run: e.g. ``make test``, which runs this),
   ``<!-- readme-test: provided: REASON -->`` (the test does it itself: starting the
-  coordinator) or ``<!-- readme-test: cluster -->`` (needs a cluster: the cluster tests
-  run it);
+  coordinator), ``<!-- readme-test: cluster -->`` (needs a cluster: the cluster tests
+  run it) or ``<!-- readme-test: secure -->`` (needs the TLS and token coordinator that
+  tests/integration/test_readme_secure.py starts from the README's own serve line);
 - a Python block whose first line is ``# NAME.py`` is an agent program: it is saved as
   NAME.py and started; it must join the mesh, and then drain and exit 0 on SIGTERM (before
   the next block runs: its toy handlers must not take the reference agents' tasks). Other
@@ -38,7 +39,7 @@ from agentmesh.agents.registry import REFERENCE
 from tests.conftest import BIN, ROOT, ServerProcess, eventually, stop_process
 
 README = ROOT / "README.md"
-MARKERS = ("skip", "provided", "cluster")
+MARKERS = ("skip", "provided", "cluster", "secure")
 FENCE = re.compile(
     r"(?:<!-- readme-test: (?P<marker>[^>]*?) -->\n)?^```(?P<lang>sh|python)\n(?P<code>.*?)^```$",
     re.M | re.S,

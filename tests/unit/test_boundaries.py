@@ -8,6 +8,7 @@ points down; docs/architecture.md draws the same picture)::
     coordinator.server   the assembly: process, term, replica
     coordinator.api      the gRPC edge: servicers, status mapping, conversions
     coordinator.cluster  membership, the agent directory
+    coordinator.auth     principals, tokens, JWTs, roles, the audit log
     coordinator.engine   workflows: definition, validation, the pure core, the runtime
     coordinator.mesh     agents, routing, task life
     coordinator.waits    tasks no live agent can take
@@ -63,7 +64,9 @@ ALLOWED: dict[str, set[str]] = {
         *FOUNDATION,
     },
     "coordinator.cluster": {"coordinator.kv", "agentmesh.protocol", *FOUNDATION},
+    "coordinator.auth": {"agentmesh.protocol", *FOUNDATION},
     "coordinator.api": {
+        "coordinator.auth",
         "coordinator.mesh",
         "coordinator.engine",
         "coordinator.store",
@@ -75,6 +78,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "coordinator.server": {
         "coordinator.api",
+        "coordinator.auth",
         "coordinator.cluster",
         "coordinator.engine",
         "coordinator.mesh",
@@ -95,6 +99,7 @@ ALLOWED: dict[str, set[str]] = {
         "coordinator.server",
         "coordinator.cluster",
         "coordinator.config",
+        "coordinator.auth",
         "coordinator.engine",
         "coordinator.kv",
         "coordinator.store",
@@ -297,6 +302,7 @@ def test_sdk_public_surface_is_pinned() -> None:
             "FailedPreconditionError",
             "InvalidArgumentError",
             "NotFoundError",
+            "UnauthenticatedError",
             "PermissionDeniedError",
             "ResourceExhaustedError",
             "RetryableTaskError",

@@ -16,6 +16,7 @@ and the client certificate is read only when a call has no bearer token.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -112,10 +113,11 @@ class Guard(grpc.aio.ServerInterceptor):
 
     async def _admit(
         self, method: str, context: grpc.aio.ServicerContext, needs_permission: bool
-    ) -> tuple[Principal, str, bool]:
-        """The principal, the namespace, and whether the call is to be audited; or the
-        call aborted with the refusal (audited)."""
+    ) -> tuple[Principal, str, bool, str]:
+        """The principal, the namespace, whether the call is to be audited, and the
+        peer; or the call aborted with the refusal (audited)."""
         credentials, namespace = self._credentials(context)
+        peer = context.peer() or ""  # read while the call is alive (see _ended)
         principal: Principal | None = None
         try:
             if not _NAMESPACE.fullmatch(namespace):
@@ -125,21 +127,21 @@ class Guard(grpc.aio.ServerInterceptor):
                 )
             principal = await self.authenticator.authenticate(credentials)
             if not needs_permission:
-                return principal, namespace, False
+                return principal, namespace, False, peer
             decision = self.authenticator.policy.decide(principal, method, namespace)
             if not decision.allowed:
                 raise PermissionDenied(decision.reason)
         except MeshError as e:  # Unauthenticated, PermissionDenied, InvalidArgument, ...
-            self._record(principal, method, namespace, context, code_for(e).name, str(e))
+            self._record(principal, method, namespace, peer, code_for(e).name, str(e))
             await abort(context, e)
-        return principal, namespace, decision.permission not in READ_ONLY
+        return principal, namespace, decision.permission not in READ_ONLY, peer
 
     def _record(
         self,
         principal: Principal | None,
         method: str,
         namespace: str,
-        context: grpc.aio.ServicerContext,
+        peer: str,
         outcome: str,
         detail: str = "",
     ) -> None:
@@ -150,7 +152,7 @@ class Guard(grpc.aio.ServerInterceptor):
                 roles=tuple(sorted(principal.roles)) if principal else (),
                 method=method,
                 namespace=namespace,
-                peer=context.peer() or "",
+                peer=peer,
                 outcome=outcome,
                 detail=detail,
             )
@@ -161,16 +163,22 @@ class Guard(grpc.aio.ServerInterceptor):
         principal: Principal,
         method: str,
         namespace: str,
+        peer: str,
         context: grpc.aio.ServicerContext,
         error: BaseException | None,
     ) -> None:
+        if isinstance(error, GeneratorExit | asyncio.CancelledError):
+            # The call is gone (a stream abandoned, a cancelled call): its context must
+            # not be touched any more (gRPC may have freed it), and there is no status.
+            self._record(principal, method, namespace, peer, "CANCELLED")
+            return
         code = context.code()
         if code is None or code == 0:
-            code = grpc.StatusCode.CANCELLED if error is not None else grpc.StatusCode.OK
+            code = grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         details = context.details()
         detail = details.decode() if isinstance(details, bytes) else (details or "")
-        self._record(principal, method, namespace, context, name, detail)
+        self._record(principal, method, namespace, peer, name, detail)
 
     # ---------------------------------------------------------------- wrapping
 
@@ -183,7 +191,9 @@ class Guard(grpc.aio.ServerInterceptor):
 
         def unary(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                principal, namespace, audited = await admit(method, context, needs_permission)
+                principal, namespace, audited, peer = await admit(
+                    method, context, needs_permission
+                )
                 act_as(principal)
                 error: BaseException | None = None
                 try:
@@ -193,15 +203,17 @@ class Guard(grpc.aio.ServerInterceptor):
                     raise
                 finally:
                     if audited:
-                        ended(principal, method, namespace, context, error)
+                        ended(principal, method, namespace, peer, context, error)
 
             return call
 
         def streaming(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                principal, namespace, audited = await admit(method, context, needs_permission)
+                principal, namespace, audited, peer = await admit(
+                    method, context, needs_permission
+                )
                 if audited:  # a stream may last for hours: say when it began, too
-                    self._record(principal, method, namespace, context, "STARTED")
+                    self._record(principal, method, namespace, peer, "STARTED")
                 act_as(principal)
                 error: BaseException | None = None
                 try:
@@ -212,7 +224,7 @@ class Guard(grpc.aio.ServerInterceptor):
                     raise
                 finally:
                     if audited:
-                        ended(principal, method, namespace, context, error)
+                        ended(principal, method, namespace, peer, context, error)
 
             return call
 

@@ -191,9 +191,7 @@ class Guard(grpc.aio.ServerInterceptor):
 
         def unary(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                principal, namespace, audited, peer = await admit(
-                    method, context, needs_permission
-                )
+                principal, namespace, audited, peer = await admit(method, context, needs_permission)
                 act_as(principal)
                 error: BaseException | None = None
                 try:
@@ -209,9 +207,7 @@ class Guard(grpc.aio.ServerInterceptor):
 
         def streaming(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                principal, namespace, audited, peer = await admit(
-                    method, context, needs_permission
-                )
+                principal, namespace, audited, peer = await admit(method, context, needs_permission)
                 if audited:  # a stream may last for hours: say when it began, too
                     self._record(principal, method, namespace, peer, "STARTED")
                 act_as(principal)

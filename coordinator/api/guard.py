@@ -172,6 +172,9 @@ class Guard(grpc.aio.ServerInterceptor):
             # not be touched any more (gRPC may have freed it), and there is no status.
             self._record(principal, method, namespace, peer, "CANCELLED")
             return
+        if context.cancelled():  # the client went away; the handler may have ended quietly
+            self._record(principal, method, namespace, peer, "CANCELLED")
+            return
         code = context.code()
         if code is None or code == 0:
             code = grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK

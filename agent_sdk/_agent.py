@@ -43,6 +43,7 @@ from agent_sdk._failover import (
     Retry,
     Route,
 )
+from agent_sdk._namespace import namespace_metadata, resolve_namespace
 from agent_sdk._status import StatusReporter, report_retry
 from agent_sdk._task import AgentStats
 from agent_sdk._tls import TLS
@@ -121,6 +122,10 @@ class Agent:
     line breaks or characters outside printable ASCII raises ValueError here.  The token
     is kept out of every message, log line and repr; it is fixed when the agent is made.
 
+    Namespace: ``namespace``, else ``AGENTMESH_NAMESPACE``, else ``default``, sent with
+    the Connect stream: the agent joins that namespace and is routed its tasks only.
+    A malformed name raises ValueError here.
+
     Connection state changes (connected, disconnected, reconnect attempts and why,
     redirects, shutdown) are logged at INFO on the ``agent_sdk`` logger; an application
     that configured no logging at all also sees each change once on stderr
@@ -142,11 +147,14 @@ class Agent:
         max_message_bytes: int = 4 * 1024 * 1024,
         tls: TLS | None = None,
         token: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         # The Connect call's metadata, once (a bad token fails here); never logged or shown.
-        self._metadata = auth_metadata(resolve_token(token))
+        #: The namespace it acts in (``namespace``, else $AGENTMESH_NAMESPACE, else default).
+        self.namespace = resolve_namespace(namespace)
+        self._metadata = auth_metadata(resolve_token(token)) + namespace_metadata(self.namespace)
         self.tls = TLS.from_env() if tls is None else tls
         if self.tls is not None:
             self.tls.credentials()  # unreadable files fail here, not at the first connect

@@ -21,6 +21,7 @@ from agent_sdk._discovery import (
 )
 from agent_sdk._errors import UnavailableError, rpc_error
 from agent_sdk._failover import Failover, GiveUp, Outcome, Result, Retry, Route
+from agent_sdk._namespace import namespace_metadata, resolve_namespace
 from agent_sdk._tls import TLS, open_channel
 from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment, TaskRequest
 from agent_sdk._workflows import WorkflowMethods
@@ -118,6 +119,11 @@ class Client(WorkflowMethods):
     whatever the environment says.  A token with whitespace, line breaks or characters
     outside printable ASCII raises ValueError here.  The token is kept out of every
     message and repr; it is fixed when the client is made.
+
+    Namespace: ``namespace``, else ``AGENTMESH_NAMESPACE``, else ``default``, sent as
+    ``agentmesh-namespace`` metadata on every call: the client defines, starts and sees
+    that namespace's workflows, executions, tasks and agents only (an id of another
+    namespace is a NotFoundError).  A malformed name raises ValueError here.
     """
 
     def __init__(
@@ -127,6 +133,7 @@ class Client(WorkflowMethods):
         timeout: float = 30.0,
         tls: TLS | None = None,
         token: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         address, _ = resolve_address(address)
         self._route = Route(parse_address(address))  # shared by every call
@@ -136,7 +143,9 @@ class Client(WorkflowMethods):
         if self.tls is not None:
             self.tls.credentials()  # unreadable files fail here, not on the first call
         # The call metadata, once (a bad token fails here); never logged or shown.
-        self._metadata = auth_metadata(resolve_token(token))
+        #: The namespace it acts in (``namespace``, else $AGENTMESH_NAMESPACE, else default).
+        self.namespace = resolve_namespace(namespace)
+        self._metadata = auth_metadata(resolve_token(token)) + namespace_metadata(self.namespace)
         self.timeout = timeout
         self.address = address
         self._channel: grpc.aio.Channel | None = None

@@ -104,6 +104,7 @@ class AgentInfo:
     tasks_completed: int = 0
     tasks_failed: int = 0
     transport: str = ""
+    namespace: str = ""
 
     @classmethod
     def from_proto(cls, a: types_pb2.AgentInfo) -> AgentInfo:
@@ -124,6 +125,7 @@ class AgentInfo:
             tasks_completed=a.tasks_completed,
             tasks_failed=a.tasks_failed,
             transport=a.transport,
+            namespace=a.namespace,
         )
 
 
@@ -150,6 +152,7 @@ class TaskAssignment:
     idempotency_key: str = ""
     progress: float = 0.0
     progress_message: str = ""
+    namespace: str = ""
 
     @property
     def finished(self) -> bool:
@@ -179,6 +182,7 @@ class TaskAssignment:
             idempotency_key=t.idempotency_key,
             progress=t.progress,
             progress_message=t.progress_message,
+            namespace=t.namespace,
         )
 
 
@@ -216,6 +220,7 @@ class Execution:
     error: TaskFailure | None
     metrics: dict[str, float]
     parent_execution_id: str = ""
+    namespace: str = ""
 
     @property
     def finished(self) -> bool:
@@ -260,6 +265,7 @@ class Execution:
                 "retryCount": m.retry_count,
             },
             parent_execution_id=e.parent_execution_id,
+            namespace=e.namespace,
         )
 
 
@@ -300,6 +306,7 @@ class ExecutionSummary:
     start_time: datetime | None
     end_time: datetime | None  # None while it runs
     current_step_ids: list[str]
+    namespace: str = ""
 
     @property
     def finished(self) -> bool:
@@ -319,6 +326,7 @@ class ExecutionSummary:
             start_time=wire.from_timestamp(e.start_time),
             end_time=wire.from_timestamp(e.end_time),
             current_step_ids=list(e.current_step_ids),
+            namespace=e.namespace,
         )
 
 
@@ -361,6 +369,7 @@ class WorkflowInfo:
     versions: list[str] = field(default_factory=list)
     # From define_workflow / load_workflow: what validation warned of.
     warnings: list[ValidationIssue] = field(default_factory=list)
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ class WorkflowMethods:
     _executions: Any
     _integration: Any
     timeout: float
+    namespace: str
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         raise NotImplementedError
@@ -67,7 +68,14 @@ class WorkflowMethods:
             req.parameters.CopyFrom(wire.to_struct(parameters))
         w = await self._call(self._workflows.DefineWorkflow, req)
         warnings = [ValidationIssue(i.location, i.message, "warning") for i in w.warnings]
-        return WorkflowInfo(w.name, w.version, w.description, list(w.tags), warnings=warnings)
+        return WorkflowInfo(
+            w.name,
+            w.version,
+            w.description,
+            list(w.tags),
+            warnings=warnings,
+            namespace=w.namespace or self.namespace,
+        )
 
     async def load_workflow(
         self, path: str | Path, name: str = "", parameters: dict[str, Any] | None = None
@@ -100,7 +108,13 @@ class WorkflowMethods:
         r = await self._call(self._workflows.ListWorkflows, workflow_pb2.ListWorkflowsRequest())
         return [
             WorkflowInfo(
-                w.name, w.version, w.description, list(w.tags), w.step_count, list(w.versions)
+                w.name,
+                w.version,
+                w.description,
+                list(w.tags),
+                w.step_count,
+                list(w.versions),
+                namespace=self.namespace,
             )
             for w in r.workflows
         ]

@@ -20,6 +20,9 @@ ELECTION_PENDING = "pending"
 #: Request metadata naming the namespace a call acts in (absent: ``DEFAULT_NAMESPACE``).
 NAMESPACE_METADATA = "agentmesh-namespace"
 DEFAULT_NAMESPACE = "default"
+#: What a namespace name is (a DNS label, as a Kubernetes namespace): lowercase letters,
+#: digits and ``-``, 1 to 63, starting and ending with a letter or digit.
+NAMESPACE_PATTERN = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 #: Request metadata carrying the caller's credentials: ``Bearer <token>``.
 AUTHORIZATION_METADATA = "authorization"
 

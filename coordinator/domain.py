@@ -12,10 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias
+
+from agentmesh import protocol
 
 Json: TypeAlias = bool | int | float | str | Sequence["Json"] | Mapping[str, "Json"] | None
 JsonObject: TypeAlias = dict[str, Json]
+
+#: The namespace of everything that names none (``agentmesh.protocol``'s).
+DEFAULT_NAMESPACE: Final = protocol.DEFAULT_NAMESPACE
 
 
 def utcnow() -> datetime:
@@ -92,6 +97,8 @@ class AgentSpec:
     sdk_version: str = ""
     agent_id: str = ""  # requested id when reconnecting
     session_secret: str = ""  # with agent_id: the proof from that agent's last Welcome
+    # The one namespace it joins: it is routed that namespace's tasks only.
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,8 @@ class TaskSpec:
     # Set by the engine only: the input is a value it computed and already checked
     # against agentmesh.payload's limits (never from a request).
     input_checked: bool = False
+    # Only agents of this namespace are routed it; other namespaces never see it.
+    namespace: str = DEFAULT_NAMESPACE
 
 
 class AgentSink(Protocol):
@@ -170,6 +179,7 @@ class Agent:
     failed: int = 0
     total_duration_ms: float = 0.0
     capability_names: frozenset[str] = frozenset()
+    namespace: str = DEFAULT_NAMESPACE
 
     @property
     def status(self) -> AgentStatus:
@@ -249,6 +259,7 @@ class Task:
     progress_message: str = ""
     queued: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    namespace: str = DEFAULT_NAMESPACE
 
     def queue_key(self) -> tuple[int, int]:
         """Its place in a queue: higher priority first, then submission order."""

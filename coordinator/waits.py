@@ -1,10 +1,12 @@
 """Pending tasks that no live agent can take, and who hears of it.
 
-A task *waits* when no live (connected) agent advertises its capability, or when the
-agent it is pinned to is not connected; a task queued only because every capable agent
-is busy does not wait in this sense. The mesh decides when a task starts waiting and
-when an agent that can take it arrives; ``Waits`` keeps the book (task id -> why, and by
-what each waits on) and tells the listeners once per change.
+A task *waits* when no live (connected) agent of its namespace advertises its
+capability, or when the agent it is pinned to is not connected; a task queued only
+because every capable agent is busy does not wait in this sense. Agents of other
+namespaces never count: a task of namespace B waits even while an agent of A has the
+capability. The mesh decides when a task starts waiting and when an agent that can take
+it arrives; ``Waits`` keeps the book (task id -> why, and by what each waits on: its
+group, ``(kind, namespace, name)``) and tells the listeners once per change.
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ class WaitChange:
     """A pending task started (``reason`` set) or stopped (``reason`` "") waiting."""
 
     task: d.Task
-    reason: str  # e.g. "no live agent advertises 'x'"; "" when the wait ended
+    # e.g. "no live agent advertises 'x'" (outside the default namespace: "... 'x' in
+    # namespace 'b'"); "" when the wait ended
+    reason: str
     agent_id: str = ""  # the agent whose arrival ended the wait
 
 
 WaitListener = Callable[[WaitChange], None]
-Group = tuple[str, str]  # ("capability", name) or ("agent", id)
+#: ("capability", namespace, name) or ("agent", namespace, id): what tasks wait on.
+Group = tuple[str, str, str]
 
 
 def group_of(task: d.Task) -> Group:
-    """What a waiting task waits for: its pinned agent, or any agent with its capability."""
+    """What a waiting task waits for: its pinned agent, or any agent of its namespace
+    with its capability."""
     if task.pinned_agent:
-        return ("agent", task.pinned_agent)
-    return ("capability", task.capability)
+        return ("agent", task.namespace, task.pinned_agent)
+    return ("capability", task.namespace, task.capability)
 
 
 class Waits:

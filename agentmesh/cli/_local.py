@@ -17,6 +17,7 @@ from typing import Any
 
 from agent_sdk import TLS, Client, RpcError
 from agent_sdk._auth import TOKEN_ENV, auth_metadata
+from agent_sdk._namespace import NAMESPACE_ENV
 from agent_sdk._tls import open_channel
 from agentmesh import __version__
 from agentmesh.cli import _output as out
@@ -157,33 +158,38 @@ def _print_cluster(status: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def token_environment(token: str) -> Iterator[None]:
-    """``AGENTMESH_TOKEN`` set to ``token`` (unset for ``""``) inside the block, as it was
-    afterwards.  The agent factories take no token: the Agent they make reads it from
-    there (and the executor's commands, which get an environment of their own, never
-    see it)."""
-    before = os.environ.get(TOKEN_ENV)
-    if token:
-        os.environ[TOKEN_ENV] = token
-    else:
-        os.environ.pop(TOKEN_ENV, None)
+def agent_environment(token: str, namespace: str) -> Iterator[None]:
+    """``AGENTMESH_TOKEN`` set to ``token`` (unset for ``""``) and ``AGENTMESH_NAMESPACE``
+    to ``namespace`` inside the block, as they were afterwards.  The agent factories take
+    neither: the Agent they make reads them from there (and the executor's commands,
+    which get an environment of their own, never see the token)."""
+    wanted = {TOKEN_ENV: token, NAMESPACE_ENV: namespace}
+    before = {name: os.environ.get(name) for name in wanted}
+    for name, value in wanted.items():
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(TOKEN_ENV, None)
-        else:
-            os.environ[TOKEN_ENV] = before
+        for name, old in before.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
-def agent(args: argparse.Namespace, coordinator: str, tls: TLS | None, token: str) -> int:
+def agent(
+    args: argparse.Namespace, coordinator: str, tls: TLS | None, token: str, namespace: str
+) -> int:
     from agentmesh.agents.registry import REFERENCE, build_agent
 
     options: dict[str, Any] = {"max_concurrency": args.max_concurrency}
     if args.workspace and args.name in REFERENCE:
         options["workspace"] = Path(args.workspace).resolve()
     try:
-        with token_environment(token):  # the agent sends it from its first connection
+        with agent_environment(token, namespace):  # sent from its first connection
             built = build_agent(args.name, coordinator, **options)
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -208,12 +214,16 @@ def demo(args: argparse.Namespace, token: str) -> int:
     )
 
 
-async def version(args: argparse.Namespace, coordinator: str, tls: TLS | None, token: str) -> int:
+async def version(
+    args: argparse.Namespace, coordinator: str, tls: TLS | None, token: str, namespace: str
+) -> int:
     """This CLI's version, then the coordinator's when one is reachable (one that is
     not is reported, and is no error: the CLI's version is what was asked)."""
     report: dict[str, Any] = {"cli": __version__, "coordinator": None}
     try:
-        async with Client(coordinator, timeout=5.0, tls=tls, token=token) as client:
+        async with Client(
+            coordinator, timeout=5.0, tls=tls, token=token, namespace=namespace
+        ) as client:
             info = await client.get_coordinator_info()
         report["coordinator"] = {
             "address": coordinator,

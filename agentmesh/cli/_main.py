@@ -13,6 +13,7 @@ from pathlib import Path
 from agent_sdk import TLS, Client, RpcError
 from agent_sdk._auth import check_token, resolve_token
 from agent_sdk._discovery import parse_address, resolve_address
+from agent_sdk._namespace import resolve_namespace
 from agentmesh.cli import _commands, _local
 from agentmesh.cli._parser import SETTINGS_COMMANDS, UsageError, build_parser
 
@@ -91,10 +92,19 @@ def _read_token_file(path: str) -> str:
     return check_token(text, where)
 
 
+def _namespace(args: argparse.Namespace) -> str:
+    """The namespace to act in: ``--namespace``, else ``$AGENTMESH_NAMESPACE``, else
+    ``default``; a malformed name is bad usage (exit 2)."""
+    try:
+        return resolve_namespace(args.namespace)
+    except ValueError as e:
+        raise UsageError(str(e).replace("namespace argument", "--namespace")) from None
+
+
 async def _client_command(
-    args: argparse.Namespace, address: str, tls: TLS | None, token: str
+    args: argparse.Namespace, address: str, tls: TLS | None, token: str, namespace: str
 ) -> int:
-    async with Client(address, tls=tls, token=token) as client:
+    async with Client(address, tls=tls, token=token, namespace=namespace) as client:
         return await _commands.run(client, args)
 
 
@@ -121,11 +131,12 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     address = _coordinator(args)
     tls = _tls(args)
     token = _token(args)
+    namespace = _namespace(args)
     if command == "agent":
-        return _local.agent(args, address, tls, token)
+        return _local.agent(args, address, tls, token, namespace)
     if command == "version":
-        return asyncio.run(_local.version(args, address, tls, token))
-    return asyncio.run(_client_command(args, address, tls, token))
+        return asyncio.run(_local.version(args, address, tls, token, namespace))
+    return asyncio.run(_client_command(args, address, tls, token, namespace))
 
 
 def _closed_pipe() -> int:

@@ -77,6 +77,14 @@ def _add_global_flags(
             help="coordinator address: HOST:PORT, H1:P1,H2:P2 (seed replicas) or "
             "etcd://HOST:PORT[/PREFIX] (default: $AGENTMESH_COORDINATOR, else localhost:50051)",
         )
+        p.add_argument(
+            "--namespace",
+            "-n",
+            default=default,
+            metavar="NAME",
+            help="the namespace to act in: its workflows, executions, tasks and agents "
+            "(default: $AGENTMESH_NAMESPACE, else default)",
+        )
     tls = p.add_argument_group(
         "TLS to the coordinator",
         "A flag wins over its AGENTMESH_TLS_* variable; any of them means TLS.",

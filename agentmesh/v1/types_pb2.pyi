@@ -44,7 +44,7 @@ TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 
 class AgentInfo(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "capabilities", "load_factor", "task_count", "success_rate", "average_task_duration_ms", "last_seen_time", "max_concurrency", "labels", "sdk_version", "tasks_completed", "tasks_failed", "session_id", "connected_time", "transport")
+    __slots__ = ("id", "name", "type", "status", "capabilities", "load_factor", "task_count", "success_rate", "average_task_duration_ms", "last_seen_time", "max_concurrency", "labels", "sdk_version", "tasks_completed", "tasks_failed", "session_id", "connected_time", "transport", "namespace")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class AgentInfo(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_TIME_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     type: str
@@ -88,7 +89,8 @@ class AgentInfo(_message.Message):
     session_id: str
     connected_time: _timestamp_pb2.Timestamp
     transport: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., capabilities: _Optional[_Iterable[str]] = ..., load_factor: _Optional[float] = ..., task_count: _Optional[int] = ..., success_rate: _Optional[float] = ..., average_task_duration_ms: _Optional[float] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., sdk_version: _Optional[str] = ..., tasks_completed: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., session_id: _Optional[str] = ..., connected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., capabilities: _Optional[_Iterable[str]] = ..., load_factor: _Optional[float] = ..., task_count: _Optional[int] = ..., success_rate: _Optional[float] = ..., average_task_duration_ms: _Optional[float] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., sdk_version: _Optional[str] = ..., tasks_completed: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., session_id: _Optional[str] = ..., connected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class Capability(_message.Message):
     __slots__ = ("name", "description", "version")
@@ -148,7 +150,7 @@ class Task(_message.Message):
     def __init__(self, name: _Optional[str] = ..., capability: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., max_retries: _Optional[int] = ..., no_retry: _Optional[bool] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ...) -> None: ...
 
 class TaskAssignment(_message.Message):
-    __slots__ = ("id", "agent_id", "task_name", "input", "status", "assigned_time", "start_time", "end_time", "result", "error", "retry_count", "execution_id", "step_id", "capability", "attempt", "idempotency_key", "created_time", "progress", "progress_message")
+    __slots__ = ("id", "agent_id", "task_name", "input", "status", "assigned_time", "start_time", "end_time", "result", "error", "retry_count", "execution_id", "step_id", "capability", "attempt", "idempotency_key", "created_time", "progress", "progress_message", "namespace")
     ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +170,7 @@ class TaskAssignment(_message.Message):
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     id: str
     agent_id: str
     task_name: str
@@ -187,4 +190,5 @@ class TaskAssignment(_message.Message):
     created_time: _timestamp_pb2.Timestamp
     progress: float
     progress_message: str
-    def __init__(self, id: _Optional[str] = ..., agent_id: _Optional[str] = ..., task_name: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., assigned_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., retry_count: _Optional[int] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., capability: _Optional[str] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, id: _Optional[str] = ..., agent_id: _Optional[str] = ..., task_name: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., assigned_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., retry_count: _Optional[int] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., capability: _Optional[str] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...

@@ -30,7 +30,7 @@ EXECUTION_STATUS_CANCELLED: ExecutionStatus
 EXECUTION_STATUS_QUEUED: ExecutionStatus
 
 class Workflow(_message.Message):
-    __slots__ = ("name", "version", "definition", "created_time", "description", "tags", "warnings")
+    __slots__ = ("name", "version", "definition", "created_time", "description", "tags", "warnings", "namespace")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class Workflow(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     definition: _struct_pb2.Struct
@@ -45,7 +46,8 @@ class Workflow(_message.Message):
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     warnings: _containers.RepeatedCompositeFieldContainer[ValidationIssue]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ...) -> None: ...
+    namespace: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class DefineWorkflowRequest(_message.Message):
     __slots__ = ("name", "definition", "parameters")
@@ -204,7 +206,7 @@ class ExecutionMetrics(_message.Message):
     def __init__(self, duration_ms: _Optional[float] = ..., step_count: _Optional[int] = ..., completed_steps: _Optional[int] = ..., task_count: _Optional[int] = ..., error_count: _Optional[int] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class ExecutionContext(_message.Message):
-    __slots__ = ("id", "workflow_name", "status", "start_time", "end_time", "input", "output", "current_steps", "variables", "error", "metrics", "workflow_version", "parent_execution_id")
+    __slots__ = ("id", "workflow_name", "status", "start_time", "end_time", "input", "output", "current_steps", "variables", "error", "metrics", "workflow_version", "parent_execution_id", "namespace")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +220,7 @@ class ExecutionContext(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     PARENT_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_name: str
     status: ExecutionStatus
@@ -231,7 +234,8 @@ class ExecutionContext(_message.Message):
     metrics: ExecutionMetrics
     workflow_version: str
     parent_execution_id: str
-    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., current_steps: _Optional[_Iterable[_Union[StepExecution, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_types_pb2.TaskError, _Mapping]] = ..., metrics: _Optional[_Union[ExecutionMetrics, _Mapping]] = ..., workflow_version: _Optional[str] = ..., parent_execution_id: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., current_steps: _Optional[_Iterable[_Union[StepExecution, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[_types_pb2.TaskError, _Mapping]] = ..., metrics: _Optional[_Union[ExecutionMetrics, _Mapping]] = ..., workflow_version: _Optional[str] = ..., parent_execution_id: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class StartWorkflowRequest(_message.Message):
     __slots__ = ("workflow_name", "input", "version", "idempotency_key")
@@ -280,7 +284,7 @@ class ListActiveExecutionsRequest(_message.Message):
     def __init__(self, workflow_name: _Optional[str] = ...) -> None: ...
 
 class ExecutionInfo(_message.Message):
-    __slots__ = ("id", "workflow_name", "status", "start_time", "current_step_ids", "end_time", "workflow_version")
+    __slots__ = ("id", "workflow_name", "status", "start_time", "current_step_ids", "end_time", "workflow_version", "namespace")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +292,7 @@ class ExecutionInfo(_message.Message):
     CURRENT_STEP_IDS_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_name: str
     status: ExecutionStatus
@@ -295,7 +300,8 @@ class ExecutionInfo(_message.Message):
     current_step_ids: _containers.RepeatedScalarFieldContainer[str]
     end_time: _timestamp_pb2.Timestamp
     workflow_version: str
-    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_step_ids: _Optional[_Iterable[str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_step_ids: _Optional[_Iterable[str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_version: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class ListActiveExecutionsResponse(_message.Message):
     __slots__ = ("executions",)

@@ -18,6 +18,7 @@ from coordinator import domain as d
 from coordinator.api import convert
 from coordinator.api.decoding import Malformed
 from coordinator.api.guard import check_capabilities
+from coordinator.api.scope import namespace_of
 from coordinator.api.status import abort
 from coordinator.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MeshError
 from coordinator.mesh import Mesh
@@ -114,7 +115,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             )
         sink = StreamSink()
         try:
-            spec = convert.agent_spec(hello)
+            spec = convert.agent_spec(hello, namespace_of(context))
             check_capabilities([c.name for c in spec.capabilities])
             agent = self._mesh.join(spec, sink, "stream")
         except MeshError as e:

@@ -60,7 +60,7 @@ def capabilities(caps: Any) -> tuple[d.CapabilitySpec, ...]:
     return tuple(d.CapabilitySpec(c.name, c.description, c.version) for c in caps)
 
 
-def agent_spec(hello: agent_pb2.Hello) -> d.AgentSpec:
+def agent_spec(hello: agent_pb2.Hello, namespace: str) -> d.AgentSpec:
     return d.AgentSpec(
         name=hello.name,
         type=hello.type,
@@ -70,6 +70,7 @@ def agent_spec(hello: agent_pb2.Hello) -> d.AgentSpec:
         sdk_version=hello.sdk_version,
         agent_id=hello.agent_id,
         session_secret=hello.session_secret,
+        namespace=namespace,
     )
 
 
@@ -93,10 +94,13 @@ def agent_info(a: d.Agent) -> types_pb2.AgentInfo:
         session_id=a.session_id,
         connected_time=ts(a.connected_at),
         transport=a.transport,
+        namespace=a.namespace,
     )
 
 
-def task_spec(t: types_pb2.Task, agent_id: str = "") -> d.TaskSpec:
+def task_spec(
+    t: types_pb2.Task, agent_id: str = "", namespace: str = d.DEFAULT_NAMESPACE
+) -> d.TaskSpec:
     return d.TaskSpec(
         capability=t.capability,
         input=from_struct(t.input),
@@ -109,6 +113,7 @@ def task_spec(t: types_pb2.Task, agent_id: str = "") -> d.TaskSpec:
         execution_id=t.execution_id,
         step_id=t.step_id,
         agent_id=agent_id,
+        namespace=namespace,
     )
 
 
@@ -133,6 +138,7 @@ def assignment(t: d.Task) -> types_pb2.TaskAssignment:
         created_time=ts(t.created_at),
         progress=t.progress,
         progress_message=t.progress_message,
+        namespace=t.namespace,
     )
 
 

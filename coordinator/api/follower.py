@@ -14,6 +14,7 @@ from coordinator import domain as d
 from coordinator import errors
 from coordinator.api import convert
 from coordinator.api.router import Handlers
+from coordinator.api.scope import namespace_of
 from coordinator.api.status import abort
 from coordinator.kv import KVError
 
@@ -38,13 +39,19 @@ def decode_agents(values: list[bytes]) -> list[types_pb2.AgentInfo]:
     return sorted(out, key=lambda a: a.id)
 
 
+def _namespace(agent: types_pb2.AgentInfo) -> str:
+    """The agent's namespace (entries a leader wrote before namespaces: the default)."""
+    return agent.namespace or d.DEFAULT_NAMESPACE
+
+
 def follower_handlers(read: Read) -> Handlers:
     """``ListAgents`` and ``GetAgent`` answered from the mirror ``read`` returns."""
 
     async def list_agents(
         request: registry_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListAgentsResponse:
-        agents = await _read(read, context)
+        namespace = await _namespace_of(context)
+        agents = [a for a in await _read(read, context) if _namespace(a) == namespace]
         if request.type:
             agents = [a for a in agents if a.type == request.type]
         return registry_pb2.ListAgentsResponse(agents=agents)
@@ -52,8 +59,9 @@ def follower_handlers(read: Read) -> Handlers:
     async def get_agent(
         request: registry_pb2.GetAgentRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.AgentInfo:
+        namespace = await _namespace_of(context)
         for a in await _read(read, context):
-            if a.id == request.agent_id:
+            if a.id == request.agent_id and _namespace(a) == namespace:
                 return a
         await abort(context, errors.NotFound(f"agent {request.agent_id!r} not found"))
 
@@ -70,6 +78,13 @@ def follower_handlers(read: Read) -> Handlers:
             response_serializer=types_pb2.AgentInfo.SerializeToString,
         ),
     }
+
+
+async def _namespace_of(context: grpc.aio.ServicerContext) -> str:
+    try:
+        return namespace_of(context)
+    except errors.MeshError as e:  # a malformed name
+        await abort(context, e)
 
 
 async def _read(read: Read, context: grpc.aio.ServicerContext) -> list[types_pb2.AgentInfo]:

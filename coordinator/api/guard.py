@@ -19,24 +19,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from agentmesh.protocol import AUTHORIZATION_METADATA, DEFAULT_NAMESPACE, NAMESPACE_METADATA
+from agentmesh.protocol import AUTHORIZATION_METADATA
 from coordinator.auth import READ_ONLY, AuditLog, AuditRecord, Authenticator, Credentials
 from coordinator.auth import current as current_principal
 from coordinator.auth.permissions import HEALTH, is_reflection
 from coordinator.auth.principal import Principal, act_as
-from coordinator.errors import InvalidArgument, MeshError, PermissionDenied
+from coordinator.errors import MeshError, PermissionDenied
 
+from . import scope
 from .status import abort, code_for
 
 log = logging.getLogger(__name__)
 
-_NAMESPACE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
 
@@ -95,12 +94,11 @@ class Guard(grpc.aio.ServerInterceptor):
 
     def _credentials(self, context: grpc.aio.ServicerContext) -> tuple[Credentials, str]:
         authorization: str | None = None
-        namespace = DEFAULT_NAMESPACE
-        for key, value in context.invocation_metadata() or ():
+        metadata = context.invocation_metadata() or ()
+        namespace = scope.requested(metadata)
+        for key, value in metadata:
             if key == AUTHORIZATION_METADATA:
                 authorization = value if isinstance(value, str) else None
-            elif key == NAMESPACE_METADATA and isinstance(value, str):
-                namespace = value
         if authorization is None and self.mutual:
             auth = context.auth_context()
             spiffe = auth.get("peer_spiffe_id") or ()
@@ -120,11 +118,7 @@ class Guard(grpc.aio.ServerInterceptor):
         peer = context.peer() or ""  # read while the call is alive (see _ended)
         principal: Principal | None = None
         try:
-            if not _NAMESPACE.fullmatch(namespace):
-                raise InvalidArgument(
-                    f"{NAMESPACE_METADATA}: {namespace[:80]!r} is not a namespace name "
-                    "(lowercase letters, digits and '-', at most 63)"
-                )
+            scope.check(namespace)
             principal = await self.authenticator.authenticate(credentials)
             if not needs_permission:
                 return principal, namespace, False, peer
@@ -222,7 +216,13 @@ class Guard(grpc.aio.ServerInterceptor):
                     error = e
                     raise
                 finally:
-                    if audited:
+                    if audited and error is None:
+                        # Ended quietly: a client that cancelled may not be seen as such
+                        # until the call terminates, so decide the outcome then.
+                        context.add_done_callback(
+                            lambda done: ended(principal, method, namespace, peer, done, None)
+                        )
+                    elif audited:
                         ended(principal, method, namespace, peer, context, error)
 
             return call

@@ -16,6 +16,7 @@ from coordinator import domain as d
 from coordinator.api import convert
 from coordinator.api.agent_service import PROTOCOL_VERSION
 from coordinator.api.guard import check_capabilities
+from coordinator.api.scope import namespace_of
 from coordinator.api.status import mapped
 from coordinator.errors import FailedPrecondition, InvalidArgument
 from coordinator.mesh import Mesh
@@ -83,6 +84,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             capabilities=convert.capabilities(request.capabilities),
             max_concurrency=request.max_concurrency or 1,
             labels=dict(request.labels),
+            namespace=namespace_of(context),
         )
         check_capabilities([c.name for c in spec.capabilities])
         agent = self._mesh.join(spec, MailboxSink(), "poll")
@@ -110,27 +112,29 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
     async def UnregisterAgent(
         self, request: registry_pb2.UnregisterAgentRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.UnregisterAgentResponse:
-        moved = self._mesh.unregister(request.agent_id)
+        moved = self._mesh.unregister(request.agent_id, namespace_of(context))
         return registry_pb2.UnregisterAgentResponse(tasks_redispatched=moved)
 
     @mapped
     async def ListAgents(
         self, request: registry_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListAgentsResponse:
-        agents = self._mesh.list_agents(request.include_offline, request.type)
+        agents = self._mesh.list_agents(
+            request.include_offline, request.type, namespace_of(context)
+        )
         return registry_pb2.ListAgentsResponse(agents=[convert.agent_info(a) for a in agents])
 
     @mapped
     async def GetAgent(
         self, request: registry_pb2.GetAgentRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.AgentInfo:
-        return convert.agent_info(self._mesh.get_agent(request.agent_id))
+        return convert.agent_info(self._mesh.get_agent(request.agent_id, namespace_of(context)))
 
     @mapped
     async def GetAgentCapabilities(
         self, request: registry_pb2.GetAgentCapabilitiesRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.GetAgentCapabilitiesResponse:
-        agent = self._mesh.get_agent(request.agent_id)
+        agent = self._mesh.get_agent(request.agent_id, namespace_of(context))
         return registry_pb2.GetAgentCapabilitiesResponse(
             capabilities=[
                 types_pb2.Capability(name=c.name, description=c.description, version=c.version)
@@ -144,7 +148,9 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.FindAgentsByCapabilityResponse:
         if not request.capability:
             raise InvalidArgument("capability is required")
-        agents = self._mesh.find_agents(request.capability, request.include_offline)
+        agents = self._mesh.find_agents(
+            request.capability, request.include_offline, namespace_of(context)
+        )
         return registry_pb2.FindAgentsByCapabilityResponse(
             agents=[convert.agent_info(a) for a in agents]
         )
@@ -164,7 +170,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     ) -> types_pb2.TaskAssignment:
         if not request.HasField("task"):
             raise InvalidArgument("task is required")
-        spec = convert.task_spec(request.task, request.agent_id)
+        spec = convert.task_spec(request.task, request.agent_id, namespace_of(context))
         return convert.assignment(self._mesh.submit(spec, request.wait_for_agent))
 
     @mapped
@@ -173,7 +179,8 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     ) -> task_pb2.BulkAssignTasksResponse:
         if len(request.tasks) > MAX_BULK:
             raise InvalidArgument(f"at most {MAX_BULK} tasks per call, got {len(request.tasks)}")
-        specs = [convert.task_spec(t) for t in request.tasks]
+        namespace = namespace_of(context)
+        specs = [convert.task_spec(t, "", namespace) for t in request.tasks]
         tasks = self._mesh.submit_many(specs, request.wait_for_agent)
         return task_pb2.BulkAssignTasksResponse(assignments=[convert.assignment(t) for t in tasks])
 
@@ -181,7 +188,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     async def GetTaskStatus(
         self, request: task_pb2.GetTaskStatusRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.TaskAssignment:
-        return convert.assignment(self._mesh.get_task(request.task_id))
+        return convert.assignment(self._mesh.get_task(request.task_id, namespace_of(context)))
 
     @mapped
     async def WaitTask(
@@ -190,21 +197,24 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         if request.timeout_ms > MAX_WAIT_TASK_MS:
             raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_TASK_MS}")
         timeout = request.timeout_ms / 1000 if request.timeout_ms else None
-        return convert.assignment(await self._mesh.wait(request.task_id, timeout))
+        return convert.assignment(
+            await self._mesh.wait(request.task_id, timeout, namespace_of(context))
+        )
 
     @mapped
     async def ListTasks(
         self, request: task_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.ListTasksResponse:
         status = convert.TASK_STATUS_FROM_PB.get(request.status)
-        tasks = self._mesh.list_tasks(status, request.agent_id, min(request.limit or 100, 10_000))
+        limit = min(request.limit or 100, 10_000)
+        tasks = self._mesh.list_tasks(status, request.agent_id, limit, namespace_of(context))
         return task_pb2.ListTasksResponse(tasks=[convert.assignment(t) for t in tasks])
 
     @mapped
     async def CompleteTask(
         self, request: task_pb2.CompleteTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.CompleteTaskResponse:
-        task = self._mesh.get_task(request.task_id)
+        task = self._mesh.get_task(request.task_id, namespace_of(context))
         recorded = self._mesh.on_result(
             None, task.id, request.attempt, output=convert.from_value(request.result)
         )
@@ -216,7 +226,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     async def FailTask(
         self, request: task_pb2.FailTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.FailTaskResponse:
-        task = self._mesh.get_task(request.task_id)
+        task = self._mesh.get_task(request.task_id, namespace_of(context))
         failure = (
             convert.from_failure(request.error)
             if request.HasField("error")
@@ -229,7 +239,9 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     async def CancelTask(
         self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.TaskAssignment:
-        task = self._mesh.cancel(request.task_id, request.reason or "cancelled by request")
+        task = self._mesh.cancel(
+            request.task_id, request.reason or "cancelled by request", namespace_of(context)
+        )
         return convert.assignment(task)
 
     @mapped

@@ -16,6 +16,7 @@ from agentmesh.v1 import (
     workflow_pb2_grpc,
 )
 from coordinator import errors
+from coordinator.api.scope import namespace_of
 from coordinator.api.status import abort, mapped
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.definition import Issue
@@ -69,9 +70,10 @@ def issue_msg(issue: Issue) -> workflow_pb2.ValidationIssue:
 
 
 def workflow_msg(
-    defn: WorkflowDefinition, created: datetime | None = None
+    defn: WorkflowDefinition, namespace: str, created: datetime | None = None
 ) -> workflow_pb2.Workflow:
     return workflow_pb2.Workflow(
+        namespace=namespace,
         name=defn.name,
         version=defn.version,
         definition=wire.to_struct(dict(defn.source)),
@@ -122,6 +124,7 @@ def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
             retry_count=m.retry_count,
         ),
         parent_execution_id=live.record.parent_id,
+        namespace=live.record.namespace,
     )
 
 
@@ -157,10 +160,11 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         if not request.HasField("definition"):
             raise InvalidArgument("definition is required")
         params = wire.from_struct(request.parameters) if request.HasField("parameters") else None
+        namespace = namespace_of(context)
         defn, warnings = await self._catalog.define(
-            request.name, wire.from_struct(request.definition), params
+            request.name, wire.from_struct(request.definition), params, namespace
         )
-        msg = workflow_msg(defn)
+        msg = workflow_msg(defn, namespace)
         msg.warnings.extend(issue_msg(i) for i in cap_issues(warnings)[0])
         return msg
 
@@ -170,32 +174,38 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.Workflow:
         if not request.path:
             raise InvalidArgument("path is required")
-        return workflow_msg(await self._catalog.load_workflow(request.path))
+        namespace = namespace_of(context)
+        return workflow_msg(await self._catalog.load_workflow(request.path, namespace), namespace)
 
     @mapped
     async def SaveWorkflow(
         self, request: workflow_pb2.SaveWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.SaveWorkflowResponse:
-        path = await self._catalog.save_workflow(request.name, request.version, request.path)
+        path = await self._catalog.save_workflow(
+            request.name, request.version, request.path, namespace_of(context)
+        )
         return workflow_pb2.SaveWorkflowResponse(path=path)
 
     @mapped
     async def GetWorkflow(
         self, request: workflow_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.Workflow:
-        return workflow_msg(await self._catalog.get_workflow(request.name, request.version))
+        namespace = namespace_of(context)
+        defn = await self._catalog.get_workflow(request.name, request.version, namespace)
+        return workflow_msg(defn, namespace)
 
     @mapped
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ListWorkflowsResponse:
+        namespace = namespace_of(context)
         by_name: dict[str, list[WorkflowRecord]] = {}
-        for r in await self._catalog.list_workflows():
+        for r in await self._catalog.list_workflows(namespace):
             by_name.setdefault(r.name, []).append(r)
         out = []
         for name, records in sorted(by_name.items()):
             latest = records[-1]
-            defn = await self._catalog.get_workflow(name, latest.version)
+            defn = await self._catalog.get_workflow(name, latest.version, namespace)
             if request.tag and request.tag not in defn.tags:
                 continue
             out.append(
@@ -214,11 +224,13 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def ValidateWorkflow(
         self, request: workflow_pb2.ValidateWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ValidationResult:
+        namespace = namespace_of(context)
         if request.HasField("definition"):
             source = wire.from_struct(request.definition)
-            issues = await self._catalog.check_definition(source, request.name)
+            issues = await self._catalog.check_definition(source, request.name, namespace)
         elif request.name:
-            issues = await self._catalog.validate(await self._catalog.get_workflow(request.name))
+            defn = await self._catalog.get_workflow(request.name, "", namespace)
+            issues = await self._catalog.validate(defn, namespace)
         else:
             raise InvalidArgument("give a definition or the name of a defined workflow")
         shown, total = cap_issues(issues)
@@ -232,7 +244,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def DeleteWorkflow(
         self, request: workflow_pb2.DeleteWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.DeleteWorkflowResponse:
-        await self._catalog.delete_workflow(request.name, request.version)
+        await self._catalog.delete_workflow(request.name, request.version, namespace_of(context))
         return workflow_pb2.DeleteWorkflowResponse()
 
 
@@ -252,7 +264,11 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
             raise InvalidArgument("workflow_name is required")
         value = wire.from_value(request.input) if request.HasField("input") else {}
         live = await self._rt.start_workflow(
-            request.workflow_name, value, request.version, request.idempotency_key
+            request.workflow_name,
+            value,
+            request.version,
+            request.idempotency_key,
+            namespace=namespace_of(context),
         )
         return execution_msg(live)
 
@@ -261,25 +277,31 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
         self, request: workflow_pb2.ResumeWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
         value = wire.from_value(request.input) if request.HasField("input") else None
-        return execution_msg(await self._rt.resume(request.execution_id, value))
+        return execution_msg(
+            await self._rt.resume(request.execution_id, value, namespace_of(context))
+        )
 
     @mapped
     async def PauseWorkflow(
         self, request: workflow_pb2.PauseWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
-        return execution_msg(await self._rt.pause(request.execution_id))
+        return execution_msg(await self._rt.pause(request.execution_id, namespace_of(context)))
 
     @mapped
     async def StopWorkflow(
         self, request: workflow_pb2.StopWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
-        return execution_msg(await self._rt.stop_execution(request.execution_id, request.reason))
+        return execution_msg(
+            await self._rt.stop_execution(
+                request.execution_id, request.reason, namespace_of(context)
+            )
+        )
 
     @mapped
     async def GetExecutionStatus(
         self, request: workflow_pb2.GetExecutionStatusRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
-        return execution_msg(await self._rt.lookup(request.execution_id))
+        return execution_msg(await self._rt.lookup(request.execution_id, namespace_of(context)))
 
     @mapped
     async def WaitExecution(
@@ -288,14 +310,16 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
         if request.timeout_ms > MAX_WAIT_MS:
             raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_MS}")
         timeout = request.timeout_ms / 1000 if request.timeout_ms else None
-        return execution_msg(await self._rt.wait(request.execution_id, timeout))
+        return execution_msg(
+            await self._rt.wait(request.execution_id, timeout, namespace_of(context))
+        )
 
     @mapped
     async def ListActiveExecutions(
         self, request: workflow_pb2.ListActiveExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ListActiveExecutionsResponse:
         out = []
-        for live in self._rt.active():
+        for live in self._rt.active(namespace_of(context)):
             ex = live.ex
             if request.workflow_name and ex.defn.name != request.workflow_name:
                 continue
@@ -307,6 +331,7 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
                     status=EXECUTION_STATUS.get(status, workflow_pb2.EXECUTION_STATUS_UNSPECIFIED),
                     start_time=wire.to_timestamp(ex.start_time or live.record.created),
                     current_step_ids=[r.step_id for r in ex.current_runs()],
+                    namespace=live.record.namespace,
                 )
             )
         return workflow_pb2.ListActiveExecutionsResponse(executions=out)
@@ -326,7 +351,7 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
                     raise InvalidArgument(f"statuses: {code} is not an execution status")
                 statuses.add(name)
         rows = await self._rt.listing(
-            request.workflow_name, statuses, request.limit or DEFAULT_LIST
+            request.workflow_name, statuses, request.limit or DEFAULT_LIST, namespace_of(context)
         )
         out = []
         for record, live in rows:
@@ -338,6 +363,7 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
                     record.status, workflow_pb2.EXECUTION_STATUS_UNSPECIFIED
                 ),
                 start_time=wire.to_timestamp(record.created),
+                namespace=record.namespace,
             )
             if live is not None and not live.ex.finished:
                 info.current_step_ids.extend(r.step_id for r in live.ex.current_runs())
@@ -350,7 +376,9 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
     async def GetExecutionHistory(
         self, request: workflow_pb2.GetExecutionHistoryRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.GetExecutionHistoryResponse:
-        events = await self._rt.history(request.execution_id, request.after_sequence)
+        events = await self._rt.history(
+            request.execution_id, request.after_sequence, namespace_of(context)
+        )
         return workflow_pb2.GetExecutionHistoryResponse(events=[event_msg(e) for e in events])
 
 
@@ -365,7 +393,9 @@ class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):
         self, request: integration_pb2.TriggerEventRequest, context: grpc.aio.ServicerContext
     ) -> integration_pb2.TriggerEventResponse:
         payload = wire.from_struct(request.payload)
-        n = await self._rt.trigger_event(request.event, payload, request.correlation_key)
+        n = await self._rt.trigger_event(
+            request.event, payload, request.correlation_key, namespace_of(context)
+        )
         return integration_pb2.TriggerEventResponse(delivered=n)
 
     async def _later(self, context: grpc.aio.ServicerContext, method: str) -> Any:

@@ -2,7 +2,9 @@
 versioned, parsed and validated (off the event loop), cached by (name, version).
 
 Definitions live in the store (so a restarted or newly elected coordinator has them);
-the catalog keeps the parsed ones it has used. Raises the domain errors of
+the catalog keeps the parsed ones it has used. Every definition belongs to one namespace
+(``DEFAULT_NAMESPACE`` unless given): the same name in two namespaces is two workflows,
+and a lookup never crosses namespaces. ``workflowDir`` loads into the default one. Raises the domain errors of
 ``coordinator.errors``: InvalidArgument (with bounded issue text), NotFound,
 AlreadyExists, FailedPrecondition.
 """
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 
 from coordinator.config import Settings
+from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.engine.definition import (
     DefinitionError,
     Issue,
@@ -46,33 +49,41 @@ def _now() -> datetime:
 
 
 class Catalog:
-    """The definitions of one coordinator. ``capabilities()`` names what live agents
-    advertise: validation warns of task steps nobody can run."""
+    """The definitions of one coordinator. ``capabilities(namespace)`` names what
+    agents of a namespace advertise: validation warns of task steps nobody can run."""
 
     def __init__(
-        self, settings: Settings, store: Store, capabilities: Callable[[], set[str]]
+        self, settings: Settings, store: Store, capabilities: Callable[[str], set[str]]
     ) -> None:
         self.settings = settings
         self.store = store
         self._capabilities = capabilities
-        self._defs: dict[tuple[str, str], WorkflowDefinition] = {}
-        self._latest: dict[str, str] = {}  # name -> latest version, filled on first use
+        self._defs: dict[tuple[str, str, str], WorkflowDefinition] = {}  # (ns, name, version)
+        self._latest: dict[tuple[str, str], str] = {}  # (ns, name) -> latest, on first use
 
     async def define_workflow(
-        self, name: str, source: dict[str, Any], parameters: dict[str, Any] | None = None
+        self,
+        name: str,
+        source: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> WorkflowDefinition:
         """``define`` without its warnings."""
-        return (await self.define(name, source, parameters))[0]
+        return (await self.define(name, source, parameters, namespace))[0]
 
     async def define(
-        self, name: str, source: dict[str, Any], parameters: dict[str, Any] | None = None
+        self,
+        name: str,
+        source: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[WorkflowDefinition, list[Issue]]:
         """Register a definition; returns it with what validation warned of. A
         definition without an explicit version that differs from the latest gets the
         next integer version; an explicit version that exists with different content is
         refused (ALREADY_EXISTS). A template (a definition with ``parameters``) is
         instantiated with ``parameters`` first."""
-        caps, known = await self._known()
+        caps, known = await self._known(namespace)
         # Off the event loop: parsing and validation are linear in a bounded document
         # (coordinator/engine/limits.py), but a big one still takes milliseconds.
         try:
@@ -84,39 +95,42 @@ class Catalog:
         errors = [i for i in problems if i.severity == "error"]
         if errors:
             raise InvalidArgument(issues_text(errors))
-        return await self._register(defn, source), problems
+        return await self._register(defn, source, namespace), problems
 
     async def _register(
-        self, defn: WorkflowDefinition, source: dict[str, Any]
+        self, defn: WorkflowDefinition, source: dict[str, Any], namespace: str
     ) -> WorkflowDefinition:
-        latest = await self.store.get_workflow(defn.name)
+        latest = await self.store.get_workflow(defn.name, "", namespace)
         explicit = "version" in source
         version = defn.version
         if latest is not None and not explicit:
             if latest.definition == dict(source):
                 return self._remember(latest)
             version = _next_version(latest.version)
-        existing = await self.store.get_workflow(defn.name, version)
+        existing = await self.store.get_workflow(defn.name, version, namespace)
         if existing is not None and existing.definition != dict(source):
             raise AlreadyExists(
                 f"workflow {defn.name!r} version {version!r} exists with a different "
                 "definition; give the new one another version"
             )
-        record = WorkflowRecord(defn.name, version, dict(source), _now())
+        record = WorkflowRecord(defn.name, version, dict(source), _now(), namespace)
         await self.store.put_workflow(record)
-        self._latest.pop(defn.name, None)  # the store decides which version is latest
+        self._latest.pop((namespace, defn.name), None)  # the store decides the latest
         return self._remember(record)
 
-    async def _known(self) -> tuple[set[str], set[str]]:
-        """Capabilities agents advertise and workflows defined (in the store: a
-        restarted coordinator knows them too): what validation warns of."""
-        stored = {r.name for r in await self.store.list_workflows()}
-        return self._capabilities(), stored | {name for name, _ in self._defs}
+    async def _known(self, namespace: str) -> tuple[set[str], set[str]]:
+        """Capabilities the namespace's agents advertise and the workflows it defines
+        (in the store: a restarted coordinator knows them too): what validation warns of."""
+        stored = {r.name for r in await self.store.list_workflows(namespace)}
+        cached = {name for ns, name, _ in self._defs if ns == namespace}
+        return self._capabilities(namespace), stored | cached
 
-    async def check_definition(self, source: dict[str, Any], name: str = "") -> list[Issue]:
+    async def check_definition(
+        self, source: dict[str, Any], name: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> list[Issue]:
         """Every issue of a definition (parse errors, or validation errors and warnings),
         found off the event loop."""
-        caps, known = await self._known()
+        caps, known = await self._known(namespace)
 
         def check() -> list[Issue]:
             try:
@@ -127,9 +141,11 @@ class Catalog:
 
         return await asyncio.to_thread(check)
 
-    async def validate(self, defn: WorkflowDefinition) -> list[Issue]:
+    async def validate(
+        self, defn: WorkflowDefinition, namespace: str = DEFAULT_NAMESPACE
+    ) -> list[Issue]:
         """The validation issues of a parsed definition, found off the event loop."""
-        caps, known = await self._known()
+        caps, known = await self._known(namespace)
         return await asyncio.to_thread(
             validate_definition, defn, known_capabilities=caps, known_workflows=known
         )
@@ -159,13 +175,17 @@ class Catalog:
             raise InvalidArgument(f"path {path!r} is outside the workflow directory")
         return target
 
-    async def load_workflow(self, path: str) -> WorkflowDefinition:
+    async def load_workflow(
+        self, path: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> WorkflowDefinition:
         """loadWorkflow(path): a file in workflowDir (paths cannot leave it)."""
-        return await self.load_file(self._in_workflow_dir(path))
+        return await self.load_file(self._in_workflow_dir(path), namespace)
 
-    async def save_workflow(self, name: str, version: str = "", path: str = "") -> str:
+    async def save_workflow(
+        self, name: str, version: str = "", path: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> str:
         """saveWorkflow: write a defined workflow as YAML into workflowDir."""
-        record = await self.store.get_workflow(name, version)
+        record = await self.store.get_workflow(name, version, namespace)
         if record is None:
             raise NotFound(f"workflow {name!r} is not defined")
         target = self._in_workflow_dir(path or f"{name}.yaml")
@@ -177,7 +197,9 @@ class Catalog:
             raise _path_error(e, "write", path or f"{name}.yaml") from None
         return str(target)
 
-    async def load_file(self, path: str | Path) -> WorkflowDefinition:
+    async def load_file(
+        self, path: str | Path, namespace: str = DEFAULT_NAMESPACE
+    ) -> WorkflowDefinition:
         """Define the workflow in ``path``. Raises ``DefinitionError`` (with every issue) or
         ``OSError``; cancelling it before the store write leaves nothing defined."""
         try:
@@ -186,34 +208,45 @@ class Catalog:
             raise InvalidArgument(issues_text(e.issues)) from None
         except OSError as e:
             raise _path_error(e, "read", str(path)) from None
-        return await self.define_workflow(defn.name, dict(defn.source))
+        return await self.define_workflow(defn.name, dict(defn.source), None, namespace)
 
-    async def get_workflow(self, name: str, version: str = "") -> WorkflowDefinition:
-        version = version or self._latest.get(name, "")
-        if version and (name, version) in self._defs:
-            return self._defs[(name, version)]
-        record = await self.store.get_workflow(name, version)
+    async def get_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> WorkflowDefinition:
+        """The version ``version`` of ``name`` in ``namespace`` (the latest with "").
+        Raises NotFound, also for a workflow only another namespace defines."""
+        version = version or self._latest.get((namespace, name), "")
+        cached = self._defs.get((namespace, name, version)) if version else None
+        if cached is not None:
+            return cached
+        record = await self.store.get_workflow(name, version, namespace)
         if record is None:
             what = f"{name!r} version {version!r}" if version else repr(name)
             raise NotFound(f"workflow {what} is not defined")
         if not version:
-            self._latest[name] = record.version
+            self._latest[(namespace, name)] = record.version
         return self._remember(record)
 
-    async def list_workflows(self) -> list[WorkflowRecord]:
-        return await self.store.list_workflows()
+    async def list_workflows(self, namespace: str = DEFAULT_NAMESPACE) -> list[WorkflowRecord]:
+        """Every version of every workflow of ``namespace``."""
+        return await self.store.list_workflows(namespace)
 
-    async def delete_workflow(self, name: str, version: str = "") -> int:
-        n = await self.store.delete_workflow(name, version)
+    async def delete_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> int:
+        """Delete one version, or every version with ""; NotFound when none was."""
+        n = await self.store.delete_workflow(name, version, namespace)
         if n == 0:
             raise NotFound(f"workflow {name!r} is not defined")
-        for key in [k for k in self._defs if k[0] == name and (not version or k[1] == version)]:
+        for key in [
+            k for k in self._defs if k[:2] == (namespace, name) and (not version or k[2] == version)
+        ]:
             del self._defs[key]
-        self._latest.pop(name, None)
+        self._latest.pop((namespace, name), None)
         return n
 
     def _remember(self, record: WorkflowRecord) -> WorkflowDefinition:
-        key = (record.name, record.version)
+        key = (record.namespace, record.name, record.version)
         if key not in self._defs:
             defn = parse_definition(record.definition, record.name)
             if defn.version != record.version:

@@ -46,14 +46,17 @@ class Effects:
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._event_waits: dict[str, dict[tuple[str, str], str]] = {}
+        # (namespace, event name) -> {(execution, key): correlation key}
+        self._event_waits: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
         mesh.add_listener(self._on_task_finished)
         mesh.add_wait_listener(self._on_task_waiting)
 
-    def carry_out(self, exec_id: str, c: ev.Command) -> None:
-        """One command of ``exec_id``'s committed turn (a task, timer or event one)."""
+    def carry_out(self, exec_id: str, c: ev.Command, namespace: str) -> None:
+        """One command of ``exec_id``'s committed turn (a task, timer or event one);
+        ``namespace`` is the execution's: its tasks go to that namespace's agents, its
+        event waits hear that namespace's events only."""
         if isinstance(c, ev.DispatchTask):
-            self._dispatch(exec_id, c)
+            self._dispatch(exec_id, c, namespace)
         elif isinstance(c, ev.CancelTask):
             task_id = self._mesh_task.pop((exec_id, c.key), None)
             if task_id is not None:
@@ -69,17 +72,20 @@ class Effects:
             if handle is not None:
                 handle.cancel()
         elif isinstance(c, ev.AwaitEvent):
-            self._event_waits.setdefault(c.name, {})[(exec_id, c.key)] = c.correlation_key
+            waits = self._event_waits.setdefault((namespace, c.name), {})
+            waits[(exec_id, c.key)] = c.correlation_key
         elif isinstance(c, ev.CancelEventWait):
             for waits in self._event_waits.values():
                 waits.pop((exec_id, c.key), None)
         else:
             raise TypeError(f"not an effect command: {c!r}")
 
-    def take_event_waits(self, name: str, correlation_key: str) -> list[tuple[str, str]]:
-        """The (execution, key) waits an event ``name`` with ``correlation_key`` ends,
-        removed: each wait receives one event."""
-        waiting = self._event_waits.get(name, {})
+    def take_event_waits(
+        self, name: str, correlation_key: str, namespace: str
+    ) -> list[tuple[str, str]]:
+        """The (execution, key) waits an event ``name`` with ``correlation_key`` of
+        ``namespace`` ends, removed: each wait receives one event."""
+        waiting = self._event_waits.get((namespace, name), {})
         matched = [k for k, corr in waiting.items() if not corr or corr == correlation_key]
         for k in matched:
             del waiting[k]
@@ -91,10 +97,10 @@ class Effects:
             handle.cancel()
         self._timers.clear()
 
-    def _dispatch(self, exec_id: str, c: ev.DispatchTask) -> None:
+    def _dispatch(self, exec_id: str, c: ev.DispatchTask, namespace: str) -> None:
         if self.frozen:
             return
-        agent_id = self.mesh.pinned_agent(c.capability, c.agent) if c.agent else ""
+        agent_id = self.mesh.pinned_agent(c.capability, c.agent, namespace) if c.agent else ""
         spec = d.TaskSpec(
             capability=c.capability,
             input=c.input,
@@ -106,6 +112,7 @@ class Effects:
             step_id=c.step_id,
             agent_id=agent_id,
             input_checked=True,  # by Execution._map, as it was computed
+            namespace=namespace,
         )
         try:
             task = self.mesh.submit(spec, wait_for_agent=True)
@@ -126,7 +133,7 @@ class Effects:
         elif self._was_waiting(exec_id, c.key):
             # Recovered waiting, and an agent was there this time (or came since).
             agent = task.agent_id or next(
-                (a.id for a in self.mesh.find_agents(task.capability)), ""
+                (a.id for a in self.mesh.find_agents(task.capability, False, namespace)), ""
             )
             self._post(exec_id, ev.TaskUnblocked(_now(), c.key, agent, task.id, task.capability))
 

@@ -20,24 +20,30 @@ class Dispatcher(Protocol):
     #: The largest task input or output, in bytes of JSON, the mesh accepts.
     payload_bytes: int
 
-    def capabilities(self) -> set[str]:
-        """Every capability a registered agent (connected or not) advertises."""
+    def capabilities(self, namespace: str | None = None) -> set[str]:
+        """Every capability a registered agent (connected or not) of ``namespace``
+        (None: of any) advertises."""
         ...
 
-    def pinned_agent(self, capability: str, ref: str) -> str:
-        """The id of a routable agent with ``capability`` whose name, type or id is
-        ``ref``, or "" when there is none (the task then goes to any capable agent)."""
+    def pinned_agent(self, capability: str, ref: str, namespace: str = d.DEFAULT_NAMESPACE) -> str:
+        """The id of a routable agent of ``namespace`` with ``capability`` whose name,
+        type or id is ``ref``, or "" when there is none (the task then goes to any
+        capable agent of the namespace)."""
         ...
 
-    def find_agents(self, capability: str, include_offline: bool = False) -> list[d.Agent]:
-        """Agents advertising ``capability``, best routing candidate first."""
+    def find_agents(
+        self, capability: str, include_offline: bool = False, namespace: str = d.DEFAULT_NAMESPACE
+    ) -> list[d.Agent]:
+        """Agents of ``namespace`` advertising ``capability``, best routing candidate first."""
         ...
 
     def submit(self, spec: d.TaskSpec, wait_for_agent: bool = False) -> d.Task:
         """Accept a task (MeshError when refused: shutting down, full, bad input)."""
         ...
 
-    def cancel(self, task_id: str, reason: str = "cancelled by request") -> d.Task:
+    def cancel(
+        self, task_id: str, reason: str = "cancelled by request", namespace: str | None = None
+    ) -> d.Task:
         """Cancel a task (NotFound if unknown)."""
         ...
 

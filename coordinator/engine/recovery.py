@@ -25,7 +25,9 @@ async def replay(
 ) -> Live:
     """``record``'s execution rebuilt from its history: every input applied again
     through the core, and what it left outstanding noted."""
-    defn = await catalog.get_workflow(record.workflow_name, record.workflow_version)
+    defn = await catalog.get_workflow(
+        record.workflow_name, record.workflow_version, record.namespace
+    )
     live = Live(Execution(record.id, defn, defaults), record)
     for se in await store.load_events(record.id):
         live.seq = se.seq

@@ -28,6 +28,7 @@ from typing import Any
 from agentmesh.payload import PayloadError
 from agentmesh.payload import check as check_payload
 from coordinator.config import Settings
+from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.engine import events as ev
 from coordinator.engine.batches import split_batch
 from coordinator.engine.catalog import Catalog
@@ -59,6 +60,14 @@ def _now() -> datetime:
 Listener = Callable[[str, StoredEvent], None]
 
 
+def _visible(live: Live, exec_id: str, namespace: str | None) -> Live:
+    """``live``, unless it belongs to another namespace than ``namespace``: then the
+    same NotFound as for an id nobody knows."""
+    if namespace is not None and live.record.namespace != namespace:
+        raise NotFound(f"execution {exec_id!r} not found")
+    return live
+
+
 @dataclass(slots=True)
 class _Turn:
     """What one engine turn applied: history to commit, then effects to carry out."""
@@ -88,7 +97,7 @@ class WorkflowRuntime:
         self._children: dict[tuple[str, str], str] = {}
         self._queued: list[str] = []
         self._running = 0
-        self._idempotency: dict[str, str] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}  # (namespace, key) -> execution
         self._loop_task: asyncio.Task[None] | None = None
         self._settling: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
@@ -146,22 +155,29 @@ class WorkflowRuntime:
         *,
         parent: tuple[str, str] | None = None,
         context: dict[str, Any] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> Live:
-        """Start (or, with a known ``idempotency_key``, return) an execution of ``name``.
-        Raises ``NotFound`` (no such workflow), ``InvalidArgument`` (input against the
-        schema or limits), ``ResourceExhausted`` (too many queued), ``Unavailable``. The
-        execution is durable when this returns; cancelling the call does not undo it."""
+        """Start (or, with a known ``idempotency_key``, return) an execution of ``name``
+        in ``namespace`` (a child runs in its parent's). Raises ``NotFound`` (no such
+        workflow in the namespace), ``InvalidArgument`` (input against the schema or
+        limits), ``ResourceExhausted`` (too many queued), ``Unavailable``. The execution
+        is durable when this returns; cancelling the call does not undo it."""
+        if parent is not None:
+            parent_live = self._live.get(parent[0])
+            if parent_live is not None:
+                namespace = parent_live.record.namespace
+        key = (namespace, idempotency_key)
         if idempotency_key:
-            if idempotency_key in self._idempotency:
-                return await self.lookup(self._idempotency[idempotency_key])
+            if key in self._idempotency:
+                return await self.lookup(self._idempotency[key])
             # Started by an earlier coordinator on this store (before a restart or a
             # failover), perhaps long finished: the store's index remembers it.
-            earlier = await self.store.find_execution(idempotency_key)
+            earlier = await self.store.find_execution(idempotency_key, namespace)
             if earlier is not None:
-                self._idempotency[idempotency_key] = earlier.id
+                self._idempotency[key] = earlier.id
                 return await self.lookup(earlier.id)
         self._check_payload(input, "workflow input")
-        defn = await self.catalog.get_workflow(name, version)
+        defn = await self.catalog.get_workflow(name, version, namespace)
         problems = []
         if defn.input_schema is not None:  # bounded (MAX_SCHEMA_WORK), not free: off the loop
             problems = await asyncio.to_thread(validate_input, defn, input)
@@ -179,6 +195,7 @@ class WorkflowRuntime:
             parent[0] if parent else "",
             idempotency_key=idempotency_key,
             parent_key=parent[1] if parent else "",
+            namespace=namespace,
         )
         live = Live(Execution(exec_id, defn, self.defaults), record, parent=parent)
         ctx = dict(context or {})
@@ -199,7 +216,7 @@ class WorkflowRuntime:
         if parent is not None:
             self._children[parent] = exec_id
         if idempotency_key:
-            self._idempotency[idempotency_key] = exec_id
+            self._idempotency[key] = exec_id
         if must_queue:
             live.queued_start = started
             self._queued.append(exec_id)
@@ -214,30 +231,35 @@ class WorkflowRuntime:
         await self._submit(exec_id, started)
         return live
 
-    async def pause(self, exec_id: str) -> Live:
-        """Pause a running execution; FailedPrecondition in any other state."""
-        live = await self._controllable(exec_id, "paused", ("running",))
+    async def pause(self, exec_id: str, namespace: str | None = None) -> Live:
+        """Pause a running execution; FailedPrecondition in any other state. With
+        ``namespace``, one of another namespace is NotFound (as every call below)."""
+        live = await self._controllable(exec_id, "paused", ("running",), namespace)
         await self._submit(exec_id, ev.PauseRequested(_now()))
         return live
 
-    async def resume(self, exec_id: str, input: Any = None) -> Live:
+    async def resume(self, exec_id: str, input: Any = None, namespace: str | None = None) -> Live:
         """Resume a paused execution; FailedPrecondition in any other state."""
         self._check_payload(input, "resume input")
-        live = await self._controllable(exec_id, "resumed", ("paused",))
+        live = await self._controllable(exec_id, "resumed", ("paused",), namespace)
         await self._submit(exec_id, ev.ResumeRequested(_now(), input))
         return live
 
-    async def stop_execution(self, exec_id: str, reason: str = "") -> Live:
+    async def stop_execution(
+        self, exec_id: str, reason: str = "", namespace: str | None = None
+    ) -> Live:
         """Stop (cancel) an unfinished execution; FailedPrecondition once it finished."""
-        live = await self._controllable(exec_id, "stopped", ACTIVE)
+        live = await self._controllable(exec_id, "stopped", ACTIVE, namespace)
         if exec_id in self._queued:
             self._queued.remove(exec_id)
             await self._submit(exec_id, live.queued_start or ev.Started(_now()))
         await self._submit(exec_id, ev.StopRequested(_now(), reason or "stopped"))
         return live
 
-    async def _controllable(self, exec_id: str, verb: str, states: tuple[str, ...]) -> Live:
-        live = await self.lookup(exec_id)
+    async def _controllable(
+        self, exec_id: str, verb: str, states: tuple[str, ...], namespace: str | None
+    ) -> Live:
+        live = await self.lookup(exec_id, namespace)
         status = live.status
         if status not in states:
             why = {
@@ -256,47 +278,66 @@ class WorkflowRuntime:
             )
         return live
 
-    async def lookup(self, exec_id: str) -> Live:
+    async def lookup(self, exec_id: str, namespace: str | None = None) -> Live:
         """The execution, from memory or, when this coordinator never ran it or has
         forgotten it (a restart, a failover, an old one), rebuilt from the store. The
-        one lookup every execution call goes through. Raises NotFound."""
+        one lookup every execution call goes through. Raises NotFound, also for one of
+        another namespace than ``namespace`` (None: any), with the same text: an id
+        never tells another namespace that it exists."""
         live = self._live.get(exec_id) or self._done.get(exec_id)
         if live is not None:
-            return live
+            return _visible(live, exec_id, namespace)
         record = await self.store.get_execution(exec_id)
-        if record is None:
+        if record is None or (namespace is not None and record.namespace != namespace):
             raise NotFound(f"execution {exec_id!r} not found")
         live = self._live.get(exec_id) or self._done.get(exec_id)
         if live is not None:  # it arrived while we read
-            return live
+            return _visible(live, exec_id, namespace)
         live = await replay(record, self.catalog, self.store, self.defaults)
         if live.ex.finished:
             self._remember_finished(live)
         return live
 
-    def active(self) -> list[Live]:
-        """The executions not finished yet (queued, running, paused)."""
-        return [x for x in self._live.values() if not x.ex.finished]
+    def active(self, namespace: str | None = None) -> list[Live]:
+        """The executions not finished yet (queued, running, paused), of ``namespace``
+        (None: of every namespace)."""
+        return [
+            x
+            for x in self._live.values()
+            if not x.ex.finished and (namespace is None or x.record.namespace == namespace)
+        ]
 
     async def listing(
-        self, workflow_name: str, statuses: Collection[str] | None, limit: int
+        self,
+        workflow_name: str,
+        statuses: Collection[str] | None,
+        limit: int,
+        namespace: str | None = None,
     ) -> list[tuple[ExecutionRecord, Live | None]]:
         """Executions of any status from the store's index, newest first, each with
         its live state when this coordinator holds it in memory (current steps)."""
-        records = await self.store.list_executions(statuses, workflow_name, limit)
+        records = await self.store.list_executions(statuses, workflow_name, limit, namespace)
         return [(r, self._live.get(r.id) or self._done.get(r.id)) for r in records]
 
-    async def history(self, exec_id: str, after_seq: int = 0) -> list[StoredEvent]:
+    async def history(
+        self, exec_id: str, after_seq: int = 0, namespace: str | None = None
+    ) -> list[StoredEvent]:
         """The stored history of ``exec_id`` after ``after_seq``. Raises ``NotFound``."""
-        known = exec_id in self._live or exec_id in self._done
-        if not known and await self.store.get_execution(exec_id) is None:
-            raise NotFound(f"execution {exec_id!r} not found")
+        live = self._live.get(exec_id) or self._done.get(exec_id)
+        if live is not None:
+            _visible(live, exec_id, namespace)
+        else:
+            record = await self.store.get_execution(exec_id)
+            if record is None or (namespace is not None and record.namespace != namespace):
+                raise NotFound(f"execution {exec_id!r} not found")
         return await self.store.load_events(exec_id, after_seq)
 
-    async def wait(self, exec_id: str, timeout: float | None = None) -> Live:
+    async def wait(
+        self, exec_id: str, timeout: float | None = None, namespace: str | None = None
+    ) -> Live:
         """The execution once it finished, or as it is after ``timeout`` seconds; a
         finished one answers at once."""
-        live = await self.lookup(exec_id)
+        live = await self.lookup(exec_id, namespace)
         if not live.ex.finished:
             if self._live.get(exec_id) is not live:
                 raise FailedPrecondition(
@@ -309,8 +350,15 @@ class WorkflowRuntime:
                 await asyncio.wait_for(asyncio.shield(fut), timeout)
         return live
 
-    async def trigger_event(self, name: str, payload: Any, correlation_key: str = "") -> int:
-        """Deliver an event to every execution waiting for it; returns how many."""
+    async def trigger_event(
+        self,
+        name: str,
+        payload: Any,
+        correlation_key: str = "",
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> int:
+        """Deliver an event to every execution of ``namespace`` waiting for it;
+        returns how many."""
         if not name:
             raise InvalidArgument("event name is required")
         self._check_payload(payload, "event payload")
@@ -319,7 +367,7 @@ class WorkflowRuntime:
         settling = self._settling
         if settling is not None and not settling.done():
             await asyncio.wait([settling])
-        matched = self.effects.take_event_waits(name, correlation_key)
+        matched = self.effects.take_event_waits(name, correlation_key, namespace)
         now = _now()
         for exec_id, key in matched:
             await self._submit(exec_id, ev.EventReceived(now, key, name, payload))
@@ -463,7 +511,7 @@ class WorkflowRuntime:
             elif isinstance(c, ev.Finished):
                 self._finished(live, c)
             else:
-                self.effects.carry_out(exec_id, c)
+                self.effects.carry_out(exec_id, c, live.record.namespace)
 
     def _waiting_for_agent(self, exec_id: str, key: str) -> bool:
         live = self._live.get(exec_id)
@@ -543,7 +591,7 @@ class WorkflowRuntime:
                 continue
             self._live[record.id] = live
             if live.idempotency_key:
-                self._idempotency[live.idempotency_key] = record.id
+                self._idempotency[(record.namespace, live.idempotency_key)] = record.id
             if live.parent is not None:
                 self._children[live.parent] = record.id
             revived.append(live)

@@ -17,6 +17,16 @@ which must not block, and it reads the time and sets timers only through its
 The facade joins them where one event concerns several (an agent that goes takes
 its slots out of the registry, and its tasks back to the queues).
 
+Namespaces partition the mesh: an agent joins one (``AgentSpec.namespace``) and a task
+is submitted into one (``TaskSpec.namespace``); the capability index, the pending
+queues and the waits are keyed by ``(namespace, capability)``, so an agent is only ever
+routed tasks of its own namespace, and a task waits for an agent of its namespace even
+while another namespace has one with the capability. Idempotency keys are per
+namespace. Agent and task ids are unique across namespaces; the lookups that take
+``namespace`` answer for an id of another namespace exactly as for an unknown one
+(NotFound, the same text), and ``namespace=None`` means every namespace (for internal
+callers and tests: the API always passes the caller's).
+
 Invariants:
 
 - An agent never holds more unfinished attempts than its credits: a slot is
@@ -36,6 +46,7 @@ from collections.abc import Mapping, Sequence
 
 from coordinator import domain as d
 from coordinator.config import Settings
+from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.errors import Unavailable
 from coordinator.mesh.clock import Clock, Handle, LoopClock
 from coordinator.mesh.dispatch import Dispatch
@@ -90,8 +101,9 @@ class Mesh:
         still-open older session (whose tasks are re-dispatched); without it the join is
         refused (PermissionDenied), so nobody can take over another agent's identity
         and the tasks addressed to it. An id the mesh does not know (e.g. after a
-        restart) is granted as asked. Also raises InvalidArgument (a bad spec) and
-        Unavailable (shutting down)."""
+        restart) is granted as asked. A known id is never resumed into another
+        namespace than its agent's (PermissionDenied). Also raises InvalidArgument (a
+        bad spec) and Unavailable (shutting down)."""
         if not self._accepting:
             raise Unavailable("coordinator is shutting down; connect to another replica or retry")
         agent_id, old = self._registry.admit(spec)
@@ -117,18 +129,18 @@ class Mesh:
             return 0
         return self._lose(agent, reason, graceful)
 
-    def unregister(self, agent_id: str) -> int:
-        """Forget the agent ``agent_id`` (NotFound if unknown): its stream is closed,
-        what it held is re-dispatched (returns that count) and the tasks pinned to it
-        fail."""
-        agent = self._registry.require(agent_id)
+    def unregister(self, agent_id: str, namespace: str | None = None) -> int:
+        """Forget the agent ``agent_id`` (NotFound if unknown, or of another namespace
+        than ``namespace``; None: any): its stream is closed, what it held is
+        re-dispatched (returns that count) and the tasks pinned to it fail."""
+        agent = self._registry.require(agent_id, namespace)
         moved = 0
         if agent.connected:
             moved = self._lose(agent, "unregistered", graceful=True, check_waits=False)
         if agent.sink is not None:
             agent.sink.close("unregistered")
         lost = d.TaskFailure(d.AGENT_LOST, f"agent {agent_id} was unregistered")
-        self._dispatch.drop_pinned(agent_id, lambda task: self._tasks.fail(task, lost))
+        self._dispatch.drop_pinned(agent, lambda task: self._tasks.fail(task, lost))
         self._registry.remove(agent_id)
         self._dispatch.check_lost(agent)  # what is queued for its capabilities (pinned ones failed)
         return moved
@@ -151,9 +163,10 @@ class Mesh:
         """The agent takes no new tasks; it keeps and finishes what it holds."""
         self._registry.drain(agent)
 
-    def get_agent(self, agent_id: str) -> d.Agent:
-        """The agent ``agent_id``, connected or not (NotFound if unknown)."""
-        return self._registry.require(agent_id)
+    def get_agent(self, agent_id: str, namespace: str | None = None) -> d.Agent:
+        """The agent ``agent_id``, connected or not (NotFound if unknown, or of another
+        namespace than ``namespace``; None: any)."""
+        return self._registry.require(agent_id, namespace)
 
     def is_current(self, agent: d.Agent) -> bool:
         """Whether ``agent`` is still its id's session: not replaced by a newer one,
@@ -162,25 +175,34 @@ class Mesh:
 
     def act_as(self, agent_id: str, session_secret: str) -> d.Agent:
         """The agent ``agent_id`` for a call made as that agent (a polling agent's
-        heartbeat or poll): NotFound, or PermissionDenied without its secret."""
+        heartbeat or poll): NotFound, or PermissionDenied without its secret. The
+        secret is proof enough: no namespace is asked for."""
         return self._registry.act_as(agent_id, session_secret)
 
-    def list_agents(self, include_offline: bool = False, type_: str = "") -> list[d.Agent]:
-        """The connected agents (``include_offline``: all known), of ``type_`` if given."""
-        return self._registry.listed(include_offline, type_)
+    def list_agents(
+        self, include_offline: bool = False, type_: str = "", namespace: str | None = None
+    ) -> list[d.Agent]:
+        """The connected agents (``include_offline``: all known), of ``type_`` if given,
+        of ``namespace`` (None: of every namespace)."""
+        return self._registry.listed(include_offline, type_, namespace)
 
-    def capabilities(self) -> set[str]:
-        """Every capability a registered agent (connected or not) advertises."""
-        return self._registry.capabilities()
+    def capabilities(self, namespace: str | None = None) -> set[str]:
+        """Every capability a registered agent (connected or not) of ``namespace``
+        (None: of any) advertises."""
+        return self._registry.capabilities(namespace)
 
-    def pinned_agent(self, capability: str, ref: str) -> str:
-        """The id of the best routable agent with ``capability`` whose name, type or id
-        is ``ref`` (a workflow step's ``agent``), or "" when none is connected."""
-        return self._dispatch.pinned_agent(capability, ref)
+    def pinned_agent(self, capability: str, ref: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+        """The id of the best routable agent of ``namespace`` with ``capability`` whose
+        name, type or id is ``ref`` (a workflow step's ``agent``), or "" when none is
+        connected."""
+        return self._dispatch.pinned_agent(capability, ref, namespace)
 
-    def find_agents(self, capability: str, include_offline: bool = False) -> list[d.Agent]:
-        """Agents advertising ``capability``, best routing candidate first."""
-        return self._dispatch.find_agents(capability, include_offline)
+    def find_agents(
+        self, capability: str, include_offline: bool = False, namespace: str = DEFAULT_NAMESPACE
+    ) -> list[d.Agent]:
+        """Agents of ``namespace`` advertising ``capability``, best routing candidate
+        first."""
+        return self._dispatch.find_agents(capability, include_offline, namespace)
 
     def check_liveness(self) -> list[str]:
         """Take agents whose heartbeats stopped offline (returns their ids); prune
@@ -220,11 +242,13 @@ class Mesh:
     # ----------------------------------------------------------------- tasks
 
     def submit(self, spec: d.TaskSpec, wait_for_agent: bool = False) -> d.Task:
-        """Accept a task and route it (or queue it until a credit frees up). A known
-        ``idempotency_key`` returns the task it named.
+        """Accept a task into ``spec.namespace`` and route it to an agent of that
+        namespace (or queue it until a credit frees up). An ``idempotency_key`` known in
+        that namespace returns the task it named.
 
-        Raises InvalidArgument, NotFound (pinned agent), FailedPrecondition (no
-        live agent advertises the capability and ``wait_for_agent`` is false),
+        Raises InvalidArgument, NotFound (pinned agent: unknown, or of another
+        namespace), FailedPrecondition (no live agent of the namespace advertises the
+        capability and ``wait_for_agent`` is false),
         ResourceExhausted (too many pending tasks) or Unavailable (shutting down).
         """
         return self._tasks.submit(spec, wait_for_agent)
@@ -236,25 +260,35 @@ class Mesh:
         names it: ``tasks[i]: ...``)."""
         return self._tasks.submit_many(specs, wait_for_agent)
 
-    def get_task(self, task_id: str) -> d.Task:
-        """The task ``task_id`` (NotFound when unknown or evicted)."""
-        return self._tasks.get(task_id)
+    def get_task(self, task_id: str, namespace: str | None = None) -> d.Task:
+        """The task ``task_id`` (NotFound when unknown, evicted, or of another namespace
+        than ``namespace``; None: any)."""
+        return self._tasks.get(task_id, namespace)
 
     def list_tasks(
-        self, status: d.TaskStatus | None = None, agent_id: str = "", limit: int = 100
+        self,
+        status: d.TaskStatus | None = None,
+        agent_id: str = "",
+        limit: int = 100,
+        namespace: str | None = None,
     ) -> list[d.Task]:
-        """Newest first, at most ``limit``, filtered by status and agent when given."""
-        return self._tasks.listed(status, agent_id, limit)
+        """Newest first, at most ``limit``, filtered by status, agent and namespace
+        (None: every namespace) when given."""
+        return self._tasks.listed(status, agent_id, limit, namespace)
 
-    async def wait(self, task_id: str, timeout: float | None = None) -> d.Task:
-        """Wait until the task finishes or ``timeout`` seconds pass; return it.
-        Cancelling the wait leaves the task alone."""
-        return await self._tasks.wait(task_id, timeout)
+    async def wait(
+        self, task_id: str, timeout: float | None = None, namespace: str | None = None
+    ) -> d.Task:
+        """Wait until the task finishes or ``timeout`` seconds pass; return it (NotFound
+        as ``get_task``). Cancelling the wait leaves the task alone."""
+        return await self._tasks.wait(task_id, timeout, namespace)
 
-    def cancel(self, task_id: str, reason: str = "cancelled by request") -> d.Task:
-        """Cancel a task (NotFound if unknown; a finished one is left as it is). The
-        agent holding it is told, and keeps its slot until it reports."""
-        return self._tasks.cancel(task_id, reason)
+    def cancel(
+        self, task_id: str, reason: str = "cancelled by request", namespace: str | None = None
+    ) -> d.Task:
+        """Cancel a task (NotFound as ``get_task``; a finished one is left as it is).
+        The agent holding it is told, and keeps its slot until it reports."""
+        return self._tasks.cancel(task_id, reason, namespace)
 
     def on_ack(self, task_id: str, attempt: int) -> None:
         """The agent started ``attempt`` of the task."""
@@ -281,8 +315,8 @@ class Mesh:
         return self._tasks.on_result(agent, task_id, attempt, output, failure, duration_ms)
 
     def waiting_reason(self, task_id: str) -> str:
-        """Why the pending task ``task_id`` waits for an agent: no live agent
-        advertises its capability, or the agent it is pinned to is not connected.
+        """Why the pending task ``task_id`` waits for an agent: no live agent of its
+        namespace advertises its capability, or the agent it is pinned to is not connected.
         "" when it does not (it runs, finished, or waits only for a free credit)."""
         return self._dispatch.waiting_reason(task_id)
 
@@ -327,6 +361,12 @@ class Mesh:
     def active_count(self) -> int:
         """How many tasks an agent holds (assigned or running)."""
         return self._tasks.active
+
+    def counts(self, namespace: str) -> tuple[int, int]:
+        """``(pending_count, active_count)`` of ``namespace`` alone: its tasks queued
+        for an agent, and its tasks an agent holds. O(retained tasks): for metrics,
+        not for a hot path."""
+        return self._tasks.counts(namespace)
 
     # -------------------------------------------------------------- shutdown
 

@@ -1,9 +1,12 @@
 """Admission: what a task spec must be for the mesh to take it, and the task it makes.
 
 ``Admission.prepare`` runs every check a submission passes (shutting down, its
-capability, the agent it is pinned to, its limits, the room left in the queues) and
-makes the task under a fresh id; it records and routes nothing (``Tasks`` does). It
-owns the task ids and the submission order.
+namespace, its capability, the agent it is pinned to, its limits, the room left in the
+queues) and makes the task under a fresh id, in the spec's namespace; it records and
+routes nothing (``Tasks`` does). Only the task's namespace counts: an agent of another
+namespace is, to it, an agent that does not exist (the same NotFound), and its
+capabilities are neither live nor listed. It owns the task ids and the submission
+order.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from coordinator.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from coordinator.mesh.registry import Registry
+from coordinator.mesh.registry import Registry, in_namespace
 from coordinator.retry import RetryStrategy
 
 
@@ -52,15 +55,18 @@ class Admission:
         """A new task made from ``spec``, with ``pending`` tasks queued already (and
         ``extra`` more admitted before it in the same batch).
 
-        Raises InvalidArgument, NotFound (pinned agent), FailedPrecondition (the pinned
-        agent lacks the capability, or no live agent advertises it and
-        ``wait_for_agent`` is false), ResourceExhausted (``max_pending_tasks``) or
-        Unavailable (shutting down)."""
+        Raises InvalidArgument, NotFound (pinned agent: unknown, or of another
+        namespace), FailedPrecondition (the pinned agent lacks the capability, or no
+        live agent of the namespace advertises it and ``wait_for_agent`` is false),
+        ResourceExhausted (``max_pending_tasks``) or Unavailable (shutting down)."""
         if not self._accepting():
             raise Unavailable("coordinator is shutting down; submit to another replica or retry")
+        namespace = spec.namespace
+        if not namespace:
+            raise InvalidArgument("task namespace must not be empty")
         capability = spec.capability.strip()
         if spec.agent_id:
-            agent = self._registry.require(spec.agent_id)
+            agent = self._registry.require(spec.agent_id, namespace)
             if not capability:
                 if len(agent.capability_names) != 1:
                     raise InvalidArgument(
@@ -75,10 +81,10 @@ class Admission:
                 )
         elif not capability:
             raise InvalidArgument("task.capability is required when no agent_id is given")
-        elif not wait_for_agent and not self._registry.has_live(capability):
-            known = self._registry.live_capabilities()
+        elif not wait_for_agent and not self._registry.has_live((namespace, capability)):
+            known = self._registry.live_capabilities(namespace)
             raise FailedPrecondition(
-                f"no live agent advertises capability {capability!r}; "
+                f"no live agent advertises capability {capability!r}{in_namespace(namespace)}; "
                 f"available: {known or 'none'} (set wait_for_agent to queue it anyway)"
             )
         if spec.timeout_ms < 0:
@@ -117,4 +123,5 @@ class Admission:
             pinned_agent=spec.agent_id,
             created_at=d.utcnow(),
             seq=next(self._seq),
+            namespace=namespace,
         )

@@ -1,11 +1,13 @@
 """Routing and flow control: which agent gets a task, and the queues it waits in.
 
-``Dispatch`` owns the pending queues (a heap per capability and one per pinned agent,
-most urgent first: priority, then submission order), the count of queued tasks, and
-the book of queued tasks no live agent can take (``coordinator.waits``). A new task
-goes to the least loaded routable agent of its capability with a free credit (ties:
-success rate, then speed), or to its pinned agent, or into its queue; an agent with a
-free credit takes the most urgent tasks it can run, in one batch.
+``Dispatch`` owns the pending queues (a heap per ``(namespace, capability)`` and one
+per ``(namespace, pinned agent)``, most urgent first: priority, then submission
+order), the count of queued tasks, and the book of queued tasks no live agent can take
+(``coordinator.waits``). Namespaces partition all of it: a task goes only to an agent
+of its own namespace, and an agent takes only from its namespace's queues. A new task
+goes to the least loaded routable agent of its namespace and capability with a free
+credit (ties: success rate, then speed), or to its pinned agent, or into its queue; an
+agent with a free credit takes the most urgent tasks it can run, in one batch.
 
 Assigning an attempt takes a credit on the agent (``Agent.in_flight``) and tells
 ``on_assign``, which times the attempt. Agents come from the ``Registry``; tasks are
@@ -21,7 +23,7 @@ from datetime import timedelta
 from coordinator import domain as d
 from coordinator.errors import InvalidArgument
 from coordinator.mesh.clock import Clock
-from coordinator.mesh.registry import MAX_CONCURRENCY, Registry
+from coordinator.mesh.registry import MAX_CONCURRENCY, CapKey, Registry, in_namespace
 from coordinator.waits import WaitListener, Waits
 
 Entry = tuple[int, int, d.Task]  # (-priority, seq, task): a heap entry
@@ -49,8 +51,8 @@ class Dispatch:
         self._clock = clock
         self._accepting = accepting
         self._on_assign = on_assign
-        self._queues: dict[str, list[Entry]] = {}
-        self._pinned: dict[str, list[Entry]] = {}
+        self._queues: dict[CapKey, list[Entry]] = {}  # (namespace, capability) -> heap
+        self._pinned: dict[tuple[str, str], list[Entry]] = {}  # (namespace, agent id) -> heap
         self._pending = 0
         self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
 
@@ -61,36 +63,44 @@ class Dispatch:
 
     # --------------------------------------------------------------- routing
 
-    def find_agents(self, capability: str, include_offline: bool = False) -> list[d.Agent]:
-        """Agents advertising ``capability``, best routing candidate first."""
-        found = self._registry.having(capability, include_offline)
+    def find_agents(self, capability: str, include_offline: bool, namespace: str) -> list[d.Agent]:
+        """Agents of ``namespace`` advertising ``capability``, best routing candidate
+        first."""
+        found = self._registry.having(capability, include_offline, namespace)
         return sorted(found, key=lambda a: (not a.routable, *score(a)))
 
-    def pinned_agent(self, capability: str, ref: str) -> str:
-        """The id of the best routable agent with ``capability`` whose name, type or id
-        is ``ref``, or "" when none is connected."""
-        for a in self.find_agents(capability):
+    def pinned_agent(self, capability: str, ref: str, namespace: str) -> str:
+        """The id of the best routable agent of ``namespace`` with ``capability`` whose
+        name, type or id is ``ref``, or "" when none is connected."""
+        for a in self.find_agents(capability, False, namespace):
             if a.routable and ref in (a.name, a.type, a.id):
                 return a.id
         return ""
 
     def route(self, task: d.Task) -> None:
-        """Send the new ``task`` to the best agent with a free credit, or queue it."""
+        """Send the new ``task`` to the best agent of its namespace with a free credit,
+        or queue it."""
         if task.pinned_agent:
             agent = self._registry.get(task.pinned_agent)
-            if agent is not None and agent.routable and agent.free_credits > 0:
+            if (
+                agent is not None
+                and agent.namespace == task.namespace
+                and agent.routable
+                and agent.free_credits > 0
+            ):
                 self._send(agent, [self._assign(task, agent)])
             else:
                 self.enqueue(task)
             return
-        queue = self._queues.get(task.capability)
+        key = (task.namespace, task.capability)
+        queue = self._queues.get(key)
         if queue:  # others are waiting already: keep the order
             self.enqueue(task)
             return
         # Hot path: compare load factors inline; the full score only breaks ties.
         best: d.Agent | None = None
         best_load = 2.0
-        for agent in self._registry.live(task.capability):
+        for agent in self._registry.live(key):
             held, credits = len(agent.in_flight), agent.credits
             if held >= credits or not agent.routable:
                 continue
@@ -136,22 +146,24 @@ class Dispatch:
             return
         task.queued = True
         self._pending += 1
-        key = task.pinned_agent
-        heap = (
-            self._pinned.setdefault(key, [])
-            if key
-            else self._queues.setdefault(task.capability, [])
-        )
+        pinned_id = task.pinned_agent
+        key = (task.namespace, pinned_id or task.capability)
+        heap = (self._pinned if pinned_id else self._queues).setdefault(key, [])
         heapq.heappush(heap, (-task.priority, task.seq, task))
-        if not key:
+        if not pinned_id:
             # An agent may have a free credit right now (e.g. a retry after backoff).
-            for agent in self._registry.live(task.capability):
+            for agent in self._registry.live(key):
                 if agent.routable and agent.free_credits > 0:
                     self.fill(agent)
                     break
         else:
-            pinned = self._registry.get(key)
-            if pinned is not None and pinned.routable and pinned.free_credits > 0:
+            pinned = self._registry.get(pinned_id)
+            if (
+                pinned is not None
+                and pinned.namespace == task.namespace
+                and pinned.routable
+                and pinned.free_credits > 0
+            ):
                 self.fill(pinned)
         if check_wait:
             self._check_waiting(task)
@@ -162,25 +174,27 @@ class Dispatch:
         self._pending -= task.queued
         task.queued = False
 
-    def drop_pinned(self, agent_id: str, fail: Callable[[d.Task], None]) -> None:
-        """Empty the queue of tasks pinned to ``agent_id``, calling ``fail(task)`` for
+    def drop_pinned(self, agent: d.Agent, fail: Callable[[d.Task], None]) -> None:
+        """Empty the queue of tasks pinned to ``agent``, calling ``fail(task)`` for
         each that is still pending."""
-        for _, _, task in self._pinned.pop(agent_id, []):
-            if task.status is d.TaskStatus.PENDING:
+        for _, _, task in self._pinned.pop((agent.namespace, agent.id), []):
+            if task.status is d.TaskStatus.PENDING and task.queued:
+                task.queued = False
                 self._pending -= 1
                 fail(task)
 
-    def holds_pinned(self, agent_id: str) -> bool:
-        """Whether tasks are queued for ``agent_id`` alone."""
-        return bool(self._pinned.get(agent_id))
+    def holds_pinned(self, agent: d.Agent) -> bool:
+        """Whether tasks are queued for ``agent`` alone."""
+        return bool(self._pinned.get((agent.namespace, agent.id)))
 
     def _next_for(self, agent: d.Agent) -> d.Task | None:
-        """Pop the most urgent pending task this agent can run."""
+        """Pop the most urgent pending task this agent can run (of its namespace)."""
+        ns = agent.namespace
         heaps: Iterable[list[Entry]] = [
             h
             for h in (
-                self._pinned.get(agent.id),
-                *(self._queues.get(c) for c in agent.capability_names),
+                self._pinned.get((ns, agent.id)),
+                *(self._queues.get((ns, c)) for c in agent.capability_names),
             )
             if h
         ]
@@ -237,22 +251,26 @@ class Dispatch:
         self._waits.add_listener(listener)
 
     def joined(self, agent: d.Agent) -> None:
-        """``agent`` joined: what waited for its capabilities, or for it, waits no more."""
+        """``agent`` joined: what waited for its capabilities in its namespace, or for it,
+        waits no more."""
         if self._waits:
+            ns = agent.namespace
             for name in sorted(agent.capability_names):
-                self._waits.unblock(("capability", name), agent.id)
-            self._waits.unblock(("agent", agent.id), agent.id)
+                self._waits.unblock(("capability", ns, name), agent.id)
+            self._waits.unblock(("agent", ns, agent.id), agent.id)
 
     def check_lost(self, agent: d.Agent) -> None:
-        """What is queued for ``agent``'s capabilities, or pinned to it, may now have
-        no live agent left to take it."""
+        """What is queued for ``agent``'s capabilities in its namespace, or pinned to it,
+        may now have no live agent left to take it."""
         if not self._accepting():
             return
+        ns = agent.namespace
         for name in sorted(agent.capability_names):
-            if not self._registry.has_live(name):
-                for _, _, task in self._queues.get(name, ()):
+            key = (ns, name)
+            if not self._registry.has_live(key):
+                for _, _, task in self._queues.get(key, ()):
                     self._check_waiting(task)
-        for _, _, task in self._pinned.get(agent.id, ()):
+        for _, _, task in self._pinned.get((ns, agent.id), ()):
             self._check_waiting(task)
 
     def forget(self, task: d.Task) -> None:
@@ -268,11 +286,11 @@ class Dispatch:
             return
         if task.pinned_agent:
             agent = self._registry.get(task.pinned_agent)
-            if agent is not None and agent.connected:
+            if agent is not None and agent.connected and agent.namespace == task.namespace:
                 return
             reason = f"agent '{task.pinned_agent}' is not connected"
-        elif self._registry.has_live(task.capability):
+        elif self._registry.has_live((task.namespace, task.capability)):
             return
         else:
-            reason = f"no live agent advertises '{task.capability}'"
+            reason = f"no live agent advertises '{task.capability}'{in_namespace(task.namespace)}"
         self._waits.start(task, reason)

@@ -2,10 +2,15 @@
 
 ``Registry`` owns the agents (the connected ones, and offline ones kept for
 ``offline_agent_retention_s`` so they can resume their id) and an index of the
-connected ones by capability. It checks a join (the spec, and the session secret of
-an id it knows), records that an agent is alive, and judges silence. It neither routes
-nor finishes tasks: the slots an agent held when it went are handed back to the
-caller, whose job it is to re-dispatch them.
+connected ones by ``(namespace, capability)``: an agent joins one namespace
+(``AgentSpec.namespace``) and is found, listed and routed to only within it. Agent ids
+are unique across namespaces. It checks a join (the spec, the session secret of an id
+it knows, and that a resumed id stays in its namespace), records that an agent is
+alive, and judges silence. It neither routes nor finishes tasks: the slots an agent
+held when it went are handed back to the caller, whose job it is to re-dispatch them.
+
+Lookups that take ``namespace: str | None`` treat None as "every namespace" (internal
+callers); an agent of another namespace is reported exactly as an unknown one.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from types import MappingProxyType
 
 from coordinator import domain as d
 from coordinator.config import Settings
+from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.errors import InvalidArgument, NotFound, PermissionDenied
 from coordinator.mesh.clock import Clock
 
@@ -31,16 +37,26 @@ MAX_ID_CHARS = 128  # agent ids and names: they travel in every listing and log 
 #: The slots an agent held: (task id, attempt) -> task.
 Held = list[tuple[tuple[str, int], d.Task]]
 
+#: What routing matches on: (namespace, capability name).
+CapKey = tuple[str, str]
+
+
+def in_namespace(namespace: str) -> str:
+    """How a message about ``namespace`` ends: `` in namespace 'b'``, or "" for the
+    default namespace (whose messages read as they did before namespaces)."""
+    return "" if namespace == DEFAULT_NAMESPACE else f" in namespace '{namespace}'"
+
 
 class Registry:
-    """The known agents and the capability index of the connected ones."""
+    """The known agents and the (namespace, capability) index of the connected ones."""
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
         self._agents: dict[str, d.Agent] = {}
-        # capability -> connected agents advertising it (insertion-ordered)
-        self._by_capability: dict[str, dict[str, d.Agent]] = {}
+        # (namespace, capability) -> connected agents of that namespace advertising it
+        # (insertion-ordered)
+        self._by_capability: dict[CapKey, dict[str, d.Agent]] = {}
 
     @property
     def agents(self) -> Mapping[str, d.Agent]:
@@ -54,7 +70,9 @@ class Registry:
         id (None when it knows none). Changes nothing.
 
         Raises InvalidArgument (a bad spec) or PermissionDenied (a known id without the
-        secret of its last session)."""
+        secret of its last session, or of another namespace than ``spec.namespace``)."""
+        if not spec.namespace:
+            raise InvalidArgument("agent namespace must not be empty")
         if not spec.name.strip():
             raise InvalidArgument("agent name must not be empty")
         for what, value in (("name", spec.name), ("agent_id", spec.agent_id)):
@@ -73,6 +91,13 @@ class Registry:
             )
         agent_id = spec.agent_id or f"{spec.name}-{uuid.uuid4().hex[:10]}"
         old = self._agents.get(agent_id)
+        if old is not None and old.namespace != spec.namespace:
+            # Checked first, and whatever the secret: an id is never moved between
+            # namespaces, and nothing more about the other one (which, its agent's
+            # state) is told.
+            raise PermissionDenied(
+                f"agent id {agent_id!r} belongs to another namespace; join under another id"
+            )
         if old is not None and not hmac.compare_digest(
             old.session_secret.encode(), spec.session_secret.encode()
         ):
@@ -120,14 +145,21 @@ class Registry:
             last_seen=self._clock.now(),
             last_seen_wall=now,
             draining=spec.max_concurrency == 0,
+            namespace=spec.namespace,
         )
         if old is not None:
             agent.completed, agent.failed = old.completed, old.failed
             agent.total_duration_ms = old.total_duration_ms
         self._agents[agent_id] = agent
         for name in agent.capability_names:
-            self._by_capability.setdefault(name, {})[agent_id] = agent
-        log.info("agent %s joined (%s, capabilities %s)", agent_id, transport, sorted(names))
+            self._by_capability.setdefault((agent.namespace, name), {})[agent_id] = agent
+        log.info(
+            "agent %s joined (%s, namespace %s, capabilities %s)",
+            agent_id,
+            transport,
+            agent.namespace,
+            sorted(names),
+        )
         return agent
 
     def disconnect(self, agent: d.Agent) -> Held:
@@ -135,7 +167,7 @@ class Registry:
         agent.connected = False
         agent.last_seen_wall = d.utcnow()
         for name in agent.capability_names:
-            members = self._by_capability.get(name)
+            members = self._by_capability.get((agent.namespace, name))
             if members is not None and members.get(agent.id) is agent:
                 del members[agent.id]
         held = list(agent.in_flight.items())
@@ -159,11 +191,11 @@ class Registry:
         """Forget the (offline) agent ``agent_id``: its id may then be taken by anyone."""
         del self._agents[agent_id]
 
-    def sweep(self, keep: Callable[[str], bool]) -> Iterator[tuple[d.Agent, float]]:
+    def sweep(self, keep: Callable[[d.Agent], bool]) -> Iterator[tuple[d.Agent, float]]:
         """Yield ``(agent, seconds of silence)`` for each connected agent whose
         heartbeats stopped, for the caller to take offline; forget, as it goes, the
         agents offline for longer than ``offline_agent_retention_s`` unless
-        ``keep(agent_id)``.
+        ``keep(agent)``.
 
         Heartbeats are optional on a stream: a stream agent that has never sent one is
         left to its transport. Once it has sent one, and for polling agents always,
@@ -177,7 +209,7 @@ class Registry:
             elif (
                 not agent.connected
                 and now - agent.last_seen > self._settings.offline_agent_retention_s
-                and not keep(agent.id)
+                and not keep(agent)
             ):
                 del self._agents[agent.id]
 
@@ -209,10 +241,12 @@ class Registry:
         """The current session of ``agent_id``, connected or not; None if unknown."""
         return self._agents.get(agent_id)
 
-    def require(self, agent_id: str) -> d.Agent:
-        """Like ``get``, but raises NotFound for an unknown id."""
+    def require(self, agent_id: str, namespace: str | None = None) -> d.Agent:
+        """Like ``get``, but raises NotFound for an unknown id, and (the same NotFound:
+        nothing tells that it exists) for an agent of another namespace than
+        ``namespace`` (None: any namespace)."""
         agent = self._agents.get(agent_id)
-        if agent is None:
+        if agent is None or (namespace is not None and agent.namespace != namespace):
             raise NotFound(f"agent {agent_id!r} not found")
         return agent
 
@@ -230,34 +264,47 @@ class Registry:
         """Every known agent (a copy: safe to change the registry meanwhile)."""
         return list(self._agents.values())
 
-    def listed(self, include_offline: bool, type_: str) -> list[d.Agent]:
-        """The connected agents (``include_offline``: all), of ``type_`` if given."""
+    def listed(self, include_offline: bool, type_: str, namespace: str | None) -> list[d.Agent]:
+        """The connected agents (``include_offline``: all), of ``type_`` if given, of
+        ``namespace`` (None: of every namespace)."""
         return [
             a
             for a in self._agents.values()
-            if (include_offline or a.connected) and (not type_ or a.type == type_)
+            if (include_offline or a.connected)
+            and (not type_ or a.type == type_)
+            and (namespace is None or a.namespace == namespace)
         ]
 
-    def having(self, capability: str, include_offline: bool) -> list[d.Agent]:
-        """The connected agents (``include_offline``: all) advertising ``capability``."""
+    def having(self, capability: str, include_offline: bool, namespace: str) -> list[d.Agent]:
+        """The connected agents (``include_offline``: all) of ``namespace`` advertising
+        ``capability``."""
         return [
             a
             for a in self._agents.values()
-            if capability in a.capability_names and (include_offline or a.connected)
+            if capability in a.capability_names
+            and a.namespace == namespace
+            and (include_offline or a.connected)
         ]
 
-    def capabilities(self) -> set[str]:
-        """Every capability a registered agent (connected or not) advertises."""
-        return {c for a in self._agents.values() for c in a.capability_names}
+    def capabilities(self, namespace: str | None) -> set[str]:
+        """Every capability a registered agent (connected or not) of ``namespace``
+        (None: of any namespace) advertises."""
+        return {
+            c
+            for a in self._agents.values()
+            if namespace is None or a.namespace == namespace
+            for c in a.capability_names
+        }
 
-    def live(self, capability: str) -> Iterable[d.Agent]:
-        """The connected agents advertising ``capability``, in the order they joined."""
-        return self._by_capability.get(capability, {}).values()
+    def live(self, key: CapKey) -> Iterable[d.Agent]:
+        """The connected agents of namespace ``key[0]`` advertising capability
+        ``key[1]``, in the order they joined."""
+        return self._by_capability.get(key, {}).values()
 
-    def has_live(self, capability: str) -> bool:
-        """Whether a connected agent advertises ``capability``."""
-        return bool(self._by_capability.get(capability))
+    def has_live(self, key: CapKey) -> bool:
+        """Whether a connected agent of namespace ``key[0]`` advertises ``key[1]``."""
+        return bool(self._by_capability.get(key))
 
-    def live_capabilities(self) -> list[str]:
-        """The capabilities connected agents advertise, sorted."""
-        return sorted(c for c, ids in self._by_capability.items() if ids)
+    def live_capabilities(self, namespace: str) -> list[str]:
+        """The capabilities connected agents of ``namespace`` advertise, sorted."""
+        return sorted(c for (ns, c), ids in self._by_capability.items() if ids and ns == namespace)

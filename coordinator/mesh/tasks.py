@@ -1,11 +1,16 @@
 """The life of a task: admission, attempts, results, retries, timeouts, redelivery.
 
-``Tasks`` owns the tasks (by id and by idempotency key; finished ones are kept for
-queries up to ``task_retention``, oldest evicted first), the timer of each unfinished
+``Tasks`` owns the tasks (by id and by ``(namespace, idempotency key)``: one key names
+a task per namespace; finished ones are kept for queries up to ``task_retention``,
+oldest evicted first), the timer of each unfinished
 task (its attempt's timeout, or its retry backoff), the counters, the count of
 attempts agents hold (``wait_idle``) and the listeners told when a task finishes.
 ``Admission`` checks a submission, ``Dispatch`` routes and queues what is admitted,
 the ``Registry`` says who holds what.
+
+Queries that take ``namespace: str | None`` see only that namespace's tasks (None:
+every namespace, for internal callers); a task of another namespace is reported
+exactly as an unknown one.
 
 A timed-out attempt is cancelled and retried (or failed), but its slot on the agent
 stays taken until the agent reports on it. A task finishes once; see ``Mesh``.
@@ -35,6 +40,8 @@ from coordinator.mesh.dispatch import Dispatch
 from coordinator.mesh.registry import Held, Registry
 
 TaskListener = Callable[[d.Task], None]
+
+_HELD = frozenset({d.TaskStatus.ASSIGNED, d.TaskStatus.RUNNING})
 
 
 @dataclass(slots=True)
@@ -72,7 +79,7 @@ class Tasks:
         self._registry = registry
         self._dispatch = dispatch
         self._tasks: dict[str, d.Task] = {}
-        self._by_idempotency: dict[str, str] = {}
+        self._by_idempotency: dict[tuple[str, str], str] = {}  # (namespace, key) -> task id
         self._finished: deque[str] = deque()
         self._timers: dict[str, Handle] = {}  # task id -> its timeout or retry timer
         self.counters = MeshCounters()
@@ -96,7 +103,7 @@ class Tasks:
     def submit(self, spec: d.TaskSpec, wait_for_agent: bool) -> d.Task:
         """See ``Mesh.submit``."""
         if spec.idempotency_key:
-            existing = self._by_idempotency.get(spec.idempotency_key)
+            existing = self._by_idempotency.get((spec.namespace, spec.idempotency_key))
             if existing is not None and existing in self._tasks:
                 return self._tasks[existing]
         task = self._prepare(spec, wait_for_agent)
@@ -108,8 +115,8 @@ class Tasks:
         """See ``Mesh.submit_many``."""
         fresh: list[d.Task | None] = []
         for i, spec in enumerate(specs):
-            key = spec.idempotency_key
-            if key and self._by_idempotency.get(key) in self._tasks:
+            key = (spec.namespace, spec.idempotency_key)
+            if spec.idempotency_key and self._by_idempotency.get(key) in self._tasks:
                 fresh.append(None)
                 continue
             try:
@@ -118,11 +125,12 @@ class Tasks:
                 raise type(e)(f"tasks[{i}]: {e}") from None
         out = []
         for spec, task in zip(specs, fresh, strict=True):
+            key = (spec.namespace, spec.idempotency_key)
             if task is None:
-                out.append(self._tasks[self._by_idempotency[spec.idempotency_key]])
+                out.append(self._tasks[self._by_idempotency[key]])
                 continue
-            if spec.idempotency_key in self._by_idempotency:  # duplicate within the batch
-                out.append(self._tasks[self._by_idempotency[spec.idempotency_key]])
+            if key in self._by_idempotency:  # duplicate within the batch
+                out.append(self._tasks[self._by_idempotency[key]])
                 continue
             self._admit(task)
             self._dispatch.route(task)
@@ -134,33 +142,52 @@ class Tasks:
 
     def _admit(self, task: d.Task) -> None:
         self._tasks[task.id] = task
-        self._by_idempotency[task.idempotency_key] = task.id
+        self._by_idempotency[(task.namespace, task.idempotency_key)] = task.id
         self.counters.submitted += 1
 
     # --------------------------------------------------------------- queries
 
-    def get(self, task_id: str) -> d.Task:
-        """The task ``task_id``; NotFound when unknown or evicted."""
+    def get(self, task_id: str, namespace: str | None = None) -> d.Task:
+        """The task ``task_id``; NotFound when unknown, evicted or (the same NotFound)
+        of another namespace than ``namespace`` (None: any)."""
         task = self._tasks.get(task_id)
-        if task is None:
+        if task is None or (namespace is not None and task.namespace != namespace):
             raise NotFound(f"task {task_id!r} not found (unknown, or finished long ago)")
         return task
 
-    def listed(self, status: d.TaskStatus | None, agent_id: str, limit: int) -> list[d.Task]:
-        """Newest first, at most ``limit``, filtered by status and agent when given."""
+    def listed(
+        self, status: d.TaskStatus | None, agent_id: str, limit: int, namespace: str | None
+    ) -> list[d.Task]:
+        """Newest first, at most ``limit``, filtered by status, agent and namespace
+        (None: every namespace) when given."""
         out = []
         for task in reversed(self._tasks.values()):
-            if (status is None or task.status is status) and (
-                not agent_id or task.agent_id == agent_id
+            if (
+                (status is None or task.status is status)
+                and (not agent_id or task.agent_id == agent_id)
+                and (namespace is None or task.namespace == namespace)
             ):
                 out.append(task)
                 if len(out) >= limit:
                     break
         return out
 
-    async def wait(self, task_id: str, timeout: float | None) -> d.Task:
+    def counts(self, namespace: str) -> tuple[int, int]:
+        """(tasks queued for an agent, tasks an agent holds: assigned or running) of
+        ``namespace``: ``Mesh.pending_count`` and ``Mesh.active_count`` for one
+        namespace. One pass over the retained tasks."""
+        queued = held = 0
+        for task in self._tasks.values():
+            if task.namespace == namespace:
+                if task.queued and task.status is d.TaskStatus.PENDING:
+                    queued += 1
+                elif task.status in _HELD:
+                    held += 1
+        return queued, held
+
+    async def wait(self, task_id: str, timeout: float | None, namespace: str | None) -> d.Task:
         """See ``Mesh.wait``."""
-        task = self.get(task_id)
+        task = self.get(task_id, namespace)
         if task.status.finished:
             return task
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -196,9 +223,9 @@ class Tasks:
         self._active += 1
         self._idle.clear()
 
-    def cancel(self, task_id: str, reason: str) -> d.Task:
+    def cancel(self, task_id: str, reason: str, namespace: str | None) -> d.Task:
         """See ``Mesh.cancel``."""
-        task = self.get(task_id)
+        task = self.get(task_id, namespace)
         if task.status.finished:
             return task
         if task.status is d.TaskStatus.PENDING:
@@ -409,4 +436,4 @@ class Tasks:
         while len(self._finished) > self._settings.task_retention:
             old = self._tasks.pop(self._finished.popleft(), None)
             if old is not None:
-                self._by_idempotency.pop(old.idempotency_key, None)
+                self._by_idempotency.pop((old.namespace, old.idempotency_key), None)

@@ -7,6 +7,10 @@ index and workflow definitions, behind one ``Store`` interface.
 
 ``open_store(kind, path)`` builds either from configuration; ``await store.open()``
 before use and ``await store.close()`` after.
+
+Namespaces partition what is per tenant: workflows are keyed by (namespace, name,
+version) and idempotency keys are per namespace; execution ids stay global keys, each
+record carrying its namespace (``default`` for data written before namespaces).
 """
 
 from ._api import ExecutionRecord, Store, StoredEvent, WorkflowRecord

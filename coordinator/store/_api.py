@@ -8,6 +8,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from coordinator.domain import DEFAULT_NAMESPACE
+
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
@@ -30,7 +32,8 @@ class ExecutionRecord:
 
     ``status`` is one of ``queued``, ``running``, ``paused``, ``completed``, ``failed``,
     ``cancelled``. ``last_seq`` belongs to the store: whatever the engine passes is
-    ignored and the highest appended seq is read back.
+    ignored and the highest appended seq is read back. ``namespace`` is the tenant the
+    execution runs in: ids are unique across namespaces, idempotency keys per namespace.
     """
 
     id: str
@@ -48,20 +51,27 @@ class ExecutionRecord:
     # top-level one: stores index (parent_id, parent_key), so recovery finds a child that
     # finished while its parent was being recovered without scanning finished executions.
     parent_key: str = ""
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
 class WorkflowRecord:
-    """A registered workflow version; ``definition`` is the JSON definition as given."""
+    """A registered workflow version; ``definition`` is the JSON definition as given.
+
+    Workflows are keyed by (``namespace``, ``name``, ``version``): namespaces do not see
+    each other's workflows, and may define the same name and version differently.
+    """
 
     name: str
     version: str
     definition: dict[str, Any]
     created: datetime
+    namespace: str = DEFAULT_NAMESPACE
 
 
 class Store(Protocol):
-    """The engine's durable store: event histories, the execution index, workflows.
+    """The engine's durable store: event histories, the execution index, workflows,
+    partitioned by namespace where the records say so (see each method).
 
     Call ``open()`` before anything else. Every async method raises ``StoreError``
     before ``open()`` and after ``close()``. Values read back are fresh copies: mutating
@@ -76,7 +86,7 @@ class Store(Protocol):
         ...
 
     async def open(self) -> None:
-        """Make the store usable (create or check the schema). A no-op when open."""
+        """Make the store usable (create, check or migrate the schema). A no-op when open."""
         ...
 
     async def close(self) -> None:
@@ -110,16 +120,21 @@ class Store(Protocol):
         statuses: Collection[str] | None = None,
         workflow_name: str = "",
         limit: int = 1000,
+        namespace: str | None = None,
     ) -> list[ExecutionRecord]:
         """Index rows, newest ``created`` first (ties by id, descending).
 
         ``statuses=None`` means any status; an empty collection matches nothing.
-        ``workflow_name=""`` means any workflow.
+        ``workflow_name=""`` means any workflow; ``namespace=None`` any namespace.
         """
         ...
 
-    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
-        """The execution started with ``idempotency_key`` (the earliest if several), or None."""
+    async def find_execution(
+        self, idempotency_key: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> ExecutionRecord | None:
+        """The execution of ``namespace`` started with ``idempotency_key`` (the earliest
+        if several), or None. Keys are per namespace: the same key in two namespaces
+        names two executions."""
         ...
 
     async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
@@ -128,24 +143,31 @@ class Store(Protocol):
         ...
 
     async def put_workflow(self, record: WorkflowRecord) -> None:
-        """Store a workflow version.
+        """Store a workflow version in ``record.namespace``.
 
         Storing the same definition again is a no-op (the first ``created`` is kept);
-        a different definition under an existing (name, version) raises ``ConflictError``.
+        a different definition under an existing (namespace, name, version) raises
+        ``ConflictError``.
         """
         ...
 
-    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
-        """One version, or with ``version=""`` the latest by ``created`` (ties: the
-        greater version string). None when there is none."""
+    async def get_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> WorkflowRecord | None:
+        """One version of ``namespace``'s workflow, or with ``version=""`` the latest by
+        ``created`` (ties: the greater version string). None when there is none."""
         ...
 
-    async def list_workflows(self) -> list[WorkflowRecord]:
-        """Every version of every workflow, by name, then created, then version."""
+    async def list_workflows(self, namespace: str | None = None) -> list[WorkflowRecord]:
+        """Every version of every workflow of ``namespace`` (None: of every namespace),
+        by namespace, then name, then created, then version."""
         ...
 
-    async def delete_workflow(self, name: str, version: str = "") -> int:
-        """Delete one version, or all versions with ``version=""``; returns rows deleted."""
+    async def delete_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> int:
+        """Delete one version of ``namespace``'s workflow, or all its versions with
+        ``version=""``; returns rows deleted. Other namespaces are untouched."""
         ...
 
     def size_bytes(self) -> int:

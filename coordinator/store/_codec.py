@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+from coordinator.domain import DEFAULT_NAMESPACE
+
 from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
 from ._errors import ConflictError, StoreError
 
@@ -21,11 +23,11 @@ MAX_DATA_BYTES = 16 * 1024 * 1024
 # (execution_id, seq, type, time, data)
 EventRow: TypeAlias = tuple[str, int, str, str, str]
 # (id, workflow_name, workflow_version, status, created, updated, parent_id,
-# idempotency_key, parent_key); last_seq is the store's own and is not part of what the
-# engine writes.
-ExecutionRow: TypeAlias = tuple[str, str, str, str, str, str, str, str, str]
-# (name, version, definition, created)
-WorkflowRow: TypeAlias = tuple[str, str, str, str]
+# idempotency_key, parent_key, namespace); last_seq is the store's own and is not part
+# of what the engine writes.
+ExecutionRow: TypeAlias = tuple[str, str, str, str, str, str, str, str, str, str]
+# (name, version, definition, created, namespace)
+WorkflowRow: TypeAlias = tuple[str, str, str, str, str]
 
 
 def encode_time(t: datetime, what: str) -> str:
@@ -98,6 +100,7 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
             parent_id=(r.parent_id, str),
             idempotency_key=(r.idempotency_key, str),
             parent_key=(r.parent_key, str),
+            namespace=(r.namespace, str),
         )
         rows.append(
             (
@@ -110,6 +113,7 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
                 r.parent_id,
                 r.idempotency_key,
                 r.parent_key,
+                r.namespace,
             )
         )
     return rows
@@ -117,7 +121,8 @@ def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:
 
 def decode_execution(row: Sequence[Any]) -> ExecutionRecord:
     """``row`` is an ExecutionRow followed by the store's last seq."""
-    id_, name, version, status, created, updated, parent_id, key, parent_key, last_seq = row
+    *fields, namespace, last_seq = row
+    id_, name, version, status, created, updated, parent_id, key, parent_key = fields
     return ExecutionRecord(
         id_,
         name,
@@ -129,20 +134,38 @@ def decode_execution(row: Sequence[Any]) -> ExecutionRecord:
         last_seq,
         key,
         parent_key,
+        namespace,
     )
+
+
+def describe_workflow(name: str, version: str, namespace: str) -> str:
+    """How errors name a workflow version (the namespace only when not the default)."""
+    what = f"workflow {name!r} version {version!r}"
+    return what if namespace == DEFAULT_NAMESPACE else f"{what} in namespace {namespace!r}"
 
 
 def encode_workflow(r: WorkflowRecord) -> WorkflowRow:
     what = f"workflow {r.name!r} version {r.version!r}"
     _check_types(
-        what, name=(r.name, str), version=(r.version, str), definition=(r.definition, dict)
+        what,
+        name=(r.name, str),
+        version=(r.version, str),
+        definition=(r.definition, dict),
+        namespace=(r.namespace, str),
     )
-    return (r.name, r.version, encode_json(r.definition, what), encode_time(r.created, what))
+    what = describe_workflow(r.name, r.version, r.namespace)
+    return (
+        r.name,
+        r.version,
+        encode_json(r.definition, what),
+        encode_time(r.created, what),
+        r.namespace,
+    )
 
 
 def decode_workflow(row: Sequence[Any]) -> WorkflowRecord:
-    name, version, definition, created = row
-    return WorkflowRecord(name, version, json.loads(definition), decode_time(created))
+    name, version, definition, created, namespace = row
+    return WorkflowRecord(name, version, json.loads(definition), decode_time(created), namespace)
 
 
 def _check_types(what: str, **fields: tuple[object, type]) -> None:
@@ -187,7 +210,7 @@ def check_workflow(existing: WorkflowRow | None, new: WorkflowRow) -> bool:
     if existing[2] == new[2] or _canonical(existing[2]) == _canonical(new[2]):
         return False
     raise ConflictError(
-        f"workflow {new[0]!r} version {new[1]!r} already exists with a different definition"
+        f"{describe_workflow(new[0], new[1], new[4])} already exists with a different definition"
     )
 
 

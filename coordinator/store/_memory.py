@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from coordinator.domain import DEFAULT_NAMESPACE
+
 from . import _codec as codec
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
@@ -22,9 +24,11 @@ class MemoryStore(StoreLifecycle):
         self._closed = False
         self._events: dict[str, list[codec.EventRow]] = {}
         self._executions: dict[str, codec.ExecutionRow] = {}
-        self._by_key: dict[str, str] = {}  # idempotency key -> execution id (the first)
+        # (namespace, idempotency key) -> execution id (the first)
+        self._by_key: dict[tuple[str, str], str] = {}
         self._children: dict[tuple[str, str], str] = {}  # (parent id, key) -> the first child
-        self._workflows: dict[tuple[str, str], codec.WorkflowRow] = {}
+        # (namespace, name, version) -> row
+        self._workflows: dict[tuple[str, str, str], codec.WorkflowRow] = {}
 
     async def open(self) -> None:
         if self._closed:
@@ -47,7 +51,7 @@ class MemoryStore(StoreLifecycle):
         for record in records:
             self._executions[record[0]] = record
             if record[7]:
-                self._by_key.setdefault(record[7], record[0])
+                self._by_key.setdefault((record[9], record[7]), record[0])
             if record[6]:
                 self._children.setdefault((record[6], record[8]), record[0])
 
@@ -62,9 +66,12 @@ class MemoryStore(StoreLifecycle):
         row = self._executions.get(execution_id)
         return None if row is None else self._decode_execution(row)
 
-    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
+    async def find_execution(
+        self, idempotency_key: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> ExecutionRecord | None:
         self._check()
-        execution_id = self._by_key.get(idempotency_key) if idempotency_key else None
+        key = (namespace, idempotency_key)
+        execution_id = self._by_key.get(key) if idempotency_key else None
         return None if execution_id is None else await self.get_execution(execution_id)
 
     async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
@@ -77,6 +84,7 @@ class MemoryStore(StoreLifecycle):
         statuses: Collection[str] | None = None,
         workflow_name: str = "",
         limit: int = 1000,
+        namespace: str | None = None,
     ) -> list[ExecutionRecord]:
         self._check()
         if limit <= 0:
@@ -85,7 +93,9 @@ class MemoryStore(StoreLifecycle):
         rows = [
             r
             for r in self._executions.values()
-            if (wanted is None or r[3] in wanted) and (not workflow_name or r[1] == workflow_name)
+            if (wanted is None or r[3] in wanted)
+            and (not workflow_name or r[1] == workflow_name)
+            and (namespace is None or r[9] == namespace)
         ]
         rows.sort(key=lambda r: (r[4], r[0]), reverse=True)
         return [self._decode_execution(r) for r in rows[:limit]]
@@ -93,26 +103,38 @@ class MemoryStore(StoreLifecycle):
     async def put_workflow(self, record: WorkflowRecord) -> None:
         self._check()
         row = codec.encode_workflow(record)
-        if codec.check_workflow(self._workflows.get((row[0], row[1])), row):
-            self._workflows[(row[0], row[1])] = row
+        key = (row[4], row[0], row[1])
+        if codec.check_workflow(self._workflows.get(key), row):
+            self._workflows[key] = row
 
-    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
+    async def get_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> WorkflowRecord | None:
         self._check()
         if version:
-            row = self._workflows.get((name, version))
+            row = self._workflows.get((namespace, name, version))
         else:
-            rows = [r for r in self._workflows.values() if r[0] == name]
+            rows = [r for k, r in self._workflows.items() if k[:2] == (namespace, name)]
             row = max(rows, key=lambda r: (r[3], r[1]), default=None)
         return None if row is None else codec.decode_workflow(row)
 
-    async def list_workflows(self) -> list[WorkflowRecord]:
+    async def list_workflows(self, namespace: str | None = None) -> list[WorkflowRecord]:
         self._check()
-        rows = sorted(self._workflows.values(), key=lambda r: (r[0], r[3], r[1]))
+        rows = sorted(
+            (r for r in self._workflows.values() if namespace is None or r[4] == namespace),
+            key=lambda r: (r[4], r[0], r[3], r[1]),
+        )
         return [codec.decode_workflow(r) for r in rows]
 
-    async def delete_workflow(self, name: str, version: str = "") -> int:
+    async def delete_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> int:
         self._check()
-        keys = [k for k in self._workflows if k[0] == name and (not version or k[1] == version)]
+        keys = [
+            k
+            for k in self._workflows
+            if k[:2] == (namespace, name) and (not version or k[2] == version)
+        ]
         for k in keys:
             del self._workflows[k]
         return len(keys)

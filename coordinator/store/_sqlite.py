@@ -5,6 +5,10 @@ Durability: with ``synchronous="NORMAL"`` (the default) a commit is in the WAL f
 killed (SIGKILL, OOM) but not the machine losing power. ``synchronous="FULL"`` also
 fsyncs the WAL on every commit, which survives power loss at the cost of one fsync per
 group transaction.
+
+Namespaces: ``executions.namespace`` is a column (ids stay the primary key, unique
+across namespaces); workflows are keyed by (namespace, name, version). A database of
+schema version 3 or older is migrated on open, its rows landing in ``default``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Final, TypeVar
 
+from coordinator.domain import DEFAULT_NAMESPACE
+
 from . import _codec as codec
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
@@ -26,7 +32,7 @@ from ._writer import Writer
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 BUSY_TIMEOUT_S: Final = 5.0
 # Without a limit the WAL file keeps its peak size on disk after a burst.
 JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
@@ -50,20 +56,26 @@ _SCHEMA: Final = (
         parent_id TEXT NOT NULL,
         last_seq INTEGER NOT NULL,
         idempotency_key TEXT NOT NULL DEFAULT '',
-        parent_key TEXT NOT NULL DEFAULT ''
+        parent_key TEXT NOT NULL DEFAULT '',
+        namespace TEXT NOT NULL DEFAULT 'default'
     )""",
     "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
-    """CREATE INDEX IF NOT EXISTS executions_idempotency_key
-        ON executions (idempotency_key) WHERE idempotency_key != ''""",
+    # Partial indexes: a query uses one only if it repeats the index's WHERE clause.
+    # (created, id) too: find_execution's order, or SQLite prefers the index below.
+    """CREATE INDEX IF NOT EXISTS executions_namespace_idempotency_key
+        ON executions (namespace, idempotency_key, created, id) WHERE idempotency_key != ''""",
     "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
     """CREATE INDEX IF NOT EXISTS executions_parent
         ON executions (parent_id, parent_key) WHERE parent_id != ''""",
+    """CREATE INDEX IF NOT EXISTS executions_namespace_created
+        ON executions (namespace, created, id)""",
     """CREATE TABLE IF NOT EXISTS workflows (
+        namespace TEXT NOT NULL,
         name TEXT NOT NULL,
         version TEXT NOT NULL,
         definition TEXT NOT NULL,
         created TEXT NOT NULL,
-        PRIMARY KEY (name, version)
+        PRIMARY KEY (namespace, name, version)
     )""",
 )
 
@@ -79,18 +91,37 @@ _MIGRATIONS: Final = {
                 WHERE events.execution_id = executions.id AND type = 'ExecutionStarted'
             ), '') WHERE parent_id != ''""",
     ),
+    # namespaces: executions gained namespace; workflows are keyed by (namespace, name,
+    # version), so the table is rebuilt (SQLite cannot change a primary key in place);
+    # every existing row belongs to the default namespace
+    4: (
+        "ALTER TABLE executions ADD COLUMN namespace TEXT NOT NULL DEFAULT 'default'",
+        "DROP INDEX IF EXISTS executions_idempotency_key",  # now per namespace
+        """CREATE TABLE workflows_v4 (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (namespace, name, version)
+        )""",
+        """INSERT INTO workflows_v4 (namespace, name, version, definition, created)
+            SELECT 'default', name, version, definition, created FROM workflows""",
+        "DROP TABLE workflows",
+        "ALTER TABLE workflows_v4 RENAME TO workflows",
+    ),
 }
 
 _EVENT_COLUMNS: Final = "execution_id, seq, type, time, data"
 _EXECUTION_COLUMNS: Final = (
     "id, workflow_name, workflow_version, status, created, updated, parent_id, "
-    "idempotency_key, parent_key, last_seq"
+    "idempotency_key, parent_key, namespace, last_seq"
 )
-_WORKFLOW_COLUMNS: Final = "name, version, definition, created"
+_WORKFLOW_COLUMNS: Final = "name, version, definition, created, namespace"
 
 _INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_EXECUTION: Final = f"""
-    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
         workflow_name = excluded.workflow_name,
         workflow_version = excluded.workflow_version,
@@ -100,8 +131,19 @@ _UPSERT_EXECUTION: Final = f"""
         parent_id = excluded.parent_id,
         idempotency_key = excluded.idempotency_key,
         parent_key = excluded.parent_key,
+        namespace = excluded.namespace,
         last_seq = excluded.last_seq"""
 _SET_LAST_SEQ: Final = "UPDATE executions SET last_seq = ? WHERE id = ?"
+# The "!= ''" terms repeat the partial indexes' WHERE clauses: without them SQLite
+# cannot tell the index covers the row, and scans the table.
+_FIND_BY_KEY: Final = f"""
+    SELECT {_EXECUTION_COLUMNS} FROM executions
+    WHERE namespace = ? AND idempotency_key = ? AND idempotency_key != ''
+    ORDER BY created, id LIMIT 1"""
+_FIND_CHILD: Final = f"""
+    SELECT {_EXECUTION_COLUMNS} FROM executions
+    WHERE parent_id = ? AND parent_key = ? AND parent_id != ''
+    ORDER BY created, id LIMIT 1"""
 _LAST_SEQ: Final = "SELECT seq FROM events WHERE execution_id = ? ORDER BY seq DESC LIMIT 1"
 
 
@@ -198,26 +240,22 @@ class SqliteStore(StoreLifecycle):
         row = await self._read(lambda c: c.execute(sql, (execution_id,)).fetchone())
         return None if row is None else codec.decode_execution(row)
 
-    async def find_execution(self, idempotency_key: str) -> ExecutionRecord | None:
+    async def find_execution(
+        self, idempotency_key: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> ExecutionRecord | None:
         self._check()
         if not idempotency_key:
             return None
-        sql = (
-            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = ? "
-            "ORDER BY created, id LIMIT 1"
-        )
-        row = await self._read(lambda c: c.execute(sql, (idempotency_key,)).fetchone())
+        params = (namespace, idempotency_key)
+        row = await self._read(lambda c: c.execute(_FIND_BY_KEY, params).fetchone())
         return None if row is None else codec.decode_execution(row)
 
     async def find_child(self, parent_id: str, parent_key: str) -> ExecutionRecord | None:
         self._check()
         if not parent_id:
             return None
-        sql = (
-            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE parent_id = ? AND parent_key = ? "
-            "ORDER BY created, id LIMIT 1"
-        )
-        row = await self._read(lambda c: c.execute(sql, (parent_id, parent_key)).fetchone())
+        params = (parent_id, parent_key)
+        row = await self._read(lambda c: c.execute(_FIND_CHILD, params).fetchone())
         return None if row is None else codec.decode_execution(row)
 
     async def list_executions(
@@ -225,22 +263,12 @@ class SqliteStore(StoreLifecycle):
         statuses: Collection[str] | None = None,
         workflow_name: str = "",
         limit: int = 1000,
+        namespace: str | None = None,
     ) -> list[ExecutionRecord]:
         self._check()
         if limit <= 0 or (statuses is not None and not statuses):
             return []
-        clauses: list[str] = []
-        params: list[str | int] = []
-        if statuses is not None:
-            wanted = sorted(set(statuses))
-            clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
-            params.extend(wanted)
-        if workflow_name:
-            clauses.append("workflow_name = ?")
-            params.append(workflow_name)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY created DESC, id DESC LIMIT ?"
-        params.append(limit)
+        sql, params = _list_executions(statuses, workflow_name, limit, namespace)
         return await self._read(
             lambda c: [codec.decode_execution(r) for r in c.execute(sql, params)]
         )
@@ -249,24 +277,34 @@ class SqliteStore(StoreLifecycle):
         self._check()
         await self._submit(partial(_put_workflow, codec.encode_workflow(record)))
 
-    async def get_workflow(self, name: str, version: str = "") -> WorkflowRecord | None:
-        select = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows"
+    async def get_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> WorkflowRecord | None:
+        select = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE namespace = ? AND name = ?"
         params: tuple[str, ...]
         if version:
-            sql, params = f"{select} WHERE name = ? AND version = ?", (name, version)
+            sql, params = f"{select} AND version = ?", (namespace, name, version)
         else:
-            sql = f"{select} WHERE name = ? ORDER BY created DESC, version DESC LIMIT 1"
-            params = (name,)
+            sql = f"{select} ORDER BY created DESC, version DESC LIMIT 1"
+            params = (namespace, name)
         row = await self._read(lambda c: c.execute(sql, params).fetchone())
         return None if row is None else codec.decode_workflow(row)
 
-    async def list_workflows(self) -> list[WorkflowRecord]:
-        sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows ORDER BY name, created, version"
-        return await self._read(lambda c: [codec.decode_workflow(r) for r in c.execute(sql)])
+    async def list_workflows(self, namespace: str | None = None) -> list[WorkflowRecord]:
+        where, params = ("", ()) if namespace is None else ("WHERE namespace = ?", (namespace,))
+        sql = (
+            f"SELECT {_WORKFLOW_COLUMNS} FROM workflows {where} "
+            "ORDER BY namespace, name, created, version"
+        )
+        return await self._read(
+            lambda c: [codec.decode_workflow(r) for r in c.execute(sql, params)]
+        )
 
-    async def delete_workflow(self, name: str, version: str = "") -> int:
+    async def delete_workflow(
+        self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE
+    ) -> int:
         self._check()
-        return await self._submit(partial(_delete_workflow, name, version))
+        return await self._submit(partial(_delete_workflow, namespace, name, version))
 
     def describe(self, holder: str) -> None:
         """What the lock file says of this store's holder (e.g. once its address is known)."""
@@ -399,6 +437,27 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
         raise
 
 
+def _list_executions(
+    statuses: Collection[str] | None, workflow_name: str, limit: int, namespace: str | None
+) -> tuple[str, list[str | int]]:
+    """The query of ``list_executions`` and its parameters (``statuses`` not empty)."""
+    clauses: list[str] = []
+    params: list[str | int] = []
+    if namespace is not None:
+        clauses.append("namespace = ?")
+        params.append(namespace)
+    if statuses is not None:
+        wanted = sorted(set(statuses))
+        clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
+        params.extend(wanted)
+    if workflow_name:
+        clauses.append("workflow_name = ?")
+        params.append(workflow_name)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY created DESC, id DESC LIMIT ?"
+    return sql, [*params, limit]
+
+
 def _last_seq(cur: sqlite3.Cursor, execution_id: str) -> int:
     row = cur.execute(_LAST_SEQ, (execution_id,)).fetchone()
     return 0 if row is None else int(row[0])
@@ -417,14 +476,18 @@ def _commit(
 
 
 def _put_workflow(row: codec.WorkflowRow, cur: sqlite3.Cursor) -> None:
-    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflows WHERE name = ? AND version = ?"
-    if codec.check_workflow(cur.execute(sql, row[:2]).fetchone(), row):
-        cur.execute(f"INSERT INTO workflows ({_WORKFLOW_COLUMNS}) VALUES (?, ?, ?, ?)", row)
+    sql = (
+        f"SELECT {_WORKFLOW_COLUMNS} FROM workflows "
+        "WHERE namespace = ? AND name = ? AND version = ?"
+    )
+    if codec.check_workflow(cur.execute(sql, (row[4], row[0], row[1])).fetchone(), row):
+        cur.execute(f"INSERT INTO workflows ({_WORKFLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?)", row)
 
 
-def _delete_workflow(name: str, version: str, cur: sqlite3.Cursor) -> int:
+def _delete_workflow(namespace: str, name: str, version: str, cur: sqlite3.Cursor) -> int:
+    sql = "DELETE FROM workflows WHERE namespace = ? AND name = ?"
     if version:
-        cur.execute("DELETE FROM workflows WHERE name = ? AND version = ?", (name, version))
+        cur.execute(f"{sql} AND version = ?", (namespace, name, version))
     else:
-        cur.execute("DELETE FROM workflows WHERE name = ?", (name,))
+        cur.execute(sql, (namespace, name))
     return cur.rowcount

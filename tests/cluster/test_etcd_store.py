@@ -143,7 +143,7 @@ async def test_layout_escapes_ids_and_keeps_heads_apart(env: Env) -> None:
             "executions/a",
             "heads/a",
             "heads/a%2Fb",
-            "workflows/build%2Fx/1.0",
+            "ns/default/workflows/build%2Fx/1.0",
         ]
         # "a/b" is another execution, not events under "a".
         assert await seqs(s, "a") == [1, 2] and await seqs(s, "a/b") == [1]

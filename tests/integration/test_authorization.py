@@ -247,5 +247,10 @@ async def test_an_agent_stream_cut_off_mid_way_is_audited_when_it_ends(
     await asyncio.wait_for(ended.wait(), 10)
     gc.collect()
     await asyncio.sleep(0)
-    assert outcomes == ["STARTED", "CANCELLED"]
+    # One end, after the start. Which one is gRPC's race, not ours: the reset usually
+    # reaches the server first (CANCELLED), but the handler may read the end of the
+    # stream and finish before gRPC marks the call cancelled, and then the call ended
+    # OK as far as the server can know (seen in about 1 run in 10 on a loaded machine).
+    assert outcomes[0] == "STARTED" and len(outcomes) == 2, outcomes
+    assert outcomes[1] in ("CANCELLED", "OK"), outcomes
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

@@ -139,10 +139,11 @@ async def test_a_child_that_finished_before_the_crash_is_not_run_again(tmp_path:
                 0,
                 "",
                 "",
+                "default",
             )
             for i in range(1_200)
         ]
-        conn.executemany("INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.close()
 
     async with coordinator(db) as client:

@@ -50,7 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     "agentmesh.wire": {"agentmesh.payload"},
     "coordinator.errors": set(),
     "coordinator.retry": set(),
-    "coordinator.domain": {"coordinator.errors", "coordinator.retry"},
+    "coordinator.domain": {"agentmesh.protocol", "coordinator.errors", "coordinator.retry"},
     "coordinator.config": {"coordinator.errors", "coordinator.retry"},
     "coordinator.kv": {"agentmesh.protocol", "coordinator.errors"},
     "coordinator.store": {"coordinator.kv", *FOUNDATION},

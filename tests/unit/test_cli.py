@@ -1,6 +1,6 @@
 """The ``agentmesh`` command without a coordinator: the bearer-token flags (``--token``,
-``--token-file``, ``$AGENTMESH_TOKEN``) and the usage errors they give before anything
-is dialled.  The token on the wire is in tests/integration/test_sdk_token.py."""
+``--token-file``, ``$AGENTMESH_TOKEN``), ``--namespace`` and the usage errors they give
+before anything is dialled.  The token on the wire is in tests/integration/test_sdk_token.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent_sdk._auth import TOKEN_ENV
-from agentmesh.cli._local import token_environment
-from agentmesh.cli._main import _token, main
+from agent_sdk._namespace import NAMESPACE_ENV
+from agentmesh.cli._local import agent_environment
+from agentmesh.cli._main import _namespace, _token, main
 from agentmesh.cli._parser import build_parser
 
 DEAD = "127.0.0.1:1"  # never dialled: every case fails before
@@ -20,6 +21,7 @@ DEAD = "127.0.0.1:1"  # never dialled: every case fails before
 @pytest.fixture(autouse=True)
 def no_token_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(NAMESPACE_ENV, raising=False)
 
 
 def token_of(*argv: str) -> str:
@@ -118,13 +120,34 @@ def test_the_help_shows_the_token_flags(capsys: pytest.CaptureFixture[str]) -> N
     assert "bearer token for the coordinator (default: $AGENTMESH_TOKEN)" in " ".join(out.split())
 
 
-def test_the_agent_command_sets_the_token_only_while_its_agent_is_built(
+def test_the_agent_command_sets_token_and_namespace_only_while_its_agent_is_built(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with token_environment("flag"):
+    with agent_environment("flag", "team-a"):
         assert os.environ[TOKEN_ENV] == "flag"
-    assert TOKEN_ENV not in os.environ
+        assert os.environ[NAMESPACE_ENV] == "team-a"
+    assert TOKEN_ENV not in os.environ and NAMESPACE_ENV not in os.environ
     monkeypatch.setenv(TOKEN_ENV, "before")
-    with token_environment(""):
+    monkeypatch.setenv(NAMESPACE_ENV, "ns-before")
+    with agent_environment("", "team-b"):
         assert TOKEN_ENV not in os.environ
+        assert os.environ[NAMESPACE_ENV] == "team-b"
     assert os.environ[TOKEN_ENV] == "before"
+    assert os.environ[NAMESPACE_ENV] == "ns-before"
+
+
+def namespace_of(*argv: str) -> str:
+    return _namespace(build_parser(settings_flags=False).parse_args(list(argv)))
+
+
+def test_which_namespace_the_cli_acts_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert namespace_of("executions") == "default"
+    monkeypatch.setenv(NAMESPACE_ENV, "from-env")
+    assert namespace_of("executions") == "from-env"
+    assert namespace_of("-n", "flag", "executions") == "flag"
+    assert namespace_of("executions", "--namespace", "flag") == "flag"
+
+
+def test_a_malformed_namespace_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "executions", "-c", DEAD, "-n", "Team A")
+    assert line.startswith("agentmesh: --namespace: 'Team A' is not a namespace name"), line

@@ -1,10 +1,14 @@
-"""The durable store, against both implementations (real SQLite files, no mocks)."""
+"""The durable store, against both implementations (real SQLite files, no mocks).
+
+The contract tests take a ``store`` fixture: tests/unit/test_store_namespaces.py and
+tests/cluster/test_etcd_store.py collect them again against ``EtcdStore``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any, cast
 import pytest
 
 import coordinator.store
+from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.store import (
     ConflictError,
     ExecutionRecord,
@@ -44,6 +49,10 @@ def ex(
 
 def wf(name: str, version: str, created: int = 0, **definition: Any) -> WorkflowRecord:
     return WorkflowRecord(name, version, definition, T0 + timedelta(minutes=created))
+
+
+def in_ns(namespace: str, record: ExecutionRecord) -> ExecutionRecord:
+    return replace(record, namespace=namespace)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -254,6 +263,102 @@ async def test_workflows(store: Store) -> None:
     assert [w.name for w in await store.list_workflows()] == ["alpha", "x"]
 
 
+async def test_namespaces_keep_workflows_apart(store: Store) -> None:
+    """The same name and version in two namespaces are two workflows."""
+    a1 = WorkflowRecord("build", "1", {"steps": ["a"]}, T0, "team-a")
+    b1 = WorkflowRecord("build", "1", {"steps": ["b"]}, T0 + timedelta(minutes=1), "team-b")
+    b2 = WorkflowRecord("build", "2", {"steps": ["b2"]}, T0 + timedelta(minutes=2), "team-b")
+    default = wf("build", "1", steps=["default"])
+    for record in (a1, b1, b2, default):
+        await store.put_workflow(record)
+    await store.put_workflow(replace(a1, created=T0 + timedelta(days=1)))  # same: no-op
+    with pytest.raises(ConflictError, match="'build' version '1' in namespace 'team-a'"):
+        await store.put_workflow(replace(a1, definition={"steps": ["b"]}))
+
+    assert await store.get_workflow("build", "1", "team-a") == a1
+    assert await store.get_workflow("build", "1", "team-b") == b1
+    assert await store.get_workflow("build", "", "team-a") == a1  # latest of team-a
+    assert await store.get_workflow("build", namespace="team-b") == b2
+    assert await store.get_workflow("build", "2", "team-a") is None
+    assert await store.get_workflow("build", "1", "team-c") is None
+    assert await store.get_workflow("build") == default  # the default namespace
+    assert default.namespace == DEFAULT_NAMESPACE == "default"
+
+    assert await store.list_workflows("team-a") == [a1]
+    assert await store.list_workflows("team-b") == [b1, b2]
+    assert await store.list_workflows("team-c") == []
+    assert await store.list_workflows(DEFAULT_NAMESPACE) == [default]
+    assert await store.list_workflows() == [default, a1, b1, b2]  # by namespace first
+
+    assert await store.delete_workflow("build", "1", "team-b") == 1
+    assert await store.get_workflow("build", "1", "team-b") is None
+    assert await store.get_workflow("build", "1", "team-a") == a1
+    assert await store.delete_workflow("build", namespace="team-a") == 1
+    assert await store.delete_workflow("build", namespace="team-a") == 0
+    assert await store.list_workflows() == [default, b2]
+    assert await store.delete_workflow("build") == 1  # only the default namespace's
+    assert await store.list_workflows() == [b2]
+
+
+async def test_namespaces_filter_executions(store: Store) -> None:
+    await store.commit(
+        [ev("a1", 1), ev("b1", 1)],
+        [
+            in_ns("team-a", ex("a1", created=1)),
+            in_ns("team-a", ex("a2", "completed", created=3)),
+            in_ns("team-b", ex("b1", created=2)),
+            ex("d1", created=4),
+        ],
+    )
+
+    async def ids(**kwargs: Any) -> list[str]:
+        return [r.id for r in await store.list_executions(**kwargs)]
+
+    assert await ids() == ["d1", "a2", "b1", "a1"]  # None: every namespace
+    assert await ids(namespace="team-a") == ["a2", "a1"]
+    assert await ids(namespace="team-b") == ["b1"]
+    assert await ids(namespace=DEFAULT_NAMESPACE) == ["d1"]
+    assert await ids(namespace="team-c") == []
+    assert await ids(namespace="team-a", statuses={"running"}) == ["a1"]
+    assert await ids(namespace="team-a", limit=1) == ["a2"]
+    assert await ids(namespace="team-b", workflow_name="other") == []
+    # The namespace round-trips, through get and list, and ids are global keys.
+    a1 = await store.get_execution("a1")
+    assert a1 == in_ns("team-a", ex("a1", created=1, last_seq=1))
+    assert (await store.list_executions(namespace="team-b"))[0].namespace == "team-b"
+    d1 = await store.get_execution("d1")
+    assert d1 is not None and d1.namespace == DEFAULT_NAMESPACE
+    await store.commit([], [in_ns("team-b", ex("a1", "completed", created=1))])  # moved
+    assert await ids(namespace="team-a") == ["a2"]
+    assert await ids(namespace="team-b") == ["b1", "a1"]
+    with pytest.raises(StoreError, match="namespace must be a str"):
+        await store.commit([], [in_ns(cast(Any, None), ex("c"))])
+    with pytest.raises(StoreError, match="namespace must be a str"):
+        await store.put_workflow(WorkflowRecord("w", "1", {}, T0, cast(Any, 1)))
+
+
+async def test_idempotency_keys_are_per_namespace(store: Store) -> None:
+    a = replace(ex("a", created=1), idempotency_key="k", namespace="team-a")
+    b = replace(ex("b", created=2), idempotency_key="k", namespace="team-b")
+    d = replace(ex("d", created=3), idempotency_key="k")
+    await store.commit([ev("a", 1)], [a, b, d])
+    await store.commit([ev("a", 2)], [replace(a, status="completed")])
+    found = await store.find_execution("k", "team-a")
+    assert found == replace(a, status="completed", last_seq=2)
+    other = await store.find_execution("k", "team-b")
+    assert other is not None and other.id == "b" and other.namespace == "team-b"
+    default = await store.find_execution("k")
+    assert default is not None and default.id == "d"
+    assert await store.find_execution("k", "team-c") is None
+    assert await store.find_execution("", "team-a") is None
+    # The key used later in another namespace leaves this one's lookup alone.
+    await store.commit([], [replace(ex("c", created=9), idempotency_key="k", namespace="team-c")])
+    again = await store.find_execution("k", "team-a")
+    assert again is not None and again.id == "a"
+    third = await store.find_execution("k", "team-c")
+    assert third is not None and third.id == "c"
+
+
 @pytest.mark.parametrize(
     ("event", "message"),
     [
@@ -397,7 +502,7 @@ async def test_sqlite_file_and_size(tmp_path: Path) -> None:
     assert MemoryStore().size_bytes() == 0
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(4,)]
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (100,)
     conn.close()
 
@@ -408,10 +513,10 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE schema_version SET version = 4")
+        conn.execute("UPDATE schema_version SET version = 5")
     conn.close()
     store = SqliteStore(path)
-    with pytest.raises(StoreError, match="schema version 4 is newer than the supported version 3"):
+    with pytest.raises(StoreError, match="schema version 5 is newer than the supported version 4"):
         await store.open()
     await store.close()
 
@@ -443,7 +548,7 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
     conn.close()
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]
 
 
 async def test_a_version_2_database_gains_the_parent_index(tmp_path: Path) -> None:
@@ -510,3 +615,114 @@ async def test_not_a_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open"):
         await store.open()
     await store.close()
+
+
+# The schema of version 3, the last before namespaces, as that release created it.
+V3_SCHEMA = """
+    CREATE TABLE schema_version (version INTEGER NOT NULL);
+    INSERT INTO schema_version VALUES (1), (2), (3);
+    CREATE TABLE events (execution_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;
+    CREATE TABLE executions (id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL,
+        workflow_version TEXT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
+        updated TEXT NOT NULL, parent_id TEXT NOT NULL, last_seq INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL DEFAULT '', parent_key TEXT NOT NULL DEFAULT '');
+    CREATE INDEX executions_status ON executions (status);
+    CREATE INDEX executions_idempotency_key
+        ON executions (idempotency_key) WHERE idempotency_key != '';
+    CREATE INDEX executions_workflow_name ON executions (workflow_name);
+    CREATE INDEX executions_parent
+        ON executions (parent_id, parent_key) WHERE parent_id != '';
+    CREATE TABLE workflows (name TEXT NOT NULL, version TEXT NOT NULL,
+        definition TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (name, version));
+"""
+V3_TIME = "2026-01-01T00:00:00.000000+00:00"
+
+
+async def test_a_version_3_database_opens_in_the_default_namespace(tmp_path: Path) -> None:
+    """Rows written before namespaces read back as namespace ``default``; the workflows
+    table is rebuilt so that another namespace may reuse a name and version."""
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V3_SCHEMA)
+        conn.execute(
+            "INSERT INTO events VALUES ('old', 1, 'ExecutionStarted', ?, '{}')", (V3_TIME,)
+        )
+        conn.executemany(
+            "INSERT INTO executions VALUES (?, 'build', '1', ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("old", "completed", V3_TIME, V3_TIME, "", 1, "k", ""),
+                ("kid", "running", V3_TIME, V3_TIME, "old", 0, "", "s.c1"),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO workflows VALUES (?, ?, ?, ?)",
+            [("build", "1", '{"steps":[1]}', V3_TIME), ("build", "2", '{"steps":[2]}', V3_TIME)],
+        )
+    conn.close()
+    t = datetime.fromisoformat(V3_TIME)
+    async with SqliteStore(path) as store:
+        old = await store.get_execution("old")
+        assert old == ExecutionRecord(
+            "old", "build", "1", "completed", t, t, "", 1, "k", "", DEFAULT_NAMESPACE
+        )
+        assert await store.find_execution("k") == old
+        assert await store.find_execution("k", "team-a") is None
+        kid = await store.find_child("old", "s.c1")
+        assert kid is not None and kid.namespace == DEFAULT_NAMESPACE
+        assert [r.id for r in await store.list_executions(namespace=DEFAULT_NAMESPACE)] == [
+            "old",
+            "kid",
+        ]
+        assert await store.list_executions(namespace="team-a") == []
+        assert await store.list_workflows() == [
+            WorkflowRecord("build", "1", {"steps": [1]}, t),
+            WorkflowRecord("build", "2", {"steps": [2]}, t),
+        ]
+        assert await store.get_workflow("build") == WorkflowRecord("build", "2", {"steps": [2]}, t)
+        # The new primary key: the same name and version, differently, in another namespace.
+        other = WorkflowRecord("build", "1", {"steps": ["a"]}, T0, "team-a")
+        await store.put_workflow(other)
+        assert await store.get_workflow("build", "1", "team-a") == other
+        with pytest.raises(ConflictError):
+            await store.put_workflow(replace(other, namespace=DEFAULT_NAMESPACE))
+        await store.commit([], [replace(ex("new"), idempotency_key="k", namespace="team-a")])
+        found = await store.find_execution("k", "team-a")
+        assert found is not None and found.id == "new"
+    async with SqliteStore(path) as again:  # migrated once: opens as the current version
+        assert len(await again.list_workflows()) == 3
+    with sqlite3.connect(path) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+        indexes = {
+            n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        pk = [r[1] for r in conn.execute("PRAGMA table_info(workflows)") if r[5]]
+    conn.close()
+    assert versions == [1, 2, 3, 4]
+    assert "executions_idempotency_key" not in indexes  # replaced by the per-namespace one
+    assert {"executions_namespace_idempotency_key", "executions_namespace_created"} <= indexes
+    assert pk == ["namespace", "name", "version"]
+
+
+async def test_sqlite_lookups_are_index_searches(tmp_path: Path) -> None:
+    """The per-namespace lookups (and the child lookup) search an index, never scan."""
+    from coordinator.store import _sqlite
+
+    path = tmp_path / "s.db"
+    async with SqliteStore(path):
+        pass
+    queries: list[tuple[str, Sequence[object]]] = [
+        (_sqlite._FIND_BY_KEY, ("team-a", "k")),
+        (_sqlite._FIND_CHILD, ("p", "s.c1")),
+        _sqlite._list_executions(None, "", 10, "team-a"),
+        _sqlite._list_executions({"running", "queued"}, "build", 10, "team-a"),
+    ]
+    with sqlite3.connect(path) as conn:
+        for sql, params in queries:
+            plan = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            assert plan[0].startswith("SEARCH executions USING INDEX"), (sql, plan)
+        (sql, params) = _sqlite._list_executions(None, "", 10, "team-a")
+        plan = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+        assert plan == ["SEARCH executions USING INDEX executions_namespace_created (namespace=?)"]
+    conn.close()

@@ -32,6 +32,22 @@ from coordinator.retry import RetryPolicy, RetryStrategy
 ENV_PREFIX = "AGENTMESH_"
 
 
+class NamespaceQuota(BaseModel):
+    """What one namespace may hold at once (0: no quota). Over it, the call that would
+    go past it is refused with RESOURCE_EXHAUSTED naming the quota; nothing else of the
+    namespace, and nothing of another, is held back."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    running_executions: int = Field(
+        0, ge=0, description="unfinished (queued, running, paused) top-level executions"
+    )
+    queued_tasks: int = Field(0, ge=0, description="tasks queued for an agent")
+    events_per_second: float = Field(
+        0.0, ge=0, description="TriggerEvent calls per second (bursts of up to one second's)"
+    )
+
+
 class Settings(BaseModel):
     """Every setting of a coordinator, validated (frozen). Built by ``load_settings`` from
     defaults, a TOML/YAML/JSON file, ``AGENTMESH_*`` environment variables and flags, in that
@@ -128,6 +144,22 @@ class Settings(BaseModel):
     heartbeat_timeout_ms: int = Field(15_000, ge=100)
     max_redeliveries: int = Field(5, ge=0, description="re-dispatches after agent loss")
     max_pending_tasks: int = Field(100_000, ge=1)
+    # Per-namespace quotas: the quota_* fields hold for every namespace, namespace_quotas
+    # replaces them for the namespaces it names (fields it leaves out: the quota_* ones).
+    quota_running_executions: int = Field(
+        0, ge=0, description="per namespace: unfinished top-level executions (0: no quota)"
+    )
+    quota_queued_tasks: int = Field(
+        0, ge=0, description="per namespace: tasks queued for an agent (0: no quota)"
+    )
+    quota_events_per_second: float = Field(
+        0.0, ge=0, description="per namespace: TriggerEvent calls per second (0: no quota)"
+    )
+    namespace_quotas: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="namespace -> {runningExecutions, queuedTasks, eventsPerSecond}, over "
+        "the quota_* defaults (config file, or JSON in the environment)",
+    )
     task_retention: int = Field(100_000, ge=1, description="finished tasks kept for queries")
     offline_agent_retention_s: float = Field(600.0, ge=0)
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
@@ -188,6 +220,41 @@ class Settings(BaseModel):
                 "auth_policy_file: has no effect without auth_tokens_file or auth_jwks_file/url"
             )
         return self
+
+    @field_validator("namespace_quotas", mode="before")
+    @classmethod
+    def _parse_quotas(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the environment
+            try:
+                return json.loads(v) if v.strip() else {}
+            except json.JSONDecodeError as e:
+                raise ValueError(f"expected a JSON object, got {v[:80]!r}: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _check_quotas(self) -> Settings:
+        for namespace, fields in self.namespace_quotas.items():
+            try:
+                NamespaceQuota.model_validate(fields)
+            except ValidationError as e:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+                )
+                raise ValueError(f"namespace_quotas.{namespace}: {problems}") from None
+        return self
+
+    def quota(self, namespace: str) -> NamespaceQuota:
+        """The quota of ``namespace``: its ``namespace_quotas`` entry over the quota_* ones."""
+        base = NamespaceQuota(
+            running_executions=self.quota_running_executions,
+            queued_tasks=self.quota_queued_tasks,
+            events_per_second=self.quota_events_per_second,
+        )
+        given = self.namespace_quotas.get(namespace)
+        if not given:
+            return base
+        over = NamespaceQuota.model_validate(given)
+        return base.model_copy(update={k: getattr(over, k) for k in over.model_fields_set})
 
     @property
     def auth_enabled(self) -> bool:

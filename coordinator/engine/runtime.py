@@ -46,6 +46,7 @@ from coordinator.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from coordinator.quotas import Quotas
 from coordinator.store import ExecutionRecord, Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ class WorkflowRuntime:
         self._queued: list[str] = []
         self._running = 0
         self._idempotency: dict[tuple[str, str], str] = {}  # (namespace, key) -> execution
+        self.quotas = Quotas(settings)
+        # namespace -> its unfinished top-level executions (its running_executions quota)
+        self._unfinished: dict[str, int] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._settling: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
@@ -177,6 +181,8 @@ class WorkflowRuntime:
                 self._idempotency[key] = earlier.id
                 return await self.lookup(earlier.id)
         self._check_payload(input, "workflow input")
+        if parent is None:
+            self.quotas.check_running_executions(namespace, self._unfinished.get(namespace, 0))
         defn = await self.catalog.get_workflow(name, version, namespace)
         problems = []
         if defn.input_schema is not None:  # bounded (MAX_SCHEMA_WORK), not free: off the loop
@@ -212,6 +218,10 @@ class WorkflowRuntime:
                 f"{self.settings.concurrency_limit} (maxQueuedExecutions {limit}); "
                 "retry later"
             )
+        if parent is None:  # checked again: the awaits above let other starts in
+            unfinished = self._unfinished.get(namespace, 0)
+            self.quotas.check_running_executions(namespace, unfinished)
+            self._unfinished[namespace] = unfinished + 1
         self._live[exec_id] = live
         if parent is not None:
             self._children[parent] = exec_id
@@ -367,6 +377,7 @@ class WorkflowRuntime:
         settling = self._settling
         if settling is not None and not settling.done():
             await asyncio.wait([settling])
+        self.quotas.take_event(namespace)
         matched = self.effects.take_event_waits(name, correlation_key, namespace)
         now = _now()
         for exec_id, key in matched:
@@ -543,7 +554,13 @@ class WorkflowRuntime:
             self._post(
                 parent_id, ev.ChildFinished(_now(), key, exec_id, c.status, c.output, c.error)
             )
-        self._live.pop(exec_id, None)
+        if self._live.pop(exec_id, None) is not None and live.parent is None:
+            namespace = live.record.namespace
+            left = self._unfinished.get(namespace, 0) - 1
+            if left > 0:
+                self._unfinished[namespace] = left
+            else:
+                self._unfinished.pop(namespace, None)
         self._remember_finished(live)
         if live.counted:
             live.counted = False
@@ -595,6 +612,9 @@ class WorkflowRuntime:
             if live.parent is not None:
                 self._children[live.parent] = record.id
             revived.append(live)
+            if live.parent is None:
+                ns = record.namespace
+                self._unfinished[ns] = self._unfinished.get(ns, 0) + 1
         for live in revived:
             await self._reestablish(live)
         self._start_queued()

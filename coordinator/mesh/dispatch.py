@@ -54,6 +54,7 @@ class Dispatch:
         self._queues: dict[CapKey, list[Entry]] = {}  # (namespace, capability) -> heap
         self._pinned: dict[tuple[str, str], list[Entry]] = {}  # (namespace, agent id) -> heap
         self._pending = 0
+        self._queued_in: dict[str, int] = {}  # namespace -> its queued tasks (when > 0)
         self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
 
     @property
@@ -146,6 +147,7 @@ class Dispatch:
             return
         task.queued = True
         self._pending += 1
+        self._queued_in[task.namespace] = self._queued_in.get(task.namespace, 0) + 1
         pinned_id = task.pinned_agent
         key = (task.namespace, pinned_id or task.capability)
         heap = (self._pinned if pinned_id else self._queues).setdefault(key, [])
@@ -171,17 +173,29 @@ class Dispatch:
     def withdraw(self, task: d.Task) -> None:
         """A pending task ends where it is: it no longer counts as queued (its heap
         entry is dropped when it comes up)."""
-        self._pending -= task.queued
-        task.queued = False
+        if task.queued:
+            self._unqueue(task)
 
     def drop_pinned(self, agent: d.Agent, fail: Callable[[d.Task], None]) -> None:
         """Empty the queue of tasks pinned to ``agent``, calling ``fail(task)`` for
         each that is still pending."""
         for _, _, task in self._pinned.pop((agent.namespace, agent.id), []):
             if task.status is d.TaskStatus.PENDING and task.queued:
-                task.queued = False
-                self._pending -= 1
+                self._unqueue(task)
                 fail(task)
+
+    def _unqueue(self, task: d.Task) -> None:
+        task.queued = False
+        self._pending -= 1
+        left = self._queued_in[task.namespace] - 1
+        if left:
+            self._queued_in[task.namespace] = left
+        else:
+            del self._queued_in[task.namespace]
+
+    def queued_in(self, namespace: str) -> int:
+        """How many tasks of ``namespace`` are queued (its ``queued_tasks`` quota)."""
+        return self._queued_in.get(namespace, 0)
 
     def holds_pinned(self, agent: d.Agent) -> bool:
         """Whether tasks are queued for ``agent`` alone."""
@@ -208,8 +222,7 @@ class Dispatch:
             if best is None:
                 return None
             task = heapq.heappop(best)[2]
-            task.queued = False
-            self._pending -= 1
+            self._unqueue(task)
             if task.status is d.TaskStatus.PENDING:
                 return task
 

@@ -38,6 +38,7 @@ from coordinator.mesh.admission import Admission
 from coordinator.mesh.clock import Clock, Handle
 from coordinator.mesh.dispatch import Dispatch
 from coordinator.mesh.registry import Held, Registry
+from coordinator.quotas import Quotas
 
 TaskListener = Callable[[d.Task], None]
 
@@ -75,6 +76,7 @@ class Tasks:
         self._policy = settings.retry_policy  # the backoff between attempts
         self.payload_bytes = payload.max_bytes(settings.max_message_bytes)
         self._admission = Admission(settings, registry, self.payload_bytes, accepting)
+        self._quotas = Quotas(settings)
         self._clock = clock
         self._registry = registry
         self._dispatch = dispatch
@@ -138,7 +140,11 @@ class Tasks:
         return out
 
     def _prepare(self, spec: d.TaskSpec, wait_for_agent: bool, extra: int = 0) -> d.Task:
-        return self._admission.prepare(spec, wait_for_agent, self._dispatch.pending, extra)
+        task = self._admission.prepare(spec, wait_for_agent, self._dispatch.pending, extra)
+        if self._quotas.enabled:
+            queued = self._dispatch.queued_in(task.namespace)
+            self._quotas.check_queued_tasks(task.namespace, queued, extra + 1)
+        return task
 
     def _admit(self, task: d.Task) -> None:
         self._tasks[task.id] = task

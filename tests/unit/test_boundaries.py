@@ -38,7 +38,13 @@ SHARED = {
     "agentmesh.documents",
     "agentmesh.v1",
 }
-FOUNDATION = {"coordinator.errors", "coordinator.retry", "coordinator.domain", "coordinator.config"}
+FOUNDATION = {
+    "coordinator.errors",
+    "coordinator.retry",
+    "coordinator.domain",
+    "coordinator.config",
+    "coordinator.quotas",
+}
 #: component -> the components it may import (besides itself and the standard library).
 ALLOWED: dict[str, set[str]] = {
     "agentmesh": set(),  # the package root: __version__
@@ -52,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     "coordinator.retry": set(),
     "coordinator.domain": {"agentmesh.protocol", "coordinator.errors", "coordinator.retry"},
     "coordinator.config": {"coordinator.errors", "coordinator.retry"},
+    "coordinator.quotas": {"coordinator.config", "coordinator.errors"},
     "coordinator.kv": {"agentmesh.protocol", "coordinator.errors"},
     "coordinator.store": {"coordinator.kv", *FOUNDATION},
     "coordinator.waits": {*FOUNDATION},

@@ -30,6 +30,21 @@ from coordinator.errors import ConfigError
 from coordinator.retry import RetryPolicy, RetryStrategy
 
 ENV_PREFIX = "AGENTMESH_"
+#: Field names whose values are secret by default (``redact_fields``): a name matches
+#: when its letters and digits, lowercased, end with one of these.
+DEFAULT_REDACT_FIELDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "credential",
+    "credentials",
+    "authorization",
+    "cookie",
+)
 
 
 class NamespaceQuota(BaseModel):
@@ -160,6 +175,24 @@ class Settings(BaseModel):
         description="namespace -> {runningExecutions, queuedTasks, eventsPerSecond}, over "
         "the quota_* defaults (config file, or JSON in the environment)",
     )
+    # Secrets: where they are looked up by name, and what is redacted.
+    secrets_env_prefix: str = Field(
+        "AGENTMESH_SECRET_", description="secret NAME is the variable <prefix>NAME ('' : off)"
+    )
+    secrets_dir: str = Field(
+        "", description="directory of one file per secret (a Kubernetes secret volume)"
+    )
+    secrets_file: str = Field("", description="YAML or JSON file mapping secret names to values")
+    history_key_secret: str = Field(
+        "history-key",
+        description="the secret holding the Fernet key that encrypts secret values in the "
+        "history; without it they are stored as [redacted]",
+    )
+    redact_fields: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REDACT_FIELDS),
+        description="field names (case and '_'/'-' ignored, matched as suffixes) whose "
+        "values are secret",
+    )
     task_retention: int = Field(100_000, ge=1, description="finished tasks kept for queries")
     offline_agent_retention_s: float = Field(600.0, ge=0)
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
@@ -173,6 +206,13 @@ class Settings(BaseModel):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port, got {v!r}")
+        return v
+
+    @field_validator("redact_fields", mode="before")
+    @classmethod
+    def _split_fields(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the environment or a flag: comma-separated
+            return [f.strip() for f in v.split(",") if f.strip()]
         return v
 
     @field_validator("etcd_endpoints", mode="before")

@@ -121,6 +121,10 @@ class TaskSpec:
     input_checked: bool = False
     # Only agents of this namespace are routed it; other namespaces never see it.
     namespace: str = DEFAULT_NAMESPACE
+    # Set by the engine only: what its execution knows to be secret (field names,
+    # normalised, and values), so answers about the task redact them.
+    secret_names: frozenset[str] = frozenset()
+    secret_values: frozenset[str] = frozenset()
 
 
 class AgentSink(Protocol):
@@ -260,6 +264,8 @@ class Task:
     queued: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     namespace: str = DEFAULT_NAMESPACE
+    secret_names: frozenset[str] = frozenset()  # from its TaskSpec
+    secret_values: frozenset[str] = frozenset()
 
     def queue_key(self) -> tuple[int, int]:
         """Its place in a queue: higher priority first, then submission order."""

@@ -24,9 +24,15 @@ _PLAIN = re.compile(r"[\w.:/@-]+|\*")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``auth new-token``, ``auth hash-token`` or ``auth check``."""
+    """Run ``auth new-token``, ``auth hash-token``, ``auth new-history-key`` or
+    ``auth check``."""
     if args.auth_command == "new-token":
         return new_token(args)
+    if args.auth_command == "new-history-key":
+        from cryptography.fernet import Fernet
+
+        print(Fernet.generate_key().decode())
+        return 0
     if args.auth_command == "hash-token":
         return hash_token(args)
     return check(args)

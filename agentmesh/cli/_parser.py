@@ -403,6 +403,13 @@ def _auth_commands(auth: argparse.ArgumentParser) -> None:
         help="print the SHA-256 of a token (read from stdin when not given)",
     )
     hashed.add_argument("token", nargs="?", default=None)
+    asub.add_parser(
+        "new-history-key",
+        help="print a new key for history_key_secret (encrypts secret values at rest)",
+        description="Prints a random Fernet key. Store it as the secret history_key_secret "
+        "names (default history-key: a file history-key in secrets_dir, or "
+        "$AGENTMESH_SECRET_HISTORY_KEY); keep it, or the sealed values cannot be read back.",
+    )
     check = asub.add_parser(
         "check",
         help="explain whether PRINCIPAL may call METHOD (exit 0: allowed, 1: denied)",

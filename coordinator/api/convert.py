@@ -3,11 +3,13 @@ from domain values)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2, types_pb2
 from coordinator import domain as d
+from coordinator.secrets import Redactor, Secrets
 
 AGENT_STATUS = {
     d.AgentStatus.ONLINE: types_pb2.AGENT_STATUS_ONLINE,
@@ -117,18 +119,35 @@ def task_spec(
     )
 
 
-def assignment(t: d.Task) -> types_pb2.TaskAssignment:
+def assignment(t: d.Task, redactor: Redactor | None = None) -> types_pb2.TaskAssignment:
+    """The task as an answer shows it: with ``redactor``, its secrets (its execution's,
+    and what its own input holds under secret names) redacted; without, as it is (for
+    the agent that runs it: a polling agent's PollTasks)."""
+    task_input: Any = t.input
+    result = t.result
+    error = t.error
+    if redactor is not None:
+        known = Secrets(set(t.secret_names), set(t.secret_values))
+        redactor.discover(t.input, known)
+        task_input, result = redactor.redact(t.input, known), redactor.redact(t.result, known)
+        if error is not None:
+            error = replace(
+                error,
+                message=redactor.redact_text(error.message, known),
+                details=redactor.redact(error.details, known),
+                stack=redactor.redact_text(error.stack, known),
+            )
     return types_pb2.TaskAssignment(
         id=t.id,
         agent_id=t.agent_id,
         task_name=t.name,
-        input=struct(t.input),
+        input=struct(task_input),
         status=TASK_STATUS[t.status],
         assigned_time=ts(t.assigned_at),
         start_time=ts(t.started_at),
         end_time=ts(t.ended_at),
-        result=value(t.result) if t.status is d.TaskStatus.COMPLETED else None,
-        error=failure(t.error),
+        result=value(result) if t.status is d.TaskStatus.COMPLETED else None,
+        error=failure(error),
         retry_count=t.retry_count,
         execution_id=t.execution_id,
         step_id=t.step_id,

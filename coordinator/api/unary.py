@@ -20,6 +20,7 @@ from coordinator.api.scope import namespace_of
 from coordinator.api.status import mapped
 from coordinator.errors import FailedPrecondition, InvalidArgument
 from coordinator.mesh import Mesh
+from coordinator.secrets import Redactor
 
 MAX_POLL_WAIT_MS = 60_000
 MAX_WAIT_TASK_MS = 3_600_000
@@ -161,8 +162,9 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     outside any workflow, and the polling agents' work (PollTasks, CompleteTask,
     FailTask). Methods are ``mapped``."""
 
-    def __init__(self, mesh: Mesh) -> None:
+    def __init__(self, mesh: Mesh, redactor: Redactor | None = None) -> None:
         self._mesh = mesh
+        self._redactor = redactor or Redactor()
 
     @mapped
     async def AssignTask(
@@ -171,7 +173,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         if not request.HasField("task"):
             raise InvalidArgument("task is required")
         spec = convert.task_spec(request.task, request.agent_id, namespace_of(context))
-        return convert.assignment(self._mesh.submit(spec, request.wait_for_agent))
+        return convert.assignment(self._mesh.submit(spec, request.wait_for_agent), self._redactor)
 
     @mapped
     async def BulkAssignTasks(
@@ -182,13 +184,16 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         namespace = namespace_of(context)
         specs = [convert.task_spec(t, "", namespace) for t in request.tasks]
         tasks = self._mesh.submit_many(specs, request.wait_for_agent)
-        return task_pb2.BulkAssignTasksResponse(assignments=[convert.assignment(t) for t in tasks])
+        return task_pb2.BulkAssignTasksResponse(
+            assignments=[convert.assignment(t, self._redactor) for t in tasks]
+        )
 
     @mapped
     async def GetTaskStatus(
         self, request: task_pb2.GetTaskStatusRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.TaskAssignment:
-        return convert.assignment(self._mesh.get_task(request.task_id, namespace_of(context)))
+        task = self._mesh.get_task(request.task_id, namespace_of(context))
+        return convert.assignment(task, self._redactor)
 
     @mapped
     async def WaitTask(
@@ -197,9 +202,8 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         if request.timeout_ms > MAX_WAIT_TASK_MS:
             raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_TASK_MS}")
         timeout = request.timeout_ms / 1000 if request.timeout_ms else None
-        return convert.assignment(
-            await self._mesh.wait(request.task_id, timeout, namespace_of(context))
-        )
+        task = await self._mesh.wait(request.task_id, timeout, namespace_of(context))
+        return convert.assignment(task, self._redactor)
 
     @mapped
     async def ListTasks(
@@ -208,7 +212,9 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         status = convert.TASK_STATUS_FROM_PB.get(request.status)
         limit = min(request.limit or 100, 10_000)
         tasks = self._mesh.list_tasks(status, request.agent_id, limit, namespace_of(context))
-        return task_pb2.ListTasksResponse(tasks=[convert.assignment(t) for t in tasks])
+        return task_pb2.ListTasksResponse(
+            tasks=[convert.assignment(t, self._redactor) for t in tasks]
+        )
 
     @mapped
     async def CompleteTask(
@@ -242,7 +248,7 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         task = self._mesh.cancel(
             request.task_id, request.reason or "cancelled by request", namespace_of(context)
         )
-        return convert.assignment(task)
+        return convert.assignment(task, self._redactor)
 
     @mapped
     async def PollTasks(

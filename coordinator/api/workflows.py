@@ -26,6 +26,7 @@ from coordinator.engine.live import Live
 from coordinator.engine.model import WorkflowDefinition
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import InvalidArgument
+from coordinator.secrets import Redactor, Secrets
 from coordinator.store import StoredEvent, WorkflowRecord
 
 EXECUTION_STATUS = {
@@ -49,15 +50,18 @@ STATUS_NAME = {code: name for name, code in EXECUTION_STATUS.items() if name != 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
-def _error(error: StepError | None) -> types_pb2.TaskError | None:
+def _error(
+    error: StepError | None, redactor: Redactor, secrets: Secrets
+) -> types_pb2.TaskError | None:
     if error is None:
         return None
     # The wire's details carry the rest of the error: its details and the step it
     # failed in ({"details": ..., "stepId": ...}), as $.error shows them.
     rest = {k: v for k, v in error.to_data().items() if k not in ("type", "message", "retryable")}
+    rest = redactor.redact(rest, secrets)
     return types_pb2.TaskError(
         type=error.type,
-        message=error.message,
+        message=redactor.redact_text(error.message, secrets),
         retryable=error.retryable,
         details=wire.to_struct(rest) if rest else None,
     )
@@ -83,8 +87,10 @@ def workflow_msg(
     )
 
 
-def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
+def execution_msg(live: Live, redactor: Redactor) -> workflow_pb2.ExecutionContext:
+    """The execution as shown: its secrets redacted (coordinator.secrets)."""
     ex = live.ex
+    secrets = live.secrets
     end = ex.end_time or datetime.now(UTC)
     duration = (end - ex.start_time).total_seconds() * 1000 if ex.start_time else 0.0
     steps = []
@@ -110,11 +116,13 @@ def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
         status=EXECUTION_STATUS.get(status, workflow_pb2.EXECUTION_STATUS_UNSPECIFIED),
         start_time=wire.to_timestamp(ex.start_time or live.record.created),
         end_time=wire.to_timestamp(ex.end_time),
-        input=wire.to_value(ex.input),
-        output=wire.to_value(ex.output) if ex.status == "completed" else None,
+        input=wire.to_value(redactor.redact(ex.input, secrets)),
+        output=(
+            wire.to_value(redactor.redact(ex.output, secrets)) if ex.status == "completed" else None
+        ),
         current_steps=steps,
-        variables=wire.to_struct(ex.variables),
-        error=_error(ex.error),
+        variables=wire.to_struct(redactor.redact(ex.variables, secrets)),
+        error=_error(ex.error, redactor, secrets),
         metrics=workflow_pb2.ExecutionMetrics(
             duration_ms=duration,
             step_count=m.step_count,
@@ -128,8 +136,12 @@ def execution_msg(live: Live) -> workflow_pb2.ExecutionContext:
     )
 
 
-def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
-    data = dict(e.data)
+def event_msg(
+    e: StoredEvent, redactor: Redactor, workflow_name: str = "", known: Secrets | None = None
+) -> workflow_pb2.Event:
+    """A history entry as shown: what was sealed, secret fields and the ``known``
+    secret values of its execution, as the marker."""
+    data = redactor.redact(e.data, known)
     raw = data.get("error")
     err = StepError.from_data(raw) if isinstance(raw, dict) else None
     return workflow_pb2.Event(
@@ -142,7 +154,7 @@ def event_msg(e: StoredEvent, workflow_name: str = "") -> workflow_pb2.Event:
         task_id=str(data.get("taskId", "") or ""),
         message=str(data.pop("message", "") or ""),
         data=wire.to_value(data),
-        error=_error(err),
+        error=_error(err, redactor, known or Secrets()),
     )
 
 
@@ -270,7 +282,7 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
             request.idempotency_key,
             namespace=namespace_of(context),
         )
-        return execution_msg(live)
+        return execution_msg(live, self._rt.redactor)
 
     @mapped
     async def ResumeWorkflow(
@@ -278,14 +290,17 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
     ) -> workflow_pb2.ExecutionContext:
         value = wire.from_value(request.input) if request.HasField("input") else None
         return execution_msg(
-            await self._rt.resume(request.execution_id, value, namespace_of(context))
+            await self._rt.resume(request.execution_id, value, namespace_of(context)),
+            self._rt.redactor,
         )
 
     @mapped
     async def PauseWorkflow(
         self, request: workflow_pb2.PauseWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
-        return execution_msg(await self._rt.pause(request.execution_id, namespace_of(context)))
+        return execution_msg(
+            await self._rt.pause(request.execution_id, namespace_of(context)), self._rt.redactor
+        )
 
     @mapped
     async def StopWorkflow(
@@ -294,14 +309,17 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
         return execution_msg(
             await self._rt.stop_execution(
                 request.execution_id, request.reason, namespace_of(context)
-            )
+            ),
+            self._rt.redactor,
         )
 
     @mapped
     async def GetExecutionStatus(
         self, request: workflow_pb2.GetExecutionStatusRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ExecutionContext:
-        return execution_msg(await self._rt.lookup(request.execution_id, namespace_of(context)))
+        return execution_msg(
+            await self._rt.lookup(request.execution_id, namespace_of(context)), self._rt.redactor
+        )
 
     @mapped
     async def WaitExecution(
@@ -311,7 +329,8 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
             raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_MS}")
         timeout = request.timeout_ms / 1000 if request.timeout_ms else None
         return execution_msg(
-            await self._rt.wait(request.execution_id, timeout, namespace_of(context))
+            await self._rt.wait(request.execution_id, timeout, namespace_of(context)),
+            self._rt.redactor,
         )
 
     @mapped
@@ -379,7 +398,10 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
         events = await self._rt.history(
             request.execution_id, request.after_sequence, namespace_of(context)
         )
-        return workflow_pb2.GetExecutionHistoryResponse(events=[event_msg(e) for e in events])
+        known = self._rt.secrets_of(request.execution_id)
+        return workflow_pb2.GetExecutionHistoryResponse(
+            events=[event_msg(e, self._rt.redactor, known=known) for e in events]
+        )
 
 
 class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):

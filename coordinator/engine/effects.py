@@ -19,6 +19,7 @@ from coordinator import domain as d
 from coordinator.engine import events as ev
 from coordinator.engine.ports import Dispatcher
 from coordinator.errors import InvalidArgument, NotFound
+from coordinator.secrets import Secrets
 from coordinator.waits import WaitChange
 
 Post = Callable[[str, ev.Input], None]
@@ -51,12 +52,14 @@ class Effects:
         mesh.add_listener(self._on_task_finished)
         mesh.add_wait_listener(self._on_task_waiting)
 
-    def carry_out(self, exec_id: str, c: ev.Command, namespace: str) -> None:
+    def carry_out(
+        self, exec_id: str, c: ev.Command, namespace: str, secrets: Secrets | None = None
+    ) -> None:
         """One command of ``exec_id``'s committed turn (a task, timer or event one);
         ``namespace`` is the execution's: its tasks go to that namespace's agents, its
-        event waits hear that namespace's events only."""
+        event waits hear that namespace's events only. Its tasks carry ``secrets``."""
         if isinstance(c, ev.DispatchTask):
-            self._dispatch(exec_id, c, namespace)
+            self._dispatch(exec_id, c, namespace, secrets)
         elif isinstance(c, ev.CancelTask):
             task_id = self._mesh_task.pop((exec_id, c.key), None)
             if task_id is not None:
@@ -97,7 +100,9 @@ class Effects:
             handle.cancel()
         self._timers.clear()
 
-    def _dispatch(self, exec_id: str, c: ev.DispatchTask, namespace: str) -> None:
+    def _dispatch(
+        self, exec_id: str, c: ev.DispatchTask, namespace: str, secrets: Secrets | None
+    ) -> None:
         if self.frozen:
             return
         agent_id = self.mesh.pinned_agent(c.capability, c.agent, namespace) if c.agent else ""
@@ -113,6 +118,8 @@ class Effects:
             agent_id=agent_id,
             input_checked=True,  # by Execution._map, as it was computed
             namespace=namespace,
+            secret_names=frozenset(secrets.names) if secrets else frozenset(),
+            secret_values=frozenset(secrets.values) if secrets else frozenset(),
         )
         try:
             task = self.mesh.submit(spec, wait_for_agent=True)

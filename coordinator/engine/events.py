@@ -183,6 +183,17 @@ class StopRequested(Input):
     reason: str = ""
 
 
+#: The inputs that bring values from outside (a request, an agent, an event): what may
+#: name new secrets (coordinator.secrets.Redactor.discover).
+CARRIES_PAYLOAD = (
+    Started,
+    TaskCompleted,
+    TaskFailed,
+    EventReceived,
+    ChildFinished,
+    ResumeRequested,
+)
+
 INPUT_TYPES: dict[str, type[Input]] = {
     cls.TYPE: cls
     for cls in (

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from coordinator.engine import events as ev
 from coordinator.engine.core import Execution
+from coordinator.secrets import Secrets
 from coordinator.store import ExecutionRecord
 
 ACTIVE = ("queued", "running", "paused")
@@ -72,6 +73,9 @@ class Live:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     queued_start: ev.Started | None = None
     idempotency_key: str = ""
+    # What it knows to be secret (coordinator.secrets): sealed when stored, redacted
+    # when shown; its tasks carry the values so their answers are redacted too.
+    secrets: Secrets = field(default_factory=Secrets)
 
     @property
     def status(self) -> str:

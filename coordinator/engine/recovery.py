@@ -7,12 +7,14 @@ of the children it started."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from coordinator.engine import events as ev
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.core import EngineDefaults, Execution
 from coordinator.engine.live import ACTIVE, Live
+from coordinator.secrets import Redactor
 from coordinator.store import ExecutionRecord, Store
 
 
@@ -21,16 +23,29 @@ def _now() -> datetime:
 
 
 async def replay(
-    record: ExecutionRecord, catalog: Catalog, store: Store, defaults: EngineDefaults
+    record: ExecutionRecord,
+    catalog: Catalog,
+    store: Store,
+    defaults: EngineDefaults,
+    redactor: Redactor,
 ) -> Live:
     """``record``'s execution rebuilt from its history: every input applied again
-    through the core, and what it left outstanding noted."""
+    through the core (its sealed secrets opened with the history key), and what it
+    left outstanding noted."""
     defn = await catalog.get_workflow(
         record.workflow_name, record.workflow_version, record.namespace
     )
     live = Live(Execution(record.id, defn, defaults), record)
-    for se in await store.load_events(record.id):
-        live.seq = se.seq
+    if defn.input_schema is not None:
+        live.secrets.names |= redactor.schema_names(defn.input_schema)
+    for stored in await store.load_events(record.id):
+        live.seq = stored.seq
+        se = replace(stored, data=redactor.unseal(stored.data))
+        cls = ev.INPUT_TYPES.get(se.type)
+        if se.type == "execution.queued" or (
+            cls is not None and issubclass(cls, ev.CARRIES_PAYLOAD)
+        ):
+            redactor.discover(se.data, live.secrets)
         if se.type == "execution.queued":
             live.queued_start = ev.Started(
                 se.time,
@@ -54,7 +69,9 @@ async def replay(
     return live
 
 
-async def finished_child(store: Store, parent_id: str, key: str) -> ev.ChildFinished | None:
+async def finished_child(
+    store: Store, parent_id: str, key: str, redactor: Redactor
+) -> ev.ChildFinished | None:
     """The outcome of the child ``parent_id`` started under ``key``, if it finished
     (found through the store's parent index, however many executions finished)."""
     record = await store.find_child(parent_id, key)
@@ -62,7 +79,7 @@ async def finished_child(store: Store, parent_id: str, key: str) -> ev.ChildFini
         return None
     events = await store.load_events(record.id)
     final = next((e for e in reversed(events) if e.type.startswith("execution.")), None)
-    data = final.data if final else {}
+    data = redactor.unseal(final.data) if final else {}
     error = data.get("error")
     return ev.ChildFinished(
         _now(),

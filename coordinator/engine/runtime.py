@@ -47,6 +47,7 @@ from coordinator.errors import (
     Unavailable,
 )
 from coordinator.quotas import Quotas
+from coordinator.secrets import Redactor, Secrets
 from coordinator.store import ExecutionRecord, Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,16 @@ class _Turn:
 class WorkflowRuntime:
     """Definitions and executions of one coordinator."""
 
-    def __init__(self, settings: Settings, mesh: Dispatcher, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        mesh: Dispatcher,
+        store: Store,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.settings = settings
+        #: Secret values: sealed in the history, redacted in answers (coordinator.secrets).
+        self.redactor = redactor or Redactor(settings.redact_fields)
         self.mesh = mesh
         self.store = store
         self.defaults = EngineDefaults(
@@ -166,10 +175,12 @@ class WorkflowRuntime:
         workflow in the namespace), ``InvalidArgument`` (input against the schema or
         limits), ``ResourceExhausted`` (too many queued), ``Unavailable``. The execution
         is durable when this returns; cancelling the call does not undo it."""
+        secrets = Secrets()
         if parent is not None:
             parent_live = self._live.get(parent[0])
             if parent_live is not None:
                 namespace = parent_live.record.namespace
+                secrets.merge(parent_live.secrets)
         key = (namespace, idempotency_key)
         if idempotency_key:
             if key in self._idempotency:
@@ -184,11 +195,14 @@ class WorkflowRuntime:
         if parent is None:
             self.quotas.check_running_executions(namespace, self._unfinished.get(namespace, 0))
         defn = await self.catalog.get_workflow(name, version, namespace)
+        if defn.input_schema is not None:
+            secrets.names |= self.redactor.schema_names(defn.input_schema)
+        self.redactor.discover(input, secrets)
         problems = []
         if defn.input_schema is not None:  # bounded (MAX_SCHEMA_WORK), not free: off the loop
             problems = await asyncio.to_thread(validate_input, defn, input)
-        if problems:
-            raise InvalidArgument(issues_text(problems))
+        if problems:  # an issue may quote the value it is about
+            raise InvalidArgument(self.redactor.redact_text(issues_text(problems), secrets))
         exec_id = uuid.uuid4().hex
         now = _now()
         record = ExecutionRecord(
@@ -203,7 +217,7 @@ class WorkflowRuntime:
             parent_key=parent[1] if parent else "",
             namespace=namespace,
         )
-        live = Live(Execution(exec_id, defn, self.defaults), record, parent=parent)
+        live = Live(Execution(exec_id, defn, self.defaults), record, parent=parent, secrets=secrets)
         ctx = dict(context or {})
         if parent is not None:
             ctx.setdefault("parentId", parent[0])
@@ -231,6 +245,8 @@ class WorkflowRuntime:
             live.queued_start = started
             self._queued.append(exec_id)
             data = {"input": input, "context": ctx, "idempotencyKey": idempotency_key}
+            if secrets:
+                data = self.redactor.seal(data, secrets)
             queued = StoredEvent(exec_id, 1, "execution.queued", now, data)
             live.seq = 1
             await self.store.commit([queued], [record])
@@ -303,7 +319,7 @@ class WorkflowRuntime:
         live = self._live.get(exec_id) or self._done.get(exec_id)
         if live is not None:  # it arrived while we read
             return _visible(live, exec_id, namespace)
-        live = await replay(record, self.catalog, self.store, self.defaults)
+        live = await replay(record, self.catalog, self.store, self.defaults, self.redactor)
         if live.ex.finished:
             self._remember_finished(live)
         return live
@@ -341,6 +357,12 @@ class WorkflowRuntime:
             if record is None or (namespace is not None and record.namespace != namespace):
                 raise NotFound(f"execution {exec_id!r} not found")
         return await self.store.load_events(exec_id, after_seq)
+
+    def secrets_of(self, exec_id: str) -> Secrets:
+        """What ``exec_id`` is known to hold as secrets (empty when not in memory: its
+        stored history is sealed anyway)."""
+        live = self._live.get(exec_id) or self._done.get(exec_id)
+        return live.secrets if live is not None else Secrets()
 
     async def wait(
         self, exec_id: str, timeout: float | None = None, namespace: str | None = None
@@ -442,14 +464,20 @@ class WorkflowRuntime:
             out = live.ex.apply(event)
             self.transitions += 1
             live.seq += 1
-            turn.stored.append(
-                StoredEvent(exec_id, live.seq, event.TYPE, event.time, ev.input_to_data(event))
-            )
+            data = ev.input_to_data(event)
+            if isinstance(event, ev.CARRIES_PAYLOAD):  # what arrives may name new secrets
+                self.redactor.discover(data, live.secrets)
+            secrets = live.secrets
+            if secrets:
+                data = self.redactor.seal(data, secrets)
+            turn.stored.append(StoredEvent(exec_id, live.seq, event.TYPE, event.time, data))
             commands: list[ev.Command] = []
             for item in out:
                 if isinstance(item, ev.Journal):
                     live.seq += 1
                     data = {"stepId": item.step_id, "message": item.message, **item.data}
+                    if secrets:
+                        data = self.redactor.seal(data, secrets)
                     turn.stored.append(StoredEvent(exec_id, live.seq, item.type, event.time, data))
                 else:
                     commands.append(item)
@@ -522,7 +550,7 @@ class WorkflowRuntime:
             elif isinstance(c, ev.Finished):
                 self._finished(live, c)
             else:
-                self.effects.carry_out(exec_id, c, live.record.namespace)
+                self.effects.carry_out(exec_id, c, live.record.namespace, live.secrets)
 
     def _waiting_for_agent(self, exec_id: str, key: str) -> bool:
         live = self._live.get(exec_id)
@@ -602,7 +630,7 @@ class WorkflowRuntime:
         revived: list[Live] = []
         for record in sorted(records, key=lambda r: r.created):
             try:
-                live = await replay(record, self.catalog, self.store, self.defaults)
+                live = await replay(record, self.catalog, self.store, self.defaults, self.redactor)
             except Exception:
                 log.exception("cannot recover execution %s", record.id)
                 continue
@@ -636,7 +664,7 @@ class WorkflowRuntime:
         for c in list(o.children.values()):
             if (exec_id, c.key) in self._children:
                 continue  # it recovers itself and reports when it finishes
-            finished = await finished_child(self.store, exec_id, c.key)
+            finished = await finished_child(self.store, exec_id, c.key, self.redactor)
             if finished is not None:
                 self._post(exec_id, finished)
             else:

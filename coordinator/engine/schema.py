@@ -125,6 +125,8 @@ def _keyword_problem(keyword: str, value: Any) -> str | None:
             return "must be an object"
     elif keyword in ("pattern", "$ref") and not isinstance(value, str):
         return "must be a string"
+    elif keyword == "secret" and not isinstance(value, bool):  # AgentMesh's: redacted
+        return "must be true or false"
     return None
 
 

@@ -124,4 +124,6 @@ class Admission:
             created_at=d.utcnow(),
             seq=next(self._seq),
             namespace=namespace,
+            secret_names=spec.secret_names,
+            secret_values=spec.secret_values,
         )

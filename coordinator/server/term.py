@@ -19,6 +19,7 @@ from coordinator.api.workflows import ExecutionService, IntegrationService, Work
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.mesh import Mesh
+from coordinator.secrets import redactor_for
 from coordinator.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ class Term:
         self.settings = settings
         self.store = store
         self.mesh = mesh = Mesh(settings)
-        self.runtime = runtime = WorkflowRuntime(settings, mesh, store)
+        redactor = redactor_for(settings)
+        self.runtime = runtime = WorkflowRuntime(settings, mesh, store, redactor)
         self.handlers = capture(
             lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(
                 AgentService(mesh, coordinator_id), s
@@ -42,7 +44,9 @@ class Term:
             lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
                 RegistryService(mesh, coordinator_id, settings.store_kind), s
             ),
-            lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(mesh), s),
+            lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(
+                TaskService(mesh, redactor), s
+            ),
             lambda s: workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
                 WorkflowService(runtime.catalog), s
             ),

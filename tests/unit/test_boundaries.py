@@ -44,6 +44,7 @@ FOUNDATION = {
     "coordinator.domain",
     "coordinator.config",
     "coordinator.quotas",
+    "coordinator.secrets",
 }
 #: component -> the components it may import (besides itself and the standard library).
 ALLOWED: dict[str, set[str]] = {
@@ -59,6 +60,7 @@ ALLOWED: dict[str, set[str]] = {
     "coordinator.domain": {"agentmesh.protocol", "coordinator.errors", "coordinator.retry"},
     "coordinator.config": {"coordinator.errors", "coordinator.retry"},
     "coordinator.quotas": {"coordinator.config", "coordinator.errors"},
+    "coordinator.secrets": {"coordinator.config", "coordinator.errors"},
     "coordinator.kv": {"agentmesh.protocol", "coordinator.errors"},
     "coordinator.store": {"coordinator.kv", *FOUNDATION},
     "coordinator.waits": {*FOUNDATION},

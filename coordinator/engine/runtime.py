@@ -92,6 +92,7 @@ class WorkflowRuntime:
         self.settings = settings
         #: Secret values: sealed in the history, redacted in answers (coordinator.secrets).
         self.redactor = redactor or Redactor(settings.redact_fields)
+        self._said_unsealed = False
         self.mesh = mesh
         self.store = store
         self.defaults = EngineDefaults(
@@ -198,6 +199,13 @@ class WorkflowRuntime:
         if defn.input_schema is not None:
             secrets.names |= self.redactor.schema_names(defn.input_schema)
         self.redactor.discover(input, secrets)
+        if secrets and not self.redactor.sealing and not self._said_unsealed:
+            self._said_unsealed = True
+            log.warning(
+                "%s: secret values are stored as [redacted], and an execution recovered "
+                "after a restart sees that marker in their place",
+                self.redactor.no_key_note or "no history key",
+            )
         problems = []
         if defn.input_schema is not None:  # bounded (MAX_SCHEMA_WORK), not free: off the loop
             problems = await asyncio.to_thread(validate_input, defn, input)

@@ -1,8 +1,6 @@
 """Secrets: the provider that resolves them by name (``provider``) and the rules that
 keep secret values out of the history, answers, errors and logs (``redact``)."""
 
-import logging
-
 from cryptography.fernet import Fernet
 
 from coordinator.config import Settings
@@ -20,8 +18,6 @@ __all__ = [
     "redactor_for",
 ]
 
-log = logging.getLogger(__name__)
-
 
 def provider_for(settings: Settings) -> SecretProvider:
     """The secret provider ``settings`` describe."""
@@ -34,20 +30,16 @@ def provider_for(settings: Settings) -> SecretProvider:
 
 def redactor_for(settings: Settings) -> Redactor:
     """The redactor ``settings`` describe, with the history key from the provider
-    (ConfigError for one that is not a Fernet key; none found: markers, said once)."""
+    (ConfigError for one that is not a Fernet key; none found: markers, and
+    ``no_key_note`` says why, for the runtime to log when it first matters)."""
     provider = provider_for(settings)
     key: str | None = None
+    note = "history_key_secret is empty"
     if settings.history_key_secret:
         try:
             key = provider.get(settings.history_key_secret).strip()
         except NotFound:
-            log.info(
-                "no secret %r (%s): secret values are stored as %s, and an execution "
-                "recovered after a restart sees that marker in their place",
-                settings.history_key_secret,
-                provider.describe(),
-                REDACTED,
-            )
+            note = f"no secret {settings.history_key_secret!r} ({provider.describe()})"
     if key:
         try:
             Fernet(key.encode())
@@ -56,4 +48,6 @@ def redactor_for(settings: Settings) -> Redactor:
                 f"secret {settings.history_key_secret!r} is not a Fernet key (32 bytes, "
                 "url-safe base64: make one with `agentmesh auth new-history-key`)"
             ) from None
-    return Redactor(settings.redact_fields, key)
+    redactor = Redactor(settings.redact_fields, key)
+    redactor.no_key_note = "" if key else note
+    return redactor

@@ -67,6 +67,8 @@ class Redactor:
     ) -> None:
         self.patterns = tuple(_normal(p) for p in patterns if _normal(p))
         self._fernet = Fernet(key.encode()) if key else None
+        #: Why there is no key (said in the log when a secret is first stored without one).
+        self.no_key_note = ""
 
     @property
     def sealing(self) -> bool:

@@ -70,6 +70,7 @@ bench: venv
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/fairness.py
 
 image:
 	docker build -f deploy/Dockerfile -t agentmesh:dev .

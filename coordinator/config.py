@@ -61,6 +61,9 @@ class NamespaceQuota(BaseModel):
     events_per_second: float = Field(
         0.0, ge=0, description="TriggerEvent calls per second (bursts of up to one second's)"
     )
+    tasks_per_second: float = Field(
+        0.0, ge=0, description="tasks submitted through the API per second (bursts as above)"
+    )
 
 
 class Settings(BaseModel):
@@ -170,9 +173,19 @@ class Settings(BaseModel):
     quota_events_per_second: float = Field(
         0.0, ge=0, description="per namespace: TriggerEvent calls per second (0: no quota)"
     )
+    quota_tasks_per_second: float = Field(
+        0.0, ge=0, description="per namespace: API task submissions per second (0: no quota)"
+    )
+    quota_wait_ms: int = Field(
+        1000,
+        ge=0,
+        description="AssignTask/BulkAssignTasks at a namespace's queued_tasks quota wait up "
+        "to this long for room before RESOURCE_EXHAUSTED (backpressure; 0: refuse at once)",
+    )
     namespace_quotas: dict[str, dict[str, float]] = Field(
         default_factory=dict,
-        description="namespace -> {runningExecutions, queuedTasks, eventsPerSecond}, over "
+        description="namespace -> {runningExecutions, queuedTasks, eventsPerSecond, "
+        "tasksPerSecond}, over "
         "the quota_* defaults (config file, or JSON in the environment)",
     )
     # Secrets: where they are looked up by name, and what is redacted.
@@ -289,6 +302,7 @@ class Settings(BaseModel):
             running_executions=self.quota_running_executions,
             queued_tasks=self.quota_queued_tasks,
             events_per_second=self.quota_events_per_second,
+            tasks_per_second=self.quota_tasks_per_second,
         )
         given = self.namespace_quotas.get(namespace)
         if not given:

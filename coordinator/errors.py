@@ -12,6 +12,7 @@
     │   │                        namespace or capability outside the caller's, a wrong
     │   │                        agent session secret
     │   ├── ResourceExhausted    a queue or limit is full; retry later
+    │   │   └── QuotaExceeded    a namespace's quota (coordinator.quotas)
     │   ├── DeadlineExceeded     the caller took too long to say what the protocol requires
     │   ├── Unimplemented        declared in the protocol, not served by this coordinator
     │   └── Unavailable          shutting down, starting, or etcd unreachable: retry
@@ -105,6 +106,15 @@ class ResourceExhausted(MeshError):
     """A queue or limit is full; retry later."""
 
     pass
+
+
+class QuotaExceeded(ResourceExhausted):
+    """A namespace is at one of its quotas (``coordinator.quotas``)."""
+
+    def __init__(self, message: str, namespace: str = "", retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.retry_after = retry_after  # a rate quota: when a retry can pass (seconds)
 
 
 class DeadlineExceeded(MeshError):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 
@@ -18,13 +19,14 @@ from coordinator.api.agent_service import PROTOCOL_VERSION
 from coordinator.api.guard import check_capabilities
 from coordinator.api.scope import namespace_of
 from coordinator.api.status import mapped
-from coordinator.errors import FailedPrecondition, InvalidArgument
+from coordinator.errors import FailedPrecondition, InvalidArgument, QuotaExceeded
 from coordinator.mesh import Mesh
 from coordinator.secrets import Redactor
 
 MAX_POLL_WAIT_MS = 60_000
 MAX_WAIT_TASK_MS = 3_600_000
 MAX_BULK = 10_000
+T = TypeVar("T")
 
 
 class MailboxSink:
@@ -173,7 +175,10 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         if not request.HasField("task"):
             raise InvalidArgument("task is required")
         spec = convert.task_spec(request.task, request.agent_id, namespace_of(context))
-        return convert.assignment(self._mesh.submit(spec, request.wait_for_agent), self._redactor)
+        task = await self._admitted(
+            context, spec.namespace, lambda: self._mesh.submit(spec, request.wait_for_agent)
+        )
+        return convert.assignment(task, self._redactor)
 
     @mapped
     async def BulkAssignTasks(
@@ -183,10 +188,41 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
             raise InvalidArgument(f"at most {MAX_BULK} tasks per call, got {len(request.tasks)}")
         namespace = namespace_of(context)
         specs = [convert.task_spec(t, "", namespace) for t in request.tasks]
-        tasks = self._mesh.submit_many(specs, request.wait_for_agent)
+        tasks = await self._admitted(
+            context, namespace, lambda: self._mesh.submit_many(specs, request.wait_for_agent)
+        )
         return task_pb2.BulkAssignTasksResponse(
             assignments=[convert.assignment(t, self._redactor) for t in tasks]
         )
+
+    async def _admitted(
+        self, context: grpc.aio.ServicerContext, namespace: str, submit: Callable[[], T]
+    ) -> T:
+        """``submit()``, with backpressure at a namespace's quotas: at ``queued_tasks``
+        it waits for one of its queued tasks to be taken, at ``tasks_per_second`` for
+        the rate to allow it, and tries again, for up to ``quota_wait_ms`` (within the
+        call's deadline); then the refusal stands. A flooding tenant is slowed to the
+        pace its quota and agents allow, instead of spinning on refusals that cost the
+        coordinator nearly as much as submissions."""
+        loop = asyncio.get_running_loop()
+        budget = self._mesh.settings.quota_wait_ms / 1000
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, max(0.0, remaining - 0.05))
+        end = loop.time() + budget
+        while True:
+            try:
+                return submit()
+            except QuotaExceeded as e:
+                left = end - loop.time()
+                if left <= 0:
+                    raise
+                if e.retry_after:  # a rate: wait until it lets one through
+                    if e.retry_after > left:
+                        raise
+                    await asyncio.sleep(e.retry_after)
+                elif not await self._mesh.wait_for_room(namespace, left):
+                    raise
 
     @mapped
     async def GetTaskStatus(

@@ -260,6 +260,12 @@ class Mesh:
         names it: ``tasks[i]: ...``)."""
         return self._tasks.submit_many(specs, wait_for_agent)
 
+    async def wait_for_room(self, namespace: str, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until a queued task of ``namespace`` is taken:
+        a call refused by its ``queued_tasks`` quota may then try again (backpressure:
+        a flooding tenant waits instead of spinning on refusals). True when one was."""
+        return await self._dispatch.wait_for_room(namespace, timeout)
+
     def get_task(self, task_id: str, namespace: str | None = None) -> d.Task:
         """The task ``task_id`` (NotFound when unknown, evicted, or of another namespace
         than ``namespace``; None: any)."""

@@ -16,7 +16,10 @@ only routed and queued here, never finished.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
@@ -55,6 +58,8 @@ class Dispatch:
         self._pinned: dict[tuple[str, str], list[Entry]] = {}  # (namespace, agent id) -> heap
         self._pending = 0
         self._queued_in: dict[str, int] = {}  # namespace -> its queued tasks (when > 0)
+        # namespace -> calls waiting for one of its queued tasks to be taken (quota)
+        self._room_waiters: dict[str, deque[asyncio.Future[None]]] = {}
         self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
 
     @property
@@ -192,6 +197,33 @@ class Dispatch:
             self._queued_in[task.namespace] = left
         else:
             del self._queued_in[task.namespace]
+        if self._room_waiters:
+            waiters = self._room_waiters.get(task.namespace)
+            while waiters:  # one freed slot, one waiter (the oldest still waiting)
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    break
+
+    async def wait_for_room(self, namespace: str, timeout: float) -> bool:
+        """Wait until a queued task of ``namespace`` is taken (or ends), at most
+        ``timeout`` seconds; True when one was. Waiters are woken one per freed slot,
+        oldest first."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._room_waiters.setdefault(namespace, deque()).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._room_waiters.get(namespace)
+            if waiters is not None:
+                if not fut.done():  # timed out or cancelled: no longer waiting
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(fut)
+                if not waiters:
+                    del self._room_waiters[namespace]
 
     def queued_in(self, namespace: str) -> int:
         """How many tasks of ``namespace`` are queued (its ``queued_tasks`` quota)."""

@@ -32,6 +32,7 @@ from coordinator.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    QuotaExceeded,
     ResourceExhausted,
 )
 from coordinator.mesh.admission import Admission
@@ -109,6 +110,8 @@ class Tasks:
             if existing is not None and existing in self._tasks:
                 return self._tasks[existing]
         task = self._prepare(spec, wait_for_agent)
+        if self._quotas.enabled and not spec.input_checked:  # API submissions, not a step's
+            self._quotas.take_tasks(task.namespace)
         self._admit(task)
         self._dispatch.route(task)
         return task
@@ -124,7 +127,16 @@ class Tasks:
             try:
                 fresh.append(self._prepare(spec, wait_for_agent, extra=len(fresh)))
             except (InvalidArgument, NotFound, FailedPrecondition, ResourceExhausted) as e:
+                if isinstance(e, QuotaExceeded):
+                    raise QuotaExceeded(f"tasks[{i}]: {e}", e.namespace) from None
                 raise type(e)(f"tasks[{i}]: {e}") from None
+        if self._quotas.enabled:
+            by_namespace: dict[str, int] = {}
+            for spec, task in zip(specs, fresh, strict=True):
+                if task is not None and not spec.input_checked:
+                    by_namespace[task.namespace] = by_namespace.get(task.namespace, 0) + 1
+            for namespace, n in by_namespace.items():
+                self._quotas.take_tasks(namespace, n)
         out = []
         for spec, task in zip(specs, fresh, strict=True):
             key = (spec.namespace, spec.idempotency_key)

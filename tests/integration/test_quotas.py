@@ -18,12 +18,18 @@ from tests.conftest import fast_settings, running
 
 A, B = "team-a", "team-b"
 HOLD = {"id": "hold", "steps": [{"id": "e", "type": "event", "event": {"name": "go"}}]}
-QUOTAS = {A: {"queuedTasks": 5, "runningExecutions": 2, "eventsPerSecond": 3}}
+QUOTAS: dict[str, dict[str, float]] = {
+    A: {"queuedTasks": 5, "runningExecutions": 2, "eventsPerSecond": 3}
+}
 
 
 @asynccontextmanager
-async def limited() -> AsyncIterator[tuple[Coordinator, Client, Client]]:
-    c = Coordinator(fast_settings(namespace_quotas=QUOTAS))
+async def limited(
+    quotas: dict[str, dict[str, float]] = QUOTAS, wait_ms: int = 0
+) -> AsyncIterator[tuple[Coordinator, Client, Client]]:
+    """A coordinator with ``quotas``; at the queued-tasks quota a submission waits up
+    to ``wait_ms`` for room (0: it is refused at once, which these tests look at)."""
+    c = Coordinator(fast_settings(namespace_quotas=quotas, quota_wait_ms=wait_ms))
     await c.start()
     try:
         async with (
@@ -124,3 +130,55 @@ async def test_a_flood_from_one_tenant_leaves_the_others_dispatch_alone() -> Non
             assert mesh is not None
             assert mesh.counts(A) == (5, 1)
             release.set()
+
+
+async def test_at_the_quota_a_submission_waits_for_room_instead_of_failing() -> None:
+    """Backpressure: 40 concurrent submissions against a queue quota of 5 all get in,
+    as the agent takes work; the queue never holds more than 5."""
+    async with limited({A: {"queuedTasks": 5}}, wait_ms=10_000) as (c, a, _):
+
+        async def slow(task: Task) -> dict[str, Any]:
+            await asyncio.sleep(0.005)
+            return {}
+
+        agent = Agent("a", c.address, namespace=A, max_concurrency=2)
+        agent.add_capability("work", slow)
+        mesh = c.mesh
+        assert mesh is not None
+        most = 0
+        done = asyncio.Event()
+
+        async def sample() -> None:
+            nonlocal most
+            while not done.is_set():
+                most = max(most, mesh.counts(A)[0])
+                await asyncio.sleep(0.001)
+
+        async with running(agent):
+            sampler = asyncio.create_task(sample())
+            tasks = await asyncio.gather(
+                *(a.assign_task("work", {}, wait_for_agent=True) for _ in range(40))
+            )
+            done.set()
+            await sampler
+            for t in tasks:
+                assert (await a.wait_task(t.id, timeout=10)).status == "completed"
+        assert 0 < most <= 5
+
+
+async def test_tasks_per_second_refuse_past_the_rate() -> None:
+    async with limited({A: {"tasksPerSecond": 4}}) as (_, a, b):
+        for _ in range(4):
+            await a.assign_task("work", {}, wait_for_agent=True)
+        with pytest.raises(ResourceExhaustedError, match=r"tasks_per_second 4; retry in"):
+            await a.assign_task("work", {}, wait_for_agent=True)
+        for _ in range(10):
+            await b.assign_task("work", {}, wait_for_agent=True)
+
+
+async def test_at_the_rate_a_submission_waits_its_turn() -> None:
+    async with limited({A: {"tasksPerSecond": 20}}, wait_ms=5_000) as (_, a, _b):
+        accepted = await asyncio.gather(
+            *(a.assign_task("work", {}, wait_for_agent=True) for _ in range(30))
+        )
+        assert len({t.id for t in accepted}) == 30  # the last ten waited, none refused

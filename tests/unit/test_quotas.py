@@ -122,3 +122,16 @@ def test_idle_buckets_are_dropped_so_many_namespaces_cannot_grow_memory() -> Non
     clock.now += 2  # every bucket refilled: forgetting them changes nothing
     q.take_event("one-more")
     assert len(q._buckets) == 1
+
+
+def test_tasks_per_second_take_a_batch_at_once_with_when_to_retry() -> None:
+    clock = Clock()
+    q = quotas(clock, namespace_quotas={"a": {"tasksPerSecond": 10}})
+    q.take_tasks("a", 8)
+    with pytest.raises(ResourceExhausted, match="tasks_per_second 10") as caught:
+        q.take_tasks("a", 3)
+    assert getattr(caught.value, "retry_after", 0) == pytest.approx(0.1)
+    q.take_event("a")  # another quota's bucket (and no event quota here)
+    clock.now += 0.11
+    q.take_tasks("a", 3)
+    q.take_tasks("b", 1000)  # no quota

@@ -390,7 +390,9 @@ class Agent:
             await session.run(target, self.tls, self._hello(), self._welcomed)
             return ended(Result.CLOSED, "the coordinator closed the stream", "closed")
         except grpc.aio.AioRpcError as e:
-            if self._resume_refused(e):
+            # A refusal to resume comes before the Welcome; after it, PERMISSION_DENIED
+            # is the coordinator revoking this stream's grant (fatal, as below).
+            if self.stats.sessions == sessions and self._resume_refused(e):
                 return None
             error = rpc_error(e)
             reason = str(error)  # "CODE: details", with what to check if TLS failed

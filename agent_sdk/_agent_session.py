@@ -143,6 +143,11 @@ class Session:
                 with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
                     await call.done_writing()
                 await asyncio.wait([reader], timeout=5.0)
+            elif reader not in done and any(_found_closed(p) for p in done):
+                # A write found the stream closed by the coordinator: the reader is
+                # about to raise why (the call's status, e.g. a revoked credential's),
+                # which says more than the write (and may be fatal).
+                done |= (await asyncio.wait([reader], timeout=1.0))[0]
         finally:
             for p in parts:
                 p.cancel()
@@ -208,3 +213,8 @@ class Session:
             heartbeat = agent_pb2.Heartbeat(in_flight=len(self.runner.running), healthy=True)
             self.outbox.send(agent_pb2.AgentMessage(heartbeat=heartbeat))
             await asyncio.sleep(interval)
+
+
+def _found_closed(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` failed writing to a call that had already ended."""
+    return not task.cancelled() and isinstance(task.exception(), asyncio.InvalidStateError)

@@ -110,6 +110,20 @@ class Settings(BaseModel):
         description="file every write and refusal is appended to as JSON lines "
         "(always also logged as agentmesh.audit)",
     )
+    probe_listen: str = Field(
+        "",
+        description="host:port of a second, plaintext listener serving only "
+        "grpc.health.v1.Health, for probes that cannot do TLS ('': off)",
+    )
+
+    @field_validator("probe_listen")
+    @classmethod
+    def _check_probe_listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if v and (not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535):
+            raise ValueError(f"expected host:port (or '' for none), got {v!r}")
+        return v
+
     coordinator_id: str = Field("", description="name of this replica; defaults to host:pid")
     # The seed's OrchestratorAgentConfig options.
     agent_registry: str = Field(

@@ -17,7 +17,7 @@ from agentmesh.v1 import agent_pb2, agent_pb2_grpc
 from coordinator import domain as d
 from coordinator.api import convert
 from coordinator.api.decoding import Malformed
-from coordinator.api.guard import check_capabilities
+from coordinator.api.guard import check_capabilities, revocation
 from coordinator.api.scope import namespace_of
 from coordinator.api.status import abort
 from coordinator.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MeshError
@@ -176,7 +176,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                     # It said goodbye, then its stream ended (however): a departure.
                     self._mesh.leave(agent.id, sink.goodbye, graceful=True)
                 else:
-                    self._mesh.leave(agent.id, sink.reason or "stream closed")
+                    self._mesh.leave(agent.id, sink.reason or revocation() or "stream closed")
         if isinstance(reader_error := _exception(reader), MeshError):
             await abort(context, reader_error)
 

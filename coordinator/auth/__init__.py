@@ -3,7 +3,8 @@
 ``Authenticator`` turns a call's credentials (a bearer token of the tokens file, a JWT,
 a client certificate) into a ``Principal``; its ``policy`` decides, deny by default,
 whether that principal may call a method in a namespace (``permissions.METHODS`` says
-what each method needs); ``AuditLog`` records every write and refusal. No gRPC here:
+what each method needs); ``AuditLog`` records every write and refusal; ``OpenStreams``
+decides open streams again and ends the ones revoked since they opened. No gRPC here:
 ``coordinator.api.guard`` applies all of it to each call. docs/security.md is the guide.
 """
 
@@ -18,6 +19,7 @@ from coordinator.auth.principal import (
     Principal,
     current,
 )
+from coordinator.auth.streams import OpenStream, OpenStreams
 from coordinator.auth.tokens import TokenTable, parse_tokens, token_digest
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "Authenticator",
     "Credentials",
     "Decision",
+    "OpenStream",
+    "OpenStreams",
     "Policy",
     "Principal",
     "TokenTable",

@@ -8,7 +8,9 @@ when a call has both.
 Verification is cached by token: the first call with a token pays for the lookup or the
 signature check, later ones a dictionary hit, until the token expires or the tokens
 file or key set changes (a revoked token is refused from the next call on). A stream
-(an agent's ``Connect``) is authenticated once, when it opens.
+(an agent's ``Connect``) is authenticated when it opens, and decided again while it
+lasts (``coordinator.auth.streams``): ``authenticate_until`` says until when its
+credentials hold, ``generation`` when the files they were checked against changed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from coordinator.auth.files import Watched
-from coordinator.auth.jwks import JwtVerifier, looks_like_jwt
+from coordinator.auth.jwks import LEEWAY_S, JwtVerifier, looks_like_jwt
 from coordinator.auth.policy import DEFAULT_POLICY, Policy, parse_policy
 from coordinator.auth.principal import Principal
 from coordinator.auth.tokens import SETTING as TOKENS
@@ -63,8 +65,9 @@ class Authenticator:
         self._policy: Watched[Policy] | None = None
         if settings.auth_policy_file:
             self._policy = Watched(settings.auth_policy_file, "auth_policy_file", parse_policy)
-        # token -> (principal, expiry as epoch seconds, the generation it was checked at)
-        self._cache: dict[str, tuple[Principal, float, tuple[int, int]]] = {}
+        # token -> (principal, expiry as epoch seconds, the generation it was checked at,
+        # the moment it stops being accepted: a JWT's expiry plus the clock skew forgiven)
+        self._cache: dict[str, tuple[Principal, float, tuple[int, int], float]] = {}
 
     @property
     def policy(self) -> Policy:
@@ -83,8 +86,24 @@ class Authenticator:
             self._jwt.generation if self._jwt is not None else 0,
         )
 
+    @property
+    def generation(self) -> tuple[int, int, int]:
+        """Changes whenever the tokens file, the key set or the policy file is loaded
+        anew (one ``stat`` of each file): what was decided before may no longer hold."""
+        tokens, keys = self._generation()
+        policy = self._policy
+        if policy is not None:
+            policy.current()
+        return tokens, keys, policy.generation if policy is not None else 0
+
     async def authenticate(self, credentials: Credentials) -> Principal:
         """The principal ``credentials`` prove; ``Unauthenticated`` saying why not."""
+        return (await self.authenticate_until(credentials))[0]
+
+    async def authenticate_until(self, credentials: Credentials) -> tuple[Principal, float]:
+        """The principal ``credentials`` prove and the moment (epoch seconds; ``inf``:
+        none) they stop proving it unless a file changes: a token entry's ``expires``, a
+        JWT's ``exp`` plus the clock skew forgiven. ``Unauthenticated`` saying why not."""
         if credentials.authorization is not None:
             return await self._bearer(_token_of(credentials.authorization))
         table = self._table()
@@ -93,7 +112,8 @@ class Authenticator:
             (table.by_common_name if table else {}, credentials.common_name, "common name"),
         ):
             if value and value in table_of:
-                return _live(table_of[value], f"the client certificate's {what} {value}")
+                entry = table_of[value]
+                return _live(entry, f"the client certificate's {what} {value}"), _until(entry)
         if credentials.spiffe or credentials.common_name:
             shown = credentials.spiffe or credentials.common_name
             raise Unauthenticated(
@@ -102,25 +122,26 @@ class Authenticator:
             )
         raise Unauthenticated(_MISSING)
 
-    async def _bearer(self, token: str) -> Principal:
+    async def _bearer(self, token: str) -> tuple[Principal, float]:
         generation = self._generation()
         now = time.time()
         hit = self._cache.get(token)
         if hit is not None and hit[2] == generation and now < hit[1]:
-            return hit[0]
+            return hit[0], hit[3]
         table = self._table()
         entry = table.for_token(token) if table is not None else None
         if entry is not None:
             principal = _live(entry, f"the token of {entry.principal.name}")
-            expiry = entry.expires.timestamp() if entry.expires else float("inf")
+            expiry = until = _until(entry)
         elif self._jwt is not None and looks_like_jwt(token):
             principal, expiry = await self._jwt.verify(token)
+            until = expiry + LEEWAY_S
         else:
             raise Unauthenticated("the bearer token is not valid (unknown or revoked)")
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
-        self._cache[token] = (principal, expiry, generation)
-        return principal
+        self._cache[token] = (principal, expiry, generation, until)
+        return principal, until
 
 
 def _token_of(authorization: str) -> str:
@@ -128,6 +149,10 @@ def _token_of(authorization: str) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("the authorization metadata must be 'Bearer <token>'")
     return token.strip()
+
+
+def _until(entry: Entry) -> float:
+    return entry.expires.timestamp() if entry.expires else float("inf")
 
 
 def _live(entry: Entry, what: str) -> Principal:

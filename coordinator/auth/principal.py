@@ -43,6 +43,18 @@ class Principal:
         """The ``capabilities`` the principal may not serve, in their order."""
         return [c for c in capabilities if not self.may_serve(c)]
 
+    def serving_refusal(self, capabilities: Iterable[str]) -> str:
+        """Why the principal may not serve ``capabilities`` (naming the ones refused,
+        itself and its grant), or "" when it may serve them all."""
+        refused = self.refused_capabilities(capabilities)
+        if not refused:
+            return ""
+        allowed = ", ".join(sorted(self.capabilities)) or "none"
+        return (
+            f"{self.describe()} may not serve the capabilit"
+            f"{'y' if len(refused) == 1 else 'ies'} {', '.join(refused)} (its grant: {allowed})"
+        )
+
     def describe(self) -> str:
         """``name (roles a, b)``: how refusals name the caller."""
         roles = ", ".join(sorted(self.roles)) or "none"

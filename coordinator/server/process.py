@@ -3,7 +3,17 @@
 Shutdown order (SIGTERM or ``Coordinator.stop``): health NOT_SERVING -> an
 optional readiness wait -> refuse new tasks and ask agents to drain -> wait
 (up to the grace period) for in-flight tasks -> fail what is left, retryable,
-so waiting clients hear of it -> stop the gRPC server.
+so waiting clients hear of it -> stop the gRPC server -> stop the probe listener.
+
+With ``probe_listen`` set, a second, plaintext listener serves ``grpc.health.v1.Health``
+only (the main server's own health servicer, so both report the same states), for
+probes that cannot speak TLS (the kubelet's). It binds with the main one, stops after
+it (so probes see NOT_SERVING for the whole drain) and serves nothing else: no AgentMesh
+service, no reflection, no auth (health is open anyway).
+
+With auth on, the guard's open streams are decided again while they last (a task
+started with the server: ``coordinator.auth.streams``), so a revoked credential ends
+its streams.
 
 The process supervises its parts: when one dies (a standalone coordinator's workflow
 engine on a failed store write, a replica's cluster loop), health goes NOT_SERVING at
@@ -32,7 +42,7 @@ from agentmesh.protocol import (
 )
 from coordinator import errors
 from coordinator.api.guard import Guard
-from coordinator.api.router import SERVICE_NAMES, Router, Static, capture
+from coordinator.api.router import SERVICE_NAMES, Handlers, Router, Static, capture
 from coordinator.auth import AuditLog, Authenticator
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
@@ -102,8 +112,13 @@ class Coordinator:
         # Who may call (None: auth is off, every caller may do everything) and the
         # record of what they did.
         self.authenticator: Authenticator | None = None
+        self.guard: Guard | None = None
         self.audit = AuditLog()
         self._server: grpc.aio.Server | None = None
+        # The plaintext health-only listener (``probe_listen``; None: off) and its port.
+        self._probe: grpc.aio.Server | None = None
+        self.probe_port = 0
+        self._revocations: asyncio.Task[None] | None = None
         self._health = health.aio.HealthServicer()
         self.router = Router(self._refusal, self._persist_refusal)
         self._monitor: asyncio.Task[None] | None = None
@@ -136,6 +151,7 @@ class Coordinator:
         releases whatever it took (the store's lock too)."""
         s = self.settings
         server = self._server_for(s)
+        probe = self._probe
         term: Term | None = None
         try:
             if not s.clustered:
@@ -143,12 +159,22 @@ class Coordinator:
                 term = Term(s, store, self.coordinator_id)
                 await term.start()
             await server.start()
+            if probe is not None:
+                await probe.start()
         except BaseException:
             if term is not None:
                 await term.abandon("the coordinator failed to start")
                 await term.close()
+            for bound in (probe, server):  # release the ports
+                if bound is not None:
+                    await bound.stop(None)
+            self._probe = None
             raise
         self._server = server
+        if self.guard is not None:
+            self._revocations = asyncio.create_task(
+                self.guard.streams.watch(), name="stream-revocations"
+            )
         # "liveness": the event loop answers. Unlike "", it stays SERVING while etcd is
         # unreachable, so a liveness probe does not restart every replica in an outage.
         await self._health.set("liveness", health_pb2.HealthCheckResponse.SERVING)
@@ -160,11 +186,12 @@ class Coordinator:
             self.replica.on_fatal(lambda: self._fail("the cluster node stopped unexpectedly"))
             self.replica.start()
             log.info(
-                "coordinator %s serving on %s (port %d), cluster mode on etcd %s",
+                "coordinator %s serving on %s (port %d), cluster mode on etcd %s%s",
                 self.coordinator_id,
                 s.listen,
                 self.port,
                 ",".join(s.endpoints),
+                self._probe_mode(),
             )
         else:
             assert term is not None
@@ -173,11 +200,12 @@ class Coordinator:
             await self.install(term)
             self._watch = asyncio.create_task(self._watch_engine(term), name="engine-watch")
             log.info(
-                "coordinator %s serving on %s (port %d%s)",
+                "coordinator %s serving on %s (port %d%s)%s",
                 self.coordinator_id,
                 s.listen,
                 self.port,
                 self._tls_mode(),
+                self._probe_mode(),
             )
 
     def _server_for(self, s: Settings) -> grpc.aio.Server:
@@ -187,14 +215,13 @@ class Coordinator:
             self.audit = AuditLog(s.audit_log)
         interceptors: list[grpc.aio.ServerInterceptor] = []
         if self.authenticator is not None:
-            interceptors.append(
-                Guard(
-                    self.authenticator,
-                    self.audit,
-                    open_reflection=s.auth_open_reflection,
-                    mutual=bool(s.tls_client_ca),
-                )
+            self.guard = Guard(
+                self.authenticator,
+                self.audit,
+                open_reflection=s.auth_open_reflection,
+                mutual=bool(s.tls_client_ca),
             )
+            interceptors.append(self.guard)
         server = grpc.aio.server(
             options=server_options(s),
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
@@ -214,6 +241,9 @@ class Coordinator:
         problem = _bind_problem(s.listen)
         if problem is not None:
             raise ListenError(f"cannot listen on {s.listen}: {problem}")
+        problem = _bind_problem(s.probe_listen) if s.probe_listen else None
+        if problem is not None:
+            raise ListenError(f"cannot listen on {s.probe_listen} (probe_listen): {problem}")
         if s.tls_cert:
             self.tls = ReloadingCredentials(s)  # ConfigError if the files are unusable
         try:
@@ -226,7 +256,32 @@ class Coordinator:
         if self.port == 0:
             problem = _bind_problem(s.listen) or "the address is not available to gRPC here"
             raise ListenError(f"cannot listen on {s.listen}: {problem}")
+        if s.probe_listen:
+            self._probe = self._probe_server_for(s, health_handlers)
         return server
+
+    def _probe_server_for(self, s: Settings, health_handlers: Handlers) -> grpc.aio.Server:
+        """The plaintext listener ``probe_listen``: the main server's health handlers
+        (the same servicer, so the same states) and nothing else, bound
+        (``self.probe_port``). No interceptors: health is never guarded."""
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=s.max_concurrent_rpcs
+        )
+        server.add_generic_rpc_handlers((Static(health_handlers),))
+        try:
+            self.probe_port = server.add_insecure_port(s.probe_listen)
+        except RuntimeError:  # grpc's way of saying the bind failed
+            self.probe_port = 0
+        if self.probe_port == 0:
+            problem = _bind_problem(s.probe_listen) or "the address is not available to gRPC here"
+            raise ListenError(f"cannot listen on {s.probe_listen} (probe_listen): {problem}")
+        return server
+
+    def _probe_mode(self) -> str:
+        if self._probe is None:
+            return ""
+        host = self.settings.probe_listen.rpartition(":")[0]
+        return f", health probes in plaintext on {host}:{self.probe_port}"
 
     def _tls_mode(self) -> str:
         if self.tls is None:
@@ -332,6 +387,12 @@ class Coordinator:
             await term.close()
         if self._server is not None:
             await self._server.stop(min(grace, 5.0))
+        if self._probe is not None:  # after the main server: probes see NOT_SERVING till then
+            await self._probe.stop(0)
+        if self._revocations is not None:
+            self._revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._revocations
         self.audit.close()
 
 

@@ -59,6 +59,60 @@ def test_cluster_probes_select_the_leader_and_survive_etcd_outages() -> None:
     assert coordinator["livenessProbe"]["grpc"]["service"] == "liveness"
 
 
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def services(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "Service"]
+
+
+@pytest.mark.parametrize("manifest", ["coordinator.yaml", "cluster.yaml"])
+def test_probes_use_the_plaintext_probe_port_so_tls_can_be_turned_on(manifest: str) -> None:
+    """The kubelet's gRPC probes cannot do TLS: they go to ``probe_listen``'s port,
+    which the container declares and no Service exposes."""
+    (coordinator,) = containers(DEPLOY / manifest, "coordinator")
+    settings = load_settings(environ=environment(coordinator))
+    assert settings.probe_listen, "set AGENTMESH_PROBE_LISTEN"
+    probe_port = int(settings.probe_listen.rpartition(":")[2])
+    listen_port = int(settings.listen.rpartition(":")[2])
+    assert probe_port != listen_port
+    declared = {p["name"]: p["containerPort"] for p in coordinator["ports"]}
+    assert declared == {"grpc": listen_port, "probe": probe_port}
+    for probe in PROBES:
+        assert coordinator[probe]["grpc"]["port"] == probe_port, probe  # a number, not a name
+    for service in services(DEPLOY / manifest):
+        exposed = {p.get("targetPort") for p in service["spec"]["ports"]}
+        assert not exposed & {"probe", probe_port}, service["metadata"]["name"]
+
+
+_TLS_LINE = re.compile(
+    r"^([ ]+)# ((?:- name: (?:AGENTMESH_TLS_\w+|agentmesh-tls))"
+    r"|(?:[ ]+(?:value: /etc/agentmesh-tls/\S+|mountPath: /etc/agentmesh-tls|readOnly: true"
+    r"|secret:|secretName: \S+)))([ ]+#.*)?$",
+    re.MULTILINE,
+)
+
+
+def test_the_commented_tls_variant_of_the_coordinator_is_valid() -> None:
+    """Uncommenting the TLS lines of coordinator.yaml gives TLS (mutual) on the main
+    port from a mounted secret, and the probes stay where they are."""
+    text = (DEPLOY / "coordinator.yaml").read_text()
+    variant = _TLS_LINE.sub(lambda m: m[1] + m[2] + (m[3] or ""), text)
+    assert variant.count("\n") == text.count("\n") and variant != text
+    docs = list(yaml.safe_load_all(variant))
+    (deployment,) = [d for d in docs if d and d["kind"] == "Deployment"]
+    (coordinator,) = deployment["spec"]["template"]["spec"]["containers"]
+    settings = load_settings(environ=environment(coordinator))
+    assert settings.tls_cert and settings.tls_key and settings.tls_client_ca
+    (plain,) = containers(DEPLOY / "coordinator.yaml", "coordinator")
+    assert {p: coordinator[p] for p in PROBES} == {p: plain[p] for p in PROBES}
+    mounts = {m["name"]: m["mountPath"] for m in coordinator["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    for file in (settings.tls_cert, settings.tls_key, settings.tls_client_ca):
+        assert Path(file).parent.as_posix() == mounts["agentmesh-tls"], file
+    assert "secretName" in volumes["agentmesh-tls"]["secret"]
+
+
 # --- the container image: deploy/Dockerfile + deploy/Dockerfile.dockerignore --------------
 #
 # Docker is not needed: the build stage's COPY lines and the ignore file are read

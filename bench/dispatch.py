@@ -331,10 +331,18 @@ class Child:
     finished: bool = False  # it sent its last message
 
     @classmethod
-    def spawn(cls, role: str, *args: Any) -> Child:
+    def spawn(
+        cls,
+        role: str,
+        *args: Any,
+        entry: Callable[[str, tuple[Any, ...], Connection], None] | None = None,
+    ) -> Child:
+        """Start ``entry(role, args, conn)`` (a module-level function, for spawn: this
+        module's ``_child`` by default) in a new process."""
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(role, args, child), name=f"bench-{role}")
+        target = entry or _child
+        proc = ctx.Process(target=target, args=(role, args, child), name=f"bench-{role}")
         proc.start()
         child.close()  # so a dead child shows up as EOF on our end
         return cls(role, proc, parent)
@@ -359,6 +367,11 @@ class Child:
         assert isinstance(info, dict)
         return info
 
+    async def ask(self, request: str, timeout: float = DRAIN_TIMEOUT_S) -> dict[str, Any]:
+        """Send ``request`` and return the answer (of the same kind)."""
+        self.conn.send(request)
+        return await self.recv(request, timeout)
+
     async def stop(self) -> dict[str, Any]:
         """Ask the child for its figures and to shut down; return the figures."""
         self.conn.send("stop")
@@ -366,8 +379,8 @@ class Child:
 
     def close(self) -> None:
         """Make sure the process is gone (always call, from a finally)."""
-        self.conn.close()  # a child still waiting for "stop" sees EOF and exits
-        self.proc.join(5.0 if self.finished else 1.0)
+        self.conn.close()  # a child still waiting for a request sees EOF and exits
+        self.proc.join(5.0 if self.finished else 3.0)
         if self.proc.is_alive():
             self.proc.terminate()
             self.proc.join(5.0)

@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import multiprocessing
 import os
 import signal
 import sys
@@ -49,10 +48,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
-from dispatch import CpuMeter, _quiet_logs, machine, quantile, rss_kb
+from dispatch import Child, CpuMeter, _quiet_logs, machine, quantile, rss_kb
 
 from agent_sdk import Agent, Client, ResourceExhaustedError, RpcError, Task, TaskRequest
 
@@ -290,64 +288,9 @@ def _child(role: str, args: tuple[Any, ...], conn: Connection) -> None:
         conn.close()
 
 
-@dataclass
-class Child:
-    """A spawned helper process and the parent's end of its pipe."""
-
-    role: str
-    proc: BaseProcess
-    conn: Connection
-    finished: bool = False  # it sent its last message
-
-    @classmethod
-    def spawn(cls, role: str, *args: Any) -> Child:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(role, args, child), name=f"fairness-{role}")
-        proc.start()
-        child.close()  # so a dead child shows up as EOF on our end
-        return cls(role, proc, parent)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid or 0
-
-    async def recv(self, expect: str, timeout: float) -> dict[str, Any]:
-        ready = await asyncio.to_thread(self.conn.poll, timeout)
-        if not ready:
-            raise TimeoutError(f"{self.role} process sent nothing within {timeout:.0f}s")
-        try:
-            kind, info = self.conn.recv()
-        except EOFError:
-            raise RuntimeError(
-                f"{self.role} process exited early (exit code {self.proc.exitcode})"
-            ) from None
-        if kind != expect:
-            raise RuntimeError(f"{self.role} process sent {kind!r}, expected {expect!r}")
-        self.finished = kind in ("stopped", "result")
-        assert isinstance(info, dict)
-        return info
-
-    async def ask(self, request: str, timeout: float = DRAIN_TIMEOUT_S) -> dict[str, Any]:
-        """Send ``request`` and return the answer (of the same kind)."""
-        self.conn.send(request)
-        return await self.recv(request, timeout)
-
-    async def stop(self) -> dict[str, Any]:
-        """Ask the child for its figures and to shut down; return the figures."""
-        self.conn.send("stop")
-        return await self.recv("stopped", DRAIN_TIMEOUT_S)
-
-    def close(self) -> None:
-        """Make sure the process is gone (always call, from a finally)."""
-        self.conn.close()  # a child still waiting for a request sees EOF and exits
-        self.proc.join(5.0 if self.finished else 3.0)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5.0)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
+def spawn(role: str, *args: Any) -> Child:
+    """One of this benchmark's processes (``_child`` runs its role)."""
+    return Child.spawn(role, *args, entry=_child)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -434,14 +377,14 @@ async def run(args: argparse.Namespace) -> Report:
     quota = 0 if args.no_quota else args.quota
     children: list[Child] = []
     try:
-        coordinator = Child.spawn("coordinator", coordinator_overrides(quota, args.rate))
+        coordinator = spawn("coordinator", coordinator_overrides(quota, args.rate))
         children.append(coordinator)
         address = (await coordinator.recv("ready", READY_TIMEOUT_S))["address"]
-        b_agent = Child.spawn("agents", address, TEAM_B, 1, args.b_concurrency, 0.0)
-        a_agents = Child.spawn(
+        b_agent = spawn("agents", address, TEAM_B, 1, args.b_concurrency, 0.0)
+        a_agents = spawn(
             "agents", address, TEAM_A, args.a_agents, args.a_concurrency, args.a_work_ms
         )
-        flood = Child.spawn("flood", address, TEAM_A, args.clients, args.batch)
+        flood = spawn("flood", address, TEAM_A, args.clients, args.batch)
         children += [b_agent, a_agents, flood]
         for child in (b_agent, a_agents, flood):
             await child.recv("ready", READY_TIMEOUT_S)

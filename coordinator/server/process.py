@@ -74,6 +74,35 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+def _check_bind(listen: str, what: str) -> None:
+    """ListenError (``what`` names the setting) when ``listen`` cannot be bound."""
+    problem = _bind_problem(listen)
+    if problem is not None:
+        raise ListenError(f"cannot listen on {listen}{what}: {problem}")
+
+
+def _bind(
+    server: grpc.aio.Server,
+    listen: str,
+    credentials: grpc.ServerCredentials | None,
+    what: str,
+) -> int:
+    """Add the port ``listen`` to ``server`` (TLS with ``credentials``); its number,
+    or ListenError saying why it could not be bound."""
+    port: int
+    try:
+        if credentials is not None:
+            port = int(server.add_secure_port(listen, credentials))
+        else:
+            port = int(server.add_insecure_port(listen))
+    except RuntimeError:  # grpc's way of saying the bind failed
+        port = 0
+    if port == 0:
+        problem = _bind_problem(listen) or "the address is not available to gRPC here"
+        raise ListenError(f"cannot listen on {listen}{what}: {problem}")
+    return port
+
+
 def _bind_problem(listen: str) -> str | None:
     """Why ``listen`` cannot be bound, in the operating system's words ("address
     already in use", "cannot assign requested address"), or None if it can. gRPC only
@@ -238,24 +267,13 @@ class Coordinator:
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        problem = _bind_problem(s.listen)
-        if problem is not None:
-            raise ListenError(f"cannot listen on {s.listen}: {problem}")
-        problem = _bind_problem(s.probe_listen) if s.probe_listen else None
-        if problem is not None:
-            raise ListenError(f"cannot listen on {s.probe_listen} (probe_listen): {problem}")
+        _check_bind(s.listen, "")
+        if s.probe_listen:
+            _check_bind(s.probe_listen, " (probe_listen)")
         if s.tls_cert:
             self.tls = ReloadingCredentials(s)  # ConfigError if the files are unusable
-        try:
-            if self.tls is not None:
-                self.port = server.add_secure_port(s.listen, self.tls.server_credentials())
-            else:
-                self.port = server.add_insecure_port(s.listen)
-        except RuntimeError:  # grpc's way of saying the bind failed
-            self.port = 0
-        if self.port == 0:
-            problem = _bind_problem(s.listen) or "the address is not available to gRPC here"
-            raise ListenError(f"cannot listen on {s.listen}: {problem}")
+        credentials = self.tls.server_credentials() if self.tls is not None else None
+        self.port = _bind(server, s.listen, credentials, "")
         if s.probe_listen:
             self._probe = self._probe_server_for(s, health_handlers)
         return server
@@ -268,13 +286,7 @@ class Coordinator:
             options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
         server.add_generic_rpc_handlers((Static(health_handlers),))
-        try:
-            self.probe_port = server.add_insecure_port(s.probe_listen)
-        except RuntimeError:  # grpc's way of saying the bind failed
-            self.probe_port = 0
-        if self.probe_port == 0:
-            problem = _bind_problem(s.probe_listen) or "the address is not available to gRPC here"
-            raise ListenError(f"cannot listen on {s.probe_listen} (probe_listen): {problem}")
+        self.probe_port = _bind(server, s.probe_listen, None, " (probe_listen)")
         return server
 
     def _probe_mode(self) -> str:

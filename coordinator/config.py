@@ -116,7 +116,26 @@ class Settings(BaseModel):
         "grpc.health.v1.Health, for probes that cannot do TLS ('': off)",
     )
 
-    @field_validator("probe_listen")
+    http_listen: str = Field(
+        "127.0.0.1:8080",
+        description="host:port of the HTTP listener (/metrics, /healthz, /readyz); TLS as "
+        "the gRPC listener's ('': off)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for people, json for one JSON object per line"
+    )
+    event_buffer: int = Field(
+        10_000, ge=100, description="live events (not in the store) kept for resuming streams"
+    )
+    subscriber_buffer: int = Field(
+        2_000,
+        ge=10,
+        description="events one subscriber may fall behind before its stream is ended "
+        "(RESOURCE_EXHAUSTED; it resumes from the store)",
+    )
+    max_subscribers: int = Field(1_000, ge=1, description="open event subscriptions at once")
+
+    @field_validator("probe_listen", "http_listen")
     @classmethod
     def _check_probe_listen(cls, v: str) -> str:
         host, sep, port = v.rpartition(":")
@@ -168,8 +187,15 @@ class Settings(BaseModel):
     error_handling_level: Literal["minimal", "standard", "aggressive"] = Field(
         "standard", description="reserved"
     )
-    monitoring_enabled: bool = Field(True, description="reserved for metrics")
-    metrics_interval: int = Field(10_000, ge=100, description="reserved: ms between metric samples")
+    monitoring_enabled: bool = Field(
+        True, description="keep workflow and system metrics (off: the Metrics service refuses)"
+    )
+    metrics_interval: int = Field(
+        10_000,
+        ge=100,
+        description="ms between samples of resource use (CPU over the interval, memory, "
+        "store size) and of event-loop lag",
+    )
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     # Mesh mechanics.
     heartbeat_interval_ms: int = Field(5_000, ge=50)

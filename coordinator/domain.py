@@ -270,3 +270,52 @@ class Task:
     def queue_key(self) -> tuple[int, int]:
         """Its place in a queue: higher priority first, then submission order."""
         return (-self.priority, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class MeshEvent:
+    """One entry of the coordinator's event log, as subscribers and metrics see it.
+
+    ``position`` is the log's global order (``coordinator.monitor``): strictly
+    increasing, not contiguous, shared by durable events (an execution's journal, read
+    back from the store) and live ones (agents, tasks outside workflows, the cluster).
+    ``lineage`` is the execution's id, then its parent's, up to the top-level execution
+    ("" ids dropped), so a filter on an execution also matches its children. ``data``
+    is JSON-like and already redacted for what it may show.
+    """
+
+    position: int
+    type: str
+    time: datetime
+    namespace: str = DEFAULT_NAMESPACE
+    execution_id: str = ""
+    workflow_name: str = ""
+    step_id: str = ""
+    task_id: str = ""
+    agent_id: str = ""
+    message: str = ""
+    data: JsonObject = field(default_factory=dict)
+    lineage: tuple[str, ...] = ()
+    durable: bool = False
+
+
+class EventSink(Protocol):
+    """Where live events go (``coordinator.monitor.log.EventLog.emit``): the mesh
+    reports agents and tasks through it without knowing the log."""
+
+    def emit(
+        self,
+        type_: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        execution_id: str = "",
+        workflow_name: str = "",
+        step_id: str = "",
+        task_id: str = "",
+        agent_id: str = "",
+        message: str = "",
+        data: JsonObject | None = None,
+        time: datetime | None = None,
+    ) -> None:
+        """Publish one live event of ``type_`` (``namespace`` "": every namespace)."""
+        ...

@@ -12,12 +12,16 @@
     │   │                        namespace or capability outside the caller's, a wrong
     │   │                        agent session secret
     │   ├── ResourceExhausted    a queue or limit is full; retry later
-    │   │   └── QuotaExceeded    a namespace's quota (coordinator.quotas)
+    │   │   ├── QuotaExceeded    a namespace's quota (coordinator.quotas)
+    │   │   └── SubscriberBehind an event subscriber fell its buffer behind (resume it)
+    │   ├── OutOfRange           a position past what exists (an event sequence ahead of
+    │   │                        the log)
     │   ├── DeadlineExceeded     the caller took too long to say what the protocol requires
     │   ├── Unimplemented        declared in the protocol, not served by this coordinator
     │   └── Unavailable          shutting down, starting, or etcd unreachable: retry
-    │       └── NotLeader        a cluster follower: the call belongs at the leader's address
-    │                            (none yet while an election is pending)
+    │       ├── NotLeader        a cluster follower: the call belongs at the leader's address
+    │       │                    (none yet while an election is pending)
+    │       └── LogClosed        the event log ended with its term (resume at the next)
     ├── ConfigError              settings that cannot be used (also a ValueError)
     ├── DefinitionError          a workflow definition with errors; ``issues`` lists them
     │                            (also a ValueError)
@@ -39,6 +43,7 @@
                                  leads; nothing was written, step down
 
     └── ListenError              the listen address cannot be bound (also an OSError)
+        └── HttpListenError      the HTTP listener's (``http_listen``)
 
 The modules that raise them re-export them (``coordinator.store.StoreError``,
 ``coordinator.kv.KVError``, ``coordinator.server.ListenError``, ...), so callers may
@@ -117,6 +122,24 @@ class QuotaExceeded(ResourceExhausted):
         self.retry_after = retry_after  # a rate quota: when a retry can pass (seconds)
 
 
+class OutOfRange(MeshError):
+    """A position past what exists, e.g. an event sequence ahead of the log."""
+
+    pass
+
+
+class SubscriberBehind(ResourceExhausted):
+    """An event subscriber fell ``buffer`` events behind; ``last`` is the last sequence
+    it was sent (it resumes after it, from the store)."""
+
+    def __init__(self, last: int, buffer: int) -> None:
+        super().__init__(
+            f"subscriber fell more than {buffer} events behind; the last event delivered "
+            f"was sequence {last}: resubscribe with from_sequence={last}"
+        )
+        self.last = last
+
+
 class DeadlineExceeded(MeshError):
     """The caller took too long to say what the protocol requires (a Hello)."""
 
@@ -133,6 +156,17 @@ class Unavailable(MeshError):
     """Shutting down, starting, or etcd unreachable: nothing was changed; retry."""
 
     pass
+
+
+class LogClosed(Unavailable):
+    """The event log ended (shutdown, lost leadership); ``last`` is the last sequence
+    the subscriber was sent."""
+
+    def __init__(self, reason: str, last: int = 0) -> None:
+        super().__init__(
+            f"event stream ended: {reason}; resubscribe with from_sequence={last} (the SDK does)"
+        )
+        self.last = last
 
 
 class NotLeader(Unavailable):
@@ -275,6 +309,10 @@ class NotCampaigning(ElectionError):
 class ListenError(CoordinatorError, OSError):
     """The coordinator cannot bind its listen address; the message says why, in the
     operating system's words."""
+
+
+class HttpListenError(ListenError):
+    """The HTTP listener (``http_listen``) cannot bind its address."""
 
 
 class Fenced(ElectionError):

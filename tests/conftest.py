@@ -21,8 +21,13 @@ from coordinator.server import Coordinator
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# Coordinators the tests start as processes inherit this: each binds its HTTP listener
+# on a free port, so several can run at once.
+os.environ["AGENTMESH_HTTP_LISTEN"] = "127.0.0.1:0"
+
 FAST = {
     "listen": "127.0.0.1:0",
+    "http_listen": "127.0.0.1:0",
     "heartbeat_interval_ms": 200,
     "heartbeat_timeout_ms": 1500,
     "retry_interval_ms": 20,

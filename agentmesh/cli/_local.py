@@ -24,13 +24,6 @@ from agentmesh.cli import _output as out
 from agentmesh.cli._commands import read_file
 from agentmesh.cli._parser import UsageError
 
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
-
 
 def settings_of(args: argparse.Namespace, **fixed: Any) -> Any:
     """The coordinator's settings from --config, AGENTMESH_* and flags (``fixed`` last);
@@ -55,16 +48,14 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def serve(args: argparse.Namespace) -> int:
     # Imported here: the server is most of the CLI's start-up time, and only serve needs it.
+    from coordinator import logs
     from coordinator.errors import ConfigError
     from coordinator.server import ListenError
     from coordinator.server import serve as serve_forever
     from coordinator.store import StoreLocked
 
     settings = settings_of(args)
-    logging.basicConfig(
-        level=LOG_LEVELS[settings.log_level],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(serve_forever(settings))
     except (StoreLocked, ListenError, ConfigError) as e:  # ConfigError: unusable TLS files

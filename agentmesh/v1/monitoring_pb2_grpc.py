@@ -46,7 +46,11 @@ class EventServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Subscribe(self, request, context):
-        """Streams events matching the filter, starting after from_sequence (0 = now).
+        """Streams events matching the filter, starting after from_sequence (0 = now): the
+        durable ones (executions' journals) from the store, with no gap and no duplicate
+        across reconnects, restarts and failovers; live ones (agents, task progress and
+        output, the cluster) from a bounded buffer. A subscriber that falls too far behind
+        is ended with RESOURCE_EXHAUSTED naming the last sequence it was sent.
         Streams the Event resources themselves (GetExecutionHistory's events are the same message); wrapping each would change the wire format for existing subscribers.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """

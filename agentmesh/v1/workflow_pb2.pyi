@@ -348,7 +348,7 @@ class GetExecutionHistoryResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("sequence", "type", "time", "execution_id", "workflow_name", "step_id", "task_id", "agent_id", "message", "data", "error")
+    __slots__ = ("sequence", "type", "time", "execution_id", "workflow_name", "step_id", "task_id", "agent_id", "message", "data", "error", "namespace")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +360,7 @@ class Event(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     type: str
     time: _timestamp_pb2.Timestamp
@@ -371,4 +372,5 @@ class Event(_message.Message):
     message: str
     data: _struct_pb2.Value
     error: _types_pb2.TaskError
-    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., step_id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[_types_pb2.TaskError, _Mapping]] = ...) -> None: ...
+    namespace: str
+    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., step_id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[_types_pb2.TaskError, _Mapping]] = ..., namespace: _Optional[str] = ...) -> None: ...

@@ -7,6 +7,9 @@ with grpc handing them raw bytes: each request is decoded inside the call and an
 undecodable one is answered ``INVALID_ARGUMENT`` naming the message type, logged at
 debug only. On client streams an undecodable message arrives as ``Malformed``, which
 the handler refuses (the agent stream ends with that same INVALID_ARGUMENT).
+
+Being where every message is decoded and encoded, it also counts their bytes (``Bytes``:
+SystemMetrics' network figures, the messages' own sizes without HTTP/2 framing).
 """
 
 from __future__ import annotations
@@ -25,15 +28,57 @@ from coordinator.errors import InvalidArgument
 log = logging.getLogger(__name__)
 
 Deserializer = Callable[[bytes], Any]
+Serializer = Callable[[Any], bytes]
 
 
-def decoding(handlers: Mapping[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
-    """``handlers`` (method path -> handler) decoding their own requests."""
-    return {method: _decoding(h) for method, h in handlers.items()}
+class Bytes:
+    """Bytes of the messages received and sent (plain counters)."""
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.sent = 0
+
+
+def decoding(
+    handlers: Mapping[str, grpc.RpcMethodHandler], counted: Bytes | None = None
+) -> dict[str, grpc.RpcMethodHandler]:
+    """``handlers`` (method path -> handler) decoding their own requests, counting the
+    bytes of every message in ``counted`` when given."""
+    return {method: _decoding(h, counted) for method, h in handlers.items()}
+
+
+class _CountingIn:
+    """A deserializer that counts what it is given (``owner``: the message class, for
+    ``_message_name``)."""
+
+    __slots__ = ("_counted", "_deserialize", "owner")
+
+    def __init__(self, deserialize: Deserializer, counted: Bytes) -> None:
+        self._deserialize = deserialize
+        self._counted = counted
+        self.owner = getattr(deserialize, "__self__", None)
+
+    def __call__(self, raw: bytes) -> Any:
+        self._counted.received += len(raw)
+        return self._deserialize(raw)
+
+
+def _counting_out(serialize: Serializer | None, counted: Bytes) -> Serializer | None:
+    if serialize is None:
+        return None
+
+    def counting(message: Any) -> bytes:
+        raw = serialize(message)
+        counted.sent += len(raw)
+        return raw
+
+    return counting
 
 
 def _message_name(deserialize: Deserializer) -> str:
-    owner = getattr(deserialize, "__self__", None)
+    owner = getattr(deserialize, "__self__", None) or getattr(deserialize, "owner", None)
     descriptor = getattr(owner, "DESCRIPTOR", None)
     return str(getattr(descriptor, "full_name", "request"))
 
@@ -57,11 +102,14 @@ async def _request(deserialize: Deserializer, raw: bytes, context: grpc.aio.Serv
         await abort(context, e)
 
 
-def _decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _decoding(handler: grpc.RpcMethodHandler, counted: Bytes | None) -> grpc.RpcMethodHandler:
     deserialize = handler.request_deserializer
     if deserialize is None:
         return handler
     serialize = handler.response_serializer
+    if counted is not None:
+        deserialize = _CountingIn(deserialize, counted)
+        serialize = _counting_out(serialize, counted)
     if handler.unary_unary is not None:
         unary = handler.unary_unary
 

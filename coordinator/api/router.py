@@ -29,7 +29,7 @@ from agentmesh.v1 import (
     workflow_pb2,
 )
 from coordinator import errors
-from coordinator.api.decoding import decoding
+from coordinator.api.decoding import Bytes, decoding
 from coordinator.api.status import abort
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,13 @@ class _Capture:
             self.handlers[f"/{service}/{method}"] = handler
 
 
-def capture(*registrations: Callable[[Any], None]) -> Handlers:
+def capture(*registrations: Callable[[Any], None], counted: Bytes | None = None) -> Handlers:
     """Run ``add_XServicer_to_server``-style callables and collect their handlers,
-    each decoding its own requests (see ``decoding``)."""
+    each decoding its own requests (see ``decoding``; ``counted``: their bytes)."""
     sink = _Capture()
     for register in registrations:
         register(sink)
-    return decoding(sink.handlers)
+    return decoding(sink.handlers, counted)
 
 
 class Static(grpc.GenericRpcHandler):

@@ -7,11 +7,29 @@ server assembly passes it in), so the engine sits beside the mesh, not above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from coordinator import domain as d
+from coordinator.store import ExecutionRecord, StoredEvent
 from coordinator.waits import WaitChange
+
+
+class Journal(Protocol):
+    """The global event log, as the engine feeds it (``coordinator.monitor.log``):
+    a position for each event before its turn commits, then the outcome."""
+
+    def assign(self) -> int:
+        """The next position (increasing)."""
+        ...
+
+    def committed(self, record: ExecutionRecord, events: Sequence[StoredEvent]) -> None:
+        """``events`` of ``record``'s execution are durable: publish them."""
+        ...
+
+    def abandoned(self, positions: Iterable[int]) -> None:
+        """The commit of these positions failed: they will never be published."""
+        ...
 
 
 class Dispatcher(Protocol):

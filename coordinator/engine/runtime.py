@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection
@@ -36,7 +37,7 @@ from coordinator.engine.core import EngineDefaults, Execution
 from coordinator.engine.effects import Effects
 from coordinator.engine.issues import issues_text
 from coordinator.engine.live import ACTIVE, Live, record_of
-from coordinator.engine.ports import Dispatcher
+from coordinator.engine.ports import Dispatcher, Journal
 from coordinator.engine.recovery import finished_child, replay
 from coordinator.engine.validate import validate_input
 from coordinator.errors import (
@@ -88,8 +89,13 @@ class WorkflowRuntime:
         mesh: Dispatcher,
         store: Store,
         redactor: Redactor | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
+        #: The global event log (positions, then publication); None: events stay out.
+        self.journal = journal
+        #: Called with each turn's commit time in seconds (metrics), when set.
+        self.on_commit: Callable[[float], None] | None = None
         #: Secret values: sealed in the history, redacted in answers (coordinator.secrets).
         self.redactor = redactor or Redactor(settings.redact_fields)
         self._said_unsealed = False
@@ -255,10 +261,17 @@ class WorkflowRuntime:
             data = {"input": input, "context": ctx, "idempotencyKey": idempotency_key}
             if secrets:
                 data = self.redactor.seal(data, secrets)
-            queued = StoredEvent(exec_id, 1, "execution.queued", now, data)
+            queued = StoredEvent(exec_id, 1, "execution.queued", now, data, self._position())
             live.seq = 1
-            await self.store.commit([queued], [record])
+            try:
+                await self.store.commit([queued], [record])
+            except BaseException:
+                if self.journal is not None:
+                    self.journal.abandoned([queued.position])
+                raise
             self._publish(exec_id, queued)
+            if self.journal is not None:
+                self.journal.committed(record, [queued])
             return live
         live.counted = parent is None
         self._running += live.counted
@@ -478,7 +491,9 @@ class WorkflowRuntime:
             secrets = live.secrets
             if secrets:
                 data = self.redactor.seal(data, secrets)
-            turn.stored.append(StoredEvent(exec_id, live.seq, event.TYPE, event.time, data))
+            turn.stored.append(
+                StoredEvent(exec_id, live.seq, event.TYPE, event.time, data, self._position())
+            )
             commands: list[ev.Command] = []
             for item in out:
                 if isinstance(item, ev.Journal):
@@ -486,7 +501,11 @@ class WorkflowRuntime:
                     data = {"stepId": item.step_id, "message": item.message, **item.data}
                     if secrets:
                         data = self.redactor.seal(data, secrets)
-                    turn.stored.append(StoredEvent(exec_id, live.seq, item.type, event.time, data))
+                    turn.stored.append(
+                        StoredEvent(
+                            exec_id, live.seq, item.type, event.time, data, self._position()
+                        )
+                    )
                 else:
                     commands.append(item)
             live.outstanding.note(event, commands)
@@ -499,6 +518,14 @@ class WorkflowRuntime:
     async def _commit(self, turn: _Turn) -> None:
         if not (turn.stored or turn.records):
             return
+        started = time.perf_counter()
+        try:
+            await self._commit_parts(turn)
+        finally:
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started)
+
+    async def _commit_parts(self, turn: _Turn) -> None:
         limit = self.store.max_batch_ops
         if not limit:
             await self.store.commit(turn.stored, list(turn.records.values()))
@@ -524,18 +551,48 @@ class WorkflowRuntime:
             await commit
         except Exception as e:
             log.exception("committing a workflow engine turn failed")
+            if self.journal is not None:
+                self.journal.abandoned(se.position for se in turn.stored)
             for _, _, fut in batch:
                 if fut is not None and not fut.done():
                     fut.set_exception(Unavailable(f"workflow engine failed: {e}"))
             raise
         for se in turn.stored:
             self._publish(se.execution_id, se)
+        if self.journal is not None:
+            self._journal_turn(self.journal, turn)
         for live, commands in turn.effects:
             self._execute(live, commands)
         for _, _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)
             self._inbox.task_done()
+
+    def _position(self) -> int:
+        return 0 if self.journal is None else self.journal.assign()
+
+    def _journal_turn(self, journal: Journal, turn: _Turn) -> None:
+        """Hand the committed turn to the log, execution by execution, in order."""
+        stored = turn.stored
+        i = 0
+        while i < len(stored):
+            exec_id = stored[i].execution_id
+            j = i + 1
+            while j < len(stored) and stored[j].execution_id == exec_id:
+                j += 1
+            live = self._live.get(exec_id) or self._done.get(exec_id)
+            record = turn.records.get(exec_id) or (live.record if live is not None else None)
+            if record is None:
+                journal.abandoned(se.position for se in stored[i:j])
+            else:
+                journal.committed(record, stored[i:j])
+            i = j
+
+    def parent_of(self, exec_id: str) -> str | None:
+        """The parent of an execution this coordinator holds ("" for a top-level
+        one), or None when it does not hold it."""
+        live = self._live.get(exec_id) or self._done.get(exec_id)
+        return None if live is None else live.record.parent_id
 
     def _publish(self, exec_id: str, event: StoredEvent) -> None:
         for listener in self._listeners:

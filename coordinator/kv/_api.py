@@ -106,11 +106,17 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class Range:
-    """A transaction operation: read ``key`` (a prefix with ``prefix``, at most ``limit``)."""
+    """A transaction operation: read ``key`` (a prefix with ``prefix``, at most ``limit``).
+
+    With ``end``, the keys in ``[key, end)`` instead (``prefix`` is ignored);
+    ``reverse`` returns them in descending key order (with ``limit``: the last ones).
+    """
 
     key: bytes
     prefix: bool = False
     limit: int = 0
+    end: bytes = b""
+    reverse: bool = False
 
 
 Op = Put | Delete | Range
@@ -180,9 +186,17 @@ class KV(Protocol):
         ...
 
     async def range(
-        self, key: bytes, prefix: bool = False, limit: int = 0, sort_by_create: bool = False
+        self,
+        key: bytes,
+        prefix: bool = False,
+        limit: int = 0,
+        sort_by_create: bool = False,
+        *,
+        end: bytes = b"",
+        reverse: bool = False,
     ) -> tuple[list[KeyValue], int]:
-        """Keys (sorted by key, or ascending create revision) and the header revision."""
+        """Keys (sorted by key, or ascending create revision) and the header revision;
+        ``end`` and ``reverse`` as for :class:`Range`."""
         ...
 
     async def txn(

@@ -136,11 +136,14 @@ def _span(key: bytes, prefix: bool) -> tuple[bytes, bytes]:
 
 
 def _range_request(op: Range, sort_by_create: bool = False) -> Any:
-    key, end = _span(op.key, op.prefix)
+    key, end = (op.key, op.end) if op.end else _span(op.key, op.prefix)
     req = rpc.RangeRequest(key=key, range_end=end, limit=op.limit)
     if sort_by_create:
         req.sort_target = rpc.RangeRequest.CREATE
         req.sort_order = rpc.RangeRequest.ASCEND
+    elif op.reverse:
+        req.sort_target = rpc.RangeRequest.KEY
+        req.sort_order = rpc.RangeRequest.DESCEND
     return req
 
 
@@ -310,9 +313,16 @@ class EtcdKV:
         return kvs[0] if kvs else None
 
     async def range(
-        self, key: bytes, prefix: bool = False, limit: int = 0, sort_by_create: bool = False
+        self,
+        key: bytes,
+        prefix: bool = False,
+        limit: int = 0,
+        sort_by_create: bool = False,
+        *,
+        end: bytes = b"",
+        reverse: bool = False,
     ) -> tuple[list[KeyValue], int]:
-        req = _range_request(Range(key, prefix, limit), sort_by_create)
+        req = _range_request(Range(key, prefix, limit, end, reverse), sort_by_create)
 
         async def go(ep: _Endpoint) -> Any:
             return await ep.kv.Range(req, timeout=self._timeout, metadata=self._metadata(ep))

@@ -116,10 +116,18 @@ class MemoryKV:
         return self._data.get(key)
 
     async def range(
-        self, key: bytes, prefix: bool = False, limit: int = 0, sort_by_create: bool = False
+        self,
+        key: bytes,
+        prefix: bool = False,
+        limit: int = 0,
+        sort_by_create: bool = False,
+        *,
+        end: bytes = b"",
+        reverse: bool = False,
     ) -> tuple[list[KeyValue], int]:
         await self._enter()
-        return self._range(Range(key, prefix, limit), sort_by_create), self._revision
+        op = Range(key, prefix, limit, end, reverse)
+        return self._range(op, sort_by_create), self._revision
 
     async def txn(
         self, compares: Sequence[Compare], success_ops: Sequence[Op], failure_ops: Sequence[Op]
@@ -241,9 +249,15 @@ class MemoryKV:
         return sorted(k for k in self._data if k >= key and (end == b"\0" or k < end))
 
     def _range(self, op: Range, sort_by_create: bool) -> list[KeyValue]:
-        kvs = [self._data[k] for k in self._keys(op.key, op.prefix)]
+        if op.end:
+            keys = sorted(k for k in self._data if op.key <= k < op.end)
+        else:
+            keys = self._keys(op.key, op.prefix)
+        kvs = [self._data[k] for k in keys]
         if sort_by_create:
             kvs.sort(key=lambda kv: kv.create_revision)
+        elif op.reverse:
+            kvs.reverse()
         return kvs[: op.limit] if op.limit > 0 else kvs
 
     def _put(self, op: Put, rev: int) -> KeyValue:

@@ -90,6 +90,16 @@ class Mesh:
         )
         #: The largest task input or output, in bytes of JSON, the mesh accepts.
         self.payload_bytes = self._tasks.payload_bytes
+        self._events: d.EventSink | None = None
+
+    def observe(self, sink: d.EventSink) -> None:
+        """Report agent and task events to ``sink`` (the event log) from now on."""
+        self._events = sink
+        self._tasks.events = sink
+
+    def _agent_event(self, type_: str, agent: d.Agent, **data: d.Json) -> None:
+        if self._events is not None:
+            self._events.emit(type_, namespace=agent.namespace, agent_id=agent.id, data=data)
 
     # ---------------------------------------------------------------- agents
 
@@ -117,6 +127,16 @@ class Mesh:
         if old is not None:
             self._dispatch.check_lost(old)  # capabilities the new session no longer advertises
         self._dispatch.fill(agent)
+        if self._events is not None:
+            self._agent_event(
+                "agent.joined",
+                agent,
+                name=agent.name,
+                type=agent.type,
+                capabilities=sorted(c.name for c in agent.capabilities),
+                transport=transport,
+                resumed=old is not None,
+            )
         return agent
 
     def leave(self, agent_id: str, reason: str, graceful: bool = False) -> int:
@@ -162,6 +182,7 @@ class Mesh:
     def drain_agent(self, agent: d.Agent) -> None:
         """The agent takes no new tasks; it keeps and finishes what it holds."""
         self._registry.drain(agent)
+        self._agent_event("agent.draining", agent)
 
     def get_agent(self, agent_id: str, namespace: str | None = None) -> d.Agent:
         """The agent ``agent_id``, connected or not (NotFound if unknown, or of another
@@ -237,6 +258,9 @@ class Mesh:
             log.warning("agent %s offline: %s (%d task(s) re-dispatched)", agent.id, reason, moved)
         if check_waits:
             self._dispatch.check_lost(agent)
+        self._agent_event(
+            "agent.left" if graceful else "agent.offline", agent, reason=reason, redispatched=moved
+        )
         return moved
 
     # ----------------------------------------------------------------- tasks
@@ -367,6 +391,14 @@ class Mesh:
     def active_count(self) -> int:
         """How many tasks an agent holds (assigned or running)."""
         return self._tasks.active
+
+    def queue_sizes(self, namespace: str | None = None) -> dict[tuple[str, str], int]:
+        """Queued tasks per (namespace, capability) of ``namespace`` (None: all)."""
+        return self._dispatch.queue_sizes(namespace)
+
+    def starved(self, namespace: str | None = None) -> list[tuple[str, str]]:
+        """The (namespace, capability) pairs with queued tasks and no live agent."""
+        return [k for k in self.queue_sizes(namespace) if not self._registry.has_live(k)]
 
     def counts(self, namespace: str) -> tuple[int, int]:
         """``(pending_count, active_count)`` of ``namespace`` alone: its tasks queued

@@ -58,6 +58,8 @@ class Dispatch:
         self._pinned: dict[tuple[str, str], list[Entry]] = {}  # (namespace, agent id) -> heap
         self._pending = 0
         self._queued_in: dict[str, int] = {}  # namespace -> its queued tasks (when > 0)
+        # (namespace, capability) -> its queued tasks, pinned ones included (when > 0)
+        self._queued_by: dict[CapKey, int] = {}
         # namespace -> calls waiting for one of its queued tasks to be taken (quota)
         self._room_waiters: dict[str, deque[asyncio.Future[None]]] = {}
         self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
@@ -153,6 +155,8 @@ class Dispatch:
         task.queued = True
         self._pending += 1
         self._queued_in[task.namespace] = self._queued_in.get(task.namespace, 0) + 1
+        by = (task.namespace, task.capability)
+        self._queued_by[by] = self._queued_by.get(by, 0) + 1
         pinned_id = task.pinned_agent
         key = (task.namespace, pinned_id or task.capability)
         heap = (self._pinned if pinned_id else self._queues).setdefault(key, [])
@@ -197,6 +201,11 @@ class Dispatch:
             self._queued_in[task.namespace] = left
         else:
             del self._queued_in[task.namespace]
+        by = (task.namespace, task.capability)
+        if self._queued_by[by] > 1:
+            self._queued_by[by] -= 1
+        else:
+            del self._queued_by[by]
         if self._room_waiters:
             waiters = self._room_waiters.get(task.namespace)
             while waiters:  # one freed slot, one waiter (the oldest still waiting)
@@ -224,6 +233,12 @@ class Dispatch:
                         waiters.remove(fut)
                 if not waiters:
                     del self._room_waiters[namespace]
+
+    def queue_sizes(self, namespace: str | None) -> dict[CapKey, int]:
+        """Queued tasks per (namespace, capability) of ``namespace`` (None: all)."""
+        if namespace is None:
+            return dict(self._queued_by)
+        return {k: n for k, n in self._queued_by.items() if k[0] == namespace}
 
     def queued_in(self, namespace: str) -> int:
         """How many tasks of ``namespace`` are queued (its ``queued_tasks`` quota)."""

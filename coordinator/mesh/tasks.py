@@ -90,6 +90,8 @@ class Tasks:
         self._idle = asyncio.Event()
         self._idle.set()
         self._active = 0  # tasks assigned or running
+        #: Where task events go (the event log), None: nowhere.
+        self.events: d.EventSink | None = None
 
     @property
     def tasks(self) -> Mapping[str, d.Task]:
@@ -162,6 +164,19 @@ class Tasks:
         self._tasks[task.id] = task
         self._by_idempotency[(task.namespace, task.idempotency_key)] = task.id
         self.counters.submitted += 1
+        if self.events is not None:
+            self._emit(self.events, "task.submitted", task, capability=task.capability)
+
+    def _emit(self, sink: d.EventSink, type_: str, task: d.Task, **data: d.Json) -> None:
+        sink.emit(
+            type_,
+            namespace=task.namespace,
+            execution_id=task.execution_id,
+            step_id=task.step_id,
+            task_id=task.id,
+            agent_id=task.agent_id,
+            data=data,
+        )
 
     # --------------------------------------------------------------- queries
 
@@ -240,6 +255,8 @@ class Tasks:
         )
         self._active += 1
         self._idle.clear()
+        if self.events is not None:
+            self._emit(self.events, "task.assigned", task, attempt=task.attempt)
 
     def cancel(self, task_id: str, reason: str, namespace: str | None) -> d.Task:
         """See ``Mesh.cancel``."""
@@ -259,6 +276,8 @@ class Tasks:
         if task is not None and task.attempt == attempt and task.status is d.TaskStatus.ASSIGNED:
             task.status = d.TaskStatus.RUNNING
             task.started_at = d.utcnow()
+            if self.events is not None:
+                self._emit(self.events, "task.acked", task, attempt=attempt)
 
     def on_progress(self, task_id: str, attempt: int, fraction: float, message: str) -> None:
         """Progress of the current attempt (``fraction`` clamped to 0..1)."""
@@ -269,6 +288,15 @@ class Tasks:
             if task.status is d.TaskStatus.ASSIGNED:
                 task.status = d.TaskStatus.RUNNING
                 task.started_at = d.utcnow()
+            if self.events is not None:
+                self._emit(
+                    self.events,
+                    "task.progress",
+                    task,
+                    attempt=attempt,
+                    progress=task.progress,
+                    message=message,
+                )
 
     def on_result(
         self,
@@ -336,6 +364,8 @@ class Tasks:
             moved += 1
             task.redeliveries += 1
             self.counters.redelivered += 1
+            if self.events is not None:
+                self._emit(self.events, "task.redelivered", task, attempt=attempt, reason=reason)
             if task.redeliveries > self._settings.max_redeliveries:
                 self._finish(
                     task,
@@ -448,6 +478,15 @@ class Tasks:
             if not fut.done():
                 fut.set_result(None)
         task.waiters.clear()
+        if self.events is not None:
+            self._emit(
+                self.events,
+                "task.finished",
+                task,
+                status=status.value,
+                attempt=task.attempt,
+                error=task.error.type if task.error is not None else "",
+            )
         for listener in self._listeners:
             listener(task)
         self._finished.append(task.id)

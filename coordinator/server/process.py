@@ -3,7 +3,13 @@
 Shutdown order (SIGTERM or ``Coordinator.stop``): health NOT_SERVING -> an
 optional readiness wait -> refuse new tasks and ask agents to drain -> wait
 (up to the grace period) for in-flight tasks -> fail what is left, retryable,
-so waiting clients hear of it -> stop the gRPC server -> stop the probe listener.
+so waiting clients hear of it -> stop the gRPC server -> stop the probe listener ->
+stop the HTTP listener.
+
+The HTTP listener (``http_listen``, ``coordinator.server.http``) serves ``/metrics``
+(Prometheus; with auth on, a bearer token whose principal has ``metrics.read`` in every
+namespace), ``/healthz`` and ``/readyz`` (never authenticated: probes), over TLS when
+the gRPC listener has it.
 
 With ``probe_listen`` set, a second, plaintext listener serves ``grpc.health.v1.Health``
 only (the main server's own health servicer, so both report the same states), for
@@ -43,11 +49,14 @@ from agentmesh.protocol import (
 from coordinator import errors
 from coordinator.api.guard import Guard
 from coordinator.api.router import SERVICE_NAMES, Handlers, Router, Static, capture
-from coordinator.auth import AuditLog, Authenticator
+from coordinator.auth import ANY, AuditLog, Authenticator
+from coordinator.auth.authenticator import Credentials
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import ListenError
 from coordinator.mesh import Mesh
+from coordinator.server.http import HttpListener, server_ssl_context
+from coordinator.server.observe import Observability
 from coordinator.server.term import Term
 from coordinator.server.tls import ReloadingCredentials
 from coordinator.store import SqliteStore, Store, open_store
@@ -148,6 +157,10 @@ class Coordinator:
         self._probe: grpc.aio.Server | None = None
         self.probe_port = 0
         self._revocations: asyncio.Task[None] | None = None
+        #: Metrics, Prometheus, resources: one per process, fed by each term.
+        self.observe = Observability(settings)
+        self.http: HttpListener | None = None
+        self._ready = False
         self._health = health.aio.HealthServicer()
         self.router = Router(self._refusal, self._persist_refusal)
         self._monitor: asyncio.Task[None] | None = None
@@ -185,11 +198,15 @@ class Coordinator:
         try:
             if not s.clustered:
                 store = open_store(s.store_kind, s.store_path, holder=self._holder(s.listen))
-                term = Term(s, store, self.coordinator_id)
+                term = self.new_term(store)
                 await term.start()
             await server.start()
             if probe is not None:
                 await probe.start()
+            if s.http_listen:
+                self.http = self._http_for(s)
+                await self.http.start()
+            await self.observe.start()
         except BaseException:
             if term is not None:
                 await term.abandon("the coordinator failed to start")
@@ -197,6 +214,10 @@ class Coordinator:
             for bound in (probe, server):  # release the ports
                 if bound is not None:
                     await bound.stop(None)
+            if self.http is not None:
+                await self.http.stop()
+                self.http = None
+            await self.observe.stop()
             self._probe = None
             raise
         self._server = server
@@ -215,12 +236,13 @@ class Coordinator:
             self.replica.on_fatal(lambda: self._fail("the cluster node stopped unexpectedly"))
             self.replica.start()
             log.info(
-                "coordinator %s serving on %s (port %d), cluster mode on etcd %s%s",
+                "coordinator %s serving on %s (port %d), cluster mode on etcd %s%s%s",
                 self.coordinator_id,
                 s.listen,
                 self.port,
                 ",".join(s.endpoints),
                 self._probe_mode(),
+                self._http_mode(),
             )
         else:
             assert term is not None
@@ -229,12 +251,13 @@ class Coordinator:
             await self.install(term)
             self._watch = asyncio.create_task(self._watch_engine(term), name="engine-watch")
             log.info(
-                "coordinator %s serving on %s (port %d%s)%s",
+                "coordinator %s serving on %s (port %d%s)%s%s",
                 self.coordinator_id,
                 s.listen,
                 self.port,
                 self._tls_mode(),
                 self._probe_mode(),
+                self._http_mode(),
             )
 
     def _server_for(self, s: Settings) -> grpc.aio.Server:
@@ -270,6 +293,8 @@ class Coordinator:
         _check_bind(s.listen, "")
         if s.probe_listen:
             _check_bind(s.probe_listen, " (probe_listen)")
+        if s.http_listen:
+            _check_bind(s.http_listen, " (http_listen)")
         if s.tls_cert:
             self.tls = ReloadingCredentials(s)  # ConfigError if the files are unusable
         credentials = self.tls.server_credentials() if self.tls is not None else None
@@ -288,6 +313,37 @@ class Coordinator:
         server.add_generic_rpc_handlers((Static(health_handlers),))
         self.probe_port = _bind(server, s.probe_listen, None, " (probe_listen)")
         return server
+
+    def _http_for(self, s: Settings) -> HttpListener:
+        """The HTTP listener ``http_listen`` (not started)."""
+        return HttpListener(
+            s.http_listen,
+            metrics=self.observe.prometheus.render,
+            health=lambda: self._ready,
+            ssl_context=server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None,
+            authorize=self._authorize_http if self.authenticator is not None else None,
+        )
+
+    async def _authorize_http(self, header: str | None) -> str | None:
+        """None when ``header`` may read /metrics (every namespace), else why not."""
+        authenticator = self.authenticator
+        if authenticator is None:
+            return None
+        if header is None:
+            return "/metrics needs 'Authorization: Bearer <token>'"
+        try:
+            principal = await authenticator.authenticate(Credentials(authorization=header))
+        except errors.Unauthenticated as e:
+            return str(e)
+        decision = authenticator.policy.decide(
+            principal, "/agentmesh.v1.MetricsService/GetSystemMetrics", ANY
+        )
+        if not decision.allowed:
+            return f"/metrics: {decision.reason}"
+        return None
+
+    def _http_mode(self) -> str:
+        return "" if self.http is None else f"; metrics and probes on {self.http.url}"
 
     def _probe_mode(self) -> str:
         if self._probe is None:
@@ -318,7 +374,13 @@ class Coordinator:
 
     def new_term(self, store: Store) -> Term:
         """A new term over ``store`` (not started, not installed)."""
-        return Term(self.settings, store, self.coordinator_id)
+        return Term(
+            self.settings,
+            store,
+            self.coordinator_id,
+            self.observe,
+            cluster=self.settings.clustered,
+        )
 
     async def install(self, term: Term) -> None:
         """Serve ``term``: calls reach its servicers, health says SERVING."""
@@ -343,6 +405,7 @@ class Coordinator:
         serving = health_pb2.HealthCheckResponse.SERVING
         not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
         if overall is not None:
+            self._ready = overall and self._stopping is None
             await self._health.set("", serving if overall else not_serving)
         for name in SERVICE_NAMES:
             await self._health.set(name, serving if services else not_serving)
@@ -388,6 +451,7 @@ class Coordinator:
         if self._watch is not None:
             self._watch.cancel()
         await self._health.enter_graceful_shutdown()
+        self._ready = False
         if s.readiness_drain_s:
             await asyncio.sleep(s.readiness_drain_s)
         if self.replica is not None:
@@ -401,6 +465,9 @@ class Coordinator:
             await self._server.stop(min(grace, 5.0))
         if self._probe is not None:  # after the main server: probes see NOT_SERVING till then
             await self._probe.stop(0)
+        if self.http is not None:  # likewise: /readyz answers 503 for the whole drain
+            await self.http.stop()
+        await self.observe.stop()
         if self._revocations is not None:
             self._revocations.cancel()
             with contextlib.suppress(asyncio.CancelledError):

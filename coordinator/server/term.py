@@ -7,19 +7,22 @@ import logging
 from agentmesh.v1 import (
     agent_pb2_grpc,
     integration_pb2_grpc,
+    monitoring_pb2_grpc,
     registry_pb2_grpc,
     task_pb2_grpc,
     workflow_pb2_grpc,
 )
 from coordinator.api.agent_service import AgentService
-from coordinator.api.declared import add_declared_services
+from coordinator.api.monitoring import EventService, MetricsService
 from coordinator.api.router import capture
 from coordinator.api.unary import RegistryService, TaskService
 from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.mesh import Mesh
+from coordinator.monitor.log import EventLog
 from coordinator.secrets import redactor_for
+from coordinator.server.observe import Observability
 from coordinator.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,12 +34,31 @@ class Term:
     cluster replica builds one each time it wins an election and discards it
     when it steps down (nothing of a term survives into the next)."""
 
-    def __init__(self, settings: Settings, store: Store, coordinator_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        coordinator_id: str,
+        observe: Observability | None = None,
+        *,
+        cluster: bool = False,
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.coordinator_id = coordinator_id
+        self.cluster = cluster
+        self.observe = observe = observe or Observability(settings)
         self.mesh = mesh = Mesh(settings)
         redactor = redactor_for(settings)
-        self.runtime = runtime = WorkflowRuntime(settings, mesh, store, redactor)
+        self.log = events = EventLog(
+            store,
+            buffer=settings.event_buffer,
+            redact=lambda exec_id, data: redactor.redact(data, self.runtime.secrets_of(exec_id)),
+            parent_of=lambda exec_id: self.runtime.parent_of(exec_id),  # noqa: PLW0108 (not built yet)
+        )
+        self.runtime = runtime = WorkflowRuntime(settings, mesh, store, redactor, events)
+        runtime.on_commit = observe.prometheus.observe_commit
+        mesh.observe(events)
         self.handlers = capture(
             lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(
                 AgentService(mesh, coordinator_id), s
@@ -56,12 +78,34 @@ class Term:
             lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
                 IntegrationService(runtime), s
             ),
-            add_declared_services,
+            lambda s: monitoring_pb2_grpc.add_EventServiceServicer_to_server(
+                EventService(events, runtime, settings), s
+            ),
+            lambda s: monitoring_pb2_grpc.add_MetricsServiceServicer_to_server(
+                MetricsService(
+                    settings,
+                    observe.metrics,
+                    mesh,
+                    runtime,
+                    observe.current,
+                    lambda: bool(getattr(store, "available", True)),  # etcd's can say
+                ),
+                s,
+            ),
+            counted=observe.bytes,
         )
 
     async def start(self) -> None:
-        """Open the store, load definitions, recover unfinished executions."""
+        """Open the store and the event log, load definitions, recover unfinished
+        executions."""
         await self.store.open()
+        await self.log.open()
+        self.observe.attach(self.log, self.mesh, self.runtime, self.store)
+        self.log.emit(
+            "cluster.leader_changed" if self.cluster else "coordinator.started",
+            namespace="",
+            data={"coordinator": self.coordinator_id},
+        )
         await self.runtime.start()
 
     async def drain(self, grace: float) -> None:
@@ -75,6 +119,7 @@ class Term:
         await self.runtime.stop()
         left = mesh.abandon_all("coordinator shut down before the task finished")
         mesh.disconnect_all("coordinator shutting down")
+        self._end_log("coordinator shutting down")
         log.info(
             "drain %s; %d unfinished task(s) failed as retryable",
             "complete" if idle else "timed out",
@@ -90,6 +135,11 @@ class Term:
         await self.runtime.stop(timeout=0)
         self.mesh.abandon_all(reason)
         self.mesh.disconnect_all(reason)
+        self._end_log(reason)
+
+    def _end_log(self, reason: str) -> None:
+        self.log.close(reason)
+        self.observe.detach(self.log)
 
     async def close(self) -> None:
         await self.store.close()

@@ -17,6 +17,9 @@ class StoredEvent:
 
     ``seq`` is assigned by the engine: 1, 2, 3 ... per execution, with no gaps.
     ``time`` is timezone-aware (read back in UTC); ``data`` must be JSON-serializable.
+    ``position`` is the event's place in the coordinator's global log (the event
+    stream's order, ``coordinator.monitor``): assigned by the engine, increasing in the
+    order batches are committed, not contiguous; 0 keeps the event out of the log.
     """
 
     execution_id: str
@@ -24,6 +27,7 @@ class StoredEvent:
     type: str
     time: datetime
     data: dict[str, Any]
+    position: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,23 @@ class Store(Protocol):
 
     async def load_events(self, execution_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The execution's events with seq > ``after_seq``, in seq order."""
+        ...
+
+    async def read_log(self, after: int, limit: int = 1000) -> list[StoredEvent]:
+        """The global log: events of every execution with ``position > after``, in
+        position order, at most ``limit`` (``limit >= 1``)."""
+        ...
+
+    async def log_floor(self) -> int:
+        """No position at or below this may be handed out again: the highest
+        position stored, or reserved (``reserve_positions``), whichever is higher."""
+        ...
+
+    async def reserve_positions(self, upto: int) -> None:
+        """Record durably that positions up to ``upto`` may have been handed out
+        (to events that were never stored), so ``log_floor`` covers them after a
+        restart or a failover. Lower than the current reservation: a no-op. Fenced
+        like every write."""
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:

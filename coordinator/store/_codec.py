@@ -20,8 +20,8 @@ from ._errors import ConflictError, StoreError
 # while it is encoded and every replay after it; it is almost certainly a bug upstream.
 MAX_DATA_BYTES = 16 * 1024 * 1024
 
-# (execution_id, seq, type, time, data)
-EventRow: TypeAlias = tuple[str, int, str, str, str]
+# (execution_id, seq, type, time, data, position)
+EventRow: TypeAlias = tuple[str, int, str, str, str, int]
 # (id, workflow_name, workflow_version, status, created, updated, parent_id,
 # idempotency_key, parent_key, namespace); last_seq is the store's own and is not part
 # of what the engine writes.
@@ -67,6 +67,8 @@ def encode_events(events: Sequence[StoredEvent]) -> list[EventRow]:
             and not isinstance(e.seq, bool)
             and isinstance(e.type, str)
             and isinstance(e.data, dict)
+            and type(e.position) is int
+            and e.position >= 0
         ):
             _check_types(
                 what,
@@ -74,17 +76,27 @@ def encode_events(events: Sequence[StoredEvent]) -> list[EventRow]:
                 seq=(e.seq, int),
                 type=(e.type, str),
                 data=(e.data, dict),
+                position=(e.position, int),
             )
-            raise StoreError(f"{what}: seq must be an int, not bool")  # the one case left
+            if isinstance(e.position, int) and not isinstance(e.position, bool):
+                raise StoreError(f"{what}: position must not be negative")
+            raise StoreError(f"{what}: seq and position must be ints, not bool")
         rows.append(
-            (e.execution_id, e.seq, e.type, encode_time(e.time, what), encode_json(e.data, what))
+            (
+                e.execution_id,
+                e.seq,
+                e.type,
+                encode_time(e.time, what),
+                encode_json(e.data, what),
+                e.position,
+            )
         )
     return rows
 
 
 def decode_event(row: Sequence[Any]) -> StoredEvent:
-    execution_id, seq, type_, time, data = row
-    return StoredEvent(execution_id, seq, type_, decode_time(time), json.loads(data))
+    execution_id, seq, type_, time, data, position = row
+    return StoredEvent(execution_id, seq, type_, decode_time(time), json.loads(data), position)
 
 
 def encode_executions(records: Sequence[ExecutionRecord]) -> list[ExecutionRow]:

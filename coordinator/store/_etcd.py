@@ -16,6 +16,7 @@ Layout under ``prefix`` (ids, names, versions, keys and namespaces are percent-e
     <prefix>/ns/<ns>/idempotency/<key>               the execution of namespace <ns>
                                                      started with that key
     <prefix>/children/<parent id>/<parent key>       the child started under that key
+    <prefix>/log/<first position>, <prefix>/log-floor  the global log (``_etcd_log``)
 
 Execution ids are unique across namespaces, so their keys carry none (an index row
 without ``namespace`` reads as ``default``); what is per namespace (workflows,
@@ -113,6 +114,7 @@ from coordinator.kv import (
 )
 
 from . import _codec as codec
+from . import _etcd_log as etcd_log
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import ElectionError, Fenced, StoreError, StoreUnavailable
 
@@ -218,9 +220,10 @@ class EtcdStore(StoreLifecycle):
 
     @property
     def max_batch_ops(self) -> int:
-        """The most etcd operations one ``commit`` may take (``max_txn_ops``): one per
-        event, one per distinct execution index row, one per distinct execution head."""
-        return self.max_txn_ops
+        """The most etcd operations one ``commit`` may take (``max_txn_ops`` less the
+        log entry): one per event, one per distinct execution index row, one per
+        distinct execution head."""
+        return self.max_txn_ops - 1
 
     async def open(self) -> None:
         if self._closed:
@@ -350,9 +353,9 @@ class EtcdStore(StoreLifecycle):
     def _encode(self, rows: list[codec.EventRow], records: list[codec.ExecutionRow]) -> list[Put]:
         """The puts of a batch, minus the heads (they depend on what is stored)."""
         puts: list[Put] = []
-        for execution_id, seq, type_, time, data in rows:
-            # data is already JSON text: splice it rather than parse and re-dump it.
-            value = f'{{"type":{json.dumps(type_)},"time":"{time}","data":{data}}}'.encode()
+        for event in rows:
+            execution_id, seq = event[0], event[1]
+            value = etcd_log.event_value(event)
             if len(value) > self.max_value_bytes:
                 raise StoreError(
                     f"event {execution_id!r} seq {seq}: stored value is {len(value)} bytes, "
@@ -395,6 +398,9 @@ class EtcdStore(StoreLifecycle):
             puts.append(Put(self._execution_key(id_), value))
         puts += [Put(self._idempotency_key(*k), id_.encode()) for k, id_ in keys.items()]
         puts += [Put(self._child_key(*k), id_.encode()) for k, id_ in children.items()]
+        entry = etcd_log.log_put(self, rows)
+        if entry is not None:  # last: _landed finds the event puts first, in row order
+            puts.append(entry)
         heads = len({r[0] for r in rows})
         if len(puts) + heads > self.max_txn_ops:
             raise StoreError(
@@ -598,13 +604,20 @@ class EtcdStore(StoreLifecycle):
         for kv in kvs:
             seq = int(kv.key.rsplit(b"/", 1)[1])
             if seq > after_seq:
-                obj = json.loads(kv.value)
-                events.append(
-                    StoredEvent(
-                        execution_id, seq, obj["type"], codec.decode_time(obj["time"]), obj["data"]
-                    )
-                )
+                events.append(etcd_log.decode_event(execution_id, seq, kv.value))
         return events
+
+    async def read_log(self, after: int, limit: int = 1000) -> list[StoredEvent]:
+        self._check()
+        return await etcd_log.read_log(self, after, limit)
+
+    async def log_floor(self) -> int:
+        self._check()
+        return await etcd_log.log_floor(self)
+
+    async def reserve_positions(self, upto: int) -> None:
+        self._check()
+        await etcd_log.reserve(self, upto)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         self._check()

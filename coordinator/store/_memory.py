@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Sequence
 
 from coordinator.domain import DEFAULT_NAMESPACE
@@ -29,6 +30,10 @@ class MemoryStore(StoreLifecycle):
         self._children: dict[tuple[str, str], str] = {}  # (parent id, key) -> the first child
         # (namespace, name, version) -> row
         self._workflows: dict[tuple[str, str, str], codec.WorkflowRow] = {}
+        # The global log: rows by position (parallel lists, sorted), and its floor.
+        self._positions: list[int] = []
+        self._log: list[codec.EventRow] = []
+        self._floor = 0
 
     async def open(self) -> None:
         if self._closed:
@@ -48,6 +53,11 @@ class MemoryStore(StoreLifecycle):
         # Everything is validated above: from here on nothing can fail half-way.
         for row in rows:
             self._events.setdefault(row[0], []).append(row)
+            if row[5]:  # commits arrive in position order but need not: keep it sorted
+                at = bisect.bisect_right(self._positions, row[5])
+                self._positions.insert(at, row[5])
+                self._log.insert(at, row)
+                self._floor = max(self._floor, row[5])
         for record in records:
             self._executions[record[0]] = record
             if record[7]:
@@ -60,6 +70,19 @@ class MemoryStore(StoreLifecycle):
         # seqs are 1..n, so seq s sits at index s - 1.
         rows = self._events.get(execution_id, [])[max(after_seq, 0) :]
         return [codec.decode_event(r) for r in rows]
+
+    async def read_log(self, after: int, limit: int = 1000) -> list[StoredEvent]:
+        self._check()
+        start = bisect.bisect_right(self._positions, after)
+        return [codec.decode_event(row) for row in self._log[start : start + max(limit, 1)]]
+
+    async def log_floor(self) -> int:
+        self._check()
+        return self._floor
+
+    async def reserve_positions(self, upto: int) -> None:
+        self._check()
+        self._floor = max(self._floor, upto)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         self._check()

@@ -28,98 +28,30 @@ from . import _codec as codec
 from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
 from ._errors import StoreError
 from ._lock import FileLock
+from ._sqlite_schema import create_schema
 from ._writer import Writer
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 4
 BUSY_TIMEOUT_S: Final = 5.0
 # Without a limit the WAL file keeps its peak size on disk after a burst.
 JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 
-_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS events (
-        execution_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        time TEXT NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (execution_id, seq)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS executions (
-        id TEXT PRIMARY KEY,
-        workflow_name TEXT NOT NULL,
-        workflow_version TEXT NOT NULL,
-        status TEXT NOT NULL,
-        created TEXT NOT NULL,
-        updated TEXT NOT NULL,
-        parent_id TEXT NOT NULL,
-        last_seq INTEGER NOT NULL,
-        idempotency_key TEXT NOT NULL DEFAULT '',
-        parent_key TEXT NOT NULL DEFAULT '',
-        namespace TEXT NOT NULL DEFAULT 'default'
-    )""",
-    "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
-    # Partial indexes: a query uses one only if it repeats the index's WHERE clause.
-    # (created, id) too: find_execution's order, or SQLite prefers the index below.
-    """CREATE INDEX IF NOT EXISTS executions_namespace_idempotency_key
-        ON executions (namespace, idempotency_key, created, id) WHERE idempotency_key != ''""",
-    "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
-    """CREATE INDEX IF NOT EXISTS executions_parent
-        ON executions (parent_id, parent_key) WHERE parent_id != ''""",
-    """CREATE INDEX IF NOT EXISTS executions_namespace_created
-        ON executions (namespace, created, id)""",
-    """CREATE TABLE IF NOT EXISTS workflows (
-        namespace TEXT NOT NULL,
-        name TEXT NOT NULL,
-        version TEXT NOT NULL,
-        definition TEXT NOT NULL,
-        created TEXT NOT NULL,
-        PRIMARY KEY (namespace, name, version)
-    )""",
-)
-
-# version -> the statements that bring version - 1 up to it (indexes come from _SCHEMA).
-_MIGRATIONS: Final = {
-    # executions gained idempotency_key
-    2: ("ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''",),
-    # executions gained parent_key, filled in from each child's ExecutionStarted context
-    3: (
-        "ALTER TABLE executions ADD COLUMN parent_key TEXT NOT NULL DEFAULT ''",
-        """UPDATE executions SET parent_key = COALESCE((
-                SELECT json_extract(data, '$.context.parentKey') FROM events
-                WHERE events.execution_id = executions.id AND type = 'ExecutionStarted'
-            ), '') WHERE parent_id != ''""",
-    ),
-    # namespaces: executions gained namespace; workflows are keyed by (namespace, name,
-    # version), so the table is rebuilt (SQLite cannot change a primary key in place);
-    # every existing row belongs to the default namespace
-    4: (
-        "ALTER TABLE executions ADD COLUMN namespace TEXT NOT NULL DEFAULT 'default'",
-        "DROP INDEX IF EXISTS executions_idempotency_key",  # now per namespace
-        """CREATE TABLE workflows_v4 (
-            namespace TEXT NOT NULL,
-            name TEXT NOT NULL,
-            version TEXT NOT NULL,
-            definition TEXT NOT NULL,
-            created TEXT NOT NULL,
-            PRIMARY KEY (namespace, name, version)
-        )""",
-        """INSERT INTO workflows_v4 (namespace, name, version, definition, created)
-            SELECT 'default', name, version, definition, created FROM workflows""",
-        "DROP TABLE workflows",
-        "ALTER TABLE workflows_v4 RENAME TO workflows",
-    ),
-}
-
-_EVENT_COLUMNS: Final = "execution_id, seq, type, time, data"
+_EVENT_COLUMNS: Final = "execution_id, seq, type, time, data, position"
 _EXECUTION_COLUMNS: Final = (
     "id, workflow_name, workflow_version, status, created, updated, parent_id, "
     "idempotency_key, parent_key, namespace, last_seq"
 )
 _WORKFLOW_COLUMNS: Final = "name, version, definition, created, namespace"
 
-_INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+# "position > 0" repeats the partial index's WHERE clause (see below).
+_READ_LOG: Final = f"""
+    SELECT {_EVENT_COLUMNS} FROM events WHERE position > ? AND position > 0
+    ORDER BY position LIMIT ?"""
+_LOG_FLOOR: Final = """
+    SELECT MAX(COALESCE((SELECT MAX(position) FROM events WHERE position > 0), 0),
+               COALESCE((SELECT MAX(floor) FROM log_floor), 0))"""
 _UPSERT_EXECUTION: Final = f"""
     INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
@@ -234,6 +166,19 @@ class SqliteStore(StoreLifecycle):
         return await self._read(
             lambda c: [codec.decode_event(r) for r in c.execute(sql, (execution_id, after_seq))]
         )
+
+    async def read_log(self, after: int, limit: int = 1000) -> list[StoredEvent]:
+        params = (after, max(limit, 1))
+        return await self._read(
+            lambda c: [codec.decode_event(r) for r in c.execute(_READ_LOG, params)]
+        )
+
+    async def log_floor(self) -> int:
+        return int(await self._read(lambda c: c.execute(_LOG_FLOOR).fetchone()[0]))
+
+    async def reserve_positions(self, upto: int) -> None:
+        self._check()
+        await self._submit(partial(_reserve, upto))
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?"
@@ -379,7 +324,7 @@ class SqliteStore(StoreLifecycle):
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = OFF")  # no table references another
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-            _create_schema(conn, self.path)
+            create_schema(conn, self.path)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
@@ -402,39 +347,6 @@ class SqliteStore(StoreLifecycle):
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
-
-
-def _create_schema(conn: sqlite3.Connection, path: str) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-        if found is not None and found < SCHEMA_VERSION:
-            # Tables first (a no-op for those that exist), so migrations can read them;
-            # the indexes below may name the columns the migrations add.
-            for statement in _SCHEMA:
-                if statement.startswith("CREATE TABLE"):
-                    conn.execute(statement)
-            for version in range(found + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            found = SCHEMA_VERSION
-        if found is not None and found != SCHEMA_VERSION:
-            newer = "newer than" if found > SCHEMA_VERSION else "different from"
-            raise StoreError(
-                f"{path}: schema version {found} is {newer} the supported version "
-                f"{SCHEMA_VERSION}; use the agentmesh release that wrote it"
-            )
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        if found is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _list_executions(
@@ -473,6 +385,14 @@ def _commit(
         cur.execute(_UPSERT_EXECUTION, (*record, _last_seq(cur, record[0]) if seq is None else seq))
     upserted = {r[0] for r in records}
     cur.executemany(_SET_LAST_SEQ, [(seq, id_) for id_, seq in last.items() if id_ not in upserted])
+
+
+def _reserve(upto: int, cur: sqlite3.Cursor) -> None:
+    found = cur.execute("SELECT MAX(floor) FROM log_floor").fetchone()[0]
+    if found is None:
+        cur.execute("INSERT INTO log_floor (floor) VALUES (?)", (upto,))
+    elif upto > found:
+        cur.execute("UPDATE log_floor SET floor = ?", (upto,))
 
 
 def _put_workflow(row: codec.WorkflowRow, cur: sqlite3.Cursor) -> None:

@@ -133,19 +133,9 @@ async def test_oversize_message_is_refused_and_server_keeps_serving(
 
 
 async def test_declared_methods_answer_unimplemented(coordinator: Coordinator) -> None:
-    from agentmesh.v1 import (
-        integration_pb2,
-        integration_pb2_grpc,
-        monitoring_pb2,
-        monitoring_pb2_grpc,
-    )
+    from agentmesh.v1 import integration_pb2, integration_pb2_grpc
 
     async with grpc.aio.insecure_channel(coordinator.address) as ch:
-        metrics = monitoring_pb2_grpc.MetricsServiceStub(ch)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await metrics.GetSystemMetrics(monitoring_pb2.GetSystemMetricsRequest())
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "agentmesh.v1.MetricsService/GetSystemMetrics" in (info.value.details() or "")
         integration = integration_pb2_grpc.IntegrationServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await integration.RegisterWebhook(integration_pb2.RegisterWebhookRequest())

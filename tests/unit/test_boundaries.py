@@ -9,12 +9,13 @@ points down; docs/architecture.md draws the same picture)::
     coordinator.api      the gRPC edge: servicers, status mapping, conversions
     coordinator.cluster  membership, the agent directory
     coordinator.auth     principals, tokens, JWTs, roles, the audit log
+    coordinator.monitor  the event log (global order, subscriptions), metrics, Prometheus
     coordinator.engine   workflows: definition, validation, the pure core, the runtime
     coordinator.mesh     agents, routing, task life
     coordinator.waits    tasks no live agent can take
     coordinator.store    the event store (memory, SQLite, etcd)
     coordinator.kv       the KV protocol, MemoryKV, EtcdKV, election
-    coordinator.config / domain / retry / errors
+    coordinator.config / domain / retry / errors / logs
     agent_sdk            the client side: Agent, Client (never the coordinator)
     agentmesh.protocol / wire / payload / documents / v1   shared by both sides
 """
@@ -45,6 +46,7 @@ FOUNDATION = {
     "coordinator.config",
     "coordinator.quotas",
     "coordinator.secrets",
+    "coordinator.logs",
 }
 #: component -> the components it may import (besides itself and the standard library).
 ALLOWED: dict[str, set[str]] = {
@@ -57,6 +59,7 @@ ALLOWED: dict[str, set[str]] = {
     "agentmesh.wire": {"agentmesh.payload"},
     "coordinator.errors": set(),
     "coordinator.retry": set(),
+    "coordinator.logs": set(),
     "coordinator.domain": {"agentmesh.protocol", "coordinator.errors", "coordinator.retry"},
     "coordinator.config": {"coordinator.errors", "coordinator.retry"},
     "coordinator.quotas": {"coordinator.config", "coordinator.errors"},
@@ -72,10 +75,12 @@ ALLOWED: dict[str, set[str]] = {
         "agentmesh.documents",
         *FOUNDATION,
     },
+    "coordinator.monitor": {"coordinator.store", *FOUNDATION},
     "coordinator.cluster": {"coordinator.kv", "agentmesh.protocol", *FOUNDATION},
     "coordinator.auth": {"agentmesh.protocol", *FOUNDATION},
     "coordinator.api": {
         "coordinator.auth",
+        "coordinator.monitor",
         "coordinator.mesh",
         "coordinator.engine",
         "coordinator.store",
@@ -87,6 +92,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "coordinator.server": {
         "coordinator.api",
+        "coordinator.monitor",
         "coordinator.auth",
         "coordinator.cluster",
         "coordinator.engine",
@@ -102,6 +108,7 @@ ALLOWED: dict[str, set[str]] = {
     "agentmesh.cli": {
         "agentmesh",
         "coordinator.errors",
+        "coordinator.logs",
         "agent_sdk",
         "agentmesh.agents",
         "agentmesh.documents",

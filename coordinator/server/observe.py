@@ -1,0 +1,149 @@
+"""What the process observes across its terms: metrics, Prometheus, resources, lag.
+
+One ``Observability`` per process (a replica keeps its counters across leaderships):
+each term attaches its event log, mesh, runtime and store while it runs, and detaches
+when it ends. Every event of the log goes to the seed's ``Metrics`` and to the
+``PrometheusExporter`` (when ``monitoring_enabled``); every finished task likewise. A
+sampler refreshes resource use and event-loop lag every ``metrics_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from coordinator.api.decoding import Bytes
+from coordinator.config import Settings
+from coordinator.domain import MeshEvent, Task
+from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.mesh import Mesh
+from coordinator.monitor.log import EventLog
+from coordinator.monitor.metrics import Metrics
+from coordinator.monitor.prometheus import GaugeValues, PrometheusExporter
+from coordinator.monitor.resources import LoopLag, Resources, Sample
+from coordinator.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Attached:
+    log: EventLog
+    mesh: Mesh
+    runtime: WorkflowRuntime
+    store: Store
+
+
+class Observability:
+    """Metrics and exports of one process (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.enabled = settings.monitoring_enabled
+        self.metrics = Metrics()
+        self.prometheus = PrometheusExporter(gauges=self._gauges)
+        self.resources = Resources()
+        self.bytes = Bytes()  # every gRPC message's bytes (api.decoding counts them)
+        self.lag = LoopLag(interval=min(0.25, settings.metrics_interval / 1000))
+        self.sample = Sample()
+        self._term: _Attached | None = None
+        self._sampler: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ terms
+
+    def attach(self, log_: EventLog, mesh: Mesh, runtime: WorkflowRuntime, store: Store) -> None:
+        """Observe a term from now on (its events and finished tasks)."""
+        self._term = _Attached(log_, mesh, runtime, store)
+        if self.enabled:
+            log_.add_listener(self._on_event)
+            mesh.add_listener(self._on_task)
+
+    def detach(self, log_: EventLog) -> None:
+        """The term of ``log_`` ended: its gauges read empty."""
+        if self._term is not None and self._term.log is log_:
+            self._term = None
+
+    def _on_event(self, e: MeshEvent) -> None:
+        self.metrics.observe(e)
+        self.prometheus.observe(e)
+
+    def _on_task(self, task: Task) -> None:
+        self.metrics.task_finished(task)
+        self.prometheus.task_finished(task)
+
+    # ------------------------------------------------------------ sampling
+
+    async def start(self) -> None:
+        """Start the sampler and the loop-lag probe."""
+        self.lag.start()
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_forever())
+
+    async def stop(self) -> None:
+        """Stop them (safe twice)."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        await self.lag.stop()
+
+    async def _sample_forever(self) -> None:
+        interval = self.settings.metrics_interval / 1000
+        while True:
+            self.take_sample()
+            await asyncio.sleep(interval)
+
+    def take_sample(self) -> Sample:
+        """Refresh ``sample`` now (the sampler does every ``metrics_interval``)."""
+        term = self._term
+        storage = 0
+        if term is not None:
+            with contextlib.suppress(Exception):  # a store that cannot tell: 0
+                storage = term.store.size_bytes()
+        lag_ms = self.lag.max_recent_ms
+        self.prometheus.set_loop_lag(lag_ms / 1000)
+        self.sample = Sample(
+            cpu_percent=self.resources.cpu_percent(),
+            memory_bytes=self.resources.memory_bytes(),
+            bytes_in=self.bytes.received,
+            bytes_out=self.bytes.sent,
+            storage_bytes=storage,
+            loop_lag_ms=lag_ms,
+        )
+        return self.sample
+
+    def current(self) -> Sample:
+        """The latest sample, with the byte counters and lag as of now."""
+        s = self.sample
+        return Sample(
+            s.cpu_percent,
+            s.memory_bytes,
+            self.bytes.received,
+            self.bytes.sent,
+            s.storage_bytes,
+            self.lag.max_recent_ms,
+        )
+
+    # ------------------------------------------------------------ Prometheus
+
+    def _gauges(self) -> GaugeValues:
+        term = self._term
+        if term is None:
+            return GaugeValues()
+        agents: dict[tuple[str, str], int] = {}
+        for a in term.mesh.list_agents(include_offline=True):
+            status = "offline" if not a.connected else "draining" if a.draining else "online"
+            key = (a.namespace, status)
+            agents[key] = agents.get(key, 0) + 1
+        active: dict[str, int] = {}
+        for live in term.runtime.active():
+            ns = live.record.namespace
+            active[ns] = active.get(ns, 0) + 1
+        return GaugeValues(
+            queue_depth=term.mesh.queue_sizes(),
+            agents=agents,
+            active_executions=active,
+            subscribers=term.log.subscribers,
+        )

@@ -28,6 +28,15 @@ from agent_sdk._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from agent_sdk._monitoring import (
+    Event,
+    EventFilter,
+    EventStream,
+    StepMetrics,
+    Subscription,
+    SystemMetrics,
+    WorkflowMetrics,
+)
 from agent_sdk._task import AgentStats, Task
 from agent_sdk._tls import TLS
 from agent_sdk._types import (
@@ -69,6 +78,14 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "ValidationIssue",
     "ValidationResult",
     "WorkflowInfo",
+    # monitoring
+    "Event",
+    "EventFilter",
+    "EventStream",
+    "StepMetrics",
+    "Subscription",
+    "SystemMetrics",
+    "WorkflowMetrics",
     # errors
     "AgentMeshError",
     "AgentRejectedError",

@@ -13,14 +13,13 @@ from agent_sdk._agent_session import channel_options
 from agent_sdk._auth import auth_metadata, resolve_token
 from agent_sdk._discovery import (
     EtcdCredentials,
-    election_pending,
     find_leader,
-    leader_hint,
     parse_address,
     resolve_address,
 )
-from agent_sdk._errors import UnavailableError, rpc_error
+from agent_sdk._errors import UnavailableError
 from agent_sdk._failover import Failover, GiveUp, Outcome, Result, Retry, Route
+from agent_sdk._monitoring import MonitoringMethods, call_outcome
 from agent_sdk._namespace import namespace_metadata, resolve_namespace
 from agent_sdk._tls import TLS, open_channel
 from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment, TaskRequest
@@ -28,6 +27,7 @@ from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
 from agentmesh.v1 import (
     integration_pb2_grpc,
+    monitoring_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
     task_pb2,
@@ -45,18 +45,9 @@ _STUBS: dict[str, Callable[[Any], Any]] = {
     "_workflows": workflow_pb2_grpc.WorkflowServiceStub,
     "_executions": workflow_pb2_grpc.ExecutionServiceStub,
     "_integration": integration_pb2_grpc.IntegrationServiceStub,
+    "_events": monitoring_pb2_grpc.EventServiceStub,
+    "_metrics": monitoring_pb2_grpc.MetricsServiceStub,
 }
-
-
-def _outcome(e: grpc.aio.AioRpcError, target: str) -> Outcome:
-    """A call's error as an attempt's outcome: UNAVAILABLE may be retried, any other
-    code is the coordinator's answer to the call itself."""
-    error = rpc_error(e)
-    if e.code() != grpc.StatusCode.UNAVAILABLE:
-        return Outcome(Result.FATAL, target, error.message, error=error)
-    return Outcome.refusal(
-        target, leader_hint(e), election_pending(e), reason=error.message, error=error
-    )
 
 
 class _Unresolved:
@@ -72,7 +63,7 @@ class _Unresolved:
     unary_unary = unary_stream = stream_unary = stream_stream = _method
 
 
-class Client(WorkflowMethods):
+class Client(WorkflowMethods, MonitoringMethods):
     """Talk to a coordinator: ``async with Client("localhost:50051") as c: ...``.
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.
@@ -153,9 +144,6 @@ class Client(WorkflowMethods):
         self._methods: dict[Any, tuple[str, str]] = {}
         self._registry: Any = None
         self._tasks: Any = None
-        self._workflows: Any = None
-        self._executions: Any = None
-        self._integration: Any = None
         # agent id -> session secret, for the polling agents this client registered
         self._secrets: dict[str, str] = {}
         target = self._route.target()
@@ -225,7 +213,7 @@ class Client(WorkflowMethods):
             except UnavailableError as e:  # from find_leader: etcd named no leader
                 outcome = Outcome(Result.NO_LEADER, "", e.message, error=e)
             except grpc.aio.AioRpcError as e:
-                outcome = _outcome(e, target or "")
+                outcome = call_outcome(e, target or "")
             decision = run.next(outcome, loop.time())
             if isinstance(decision, GiveUp):
                 raise decision.error from None

@@ -19,6 +19,11 @@ ELECTION_PENDING = "pending"
 
 #: Request metadata naming the namespace a call acts in (absent: ``DEFAULT_NAMESPACE``).
 NAMESPACE_METADATA = "agentmesh-namespace"
+
+# EventService.Subscribe's initial metadata: the last sequence of the event log when the
+# subscription was registered ("from now" starts after it), so a client that loses the
+# stream before its first event resumes from there and misses nothing.
+EVENT_HEAD_METADATA = "agentmesh-event-head"
 DEFAULT_NAMESPACE = "default"
 #: What a namespace name is (a DNS label, as a Kubernetes namespace): lowercase letters,
 #: digits and ``-``, 1 to 63, starting and ending with a letter or digit.

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from agentmesh import wire
+from agentmesh.protocol import EVENT_HEAD_METADATA
 from agentmesh.v1 import monitoring_pb2, monitoring_pb2_grpc, types_pb2, workflow_pb2
 from coordinator.api.scope import namespace_of
 from coordinator.api.status import abort, mapped
@@ -126,6 +127,8 @@ class EventService(monitoring_pb2_grpc.EventServiceServicer):
             )
         sub = log_.subscribe(filter_, self._settings.subscriber_buffer)
         try:
+            # Registered: say so (the SDK's callback form returns now), with the head.
+            await context.send_initial_metadata(((EVENT_HEAD_METADATA, str(sub.start)),))
             last = after
             if after:
                 marker = log_.truncated(after, filter_)

@@ -250,7 +250,7 @@ class MemoryKV:
 
     def _range(self, op: Range, sort_by_create: bool) -> list[KeyValue]:
         if op.end:
-            keys = sorted(k for k in self._data if op.key <= k < op.end)
+            keys = sorted(k for k in self._data if op.key <= k and (op.end == b"\0" or k < op.end))
         else:
             keys = self._keys(op.key, op.prefix)
         kvs = [self._data[k] for k in keys]

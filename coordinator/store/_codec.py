@@ -78,9 +78,13 @@ def encode_events(events: Sequence[StoredEvent]) -> list[EventRow]:
                 data=(e.data, dict),
                 position=(e.position, int),
             )
-            if isinstance(e.position, int) and not isinstance(e.position, bool):
+            if isinstance(e.seq, bool) or isinstance(e.position, bool):
+                raise StoreError(f"{what}: seq and position must be ints, not bool")
+            if e.position < 0:
                 raise StoreError(f"{what}: position must not be negative")
-            raise StoreError(f"{what}: seq and position must be ints, not bool")
+            raise StoreError(
+                f"{what}: position must be a plain int, not {type(e.position).__name__}"
+            )
         rows.append(
             (
                 e.execution_id,

@@ -437,6 +437,7 @@ class EtcdStore(StoreLifecycle):
                     Compare(self._head_key(i), "mod", "=", 0 if kv is None else kv.mod_revision)
                     for i, kv in heads.items()
                 ]
+                guards += etcd_log.guards(self, puts)
                 ops: list[Op] = [*puts]
                 ops += [Put(self._head_key(i), str(n).encode()) for i, n in new_last.items()]
                 try:

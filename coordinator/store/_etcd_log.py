@@ -3,15 +3,20 @@
 Each commit that carries events with a position (``StoredEvent.position``) also puts
 one key, in the same fenced transaction::
 
-    <prefix>/log/<first position, 20 digits>   [[position, execution id, seq], ...]
+    <prefix>/log/<last position, 20 digits>    [[position, execution id, seq], ...]
     <prefix>/log-floor                         the reservation, as decimal text
 
-A commit's positions are contiguous and commits never overlap (the engine assigns a
-turn's positions in one go), so the entry that holds position ``p`` is the last key at
-or below ``p``: ``read_log(after)`` reads that one key backwards, then the keys after
-it forwards, then the events they point at (one transaction of reads per chunk).
-A key per commit rather than per event keeps the write cost at one operation per
-transaction; the events themselves are not copied.
+An entry is keyed by the LAST position it holds, so every entry holding a position
+above ``after`` has a key above ``after``: ``read_log(after)`` is one forward range
+from ``log/<after + 1>`` (etcd applies its limit cheaply only without sorting), then
+the events the entries point at (one transaction of reads per chunk). A key per
+commit rather than per event keeps the write cost at one operation per transaction;
+the events themselves are not copied. The entry is put only if absent, so two batches
+can never share one silently.
+
+``log_floor`` needs the highest position stored, and a reverse range would make etcd
+sort the whole log: the reservation is read first and only the entries above it
+(normally none: positions are reserved before they are handed out) are ranged.
 """
 
 from __future__ import annotations
@@ -56,9 +61,15 @@ def log_put(host: Host, rows: Sequence[codec.EventRow]) -> Put | None:
     pointers = [(pos, id_, seq) for id_, seq, _, _, _, pos in rows if pos > 0]
     if not pointers:
         return None
-    first = min(p[0] for p in pointers)
-    value = json.dumps(pointers, separators=(",", ":")).encode()
-    return Put(host._key("log", position_key(first)), value)
+    key = host._key("log", position_key(max(p[0] for p in pointers)))
+    return Put(key, json.dumps(pointers, separators=(",", ":")).encode())
+
+
+def guards(host: Host, puts: Sequence[Put]) -> list[Compare]:
+    """The batch's log entry must not exist yet (it is the last put, when there is one)."""
+    if puts and puts[-1].key.startswith(host._key("log") + b"/"):
+        return [Compare(puts[-1].key, "create", "=", 0)]
+    return []
 
 
 def event_value(row: codec.EventRow) -> bytes:
@@ -83,10 +94,9 @@ async def read_log(host: Host, after: int, limit: int) -> list[StoredEvent]:
     limit = max(limit, 1)
     log = host._key("log") + b"/"
     start = log + position_key(after + 1).encode()
-    before, _ = await host._call(host.kv.range(log, end=start, limit=1, reverse=True))
-    rest, _ = await host._call(host.kv.range(start, end=prefix_end(log), limit=limit))
+    entries, _ = await host._call(host.kv.range(start, end=prefix_end(log), limit=limit))
     pointers: list[tuple[int, str, int]] = []
-    for kv in (*before, *rest):
+    for kv in entries:
         entry: list[list[Any]] = json.loads(kv.value)
         pointers += [(int(p), str(i), int(s)) for p, i, s in entry if int(p) > after]
     pointers.sort()
@@ -105,10 +115,11 @@ async def read_log(host: Host, after: int, limit: int) -> list[StoredEvent]:
 
 
 async def log_floor(host: Host) -> int:
+    reserved = _reserved(await host._call(host.kv.get(host._key("log-floor"))))
     log = host._key("log") + b"/"
-    last, _ = await host._call(host.kv.range(log, end=prefix_end(log), limit=1, reverse=True))
-    stored = max((int(p[0]) for p in json.loads(last[0].value)), default=0) if last else 0
-    return max(stored, _reserved(await host._call(host.kv.get(host._key("log-floor")))))
+    start = log + position_key(reserved + 1).encode()
+    above, _ = await host._call(host.kv.range(start, end=prefix_end(log)))
+    return max([reserved, *(int(kv.key.rsplit(b"/", 1)[1]) for kv in above)])
 
 
 def _reserved(kv: KeyValue | None) -> int:

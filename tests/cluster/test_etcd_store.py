@@ -271,7 +271,7 @@ async def test_unavailable_kv_raises_store_unavailable_then_recovers() -> None:
     kv = MemoryKV()
     async with EtcdStore(kv, "/p", unavailable_timeout=0, unavailable_grace=0) as s:
         await s.commit([ev("a", 1)], [ex("a")])
-        assert s.available and s.max_batch_ops == 128
+        assert s.available and s.max_batch_ops == 127
         kv.set_unavailable(True)
         for call in (
             s.commit([ev("a", 2)]),

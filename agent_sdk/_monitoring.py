@@ -251,9 +251,7 @@ class EventStream:
         if first is not None:
             registered: asyncio.Future[Any] = asyncio.ensure_future(self._established.wait())
             try:
-                await asyncio.wait(
-                    [first, registered], return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait([first, registered], return_when=asyncio.FIRST_COMPLETED)
             except BaseException:
                 await self.aclose()
                 raise

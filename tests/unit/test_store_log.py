@@ -548,7 +548,8 @@ async def test_etcd_forward_lookup_finds_the_entry_holding_after(kv_backend: Bac
             await s.commit(batch)
         # Entries are keyed by their last position: the first key above ``after`` is
         # the entry holding position after + 1 (if any), found by a forward range.
-        holder = {0: 3, 1: 3, 2: 3, 3: 12, 5: 12, 9: 12, 10: 12, 11: 12, 12: 20}
+        holder: dict[int, int | None] = {0: 3, 1: 3, 2: 3, 3: 12, 5: 12, 9: 12, 10: 12}
+        holder |= {11: 12, 12: 20}
         holder |= {15: 20, 19: 20, 20: None, 25: None}
         for after, last_key in holder.items():
             found, _ = await kv.range(log_key(kv_backend, after + 1), end=prefix_end(log), limit=1)

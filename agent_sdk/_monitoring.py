@@ -218,10 +218,15 @@ class EventStream:
         filter_: EventFilter,
         from_sequence: int,
         callback: Callback | None,
+        *,
+        from_start: bool = False,
+        follow: bool = True,
     ) -> None:
         if from_sequence < 0:
             raise ValueError("from_sequence must not be negative")
         self.filter = filter_
+        self._from_start = from_start
+        self._follow = follow
         #: The last sequence handed out (or the resume point given).
         self.last_sequence = from_sequence
         self._client = client
@@ -315,13 +320,16 @@ class EventStream:
                     route.resolved(target)
                 client._connect(target)
                 request = monitoring_pb2.SubscribeRequest(
-                    filter=self.filter.to_proto(), from_sequence=self.last_sequence
+                    filter=self.filter.to_proto(),
+                    from_sequence=self.last_sequence,
+                    from_start=self._from_start and not self.last_sequence,
+                    stop_at_head=not self._follow,
                 )
                 call = client._events.Subscribe(request, metadata=client._metadata)
                 live = False  # registered by the coordinator on this connection
                 try:
                     head = _head(await call.initial_metadata())
-                    if not self.last_sequence and head is not None:
+                    if not (self.last_sequence or self._from_start) and head is not None:
                         self.last_sequence = head  # a resume from here misses nothing
                     self._established.set()
                     live = True
@@ -334,6 +342,8 @@ class EventStream:
                             yield Event.from_proto(message)
                 finally:
                     call.cancel()
+                if not self._follow:
+                    return  # everything up to the head was sent
                 outcome = Outcome(Result.CLOSED, target, "the event stream ended")
             except UnavailableError as e:  # from find_leader
                 outcome = Outcome(Result.NO_LEADER, "", e.message, error=e)
@@ -401,6 +411,8 @@ class MonitoringMethods:
         callback: Callback | None = None,
         *,
         from_sequence: int = 0,
+        from_start: bool = False,
+        follow: bool = True,
         types: Iterable[str] | None = None,
     ) -> EventStream:
         """The events matching ``filter`` (an ``EventFilter``, or a mapping such as the
@@ -410,13 +422,17 @@ class MonitoringMethods:
         itself across reconnects and failovers; ``sub = await
         client.subscribe_to_events(filter, callback)`` calls ``callback(event)`` (sync
         or async) for each and returns a ``Subscription`` once the coordinator has
-        registered it (``await sub.close()`` ends it). ``types`` adds to the filter's
-        types. Errors the stream cannot resume from (a malformed filter, an unknown
+        registered it (``await sub.close()`` ends it). ``from_start``: from the
+        beginning of the log instead (every stored event, and the live ones still
+        buffered); ``follow=False``: end once the log up to now is read. ``types`` adds
+        to the filter's types. Errors the stream cannot resume from (a malformed filter, an unknown
         execution: InvalidArgumentError, NotFoundError ...) are raised."""
         f = EventFilter.of(filter)
         if types is not None:
             f = EventFilter(f.execution_id, f.workflow_name, f.agent_id, (*f.types, *types))
-        return EventStream(self, f, from_sequence, callback)
+        return EventStream(
+            self, f, from_sequence, callback, from_start=from_start, follow=follow
+        )
 
     async def get_workflow_metrics(self, workflow_name: str) -> WorkflowMetrics:
         """The seed's getWorkflowMetrics (NotFoundError for a workflow that is neither

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -124,6 +125,8 @@ class ServerProcess:
         self.port = port or free_port()
         err = None if log is None else log.open("w")
         self.address = f"127.0.0.1:{self.port}"
+        # The HTTP listener's address when the args fix it ("" otherwise: a free port).
+        self.http = next((v for k, v in itertools.pairwise(args) if k == "--http-listen"), "")
         self.proc = subprocess.Popen(
             [
                 str(BIN / "agentmesh"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from agent_sdk import Client, FailedPreconditionError, TaskAssignment
 from agent_sdk._types import STATUSES
+from agentmesh.cli import _observe
 from agentmesh.cli import _output as out
 from agentmesh.cli._parser import UsageError
 from agentmesh.cli._progress import Progress, follow
@@ -277,6 +278,9 @@ async def event(client: Client, args: argparse.Namespace) -> int:
 
 
 HANDLERS = {
+    "events": _observe.events,
+    "metrics": _observe.metrics,
+    "top": _observe.top,
     "agents": agents,
     "task": task,
     "workflow": workflow,

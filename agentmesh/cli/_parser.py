@@ -247,6 +247,47 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
             p.add_argument("--input", default="", help="JSON merged into the variables")
         if verb == "stop":
             p.add_argument("--reason", default="")
+    events = command(
+        "events",
+        "the mesh's events: those in the log now, or (--follow) as they happen",
+    )
+    events.add_argument(
+        "--follow", "-f", action="store_true", help="keep following (resumes after drops)"
+    )
+    events.add_argument("--execution", default="", help="only this execution's (and children's)")
+    events.add_argument("--workflow", default="", help="only this workflow's")
+    events.add_argument("--agent", default="", help="only this agent's")
+    events.add_argument(
+        "--type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="only these types; a trailing * matches a prefix ('step.*'); repeatable",
+    )
+    events.add_argument(
+        "--from",
+        dest="from_sequence",
+        type=_ranged(0, 2**63 - 1),
+        default=None,
+        metavar="SEQ",
+        help="after this sequence, 0 for the start of the log (default: the start; "
+        "with --follow: now)",
+    )
+    events.add_argument(
+        "--until",
+        default="",
+        metavar="TYPE",
+        help="stop after the first event of this type (a trailing * matches a prefix)",
+    )
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    metrics = command("metrics", "the system's metrics, or a workflow's")
+    metrics.add_argument("workflow", nargs="?", default="")
+    metrics.add_argument("--json", action="store_true")
+    top = command("top", "a live view of agents, queues, throughput and running executions")
+    top.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="refresh period"
+    )
+    top.add_argument("--once", action="store_true", help="print one screen and exit")
     event = command("event", "trigger an event that executions may wait for")
     event.add_argument("name")
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")

@@ -32,12 +32,16 @@ class EventFilter(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("filter", "from_sequence")
+    __slots__ = ("filter", "from_sequence", "from_start", "stop_at_head")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FROM_START_FIELD_NUMBER: _ClassVar[int]
+    STOP_AT_HEAD_FIELD_NUMBER: _ClassVar[int]
     filter: EventFilter
     from_sequence: int
-    def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., from_sequence: _Optional[int] = ...) -> None: ...
+    from_start: bool
+    stop_at_head: bool
+    def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., from_sequence: _Optional[int] = ..., from_start: _Optional[bool] = ..., stop_at_head: _Optional[bool] = ...) -> None: ...
 
 class GetWorkflowMetricsRequest(_message.Message):
     __slots__ = ("workflow_name",)

@@ -114,7 +114,7 @@ class EventService(monitoring_pb2_grpc.EventServiceServicer):
         if filter_.execution_id:  # NotFound (the same in every other namespace)
             await self._rt.lookup(filter_.execution_id, namespace)
         log_ = self._log
-        after = request.from_sequence
+        after = 0 if request.from_start else request.from_sequence
         if after > log_.head:
             raise OutOfRange(
                 f"from_sequence {after} is ahead of the event log (its last sequence is "
@@ -130,13 +130,15 @@ class EventService(monitoring_pb2_grpc.EventServiceServicer):
             # Registered: say so (the SDK's callback form returns now), with the head.
             await context.send_initial_metadata(((EVENT_HEAD_METADATA, str(sub.start)),))
             last = after
-            if after:
+            if after or request.from_start:
                 marker = log_.truncated(after, filter_)
                 if marker is not None:
                     yield event_msg(marker)
                 async for old in log_.replay(after, sub.start, filter_):
                     last = old.position
                     yield event_msg(old)
+            if request.stop_at_head:
+                return
             sub.last = max(last, sub.start)
             while True:  # SubscriberBehind, LogClosed end it
                 yield event_msg(await sub.next())

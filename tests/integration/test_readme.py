@@ -36,7 +36,7 @@ import pytest
 from agent_sdk import Client
 from agentmesh.agents import WORKFLOWS
 from agentmesh.agents.registry import REFERENCE
-from tests.conftest import BIN, ROOT, ServerProcess, eventually, stop_process
+from tests.conftest import BIN, ROOT, ServerProcess, eventually, free_port, stop_process
 
 README = ROOT / "README.md"
 MARKERS = ("skip", "provided", "cluster", "secure")
@@ -94,7 +94,10 @@ def mesh(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     work = tmp_path / "work"
     work.mkdir()
     (work / "workflows").symlink_to(WORKFLOWS)
-    server = ServerProcess(log=tmp_path / "coordinator.log")
+    (work / "examples").symlink_to(ROOT / "examples")
+    server = ServerProcess(
+        "--http-listen", f"127.0.0.1:{free_port()}", log=tmp_path / "coordinator.log"
+    )
     agents = []
     for name in REFERENCE:
         with (tmp_path / f"{name}.log").open("w") as log:  # the child keeps its own copy
@@ -122,8 +125,9 @@ def mesh(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
         server.stop()
 
 
-def localise(code: str, address: str) -> str:
-    return code.replace("localhost:50051", address).replace("127.0.0.1:50051", address)
+def localise(code: str, address: str, http: str = "") -> str:
+    code = code.replace("localhost:50051", address).replace("127.0.0.1:50051", address)
+    return code.replace("127.0.0.1:8080", http) if http else code
 
 
 def environment(address: str) -> dict[str, str]:
@@ -169,8 +173,10 @@ async def started_program(block: Block, work: Path, address: str) -> subprocess.
     return proc
 
 
-def run_block(block: Block, work: Path, address: str) -> subprocess.CompletedProcess[str]:
-    code = localise(block.code, address)
+def run_block(
+    block: Block, work: Path, address: str, http: str = ""
+) -> subprocess.CompletedProcess[str]:
+    code = localise(block.code, address, http)
     argv = ["bash", "-e", "-c", code] if block.lang == "sh" else [sys.executable, "-c", code]
     return subprocess.run(
         argv,
@@ -202,7 +208,7 @@ async def test_the_readme_examples_run(mesh: tuple[ServerProcess, Path]) -> None
             assert proc.returncode == 0, f"{block.program} (README line {block.line}): {err}"
             programs += 1
             continue
-        result = await asyncio.to_thread(run_block, block, work, server.address)
+        result = await asyncio.to_thread(run_block, block, work, server.address, server.http)
         where = f"README line {block.line}:\n{block.code}\n--- stdout\n{result.stdout}"
         assert result.returncode == 0, f"{where}\n--- stderr\n{result.stderr}"
         assert not problems(result), f"{where}\n--- stderr\n{result.stderr}"

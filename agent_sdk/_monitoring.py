@@ -430,9 +430,7 @@ class MonitoringMethods:
         f = EventFilter.of(filter)
         if types is not None:
             f = EventFilter(f.execution_id, f.workflow_name, f.agent_id, (*f.types, *types))
-        return EventStream(
-            self, f, from_sequence, callback, from_start=from_start, follow=follow
-        )
+        return EventStream(self, f, from_sequence, callback, from_start=from_start, follow=follow)
 
     async def get_workflow_metrics(self, workflow_name: str) -> WorkflowMetrics:
         """The seed's getWorkflowMetrics (NotFoundError for a workflow that is neither

@@ -82,6 +82,21 @@ class Task:
         self._updates.push_threadsafe(update)
         return _Done()
 
+    def stream(self, chunk: str) -> _Done:
+        """Stream partial output (an LLM's tokens) while the task runs: subscribers see
+        each chunk as a ``task.output`` event, in order, with its offset in this
+        attempt's output.  Like ``progress``: queued at once (``await`` it or not),
+        safe from threads, sent with the next session if the stream is down.  The
+        chunks are not the result: return that as usual."""
+        if not isinstance(chunk, str):
+            raise TypeError(f"stream() takes text, not {type(chunk).__name__}")
+        if chunk:
+            update = agent_pb2.TaskUpdate(
+                task_id=self.id, attempt=self.attempt, output=agent_pb2.TaskOutput(chunk=chunk)
+            )
+            self._updates.push_threadsafe(update)
+        return _Done()
+
     def __repr__(self) -> str:
         return f"Task(id={self.id!r}, capability={self.capability!r}, attempt={self.attempt})"
 

@@ -28,11 +28,13 @@ __all__ = ["TaskOutcome", "run_task"]
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
     """What ``run_task`` saw: the handler's ``output``, or the ``error`` the
-    coordinator would record, and every ``progress`` report (fraction, message)."""
+    coordinator would record, every ``progress`` report (fraction, message) and the
+    chunks it streamed (``task.stream``), in order."""
 
     output: Any = None
     error: TaskFailure | None = None
     progress: list[tuple[float, str]] = field(default_factory=list)
+    streamed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,9 +66,12 @@ async def run_task(
     progress = [
         (u.progress.fraction, u.progress.message) for u in updates if u.HasField("progress")
     ]
+    streamed = [u.output.chunk for u in updates if u.HasField("output")]
     results = [u.result for u in updates if u.HasField("result")]
     assert len(results) == 1, "a task produces exactly one result"
     r = results[0]
     if r.HasField("error"):
-        return TaskOutcome(error=TaskFailure.from_proto(r.error), progress=progress)
-    return TaskOutcome(output=wire.from_value(r.output), progress=progress)
+        return TaskOutcome(
+            error=TaskFailure.from_proto(r.error), progress=progress, streamed=streamed
+        )
+    return TaskOutcome(output=wire.from_value(r.output), progress=progress, streamed=streamed)

@@ -127,6 +127,12 @@ class Settings(BaseModel):
     event_buffer: int = Field(
         10_000, ge=100, description="live events (not in the store) kept for resuming streams"
     )
+    output_retention_bytes: int = Field(
+        16 * 2**20,
+        ge=0,
+        description="characters of streamed task output (task.output) kept for "
+        "subscribers that resume; older chunks age out first",
+    )
     subscriber_buffer: int = Field(
         2_000,
         ge=10,

@@ -176,18 +176,20 @@ class TaskUpdates(_message.Message):
     def __init__(self, updates: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ...) -> None: ...
 
 class TaskUpdate(_message.Message):
-    __slots__ = ("task_id", "attempt", "ack", "progress", "result")
+    __slots__ = ("task_id", "attempt", "ack", "progress", "result", "output")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     ack: TaskAck
     progress: TaskProgress
     result: TaskResult
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., ack: _Optional[_Union[TaskAck, _Mapping]] = ..., progress: _Optional[_Union[TaskProgress, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ...) -> None: ...
+    output: TaskOutput
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., ack: _Optional[_Union[TaskAck, _Mapping]] = ..., progress: _Optional[_Union[TaskProgress, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., output: _Optional[_Union[TaskOutput, _Mapping]] = ...) -> None: ...
 
 class TaskAck(_message.Message):
     __slots__ = ()
@@ -200,6 +202,12 @@ class TaskProgress(_message.Message):
     fraction: float
     message: str
     def __init__(self, fraction: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+
+class TaskOutput(_message.Message):
+    __slots__ = ("chunk",)
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    chunk: str
+    def __init__(self, chunk: _Optional[str] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("output", "error", "duration_ms")

@@ -249,8 +249,12 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             self._mesh.on_ack(u.task_id, u.attempt)
         elif kind == "progress":
             self._mesh.on_progress(u.task_id, u.attempt, u.progress.fraction, u.progress.message)
+        elif kind == "output":
+            self._mesh.on_output(u.task_id, u.attempt, u.output.chunk)
         else:
-            raise InvalidArgument(f"task update for {u.task_id!r} has no ack, progress or result")
+            raise InvalidArgument(
+                f"task update for {u.task_id!r} has no ack, progress, output or result"
+            )
 
 
 def _exception(task: asyncio.Task[None]) -> BaseException | None:

@@ -95,7 +95,7 @@ class Mesh:
     def observe(self, sink: d.EventSink) -> None:
         """Report agent and task events to ``sink`` (the event log) from now on."""
         self._events = sink
-        self._tasks.events = sink
+        self._tasks.reports.sink = sink
 
     def _agent_event(self, type_: str, agent: d.Agent, **data: d.Json) -> None:
         if self._events is not None:
@@ -327,6 +327,10 @@ class Mesh:
     def on_progress(self, task_id: str, attempt: int, fraction: float, message: str) -> None:
         """The agent reports progress on ``attempt`` of the task."""
         self._tasks.on_progress(task_id, attempt, fraction, message)
+
+    def on_output(self, task_id: str, attempt: int, chunk: str) -> None:
+        """The agent streams partial output of ``attempt`` of the task."""
+        self._tasks.on_output(task_id, attempt, chunk)
 
     def on_result(
         self,

@@ -39,6 +39,7 @@ from coordinator.mesh.admission import Admission
 from coordinator.mesh.clock import Clock, Handle
 from coordinator.mesh.dispatch import Dispatch
 from coordinator.mesh.registry import Held, Registry
+from coordinator.mesh.reporting import TaskReports
 from coordinator.quotas import Quotas
 
 TaskListener = Callable[[d.Task], None]
@@ -90,8 +91,8 @@ class Tasks:
         self._idle = asyncio.Event()
         self._idle.set()
         self._active = 0  # tasks assigned or running
-        #: Where task events go (the event log), None: nowhere.
-        self.events: d.EventSink | None = None
+        #: The task events for the event log (nothing until the mesh has a sink).
+        self.reports = TaskReports()
 
     @property
     def tasks(self) -> Mapping[str, d.Task]:
@@ -164,19 +165,7 @@ class Tasks:
         self._tasks[task.id] = task
         self._by_idempotency[(task.namespace, task.idempotency_key)] = task.id
         self.counters.submitted += 1
-        if self.events is not None:
-            self._emit(self.events, "task.submitted", task, capability=task.capability)
-
-    def _emit(self, sink: d.EventSink, type_: str, task: d.Task, **data: d.Json) -> None:
-        sink.emit(
-            type_,
-            namespace=task.namespace,
-            execution_id=task.execution_id,
-            step_id=task.step_id,
-            task_id=task.id,
-            agent_id=task.agent_id,
-            data=data,
-        )
+        self.reports.submitted(task)
 
     # --------------------------------------------------------------- queries
 
@@ -255,8 +244,7 @@ class Tasks:
         )
         self._active += 1
         self._idle.clear()
-        if self.events is not None:
-            self._emit(self.events, "task.assigned", task, attempt=task.attempt)
+        self.reports.assigned(task)
 
     def cancel(self, task_id: str, reason: str, namespace: str | None) -> d.Task:
         """See ``Mesh.cancel``."""
@@ -276,8 +264,7 @@ class Tasks:
         if task is not None and task.attempt == attempt and task.status is d.TaskStatus.ASSIGNED:
             task.status = d.TaskStatus.RUNNING
             task.started_at = d.utcnow()
-            if self.events is not None:
-                self._emit(self.events, "task.acked", task, attempt=attempt)
+            self.reports.acked(task)
 
     def on_progress(self, task_id: str, attempt: int, fraction: float, message: str) -> None:
         """Progress of the current attempt (``fraction`` clamped to 0..1)."""
@@ -288,15 +275,15 @@ class Tasks:
             if task.status is d.TaskStatus.ASSIGNED:
                 task.status = d.TaskStatus.RUNNING
                 task.started_at = d.utcnow()
-            if self.events is not None:
-                self._emit(
-                    self.events,
-                    "task.progress",
-                    task,
-                    attempt=attempt,
-                    progress=task.progress,
-                    message=message,
-                )
+            self.reports.progressed(task, message)
+
+    def on_output(self, task_id: str, attempt: int, chunk: str) -> None:
+        """Partial output of the current attempt: a ``task.output`` event with the
+        chunk's offset in the attempt's output (a stale attempt's is dropped)."""
+        task = self._tasks.get(task_id)
+        if task is None or task.attempt != attempt or task.status.finished:
+            return
+        self.reports.output(task, chunk)
 
     def on_result(
         self,
@@ -364,8 +351,7 @@ class Tasks:
             moved += 1
             task.redeliveries += 1
             self.counters.redelivered += 1
-            if self.events is not None:
-                self._emit(self.events, "task.redelivered", task, attempt=attempt, reason=reason)
+            self.reports.redelivered(task, attempt, reason)
             if task.redeliveries > self._settings.max_redeliveries:
                 self._finish(
                     task,
@@ -478,15 +464,7 @@ class Tasks:
             if not fut.done():
                 fut.set_result(None)
         task.waiters.clear()
-        if self.events is not None:
-            self._emit(
-                self.events,
-                "task.finished",
-                task,
-                status=status.value,
-                attempt=task.attempt,
-                error=task.error.type if task.error is not None else "",
-            )
+        self.reports.finished(task)
         for listener in self._listeners:
             listener(task)
         self._finished.append(task.id)

@@ -179,11 +179,14 @@ class EventLog:
         store: Store,
         *,
         buffer: int = 10_000,
+        output_bytes: int = 16 * 2**20,
         redact: Redact | None = None,
         parent_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.ring_size = buffer
+        self.ring_output_bytes = output_bytes  # task.output chunks the ring may hold
+        self._ring_bytes = 0
         self._redact = redact or (lambda _id, data: data)
         self._parent_of = parent_of or (lambda _id: None)
         self._next = 1
@@ -393,9 +396,14 @@ class EventLog:
         self.published += 1
         if not e.durable:
             ring = self._ring
-            if len(ring) >= self.ring_size:
-                self._dropped = ring.popleft().position
             ring.append(e)
+            if e.type == "task.output":
+                self._ring_bytes += _chunk_size(e)
+            while len(ring) > self.ring_size or self._ring_bytes > self.ring_output_bytes:
+                old = ring.popleft()
+                self._dropped = old.position
+                if old.type == "task.output":
+                    self._ring_bytes -= _chunk_size(old)
         for sub in self._subscribers:
             sub.offer(e)
         for listener in self._listeners:
@@ -464,3 +472,8 @@ class EventLog:
             found = await self._record(parent, records)
             parent = found.parent_id if found is not None else ""
         return tuple(chain)
+
+
+def _chunk_size(e: MeshEvent) -> int:
+    chunk = e.data.get("chunk")
+    return len(chunk) if isinstance(chunk, str) else 0

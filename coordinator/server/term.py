@@ -53,6 +53,7 @@ class Term:
         self.log = events = EventLog(
             store,
             buffer=settings.event_buffer,
+            output_bytes=settings.output_retention_bytes,
             redact=lambda exec_id, data: redactor.redact(data, self.runtime.secrets_of(exec_id)),
             parent_of=lambda exec_id: self.runtime.parent_of(exec_id),  # noqa: PLW0108 (not built yet)
         )

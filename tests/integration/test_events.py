@@ -313,3 +313,54 @@ async def test_monitoring_disabled_refuses_metrics_but_events_flow() -> None:
             assert (joined.type, joined.agent_id) == ("agent.joined", agent.agent_id)
     finally:
         await c.stop(grace=1.0)
+
+
+async def test_streamed_output_reaches_subscribers_in_order_and_resumes() -> None:
+    c = Coordinator(fast_settings(output_retention_bytes=40))
+    await c.start()
+    try:
+        agent = Agent("llm", c.address)
+        tokens = [f"tok{i:02d} " for i in range(20)]  # 6 characters each
+
+        async def generate(task: Task) -> Any:
+            for t in tokens:
+                await task.stream(t)
+            return {"text": "".join(tokens)}
+
+        agent.add_capability("generate", generate)
+        async with Client(c.address, timeout=10) as client, running(agent):
+            async with client.subscribe_to_events(types=["task.output"]) as stream:
+                t = await client.assign_task("generate", {})
+                chunks = [await stream.__anext__() for _ in tokens]
+            done = await client.wait_task(t.id, timeout=10)
+            assert done.status == "completed"
+            assert [e.data["chunk"] for e in chunks] == tokens
+            assert [e.data["offset"] for e in chunks] == [6 * i for i in range(20)]
+            assert {e.task_id for e in chunks} == {t.id}
+            # Resume after the 10th chunk: the ring keeps the last 40 characters only,
+            # so what aged out is announced, then the retained chunks follow in order.
+            resumed = client.subscribe_to_events(
+                types=["task.output"], from_sequence=chunks[9].sequence, follow=False
+            )
+            again = [e async for e in resumed]
+        assert again[0].type == "stream.truncated"
+        assert again[0].data["lostUpTo"] >= chunks[9].sequence
+        kept = [e.data["chunk"] for e in again[1:]]
+        assert kept == tokens[-len(kept) :] and 0 < len(kept) <= 40 // 6
+    finally:
+        await c.stop(grace=1.0)
+
+
+async def test_run_task_records_streamed_chunks() -> None:
+    from agent_sdk.testing import run_task
+
+    agent = Agent("llm", "127.0.0.1:1")
+
+    async def generate(task: Task) -> Any:
+        await task.stream("a")
+        task.stream("b")  # without await: queued all the same
+        return "ab"
+
+    agent.add_capability("generate", generate)
+    outcome = await run_task(agent, "generate")
+    assert outcome.output == "ab" and outcome.streamed == ["a", "b"]

@@ -221,7 +221,11 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         except grpc.RpcError:
             sink.close(_BROKEN)
         except Exception:
-            log.exception("agent %s: unexpected error reading stream", agent.id)
+            log.exception(
+                "agent %s: unexpected error reading stream",
+                agent.id,
+                extra={"agent_id": agent.id, "namespace": agent.namespace},
+            )
             sink.close("internal error")
             raise
 

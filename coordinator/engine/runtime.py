@@ -697,7 +697,11 @@ class WorkflowRuntime:
             try:
                 live = await replay(record, self.catalog, self.store, self.defaults, self.redactor)
             except Exception:
-                log.exception("cannot recover execution %s", record.id)
+                log.exception(
+                    "cannot recover execution %s",
+                    record.id,
+                    extra={"execution_id": record.id, "namespace": record.namespace},
+                )
                 continue
             self._live[record.id] = live
             if live.idempotency_key:

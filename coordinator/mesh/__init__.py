@@ -246,6 +246,7 @@ class Mesh:
     ) -> int:
         held = self._registry.disconnect(agent)
         moved = self._tasks.redeliver(held, reason, check_waits)
+        ids = {"agent_id": agent.id, "namespace": agent.namespace}
         if graceful:
             log.info(
                 "agent %s (%s) left: %s%s",
@@ -253,9 +254,16 @@ class Mesh:
                 agent.name,
                 reason,
                 f" ({moved} unfinished task(s) re-dispatched)" if moved else "",
+                extra=ids,
             )
         else:
-            log.warning("agent %s offline: %s (%d task(s) re-dispatched)", agent.id, reason, moved)
+            log.warning(
+                "agent %s offline: %s (%d task(s) re-dispatched)",
+                agent.id,
+                reason,
+                moved,
+                extra=ids,
+            )
         if check_waits:
             self._dispatch.check_lost(agent)
         self._agent_event(

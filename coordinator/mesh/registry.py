@@ -159,6 +159,7 @@ class Registry:
             transport,
             agent.namespace,
             sorted(names),
+            extra={"agent_id": agent_id, "namespace": agent.namespace},
         )
         return agent
 

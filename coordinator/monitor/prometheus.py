@@ -23,7 +23,7 @@ scrape.
 | `agentmesh_store_commit_seconds` | histogram | | one store transaction (a turn's group commit) |
 | `agentmesh_event_loop_lag_seconds` | gauge | | how late the event loop ran its latest lag probe |
 | `agentmesh_queue_depth` | gauge | namespace, capability | tasks queued for a free agent (read at scrape time) |
-| `agentmesh_agents` | gauge | namespace, status | registered agents by status: online, busy, draining, error, offline (scrape time) |
+| `agentmesh_agents` | gauge | namespace, status | registered agents by status: online, draining, offline (scrape time) |
 | `agentmesh_active_executions` | gauge | namespace | unfinished executions (scrape time) |
 | `agentmesh_event_subscribers` | gauge | | open event-log subscriptions (scrape time) |
 | `agentmesh_metrics_callback_errors_total` | counter | | scrapes whose gauge callback raised (those gauges were left out) |

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from agent_sdk import Client
 from coordinator.server import Coordinator
-from tests.conftest import BIN, ROOT, running
+from tests.conftest import BIN, ROOT, ServerProcess, running
 from tests.integration.test_events import FLOW, echo_agent
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,3 +72,18 @@ async def test_events_metrics_and_top(coordinator: Coordinator, client: Client) 
     assert "health      healthy" in system.stdout
     assert agent.agent_id in top.stdout and "agentmesh top" in top.stdout
     assert bad.returncode == 3 and "prefix ending in '*'" in bad.stderr
+
+
+async def test_serve_writes_json_logs_with_the_ids(tmp_path: Path) -> None:
+    log = tmp_path / "coordinator.log"
+    server = ServerProcess("--log-format", "json", log=log)
+    try:
+        async with running(echo_agent(server.address)) as agent:
+            pass
+    finally:
+        server.stop()
+    lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.startswith("{")]
+    assert lines and all({"time", "level", "logger", "message"} <= set(ln) for ln in lines)
+    joined = [ln for ln in lines if ln.get("agent_id") == agent.agent_id]
+    assert joined and joined[0]["namespace"] == "default"
+    assert joined[0]["time"].endswith("Z") and joined[0]["level"] == "info"

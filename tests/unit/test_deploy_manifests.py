@@ -77,7 +77,8 @@ def test_probes_use_the_plaintext_probe_port_so_tls_can_be_turned_on(manifest: s
     listen_port = int(settings.listen.rpartition(":")[2])
     assert probe_port != listen_port
     declared = {p["name"]: p["containerPort"] for p in coordinator["ports"]}
-    assert declared == {"grpc": listen_port, "probe": probe_port}
+    http_port = int(settings.http_listen.rpartition(":")[2])
+    assert declared == {"grpc": listen_port, "probe": probe_port, "http": http_port}
     for probe in PROBES:
         assert coordinator[probe]["grpc"]["port"] == probe_port, probe  # a number, not a name
     for service in services(DEPLOY / manifest):
@@ -281,3 +282,22 @@ def test_image_gives_the_reference_agents_a_writable_workspace() -> None:
     workspace = re.search(r"AGENTMESH_WORKSPACE=(\S+)", runtime)
     assert workspace is not None, "set AGENTMESH_WORKSPACE in the runtime stage"
     assert workspace[1].startswith("/tmp/"), workspace[1]
+
+
+@pytest.mark.parametrize("manifest", ["coordinator.yaml", "cluster.yaml"])
+def test_prometheus_scrapes_the_http_listener(manifest: str) -> None:
+    """The scrape annotations name the port the coordinator serves /metrics on."""
+    docs = [d for d in yaml.safe_load_all((DEPLOY / manifest).read_text()) if d]
+    (pod,) = [
+        d["spec"]["template"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+        and d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+        == "coordinator"
+    ]
+    (coordinator,) = containers(DEPLOY / manifest, "coordinator")
+    settings = load_settings(environ=environment(coordinator))
+    notes = pod["metadata"]["annotations"]
+    assert notes["prometheus.io/scrape"] == "true" and notes["prometheus.io/path"] == "/metrics"
+    assert settings.http_listen.startswith("0.0.0.0:"), "reachable from the scraper"
+    assert notes["prometheus.io/port"] == settings.http_listen.rpartition(":")[2]

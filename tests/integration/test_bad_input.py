@@ -82,7 +82,7 @@ async def test_second_hello_and_empty_update_are_protocol_errors(coordinator: Co
     )
     err = await _stream(coordinator.address, hello(), empty_update)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "has no ack, progress or result" in (err.details() or "")
+    assert "has no ack, progress, output or result" in (err.details() or "")
 
 
 async def test_sdk_raises_on_rejected_hello(coordinator: Coordinator) -> None:

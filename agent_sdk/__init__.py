@@ -28,15 +28,8 @@ from agent_sdk._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from agent_sdk._monitoring import (
-    Event,
-    EventFilter,
-    EventStream,
-    StepMetrics,
-    Subscription,
-    SystemMetrics,
-    WorkflowMetrics,
-)
+from agent_sdk._metrics import StepMetrics, SystemMetrics, WorkflowMetrics
+from agent_sdk._monitoring import Event, EventFilter, EventStream, Subscription
 from agent_sdk._task import AgentStats, Task
 from agent_sdk._tls import TLS
 from agent_sdk._types import (

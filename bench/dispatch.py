@@ -1,7 +1,7 @@
 """Dispatch benchmark: how many tiny tasks per second the coordinator moves over agent streams.
 
     python bench/dispatch.py [--duration S] [--warmup S] [--agents 1,4,16] [--quick]
-                             [--no-secure] [--profile]
+                             [--no-secure] [--observability on|off|both] [--profile]
 
 It prints figures and never asserts timings. Everything runs on 127.0.0.1.
 
@@ -27,6 +27,13 @@ It prints figures and never asserts timings. Everything runs on 127.0.0.1.
   when it opens. coord+auth runs right after the plain coordinator run of the same N.
 - ``secure/plain``: coord+auth over coordinator tasks/s for the same N, and e2e+auth over
   e2e-api (target >= 0.85). Printed, never asserted.
+- ``coord-nomon`` and ``coord-nolog`` (``--observability both``, the default, or ``off``):
+  the coordinator path again for each N, right after its ``coordinator`` line (which has
+  metrics, Prometheus counters and live events on, the defaults), with
+  ``monitoring_enabled`` off (live events still go into the event log, with no
+  subscriber), and with that and no event sink on the mesh (no live events at all). The
+  ``observability`` table prints tasks/s and CPU per task of the three, and the ratios;
+  ``observability cost`` is 1 - on/no-log (target <= 10 %). Printed, never asserted.
 
 Per run it also prints, for the measurement window: the CPU each process used (share of one
 core, all threads, from /proc/<pid>/stat), the host's busy share of all cores (/proc/stat),
@@ -154,6 +161,22 @@ def machine() -> str:
         f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
         f"protobuf {google.protobuf.__version__}, asyncio default loop"
     )
+
+
+# Noted in the tables when processes other than the benchmark's took this share of one
+# core during a window (the figures are then less comparable).
+OTHERS_NOTED = 0.10
+
+
+def other_load(host_busy: float, shares: Sequence[float]) -> float:
+    """CPU (share of one core) the host spent outside the given processes' shares."""
+    if math.isnan(host_busy) or any(math.isnan(x) for x in shares):
+        return 0.0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(0.0, host_busy * cores - sum(shares))
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -464,13 +487,22 @@ async def measure(
     )
 
 
-def coordinator_settings(secure: SecureSetup | None = None) -> Any:
-    """The benchmark coordinator's settings; with ``secure``, TLS and auth on as well."""
+def coordinator_settings(secure: SecureSetup | None = None, *, monitoring: bool = True) -> Any:
+    """The benchmark coordinator's settings; with ``secure``, TLS and auth on as well;
+    ``monitoring=False``: ``monitoring_enabled`` off (no metrics, no Prometheus counters)."""
     from coordinator.config import load_settings
 
     # Default settings but the store: dispatch never touches it, and the default
     # (agentmesh.db in the working directory) would leave a file behind and lock it.
-    overrides = {"listen": "127.0.0.1:0", "state_persistence": "memory"}
+    # The HTTP listener (/metrics) stays on, as by default, but on a free port: the
+    # default 127.0.0.1:8080 may be taken on a shared machine. Nobody scrapes it here.
+    overrides: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "state_persistence": "memory",
+        "http_listen": "127.0.0.1:0",
+    }
+    if not monitoring:
+        overrides["monitoring_enabled"] = False
     if secure is not None:
         overrides |= secure.settings_overrides()
     return load_settings(overrides=overrides, environ={})
@@ -484,23 +516,45 @@ async def wait_for_agents(mesh: Any, n: int, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
+# The coordinator path's observability variants (--observability): path name -> (is
+# monitoring_enabled on, does the mesh report its events to the event log).
+OBSERVABILITY = {
+    "coordinator": (True, True),  # the defaults: metrics, Prometheus, live events
+    "coord-nomon": (False, True),  # monitoring_enabled off; live events still go to the log
+    "coord-nolog": (False, False),  # monitoring off and no event sink: "them off"
+}
+
+
 async def run_coordinator(
     n: int,
     warmup: float,
     duration: float,
     profile: cProfile.Profile | None,
     secure: SecureSetup | None = None,
+    variant: str = "coordinator",
 ) -> Result:
-    """The coordinator path (``coord+auth`` with ``secure``: TLS and token auth on)."""
+    """The coordinator path (``coord+auth`` with ``secure``: TLS and token auth on;
+    ``variant`` one of ``OBSERVABILITY``, plain runs only)."""
     from coordinator.domain import TaskSpec, TaskStatus
     from coordinator.server import Coordinator
 
-    coordinator = Coordinator(coordinator_settings(secure))
+    monitoring, event_log = OBSERVABILITY[variant]
+    coordinator = Coordinator(coordinator_settings(secure, monitoring=monitoring))
     await coordinator.start()
     agents: Child | None = None
     try:
         mesh = coordinator.mesh
-        assert mesh is not None
+        term = coordinator.term
+        assert mesh is not None and term is not None
+        if not event_log:
+            # No event sink: the mesh emits no live events at all, so the log's own cost
+            # (building each MeshEvent, the ring) is gone too. Mesh.observe is typed for
+            # a sink, not None; None puts the mesh back in the state it is built in,
+            # whatever private attributes hold the sink (they have moved before).
+            # Acceptable in a benchmark, not elsewhere. The line's "0.0 events/task"
+            # note shows it took.
+            detach: Any = mesh.observe
+            detach(None)
         agents = Child.spawn("agents", coordinator.address, n, secure)
         await agents.recv("ready", READY_TIMEOUT_S)
         await wait_for_agents(mesh, n, READY_TIMEOUT_S)
@@ -533,10 +587,15 @@ async def run_coordinator(
                 drained.set()
 
         mesh.add_listener(on_finished)
+        published0, finished0 = term.log.published, mesh.counters.completed
         for _ in range(n):
             submit()
         result = await measure(window, warmup, duration, [os.getpid(), agents.pid], profile)
-        result.path, result.agents = ("coordinator" if secure is None else "coord+auth"), n
+        result.path, result.agents = (variant if secure is None else "coord+auth"), n
+        finished = mesh.counters.completed - finished0
+        if finished and secure is None:
+            per_task = (term.log.published - published0) / finished
+            result.note = f"{per_task:.1f} events/task" + ("" if monitoring else ", no metrics")
         if started:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(drained.wait(), DRAIN_TIMEOUT_S)
@@ -734,6 +793,9 @@ def table(results: Sequence[Result]) -> str:
             notes.insert(0, f"{r.errors} NOT COMPLETED")
         if r.host_steal >= 0.01:
             notes.append(f"steal {r.host_steal:.0%}")
+        others = other_load(r.host_busy, (r.main_cpu, r.peer_cpu))
+        if others >= OTHERS_NOTED and not r.path.startswith("e2e"):  # e2e: a third process
+            notes.append(f"other processes {others:.0%}")
         lines.append(
             f"{r.path:<11} {r.agents:>3} {r.tasks_per_s:>8,.0f} {_num(r.p50_ms, '.2f'):>6} "
             f"{_num(r.p99_ms, '.2f'):>6} {ratio:>5}"
@@ -757,7 +819,73 @@ def ratio_line(results: Sequence[Result]) -> str:
 # Each secure path and the plain path it is compared with.
 SECURE_PATHS = {"coord+auth": "coordinator", "e2e+auth": "e2e-api"}
 # The table's order of paths (then by N).
-PATH_ORDER = {"coordinator": 0, "coord+auth": 1, "bare": 2, "e2e-api": 3, "e2e+auth": 4}
+PATH_ORDER = {
+    "coordinator": 0,
+    "coord-nomon": 1,
+    "coord-nolog": 2,
+    "coord+auth": 3,
+    "bare": 4,
+    "e2e-api": 5,
+    "e2e+auth": 6,
+}
+# The observability target: tasks/s with it on within this share of tasks/s with it off.
+OBSERVABILITY_TARGET = 0.10
+
+
+def observability_table(results: Sequence[Result]) -> str:
+    """Per N: tasks/s and main-process CPU us/task with observability on (the
+    ``coordinator`` line), with monitoring off, and with monitoring and the event log
+    off; the ratios on/off."""
+    by = {(r.path, r.agents): r for r in results}
+    counts = sorted({r.agents for r in results if r.path in OBSERVABILITY})
+    head2 = f"{'':<13} {'':>3} | {'tasks/s':^23} | {'on / off':^13} | {'main CPU us/task':^18}"
+    head = (
+        f"{'observability':<13} {'N':>3} | {'on':>7} {'no-mon':>7} {'no-log':>7}"
+        f" | {'no-mon':>6} {'no-log':>6} | {'on':>4} {'no-mon':>6} {'no-log':>6}"
+    )
+    lines = [head2.rstrip(), head, "-" * len(head)]
+
+    def rate(r: Result | None) -> str:
+        return f"{r.tasks_per_s:,.0f}" if r is not None else "-"
+
+    def us(r: Result | None) -> str:
+        if r is None or not r.tasks_per_s or math.isnan(r.main_cpu):
+            return "-"
+        return f"{r.main_cpu / r.tasks_per_s * 1e6:.0f}"
+
+    def ratio(a: Result | None, b: Result | None) -> str:
+        return f"{a.tasks_per_s / b.tasks_per_s:.2f}" if a and b and b.tasks_per_s else "-"
+
+    for n in counts:
+        on, nomon, nolog = (by.get((p, n)) for p in OBSERVABILITY)
+        lines.append(
+            f"{'':<13} {n:>3} | {rate(on):>7} {rate(nomon):>7} {rate(nolog):>7}"
+            f" | {ratio(on, nomon):>6} {ratio(on, nolog):>6}"
+            f" | {us(on):>4} {us(nomon):>6} {us(nolog):>6}"
+        )
+    return "\n".join(lines)
+
+
+def observability_line(results: Sequence[Result]) -> str:
+    """``observability cost: X %``: 1 - the geometric mean over N of tasks/s on ÷ tasks/s
+    with monitoring and the event log off (and the worst N)."""
+    by = {(r.path, r.agents): r.tasks_per_s for r in results}
+    ratios = {
+        n: by[("coordinator", n)] / by[("coord-nolog", n)]
+        for (path, n) in by
+        if path == "coord-nolog" and by[(path, n)] and by.get(("coordinator", n))
+    }
+    target = f"(target <= {OBSERVABILITY_TARGET:.0%})".replace("%", " %")
+    if not ratios:
+        return f"observability cost: - {target}"
+    mean = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
+    worst = min(ratios, key=lambda n: ratios[n])
+    return (
+        f"observability cost: {(1 - mean) * 100:.1f} % {target}; tasks/s on ÷ off "
+        f"(monitoring and event log off), geometric mean over N="
+        f"{','.join(str(n) for n in sorted(ratios))}; worst N={worst}: "
+        f"{(1 - ratios[worst]) * 100:.1f} %"
+    )
 
 
 def secure_line(results: Sequence[Result]) -> str:
@@ -812,8 +940,17 @@ async def main_async(args: argparse.Namespace) -> None:
             # Certificates and tokens for the secure runs; the directory goes at the end.
             tmp = files.enter_context(tempfile.TemporaryDirectory(prefix="agentmesh-bench-"))
             secure = make_secure_setup(Path(tmp), CAPABILITY)
+        variants = {
+            "on": ["coordinator"],
+            "off": ["coord-nomon", "coord-nolog"],
+            "both": list(OBSERVABILITY),
+        }[args.observability]
         for n in counts:
-            progress(await run_coordinator(n, args.warmup, args.duration, profile))
+            # The variants of one N back to back: the closest A/B on a noisy machine.
+            for variant in variants:
+                progress(
+                    await run_coordinator(n, args.warmup, args.duration, profile, None, variant)
+                )
             if secure is not None:  # right after the plain run: the closest A/B
                 progress(await run_coordinator(n, args.warmup, args.duration, None, secure))
         if not args.profile:
@@ -839,6 +976,11 @@ async def main_async(args: argparse.Namespace) -> None:
         print(ratio_line(results))
     if any(r.path in SECURE_PATHS for r in results):
         print(secure_line(results))
+    if any(r.path in ("coord-nomon", "coord-nolog") for r in results):
+        print()
+        print(observability_table(results))
+        print()
+        print(observability_line(results))
     if profile is not None:
         print_profile(profile, args.profile_lines)
 
@@ -865,8 +1007,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cProfile the main process during the coordinator runs (skips bare, e2e and "
         "the secure runs)",
     )
+    p.add_argument(
+        "--observability",
+        choices=("on", "off", "both"),
+        default=None,
+        help="the coordinator path with metrics and live events on (the coordinator line), "
+        "off (coord-nomon: monitoring_enabled off; coord-nolog: that and no event sink), "
+        "or both, with the ratios and the 'observability cost' line (default: both; "
+        "on with --profile)",
+    )
     p.add_argument("--profile-lines", type=int, default=30)
     args = p.parse_args(argv)
+    if args.observability is None:
+        args.observability = "on" if args.profile else "both"
     if args.quick:
         args.duration, args.warmup = 1.0, 0.3
     return args
@@ -880,7 +1033,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"machine: {machine()}")
     print(
         f"runs: {args.duration:g} s measured after {args.warmup:g} s warmup; "
-        f"agents {args.agents}; 127.0.0.1 loopback"
+        f"agents {args.agents}; observability {args.observability}; 127.0.0.1 loopback"
         + ("; secure runs: server TLS + bearer tokens" if args.secure and not args.profile else ""),
         flush=True,
     )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agentmesh.v1 import workflow_pb2 as agentmesh_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gentmesh/v1/monitoring.proto\x12\x0c\x61gentmesh.v1\x1a\x1b\x61gentmesh/v1/workflow.proto\"[\n\x0b\x45ventFilter\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\"~\n\x10SubscribeRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.agentmesh.v1.EventFilter\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x12\n\nfrom_start\x18\x03 \x01(\x08\x12\x14\n\x0cstop_at_head\x18\x04 \x01(\x08\"2\n\x19GetWorkflowMetricsRequest\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\"a\n\x0bStepMetrics\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x1b\n\x13\x61verage_duration_ms\x18\x02 \x01(\x01\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x12\n\nretry_rate\x18\x04 \x01(\x01\"=\n\rResourceUsage\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12\x0f\n\x07network\x18\x03 \x01(\x01\"\xf7\x03\n\x0fWorkflowMetrics\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10total_executions\x18\x02 \x01(\x04\x12\x19\n\x11\x61\x63tive_executions\x18\x03 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x04 \x01(\x01\x12\x1b\n\x13\x61verage_duration_ms\x18\x05 \x01(\x01\x12\x12\n\nerror_rate\x18\x06 \x01(\x01\x12\x44\n\x0cstep_metrics\x18\x07 \x03(\x0b\x32..agentmesh.v1.WorkflowMetrics.StepMetricsEntry\x12N\n\x11\x61gent_utilization\x18\x08 \x03(\x0b\x32\x33.agentmesh.v1.WorkflowMetrics.AgentUtilizationEntry\x12\x33\n\x0eresource_usage\x18\t \x01(\x0b\x32\x1b.agentmesh.v1.ResourceUsage\x1aM\n\x10StepMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.agentmesh.v1.StepMetrics:\x02\x38\x01\x1a\x37\n\x15\x41gentUtilizationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x19\n\x17GetSystemMetricsRequest\"3\n\x0cNetworkUsage\x12\x10\n\x08\x62ytes_in\x18\x01 \x01(\x04\x12\x11\n\tbytes_out\x18\x02 \x01(\x04\"p\n\x13ResourceUtilization\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12+\n\x07network\x18\x03 \x01(\x0b\x32\x1a.agentmesh.v1.NetworkUsage\x12\x0f\n\x07storage\x18\x04 \x01(\x01\"\x93\x03\n\rSystemMetrics\x12\x18\n\x10\x61\x63tive_workflows\x18\x01 \x01(\x04\x12\x1d\n\x15total_tasks_processed\x18\x02 \x01(\x04\x12\x18\n\x10tasks_per_second\x18\x03 \x01(\x01\x12\x15\n\ractive_agents\x18\x04 \x01(\x04\x12\x12\n\nerror_rate\x18\x05 \x01(\x01\x12\x1b\n\x13\x61vg_task_latency_ms\x18\x06 \x01(\x01\x12?\n\x14resource_utilization\x18\x07 \x01(\x0b\x32!.agentmesh.v1.ResourceUtilization\x12@\n\x0bqueue_sizes\x18\x08 \x03(\x0b\x32+.agentmesh.v1.SystemMetrics.QueueSizesEntry\x12\x31\n\rhealth_status\x18\t \x01(\x0e\x32\x1a.agentmesh.v1.HealthStatus\x1a\x31\n\x0fQueueSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*\x81\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17HEALTH_STATUS_UNHEALTHY\x10\x03\x32R\n\x0c\x45ventService\x12\x42\n\tSubscribe\x12\x1e.agentmesh.v1.SubscribeRequest\x1a\x13.agentmesh.v1.Event0\x01\x32\xc6\x01\n\x0eMetricsService\x12\\\n\x12GetWorkflowMetrics\x12\'.agentmesh.v1.GetWorkflowMetricsRequest\x1a\x1d.agentmesh.v1.WorkflowMetrics\x12V\n\x10GetSystemMetrics\x12%.agentmesh.v1.GetSystemMetricsRequest\x1a\x1b.agentmesh.v1.SystemMetricsB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gentmesh/v1/monitoring.proto\x12\x0c\x61gentmesh.v1\x1a\x1b\x61gentmesh/v1/workflow.proto\"[\n\x0b\x45ventFilter\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\"~\n\x10SubscribeRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.agentmesh.v1.EventFilter\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x12\n\nfrom_start\x18\x03 \x01(\x08\x12\x14\n\x0cstop_at_head\x18\x04 \x01(\x08\"y\n\x17SubscribeBatchesRequest\x12\x34\n\x0csubscription\x18\x01 \x01(\x0b\x32\x1e.agentmesh.v1.SubscribeRequest\x12\x14\n\x0cmax_delay_ms\x18\x02 \x01(\r\x12\x12\n\nmax_events\x18\x03 \x01(\r\"?\n\x18SubscribeBatchesResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.agentmesh.v1.Event\"2\n\x19GetWorkflowMetricsRequest\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\"a\n\x0bStepMetrics\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x1b\n\x13\x61verage_duration_ms\x18\x02 \x01(\x01\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x12\n\nretry_rate\x18\x04 \x01(\x01\"=\n\rResourceUsage\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12\x0f\n\x07network\x18\x03 \x01(\x01\"\xf7\x03\n\x0fWorkflowMetrics\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10total_executions\x18\x02 \x01(\x04\x12\x19\n\x11\x61\x63tive_executions\x18\x03 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x04 \x01(\x01\x12\x1b\n\x13\x61verage_duration_ms\x18\x05 \x01(\x01\x12\x12\n\nerror_rate\x18\x06 \x01(\x01\x12\x44\n\x0cstep_metrics\x18\x07 \x03(\x0b\x32..agentmesh.v1.WorkflowMetrics.StepMetricsEntry\x12N\n\x11\x61gent_utilization\x18\x08 \x03(\x0b\x32\x33.agentmesh.v1.WorkflowMetrics.AgentUtilizationEntry\x12\x33\n\x0eresource_usage\x18\t \x01(\x0b\x32\x1b.agentmesh.v1.ResourceUsage\x1aM\n\x10StepMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.agentmesh.v1.StepMetrics:\x02\x38\x01\x1a\x37\n\x15\x41gentUtilizationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x19\n\x17GetSystemMetricsRequest\"3\n\x0cNetworkUsage\x12\x10\n\x08\x62ytes_in\x18\x01 \x01(\x04\x12\x11\n\tbytes_out\x18\x02 \x01(\x04\"p\n\x13ResourceUtilization\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12+\n\x07network\x18\x03 \x01(\x0b\x32\x1a.agentmesh.v1.NetworkUsage\x12\x0f\n\x07storage\x18\x04 \x01(\x01\"\x93\x03\n\rSystemMetrics\x12\x18\n\x10\x61\x63tive_workflows\x18\x01 \x01(\x04\x12\x1d\n\x15total_tasks_processed\x18\x02 \x01(\x04\x12\x18\n\x10tasks_per_second\x18\x03 \x01(\x01\x12\x15\n\ractive_agents\x18\x04 \x01(\x04\x12\x12\n\nerror_rate\x18\x05 \x01(\x01\x12\x1b\n\x13\x61vg_task_latency_ms\x18\x06 \x01(\x01\x12?\n\x14resource_utilization\x18\x07 \x01(\x0b\x32!.agentmesh.v1.ResourceUtilization\x12@\n\x0bqueue_sizes\x18\x08 \x03(\x0b\x32+.agentmesh.v1.SystemMetrics.QueueSizesEntry\x12\x31\n\rhealth_status\x18\t \x01(\x0e\x32\x1a.agentmesh.v1.HealthStatus\x1a\x31\n\x0fQueueSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*\x81\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17HEALTH_STATUS_UNHEALTHY\x10\x03\x32\xb7\x01\n\x0c\x45ventService\x12\x42\n\tSubscribe\x12\x1e.agentmesh.v1.SubscribeRequest\x1a\x13.agentmesh.v1.Event0\x01\x12\x63\n\x10SubscribeBatches\x12%.agentmesh.v1.SubscribeBatchesRequest\x1a&.agentmesh.v1.SubscribeBatchesResponse0\x01\x32\xc6\x01\n\x0eMetricsService\x12\\\n\x12GetWorkflowMetrics\x12\'.agentmesh.v1.GetWorkflowMetricsRequest\x1a\x1d.agentmesh.v1.WorkflowMetrics\x12V\n\x10GetSystemMetrics\x12%.agentmesh.v1.GetSystemMetricsRequest\x1a\x1b.agentmesh.v1.SystemMetricsB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,36 +39,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWMETRICS_AGENTUTILIZATIONENTRY']._serialized_options = b'8\001'
   _globals['_SYSTEMMETRICS_QUEUESIZESENTRY']._loaded_options = None
   _globals['_SYSTEMMETRICS_QUEUESIZESENTRY']._serialized_options = b'8\001'
-  _globals['_HEALTHSTATUS']._serialized_start=1618
-  _globals['_HEALTHSTATUS']._serialized_end=1747
+  _globals['_HEALTHSTATUS']._serialized_start=1806
+  _globals['_HEALTHSTATUS']._serialized_end=1935
   _globals['_EVENTFILTER']._serialized_start=76
   _globals['_EVENTFILTER']._serialized_end=167
   _globals['_SUBSCRIBEREQUEST']._serialized_start=169
   _globals['_SUBSCRIBEREQUEST']._serialized_end=295
-  _globals['_GETWORKFLOWMETRICSREQUEST']._serialized_start=297
-  _globals['_GETWORKFLOWMETRICSREQUEST']._serialized_end=347
-  _globals['_STEPMETRICS']._serialized_start=349
-  _globals['_STEPMETRICS']._serialized_end=446
-  _globals['_RESOURCEUSAGE']._serialized_start=448
-  _globals['_RESOURCEUSAGE']._serialized_end=509
-  _globals['_WORKFLOWMETRICS']._serialized_start=512
-  _globals['_WORKFLOWMETRICS']._serialized_end=1015
-  _globals['_WORKFLOWMETRICS_STEPMETRICSENTRY']._serialized_start=881
-  _globals['_WORKFLOWMETRICS_STEPMETRICSENTRY']._serialized_end=958
-  _globals['_WORKFLOWMETRICS_AGENTUTILIZATIONENTRY']._serialized_start=960
-  _globals['_WORKFLOWMETRICS_AGENTUTILIZATIONENTRY']._serialized_end=1015
-  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_start=1017
-  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_end=1042
-  _globals['_NETWORKUSAGE']._serialized_start=1044
-  _globals['_NETWORKUSAGE']._serialized_end=1095
-  _globals['_RESOURCEUTILIZATION']._serialized_start=1097
-  _globals['_RESOURCEUTILIZATION']._serialized_end=1209
-  _globals['_SYSTEMMETRICS']._serialized_start=1212
-  _globals['_SYSTEMMETRICS']._serialized_end=1615
-  _globals['_SYSTEMMETRICS_QUEUESIZESENTRY']._serialized_start=1566
-  _globals['_SYSTEMMETRICS_QUEUESIZESENTRY']._serialized_end=1615
-  _globals['_EVENTSERVICE']._serialized_start=1749
-  _globals['_EVENTSERVICE']._serialized_end=1831
-  _globals['_METRICSSERVICE']._serialized_start=1834
-  _globals['_METRICSSERVICE']._serialized_end=2032
+  _globals['_SUBSCRIBEBATCHESREQUEST']._serialized_start=297
+  _globals['_SUBSCRIBEBATCHESREQUEST']._serialized_end=418
+  _globals['_SUBSCRIBEBATCHESRESPONSE']._serialized_start=420
+  _globals['_SUBSCRIBEBATCHESRESPONSE']._serialized_end=483
+  _globals['_GETWORKFLOWMETRICSREQUEST']._serialized_start=485
+  _globals['_GETWORKFLOWMETRICSREQUEST']._serialized_end=535
+  _globals['_STEPMETRICS']._serialized_start=537
+  _globals['_STEPMETRICS']._serialized_end=634
+  _globals['_RESOURCEUSAGE']._serialized_start=636
+  _globals['_RESOURCEUSAGE']._serialized_end=697
+  _globals['_WORKFLOWMETRICS']._serialized_start=700
+  _globals['_WORKFLOWMETRICS']._serialized_end=1203
+  _globals['_WORKFLOWMETRICS_STEPMETRICSENTRY']._serialized_start=1069
+  _globals['_WORKFLOWMETRICS_STEPMETRICSENTRY']._serialized_end=1146
+  _globals['_WORKFLOWMETRICS_AGENTUTILIZATIONENTRY']._serialized_start=1148
+  _globals['_WORKFLOWMETRICS_AGENTUTILIZATIONENTRY']._serialized_end=1203
+  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_start=1205
+  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_end=1230
+  _globals['_NETWORKUSAGE']._serialized_start=1232
+  _globals['_NETWORKUSAGE']._serialized_end=1283
+  _globals['_RESOURCEUTILIZATION']._serialized_start=1285
+  _globals['_RESOURCEUTILIZATION']._serialized_end=1397
+  _globals['_SYSTEMMETRICS']._serialized_start=1400
+  _globals['_SYSTEMMETRICS']._serialized_end=1803
+  _globals['_SYSTEMMETRICS_QUEUESIZESENTRY']._serialized_start=1754
+  _globals['_SYSTEMMETRICS_QUEUESIZESENTRY']._serialized_end=1803
+  _globals['_EVENTSERVICE']._serialized_start=1938
+  _globals['_EVENTSERVICE']._serialized_end=2121
+  _globals['_METRICSSERVICE']._serialized_start=2124
+  _globals['_METRICSSERVICE']._serialized_end=2322
 # @@protoc_insertion_point(module_scope)

@@ -43,6 +43,22 @@ class SubscribeRequest(_message.Message):
     stop_at_head: bool
     def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., from_sequence: _Optional[int] = ..., from_start: _Optional[bool] = ..., stop_at_head: _Optional[bool] = ...) -> None: ...
 
+class SubscribeBatchesRequest(_message.Message):
+    __slots__ = ("subscription", "max_delay_ms", "max_events")
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    subscription: SubscribeRequest
+    max_delay_ms: int
+    max_events: int
+    def __init__(self, subscription: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., max_delay_ms: _Optional[int] = ..., max_events: _Optional[int] = ...) -> None: ...
+
+class SubscribeBatchesResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_workflow_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_workflow_pb2.Event, _Mapping]]] = ...) -> None: ...
+
 class GetWorkflowMetricsRequest(_message.Message):
     __slots__ = ("workflow_name",)
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]

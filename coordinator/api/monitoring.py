@@ -11,8 +11,11 @@ next leader from the last sequence it saw.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
@@ -32,7 +35,7 @@ from coordinator.errors import (
     ResourceExhausted,
 )
 from coordinator.mesh import Mesh
-from coordinator.monitor.log import EventLog, Filter
+from coordinator.monitor.log import EventLog, Filter, Subscription
 from coordinator.monitor.metrics import Metrics
 from coordinator.monitor.resources import HEALTHY, UNHEALTHY, Sample, health
 
@@ -89,26 +92,114 @@ def filter_of(f: monitoring_pb2.EventFilter, namespace: str) -> Filter:
     return Filter(namespace, f.execution_id, f.workflow_name, f.agent_id, types)
 
 
+# SubscribeBatches: the defaults and bounds of a request's max_events and max_delay_ms,
+# and the bytes a batch stops growing at (one event past it may still go in).
+BATCH_EVENTS = 500
+MAX_BATCH_EVENTS = 5000
+MAX_BATCH_DELAY_MS = 1000
+BATCH_BYTES = 2**20
+# Serialized events kept for the next subscriber that sends the same one.
+_ENCODED = 4096
+
+
+def _field(data: bytes) -> bytes:
+    """``data`` as one entry of ``SubscribeBatchesResponse.events`` (field 1, length
+    delimited): a batch is the concatenation of its events' entries."""
+    n = len(data)
+    head = bytearray(b"\x0a")
+    while n > 0x7F:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + data
+
+
 class EventService(monitoring_pb2_grpc.EventServiceServicer):
-    """``Subscribe`` over the term's event log (see the module docstring)."""
+    """``Subscribe`` and ``SubscribeBatches`` over the term's event log (see the module
+    docstring).
+
+    Every subscriber that sees an event is sent the same bytes, so each event is
+    serialized once, for the first of them, and the bytes kept for the others
+    (``_ENCODED`` recent events): the handlers yield bytes, and ``register`` gives them
+    a serializer that passes bytes through.
+    """
 
     def __init__(self, log_: EventLog, runtime: WorkflowRuntime, settings: Settings) -> None:
         self._log = log_
         self._rt = runtime
         self._settings = settings
+        self._encoded: dict[int, bytes] = {}  # position -> Event bytes, oldest first
 
-    async def Subscribe(
+    async def Subscribe(  # yields Event bytes (see register)
         self, request: monitoring_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[workflow_pb2.Event]:
+    ) -> AsyncIterator[bytes]:
         try:
-            async for message in self._subscribe(request, context):
-                yield message
+            async with self._subscription(request, context) as (backlog, sub):
+                async for old in backlog:
+                    yield self._encode(old)
+                if sub is not None:
+                    while True:  # SubscriberBehind, LogClosed end it
+                        yield self._encode(await sub.next())
         except MeshError as e:
             await abort(context, e)
 
-    async def _subscribe(
+    async def SubscribeBatches(  # yields response bytes
+        self, request: monitoring_pb2.SubscribeBatchesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        try:
+            limit = request.max_events or BATCH_EVENTS
+            if limit > MAX_BATCH_EVENTS or request.max_delay_ms > MAX_BATCH_DELAY_MS:
+                raise InvalidArgument(
+                    f"max_events must be at most {MAX_BATCH_EVENTS} and max_delay_ms at most "
+                    f"{MAX_BATCH_DELAY_MS} (got {request.max_events}, {request.max_delay_ms})"
+                )
+            delay = request.max_delay_ms / 1000
+            async with self._subscription(request.subscription, context) as (backlog, sub):
+                parts: list[bytes] = []
+                size = 0
+                async for old in backlog:
+                    part = _field(self._encode(old))
+                    parts.append(part)
+                    size += len(part)
+                    if len(parts) >= limit or size >= BATCH_BYTES:
+                        yield b"".join(parts)
+                        parts, size = [], 0
+                if parts:
+                    yield b"".join(parts)
+                if sub is None:
+                    return
+                while True:  # SubscriberBehind, LogClosed end it
+                    parts = [_field(self._encode(await sub.next()))]
+                    if delay and sub.pending() < limit - 1:
+                        await asyncio.sleep(delay)
+                    size = len(parts[0])
+                    while len(parts) < limit and size < BATCH_BYTES:
+                        e = sub.poll()
+                        if e is None:
+                            break
+                        parts.append(_field(self._encode(e)))
+                        size += len(parts[-1])
+                    yield b"".join(parts)
+        except MeshError as e:
+            await abort(context, e)
+
+    def _encode(self, e: MeshEvent) -> bytes:
+        if e.type.startswith("stream."):  # a marker: per subscriber, and its position
+            return event_msg(e).SerializeToString()  # is that of an event it stands for
+        encoded = self._encoded
+        data = encoded.get(e.position)
+        if data is None:
+            data = encoded[e.position] = event_msg(e).SerializeToString()
+            if len(encoded) > _ENCODED:
+                del encoded[next(iter(encoded))]
+        return data
+
+    @contextlib.asynccontextmanager
+    async def _subscription(
         self, request: monitoring_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[workflow_pb2.Event]:
+    ) -> AsyncIterator[tuple[AsyncIterator[MeshEvent], Subscription | None]]:
+        """Register the caller (validating its request), say so in the initial metadata
+        and give (what it missed, the live subscription; None with ``stop_at_head``)."""
         namespace = namespace_of(context)
         filter_ = filter_of(request.filter, namespace)
         if filter_.execution_id:  # NotFound (the same in every other namespace)
@@ -126,24 +217,47 @@ class EventService(monitoring_pb2_grpc.EventServiceServicer):
                 f"{self._settings.max_subscribers}); retry later"
             )
         sub = log_.subscribe(filter_, self._settings.subscriber_buffer)
-        try:
-            # Registered: say so (the SDK's callback form returns now), with the head.
-            await context.send_initial_metadata(((EVENT_HEAD_METADATA, str(sub.start)),))
-            last = after
+        last = after
+
+        async def backlog() -> AsyncIterator[MeshEvent]:
+            nonlocal last
             if after or request.from_start:
                 marker = log_.truncated(after, filter_)
                 if marker is not None:
-                    yield event_msg(marker)
+                    yield marker
                 async for old in log_.replay(after, sub.start, filter_):
                     last = old.position
-                    yield event_msg(old)
-            if request.stop_at_head:
-                return
+                    yield old
             sub.last = max(last, sub.start)
-            while True:  # SubscriberBehind, LogClosed end it
-                yield event_msg(await sub.next())
+
+        try:
+            # Registered: say so (the SDK's callback form returns now), with the head.
+            await context.send_initial_metadata(((EVENT_HEAD_METADATA, str(sub.start)),))
+            yield backlog(), (None if request.stop_at_head else sub)
         finally:
             sub.cancel()
+
+
+def _raw(message: bytes) -> bytes:
+    return message
+
+
+def register(service: EventService, server: Any) -> None:
+    """``add_EventServiceServicer_to_server`` with serializers that pass the handlers'
+    bytes through (see ``EventService``)."""
+    handlers = {
+        "Subscribe": grpc.unary_stream_rpc_method_handler(
+            service.Subscribe,
+            request_deserializer=monitoring_pb2.SubscribeRequest.FromString,
+            response_serializer=_raw,
+        ),
+        "SubscribeBatches": grpc.unary_stream_rpc_method_handler(
+            service.SubscribeBatches,
+            request_deserializer=monitoring_pb2.SubscribeBatchesRequest.FromString,
+            response_serializer=_raw,
+        ),
+    }
+    server.add_registered_method_handlers("agentmesh.v1.EventService", handlers)
 
 
 class MetricsService(monitoring_pb2_grpc.MetricsServiceServicer):

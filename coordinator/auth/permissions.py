@@ -57,6 +57,7 @@ METHODS: Mapping[str, str] = {
     _V1 + "ExecutionService/WaitExecution": "executions.read",
     # Monitoring.
     _V1 + "EventService/Subscribe": "events.subscribe",
+    _V1 + "EventService/SubscribeBatches": "events.subscribe",
     _V1 + "MetricsService/GetWorkflowMetrics": "metrics.read",
     _V1 + "MetricsService/GetSystemMetrics": "metrics.read",
     # Integration.

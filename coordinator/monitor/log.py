@@ -164,6 +164,17 @@ class Subscription:
             self._wake.clear()
             await self._wake.wait()
 
+    def poll(self) -> MeshEvent | None:
+        """The next queued event after ``last``, or None when none is queued (then
+        ``next()`` says whether one will come, or raises why not)."""
+        queue = self._queue
+        while queue and not self._overflow:
+            e = queue.popleft()
+            if e.position > self.last:
+                self.last = e.position
+                return e
+        return None
+
     def cancel(self) -> None:
         """Stop receiving (the stream ended)."""
         self._log.unsubscribe(self)

@@ -14,6 +14,7 @@ from agentmesh.v1 import (
 )
 from coordinator.api.agent_service import AgentService
 from coordinator.api.monitoring import EventService, MetricsService
+from coordinator.api.monitoring import register as register_events
 from coordinator.api.router import capture
 from coordinator.api.unary import RegistryService, TaskService
 from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
@@ -79,9 +80,7 @@ class Term:
             lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
                 IntegrationService(runtime), s
             ),
-            lambda s: monitoring_pb2_grpc.add_EventServiceServicer_to_server(
-                EventService(events, runtime, settings), s
-            ),
+            lambda s: register_events(EventService(events, runtime, settings), s),
             lambda s: monitoring_pb2_grpc.add_MetricsServiceServicer_to_server(
                 MetricsService(
                     settings,

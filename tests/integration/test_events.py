@@ -364,3 +364,50 @@ async def test_run_task_records_streamed_chunks() -> None:
     agent.add_capability("generate", generate)
     outcome = await run_task(agent, "generate")
     assert outcome.output == "ab" and outcome.streamed == ["a", "b"]
+
+
+async def test_batches_carry_the_same_events_as_one_by_one(
+    coordinator: Coordinator, client: Client
+) -> None:
+    async with running(echo_agent(coordinator.address)):
+        await client.define_workflow("flow", FLOW)
+        ids = [(await client.start_workflow("flow", {"i": i})).id for i in range(4)]
+        for i in ids:
+            await client.wait_execution(i, timeout=20)
+    whole = monitoring_pb2.SubscribeRequest(from_start=True, stop_at_head=True)
+    async with grpc.aio.insecure_channel(coordinator.address) as ch:
+        stub = monitoring_pb2_grpc.EventServiceStub(ch)
+        single = [e async for e in stub.Subscribe(whole)]
+        batches = [
+            b
+            async for b in stub.SubscribeBatches(
+                monitoring_pb2.SubscribeBatchesRequest(subscription=whole, max_events=7)
+            )
+        ]
+        # Following: events that happen while the stream waits arrive batched too.
+        follow = stub.SubscribeBatches(
+            monitoring_pb2.SubscribeBatchesRequest(
+                subscription=monitoring_pb2.SubscribeRequest(
+                    filter=monitoring_pb2.EventFilter(types=["execution.completed"])
+                ),
+                max_delay_ms=50,
+            )
+        )
+        await follow.initial_metadata()
+        async with running(echo_agent(coordinator.address)):
+            more = [(await client.start_workflow("flow", {"i": i})).id for i in range(3)]
+            got: list[str] = []
+            while len(got) < 3:
+                got += [e.execution_id for e in (await follow.read()).events]
+        follow.cancel()
+        bad = stub.SubscribeBatches(monitoring_pb2.SubscribeBatchesRequest(max_events=10**6))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await bad.read()
+    assert len(single) > 7 * 3  # several full batches
+    assert all(0 < len(b.events) <= 7 for b in batches)
+    assert [e.SerializeToString() for b in batches for e in b.events] == [
+        e.SerializeToString() for e in single
+    ]
+    assert sorted(got) == sorted(more)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "max_events must be at most 5000" in (info.value.details() or "")

@@ -68,6 +68,7 @@ serve: venv
 
 bench: venv
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/events.py
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/fairness.py

@@ -185,3 +185,19 @@ async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.
         if loop.time() > end:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def assert_stream_is_the_history(client: Client, events: Any, ids: Any) -> None:
+    """``events`` (read from one resumed subscription) hold each of ``ids``'s durable
+    history exactly: no gap, no duplicate, in order; the store's history is the oracle.
+    (``stream.truncated`` markers are not events of the log: they carry the sequence
+    they follow.)"""
+    logged = [e for e in events if e.type != "stream.truncated"]
+    sequences = [e.sequence for e in logged]
+    assert sequences == sorted(set(sequences)), "strictly increasing, no duplicate"
+    for execution_id in ids:
+        journal = await client.get_execution_history(execution_id)
+        # The engine's inputs (``ExecutionStarted``, ``TimerFired``) are not published.
+        history = [(h.type, h.step_id) for h in journal if "." in h.type]
+        streamed = [(e.type, e.step_id) for e in logged if e.execution_id == execution_id]
+        assert streamed == history, execution_id

@@ -126,6 +126,13 @@ class Agent:
     the Connect stream: the agent joins that namespace and is routed its tasks only.
     A malformed name raises ValueError here.
 
+    Tracing: when the coordinator traces (``otlp_endpoint``), each task carries the
+    W3C ``traceparent`` of its attempt (``task.traceparent``) and the handler runs in a
+    span ``run <capability>``, its child, made current (sync handlers too), so spans
+    the handler opens join the workflow's trace. Spans go to ``tracer_provider`` (an
+    OpenTelemetry ``TracerProvider``), else to the global one
+    (``opentelemetry.trace.set_tracer_provider``; none set: no-op spans).
+
     Connection state changes (connected, disconnected, reconnect attempts and why,
     redirects, shutdown) are logged at INFO on the ``agent_sdk`` logger; an application
     that configured no logging at all also sees each change once on stderr
@@ -148,6 +155,7 @@ class Agent:
         tls: TLS | None = None,
         token: str | None = None,
         namespace: str | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -181,7 +189,9 @@ class Agent:
         self.max_message_bytes = max_message_bytes
         self.stats = AgentStats()
         self._outbox = Outbox()
-        self._runner = Runner(name, self._outbox, self.stats, max_concurrency, max_message_bytes)
+        self._runner = Runner(
+            name, self._outbox, self.stats, max_concurrency, max_message_bytes, tracer_provider
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._connected = asyncio.Event()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import inspect
 import logging
 import time
@@ -23,6 +25,7 @@ from typing import Any
 from agent_sdk._decode import Undecodable
 from agent_sdk._errors import TaskError
 from agent_sdk._task import AgentStats, Dispatch, Task, clip, safe_struct
+from agent_sdk._tracing import TaskSpans
 from agentmesh import payload, wire
 from agentmesh.v1 import agent_pb2, types_pb2
 
@@ -115,8 +118,10 @@ class Runner:
         stats: AgentStats,
         max_concurrency: int,
         max_message_bytes: int,
+        tracer_provider: Any = None,
     ) -> None:
         self.name = name
+        self.spans = TaskSpans(name, tracer_provider)
         self.outbox = outbox
         self.stats = stats
         self.max_concurrency = max_concurrency
@@ -202,7 +207,8 @@ class Runner:
                     f"agent {self.name!r} has no handler for capability {d.capability!r}",
                     type="UnknownCapability",
                 )
-            out = await self._call(entry[0], Task(self.outbox, d))
+            with self.spans.attempt(d):
+                out = await self._call(entry[0], Task(self.outbox, d))
             try:
                 payload.check(out, "the handler's output", self.payload_limit)
             except payload.PayloadError as e:
@@ -251,7 +257,9 @@ class Runner:
         if inspect.iscoroutinefunction(handler):
             return await handler(task)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(self._executor, handler, task)
+        # In this task's context (its current span, for one): executor threads have none.
+        call = functools.partial(contextvars.copy_context().run, handler, task)
+        out = await loop.run_in_executor(self._executor, call)
         if inspect.isawaitable(out):
             return await out
         return out

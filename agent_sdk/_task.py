@@ -39,7 +39,9 @@ class Task:
     Attributes: ``id``, ``attempt`` (1 for the first delivery), ``capability``,
     ``input`` (a dict), ``deadline`` (aware datetime or None), ``idempotency_key``
     (the same for every attempt: use it to make side effects idempotent),
-    ``name``, ``execution_id``, ``step_id``, ``labels``.
+    ``name``, ``execution_id``, ``step_id``, ``labels``, and ``traceparent`` (the W3C
+    Trace Context of the coordinator's span of this attempt, "" when it does not trace;
+    the handler already runs in a child span of it, see ``Agent``).
     """
 
     __slots__ = (
@@ -54,6 +56,7 @@ class Task:
         "labels",
         "name",
         "step_id",
+        "traceparent",
     )
 
     def __init__(self, updates: _Updates, d: agent_pb2.TaskDispatch) -> None:
@@ -68,6 +71,7 @@ class Task:
         self.execution_id: str = d.execution_id
         self.step_id: str = d.step_id
         self.labels: dict[str, str] = dict(d.labels)
+        self.traceparent: str = d.traceparent
 
     def progress(self, fraction: float, message: str = "") -> _Done:
         """Report progress (``fraction`` from 0 to 1, and a ``message``) to the

@@ -202,6 +202,11 @@ class Settings(BaseModel):
         description="ms between samples of resource use (CPU over the interval, memory, "
         "store size) and of event-loop lag",
     )
+    otlp_endpoint: str = Field(
+        "",
+        description="send OpenTelemetry traces over OTLP/gRPC to this collector "
+        "(http://host:4317 plaintext, https://... TLS; needs agentmesh[otlp]); '' : no traces",
+    )
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     # Mesh mechanics.
     heartbeat_interval_ms: int = Field(5_000, ge=50)

@@ -102,6 +102,15 @@ class AgentSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceParent:
+    """Where a task's attempts hang in a trace (``coordinator.monitor.tracing``): the
+    trace and the span of the step run that dispatched it."""
+
+    trace_id: int
+    span_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A task as submitted; defaults are filled in by the mesh."""
 
@@ -125,6 +134,8 @@ class TaskSpec:
     # normalised, and values), so answers about the task redact them.
     secret_names: frozenset[str] = frozenset()
     secret_values: frozenset[str] = frozenset()
+    # Set by the engine only, with tracing on: its attempts' spans are children of this.
+    trace: TraceParent | None = None
 
 
 class AgentSink(Protocol):
@@ -266,6 +277,7 @@ class Task:
     namespace: str = DEFAULT_NAMESPACE
     secret_names: frozenset[str] = frozenset()  # from its TaskSpec
     secret_values: frozenset[str] = frozenset()
+    trace: TraceParent | None = None  # from its TaskSpec
 
     def queue_key(self) -> tuple[int, int]:
         """Its place in a queue: higher priority first, then submission order."""

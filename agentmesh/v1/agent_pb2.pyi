@@ -121,7 +121,7 @@ class TaskBatch(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskDispatch, _Mapping]]] = ...) -> None: ...
 
 class TaskDispatch(_message.Message):
-    __slots__ = ("task_id", "attempt", "capability", "input", "deadline", "idempotency_key", "name", "execution_id", "step_id", "labels")
+    __slots__ = ("task_id", "attempt", "capability", "input", "deadline", "idempotency_key", "name", "execution_id", "step_id", "labels", "traceparent")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +139,7 @@ class TaskDispatch(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     capability: str
@@ -149,7 +150,8 @@ class TaskDispatch(_message.Message):
     execution_id: str
     step_id: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., capability: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., name: _Optional[str] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., capability: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., name: _Optional[str] = ..., execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class CancelTask(_message.Message):
     __slots__ = ("task_id", "attempt", "reason")

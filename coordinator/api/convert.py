@@ -9,6 +9,7 @@ from typing import Any
 from agentmesh import wire
 from agentmesh.v1 import agent_pb2, types_pb2
 from coordinator import domain as d
+from coordinator.monitor.tracing import attempt_traceparent
 from coordinator.secrets import Redactor, Secrets
 
 AGENT_STATUS = {
@@ -173,4 +174,5 @@ def dispatch(t: d.Task) -> agent_pb2.TaskDispatch:
         execution_id=t.execution_id,
         step_id=t.step_id,
         labels=dict(t.labels),
+        traceparent=attempt_traceparent(t) if t.trace is not None else "",
     )

@@ -175,9 +175,12 @@ class Execution:
         self.input = e.input
         self.context = dict(e.context)
         self.start_time = e.time
-        self.journal(
-            "execution.started", data={"workflow": self.defn.name, "version": self.defn.version}
-        )
+        data: dict[str, Any] = {"workflow": self.defn.name, "version": self.defn.version}
+        parent_key = self.context.get("parentKey")
+        if parent_key:  # a child: the step attempt of its parent that started it
+            data["parentId"] = self.context.get("parentId", "")
+            data["parentKey"] = parent_key
+        self.journal("execution.started", data=data)
         if self.defn.timeout_ms:
             self.emit(ev.StartTimer("workflow.timeout", e.time + _ms(self.defn.timeout_ms)))
             self._waits["workflow.timeout"] = ""
@@ -327,7 +330,9 @@ class Execution:
         self.runs[run.key] = run
         frame.current = run.key
         self.metrics.step_count += 1
-        self.journal("step.started", step_id, data={"type": step.type, "attempt": attempt})
+        self.journal(
+            "step.started", step_id, data={"type": step.type, "attempt": attempt, "run": run.key}
+        )
         if step.condition:
             try:
                 ok = truthy(compile_expression(step.condition).evaluate(self._scope(run)))
@@ -336,7 +341,10 @@ class Execution:
                 return
             if not ok:
                 self.journal(
-                    "step.skipped", step_id, message=f"condition {step.condition} is false"
+                    "step.skipped",
+                    step_id,
+                    message=f"condition {step.condition} is false",
+                    data={"run": run.key},
                 )
                 del self.runs[run.key]
                 self._advance(frame, step, None)
@@ -374,7 +382,7 @@ class Execution:
         if step.compensate is not None:
             self._compensable.append((step.id, output))
         self.metrics.completed_steps += 1
-        self.journal("step.completed", step.id, data={"attempt": run.attempt})
+        self.journal("step.completed", step.id, data={"attempt": run.attempt, "run": run.key})
         self.runs.pop(run.key, None)
         frame = self.frames[run.frame]
         if goto:
@@ -428,14 +436,14 @@ class Execution:
                 "step.retrying",
                 step.id,
                 message=error.message,
-                data={"attempt": run.attempt, "delayMs": round(delay)},
+                data={"attempt": run.attempt, "delayMs": round(delay), "run": run.key},
             )
             return
         self.journal(
             "step.failed",
             step.id,
             message=error.message,
-            data={"error": error.to_data(), "attempt": run.attempt},
+            data={"error": error.to_data(), "attempt": run.attempt, "run": run.key},
         )
         self.runs.pop(run.key, None)
         frame = self.frames[run.frame]

@@ -44,6 +44,8 @@ class Effects:
         self.frozen = False
         self._post = post
         self._was_waiting = was_waiting
+        #: With tracing on: the trace parent of the task ``(execution, key)`` dispatches.
+        self.trace: Callable[[str, str], d.TraceParent] | None = None
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -120,6 +122,7 @@ class Effects:
             namespace=namespace,
             secret_names=frozenset(secrets.names) if secrets else frozenset(),
             secret_values=frozenset(secrets.values) if secrets else frozenset(),
+            trace=self.trace(exec_id, c.key) if self.trace is not None else None,
         )
         try:
             task = self.mesh.submit(spec, wait_for_agent=True)

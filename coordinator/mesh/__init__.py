@@ -42,7 +42,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from coordinator import domain as d
 from coordinator.config import Settings
@@ -96,6 +96,10 @@ class Mesh:
         """Report agent and task events to ``sink`` (the event log) from now on."""
         self._events = sink
         self._tasks.reports.sink = sink
+
+    def trace_tasks(self, standalone: Callable[[str], d.TraceParent] | None) -> None:
+        """With tracing on: a task outside workflows gets ``standalone(task_id)``."""
+        self._tasks.admission.trace_standalone = standalone
 
     def _agent_event(self, type_: str, agent: d.Agent, **data: d.Json) -> None:
         if self._events is not None:

@@ -48,6 +48,8 @@ class Admission:
         self._seq = itertools.count()
         self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:16]
+        #: With tracing on: the trace of a task outside workflows, from its id.
+        self.trace_standalone: Callable[[str], d.TraceParent] | None = None
 
     def prepare(
         self, spec: d.TaskSpec, wait_for_agent: bool, pending: int, extra: int = 0
@@ -126,4 +128,10 @@ class Admission:
             namespace=namespace,
             secret_names=spec.secret_names,
             secret_values=spec.secret_values,
+            trace=spec.trace or self._standalone_trace(spec, task_id),
         )
+
+    def _standalone_trace(self, spec: d.TaskSpec, task_id: str) -> d.TraceParent | None:
+        if self.trace_standalone is None or spec.execution_id:
+            return None
+        return self.trace_standalone(task_id)

@@ -77,7 +77,7 @@ class Tasks:
         self._settings = settings
         self._policy = settings.retry_policy  # the backoff between attempts
         self.payload_bytes = payload.max_bytes(settings.max_message_bytes)
-        self._admission = Admission(settings, registry, self.payload_bytes, accepting)
+        self.admission = Admission(settings, registry, self.payload_bytes, accepting)
         self._quotas = Quotas(settings)
         self._clock = clock
         self._registry = registry
@@ -155,7 +155,7 @@ class Tasks:
         return out
 
     def _prepare(self, spec: d.TaskSpec, wait_for_agent: bool, extra: int = 0) -> d.Task:
-        task = self._admission.prepare(spec, wait_for_agent, self._dispatch.pending, extra)
+        task = self.admission.prepare(spec, wait_for_agent, self._dispatch.pending, extra)
         if self._quotas.enabled:
             queued = self._dispatch.queued_in(task.namespace)
             self._quotas.check_queued_tasks(task.namespace, queued, extra + 1)

@@ -452,6 +452,10 @@ class EventLog:
         if len(parents) > PARENTS_KEPT:
             parents.popitem(last=False)
 
+    def lineage(self, exec_id: str) -> tuple[str, ...]:
+        """The execution's id, its parent's, ... up to its top-level execution's."""
+        return self._lineage(exec_id)
+
     def _lineage(self, exec_id: str) -> tuple[str, ...]:
         chain: list[str] = []
         current = exec_id

@@ -1,4 +1,4 @@
-"""What the process observes across its terms: metrics, Prometheus, resources, lag.
+"""What the process observes across its terms: metrics, Prometheus, traces, resources, lag.
 
 One ``Observability`` per process (a replica keeps its counters across leaderships):
 each term attaches its event log, mesh, runtime and store while it runs, and detaches
@@ -14,6 +14,9 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from agentmesh import __version__
 from coordinator.api.decoding import Bytes
 from coordinator.config import Settings
 from coordinator.domain import MeshEvent, Task
@@ -23,6 +26,7 @@ from coordinator.monitor.log import EventLog
 from coordinator.monitor.metrics import Metrics
 from coordinator.monitor.prometheus import GaugeValues, PrometheusExporter
 from coordinator.monitor.resources import LoopLag, Resources, Sample
+from coordinator.monitor.tracing import Tracing, build_provider
 from coordinator.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,11 +40,23 @@ class _Attached:
     store: Store
 
 
+def tracing_for(
+    settings: Settings, coordinator_id: str, exporter: SpanExporter | None = None
+) -> Tracing | None:
+    """The process's tracing: spans to ``exporter`` as each ends (embedding code,
+    tests), or else over OTLP to ``otlp_endpoint``; neither: None (no tracing)."""
+    provider = build_provider(settings.otlp_endpoint, coordinator_id, __version__, exporter)
+    return Tracing(provider, coordinator_id) if provider is not None else None
+
+
 class Observability:
     """Metrics and exports of one process (see the module docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        #: Spans (None: tracing off): fed by each term like the metrics, whatever
+        #: ``monitoring_enabled`` says.
+        self.tracing = tracing
         self.enabled = settings.monitoring_enabled
         self.metrics = Metrics()
         self.prometheus = PrometheusExporter(gauges=self._gauges)
@@ -59,6 +75,11 @@ class Observability:
         if self.enabled:
             log_.add_listener(self._on_event)
             mesh.add_listener(self._on_task)
+        if self.tracing is not None:
+            self.tracing.attach(log_.lineage, mesh.tasks, store)
+            log_.add_listener(self.tracing.on_event)
+            mesh.trace_tasks(self.tracing.standalone)
+            runtime.effects.trace = self.tracing.task_parent
 
     def detach(self, log_: EventLog) -> None:
         """The term of ``log_`` ended: its gauges read empty."""
@@ -88,6 +109,9 @@ class Observability:
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
         await self.lag.stop()
+        if self.tracing is not None:
+            # Exports what is pending: off the loop (a collector may be slow to answer).
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def _sample_forever(self) -> None:
         interval = self.settings.metrics_interval / 1000

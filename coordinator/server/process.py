@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from agentmesh.protocol import (
     SERVER_KEEPALIVE_MS,
@@ -56,7 +57,7 @@ from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import ListenError
 from coordinator.mesh import Mesh
 from coordinator.server.http import HttpListener, server_ssl_context
-from coordinator.server.observe import Observability
+from coordinator.server.observe import Observability, tracing_for
 from coordinator.server.term import Term
 from coordinator.server.tls import ReloadingCredentials
 from coordinator.store import SqliteStore, Store, open_store
@@ -139,7 +140,7 @@ class Coordinator:
     is safe to call twice. ``port`` is the bound port (useful with port 0).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, span_exporter: SpanExporter | None = None) -> None:
         self.settings = settings
         self.coordinator_id = settings.coordinator_id or f"{socket.gethostname()}:{os.getpid()}"
         self.term: Term | None = None
@@ -157,8 +158,10 @@ class Coordinator:
         self._probe: grpc.aio.Server | None = None
         self.probe_port = 0
         self._revocations: asyncio.Task[None] | None = None
-        #: Metrics, Prometheus, resources: one per process, fed by each term.
-        self.observe = Observability(settings)
+        #: Metrics, Prometheus, traces, resources: one per process, fed by each term.
+        self.observe = Observability(
+            settings, tracing_for(settings, self.coordinator_id, span_exporter)
+        )
         self.http: HttpListener | None = None
         self._ready = False
         self._health = health.aio.HealthServicer()

@@ -132,6 +132,7 @@ TRANSPORT = (
     "agent_sdk._agent",
     "agent_sdk._agent_session",
     "agent_sdk._agent_runner",
+    "agent_sdk._tracing",
     "agent_sdk._client",
     "agent_sdk._decode",
     "agent_sdk._discovery",

@@ -172,7 +172,8 @@ class Tracing:
         self._ids = ids
         self._tracer = provider.get_tracer(SCOPE)
         self.coordinator_id = coordinator_id
-        self._open: dict[tuple[str, ...], _Open] = {}  # ("x", exec) / ("s", exec, run)
+        # execution -> its open spans: "" its own, a run key ("r3") a step run's
+        self._open: dict[str, dict[str, _Open]] = {}
         self._attempts: dict[tuple[str, int], _Open] = {}
         self._attempt_trace: dict[tuple[str, int], d.TraceParent] = {}
         self._lineage: Any = None  # the term's EventLog.lineage
@@ -234,7 +235,7 @@ class Tracing:
                 self._on_task(e)
             return
         if kind == "execution.started":
-            self._open[("x", e.execution_id)] = _Open(
+            self._open.setdefault(e.execution_id, {})[""] = _Open(
                 e.time,
                 f"workflow {e.workflow_name}",
                 {
@@ -246,7 +247,7 @@ class Tracing:
             )
         elif kind == "step.started":
             run = str(e.data.get("run", ""))
-            self._open[("s", e.execution_id, run)] = _Open(
+            self._open.setdefault(e.execution_id, {})[run] = _Open(
                 e.time,
                 f"step {e.step_id}",
                 {
@@ -257,7 +258,7 @@ class Tracing:
                 },
             )
         elif kind == "step.retrying":
-            span = self._open.get(("s", e.execution_id, str(e.data.get("run", ""))))
+            span = self._open.get(e.execution_id, {}).get(str(e.data.get("run", "")))
             if span is not None:
                 span.events.append(
                     ("step.retrying", e.time, {"attempt": _int(e.data.get("attempt"))})
@@ -266,8 +267,9 @@ class Tracing:
             self._end(e)
 
     def _end(self, e: MeshEvent) -> None:
-        key = self._key(e)
-        if key not in self._open and e.execution_id not in self._loaded:
+        if self._key(e) not in self._open.get(e.execution_id, {}) and (
+            e.execution_id not in self._loaded
+        ):
             # Begun before this coordinator: read the history back, then end it.
             held = self._waiting.setdefault(e.execution_id, [])
             held.append(e)
@@ -282,16 +284,18 @@ class Tracing:
         self._finish(e)
 
     @staticmethod
-    def _key(e: MeshEvent) -> tuple[str, ...]:
-        if e.type in _ENDS:
-            return ("x", e.execution_id)
-        return ("s", e.execution_id, str(e.data.get("run", "")))
+    def _key(e: MeshEvent) -> str:
+        """The open span an end event ends: "" an execution's, else its step run's."""
+        return "" if e.type in _ENDS else str(e.data.get("run", ""))
 
     def _finish(self, e: MeshEvent) -> None:
-        span = self._open.pop(self._key(e), None)
-        if span is None:
-            return  # never begun in a history this coordinator could read
         exec_id = e.execution_id
+        spans = self._open.get(exec_id, {})
+        span = spans.pop(self._key(e), None)
+        if span is None:  # never begun in a history this coordinator could read
+            if e.type in _ENDS:
+                self._open.pop(exec_id, None)
+            return
         trace_id = self._trace(exec_id)
         failed = e.type.endswith(".failed")
         status = Status(StatusCode.ERROR, e.message) if failed else Status(StatusCode.UNSET)
@@ -299,12 +303,9 @@ class Tracing:
         if e.type in _ENDS:
             outcome = e.type.split(".")[1]
             # Runs the execution's end leaves open (cancelled, or it failed first).
-            for k in [k for k in self._open if k[0] == "s" and k[1] == exec_id]:
-                left = self._open.pop(k)
+            for run, left in self._open.pop(exec_id, {}).items():
                 left.attributes["agentmesh.status"] = outcome
-                self._emit(
-                    left, trace_id, step_span(exec_id, k[2]), execution_span(exec_id), e.time
-                )
+                self._emit(left, trace_id, step_span(exec_id, run), execution_span(exec_id), e.time)
             attributes["agentmesh.status"] = outcome
             span.attributes = attributes
             self._emit(span, trace_id, execution_span(exec_id), span.parent, e.time, status)
@@ -336,14 +337,21 @@ class Tracing:
         self._loaded[exec_id] = None
         while len(self._loaded) > _LOADED_KEPT:
             del self._loaded[next(iter(self._loaded))]
+        begun: dict[str, _Open] = {}  # what the history began and did not end
+        held = {e.position for e in self._waiting.get(exec_id, ())}  # ended below
         for se in history:
+            if se.position in held:
+                continue
             if se.type == "execution.started":
-                key: tuple[str, ...] = ("x", exec_id)
+                key = ""
                 name = f"workflow {self._workflow(se.data)}"
                 attrs = {"agentmesh.execution.id": exec_id}
+            elif se.type in _STEP_ENDS or se.type in _ENDS:
+                begun.pop("" if se.type in _ENDS else str(se.data.get("run", "")), None)
+                continue
             elif se.type == "step.started":
                 run = str(se.data.get("run", ""))
-                key, name = ("s", exec_id, run), f"step {se.data.get('stepId', '')}"
+                key, name = run, f"step {se.data.get('stepId', '')}"
                 attrs = {
                     "agentmesh.execution.id": exec_id,
                     "agentmesh.step.id": str(se.data.get("stepId", "")),
@@ -352,15 +360,16 @@ class Tracing:
                 }
             else:
                 continue
-            if key not in self._open:
-                parent = self._parent_span((), se.data) if key[0] == "x" else 0
-                self._open[key] = _Open(se.time, name, attrs, recovered=True, parent=parent)
+            parent = self._parent_span((), se.data) if key == "" else 0
+            begun[key] = _Open(se.time, name, attrs, recovered=True, parent=parent)
+        spans = self._open.setdefault(exec_id, {})
+        for key, open_ in begun.items():
+            spans.setdefault(key, open_)
         for e in self._waiting.pop(exec_id, []):
-            if e.type in _ENDS:
-                span = self._open.get(("x", exec_id))
-                if span is not None and span.recovered:
-                    span.name = f"workflow {e.workflow_name}"
-                    span.attributes["agentmesh.workflow.name"] = e.workflow_name
+            own = spans.get("")
+            if e.type in _ENDS and own is not None and own.recovered:
+                own.name = f"workflow {e.workflow_name}"
+                own.attributes["agentmesh.workflow.name"] = e.workflow_name
             self._finish(e)
 
     @staticmethod

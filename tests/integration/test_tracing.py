@@ -280,6 +280,7 @@ async def test_spans_begun_before_a_restart_are_ended_whole_after_it(tmp_path: P
         await second.stop(grace=1)
     spans = after.get_finished_spans()
     (recovery,) = named(spans, "coordinator.recovery")
+    assert not named(spans, "step w"), "a run that ended before the restart is not ended again"
     (root,) = named(spans, "workflow hold")
     (e,) = named(spans, "step e")
     # The same tree: the first coordinator's step hangs under the second's root.

@@ -183,6 +183,7 @@ class Tracing:
         self._loaded: dict[str, None] = {}
         self._waiting: dict[str, list[MeshEvent]] = {}  # execution -> ends held for its history
         self._loads: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     # ------------------------------------------------------------ terms
 
@@ -219,11 +220,15 @@ class Tracing:
         """A task outside workflows: a trace of its own, its attempts at the root."""
         return d.TraceParent(_id(128, "task", task_id), 0)
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
         """Export what is pending and stop (safe twice)."""
-        for t in self._loads:
+        if self._closed:
+            return
+        self._closed = True
+        for t in list(self._loads):
             t.cancel()
-        self.provider.shutdown()
+        # Off the loop: a collector may be slow to answer the last export.
+        await asyncio.to_thread(self.provider.shutdown)
 
     # ------------------------------------------------------------ the log's side
 

@@ -110,8 +110,7 @@ class Observability:
                 await sampler
         await self.lag.stop()
         if self.tracing is not None:
-            # Exports what is pending: off the loop (a collector may be slow to answer).
-            await asyncio.to_thread(self.tracing.shutdown)
+            await self.tracing.shutdown()  # exports what is pending
 
     async def _sample_forever(self) -> None:
         interval = self.settings.metrics_interval / 1000

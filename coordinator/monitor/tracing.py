@@ -64,9 +64,6 @@ _LOADED_KEPT: Final = 10_000
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 
 
-# ------------------------------------------------------------------ ids
-
-
 def _id(bits: int, *parts: str) -> int:
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     return int.from_bytes(digest[: bits // 8], "big") or 1  # 0 is the invalid id
@@ -114,9 +111,6 @@ class _Ids(IdGenerator):
 
     def generate_span_id(self) -> int:
         return self.span_id
-
-
-# ------------------------------------------------------------------ spans
 
 
 @dataclass(slots=True)
@@ -349,7 +343,7 @@ class Tracing:
                 continue
             if se.type == "execution.started":
                 key = ""
-                name = f"workflow {self._workflow(se.data)}"
+                name = f"workflow {se.data.get('workflow', '')}"
                 attrs = {"agentmesh.execution.id": exec_id}
             elif se.type in _STEP_ENDS or se.type in _ENDS:
                 begun.pop("" if se.type in _ENDS else str(se.data.get("run", "")), None)
@@ -376,10 +370,6 @@ class Tracing:
                 own.name = f"workflow {e.workflow_name}"
                 own.attributes["agentmesh.workflow.name"] = e.workflow_name
             self._finish(e)
-
-    @staticmethod
-    def _workflow(data: dict[str, Any]) -> str:
-        return str(data.get("workflow", "") or data.get("workflowName", "") or "")
 
     # ------------------------------------------------------------ task attempts
 

@@ -201,3 +201,20 @@ async def assert_stream_is_the_history(client: Client, events: Any, ids: Any) ->
         history = [(h.type, h.step_id) for h in journal if "." in h.type]
         streamed = [(e.type, e.step_id) for e in logged if e.execution_id == execution_id]
         assert streamed == history, execution_id
+
+
+def wait_chain(name: str, steps: int, ms: int) -> dict[str, Any]:
+    """A workflow of ``steps`` wait steps of ``ms`` each, one after the other: it takes
+    a known while and needs no agent."""
+    return {
+        "id": name,
+        "steps": [
+            {
+                "id": f"w{i}",
+                "type": "wait",
+                "wait": {"durationMs": ms},
+                **({"next": f"w{i + 1}"} if i + 1 < steps else {}),
+            }
+            for i in range(steps)
+        ],
+    }

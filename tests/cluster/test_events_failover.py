@@ -12,23 +12,11 @@ import pytest
 from agent_sdk import Client, Event
 from tests.cluster.etcd_server import EtcdCluster
 from tests.cluster.replicas import ReplicaProcess, unique_prefix, wait_leader
-from tests.conftest import assert_stream_is_the_history
+from tests.conftest import assert_stream_is_the_history, wait_chain
 
 pytestmark = pytest.mark.timeout(120)
 
-STEPS = 10
-TICKS = {
-    "id": "ticks",
-    "steps": [
-        {
-            "id": f"w{i}",
-            "type": "wait",
-            "wait": {"durationMs": 150},
-            **({"next": f"w{i + 1}"} if i + 1 < STEPS else {}),
-        }
-        for i in range(STEPS)
-    ],
-}
+TICKS = wait_chain("ticks", steps=10, ms=150)
 
 
 async def test_a_subscriber_resumes_on_the_new_leader(etcd: EtcdCluster, tmp_path: Path) -> None:

@@ -9,23 +9,11 @@ from pathlib import Path
 import pytest
 
 from agent_sdk import Client, Event
-from tests.conftest import ServerProcess, assert_stream_is_the_history, free_port
+from tests.conftest import ServerProcess, assert_stream_is_the_history, free_port, wait_chain
 
 pytestmark = pytest.mark.timeout(90)
 
-STEPS = 8
-TICKS = {
-    "id": "ticks",
-    "steps": [
-        {
-            "id": f"w{i}",
-            "type": "wait",
-            "wait": {"durationMs": 80},
-            **({"next": f"w{i + 1}"} if i + 1 < STEPS else {}),
-        }
-        for i in range(STEPS)
-    ],
-}
+TICKS = wait_chain("ticks", steps=8, ms=80)
 
 
 async def test_a_subscriber_resumes_across_a_sigkill_and_restart(tmp_path: Path) -> None:

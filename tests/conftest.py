@@ -218,3 +218,22 @@ def wait_chain(name: str, steps: int, ms: int) -> dict[str, Any]:
             for i in range(steps)
         ],
     }
+
+
+async def read_until(stream: Any, events: list[Any], steps_completed: int) -> None:
+    """Append ``stream``'s events to ``events`` until ``steps_completed`` steps completed."""
+    async for e in stream:
+        events.append(e)
+        if sum(x.type == "step.completed" for x in events) == steps_completed:
+            return
+
+
+async def read_until_done(stream: Any, events: list[Any], ids: Any) -> None:
+    """Append ``stream``'s events to ``events`` until every one of ``ids`` completed."""
+    done: set[str] = set()
+    async for e in stream:
+        events.append(e)
+        if e.type == "execution.completed":
+            done.add(e.execution_id)
+            if done == set(ids):
+                return

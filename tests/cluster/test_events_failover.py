@@ -12,7 +12,7 @@ import pytest
 from agent_sdk import Client, Event
 from tests.cluster.etcd_server import EtcdCluster
 from tests.cluster.replicas import ReplicaProcess, unique_prefix, wait_leader
-from tests.conftest import assert_stream_is_the_history, wait_chain
+from tests.conftest import assert_stream_is_the_history, read_until, read_until_done, wait_chain
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,21 +30,12 @@ async def test_a_subscriber_resumes_on_the_new_leader(etcd: EtcdCluster, tmp_pat
             events: list[Event] = []
             async with client.subscribe_to_events({"workflowName": "ticks"}) as stream:
                 ids = [(await client.start_workflow("ticks", {"n": n})).id for n in range(4)]
-                async for e in stream:
-                    events.append(e)
-                    if sum(x.type == "step.completed" for x in events) == 6:
-                        break
+                await read_until(stream, events, steps_completed=6)
                 killed_at = events[-1].sequence
                 started = time.monotonic()
                 leader.kill()  # SIGKILL: its lease must expire before the follower leads
                 assert not any(e.type == "execution.completed" for e in events), "mid-way"
-                done: set[str] = set()
-                async for e in stream:
-                    events.append(e)
-                    if e.type == "execution.completed":
-                        done.add(e.execution_id)
-                        if done == set(ids):
-                            break
+                await read_until_done(stream, events, ids)
                 print(f"all done {time.monotonic() - started:.2f} s after the kill")
             assert client.address == follower.address
             after = [e for e in events if e.sequence > killed_at and e.type != "stream.truncated"]

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from agent_sdk import Client, Event
-from tests.conftest import ServerProcess, assert_stream_is_the_history, free_port, wait_chain
+from tests.conftest import (
+    ServerProcess,
+    assert_stream_is_the_history,
+    free_port,
+    read_until,
+    read_until_done,
+    wait_chain,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -26,21 +33,12 @@ async def test_a_subscriber_resumes_across_a_sigkill_and_restart(tmp_path: Path)
             events: list[Event] = []
             async with client.subscribe_to_events({"workflowName": "ticks"}) as stream:
                 ids = [(await client.start_workflow("ticks", {"n": n})).id for n in range(4)]
-                async for e in stream:
-                    events.append(e)
-                    if sum(x.type == "step.completed" for x in events) == 6:
-                        break
+                await read_until(stream, events, steps_completed=6)
                 server.stop()  # SIGKILL mid-way: no drain, nothing flushed on the way out
                 killed_at = events[-1].sequence
                 assert not any(e.type == "execution.completed" for e in events), "mid-way"
                 server = ServerProcess(*store, port=port, log=tmp_path / "second.log")
-                done: set[str] = set()
-                async for e in stream:
-                    events.append(e)
-                    if e.type == "execution.completed":
-                        done.add(e.execution_id)
-                        if done == set(ids):
-                            break
+                await read_until_done(stream, events, ids)
             # The new process cannot know which live events of the old one the stream
             # missed (its ring died with it): the stream says so, once, where it resumed.
             markers = [i for i, e in enumerate(events) if e.type == "stream.truncated"]

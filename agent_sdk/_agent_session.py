@@ -22,6 +22,7 @@ import grpc
 
 from agent_sdk._agent_runner import Outbox, Runner
 from agent_sdk._auth import Metadata
+from agent_sdk._call_status import EndStatus, write_race
 from agent_sdk._decode import Undecodable, decode
 from agent_sdk._errors import UnavailableError
 from agent_sdk._status import StatusReporter
@@ -97,6 +98,7 @@ class Session:
                 request_serializer=agent_pb2.AgentMessage.SerializeToString,
                 response_deserializer=decode,  # never raises: see _decode
             )(metadata=self._metadata)
+            ended = EndStatus(call)
             try:
                 with contextlib.suppress(asyncio.InvalidStateError):
                     # A replica that refuses us may end the call before the Hello is
@@ -114,6 +116,13 @@ class Session:
                 self.live = True
                 welcomed(target, welcome)
                 await self._serve(call, welcome)
+            except grpc.aio.AioRpcError as e:
+                status = await ended.real(call, e)  # not a write's report of the end
+                if status is None:
+                    return  # the coordinator ended the stream OK
+                if status is e:
+                    raise
+                raise status from None
             finally:
                 self.live = False
                 call.cancel()
@@ -161,7 +170,8 @@ class Session:
             # Prefer the call's own status (it may name the leader) to a write that
             # merely found the stream closed.
             rpc = [e for e in errors if isinstance(e, grpc.aio.AioRpcError)]
-            raise (rpc or errors)[0]
+            sent = [e for e in rpc if not write_race(e)]
+            raise (sent or rpc or errors)[0]
 
     async def _read_loop(self, call: Any) -> None:
         while True:
@@ -216,5 +226,8 @@ class Session:
 
 
 def _found_closed(task: asyncio.Task[Any]) -> bool:
-    """Whether ``task`` failed writing to a call that had already ended."""
-    return not task.cancelled() and isinstance(task.exception(), asyncio.InvalidStateError)
+    """Whether ``task`` failed writing to a call that had already ended (or was ending)."""
+    if task.cancelled():
+        return False
+    error = task.exception()
+    return isinstance(error, asyncio.InvalidStateError) or write_race(error)

@@ -40,6 +40,13 @@ PARENT = {
 }
 
 
+# A receive window of 1 KiB that never grows: a subscriber that reads nothing holds
+# the coordinator's writes after ~1 KiB, as a slow reader across a network does. With
+# gRPC's default (64 KiB, grown by BDP probing) the transport could absorb all of a
+# test's events, and the subscriber would never fall behind.
+TINY_WINDOW = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
+
+
 def echo_agent(address: str, namespace: str | None = None) -> Agent:
     agent = Agent("echo", address, max_concurrency=4, namespace=namespace)
 
@@ -223,7 +230,7 @@ async def test_a_subscriber_that_stops_reading_is_ended_and_never_slows_the_engi
     try:
         async with (
             Client(c.address, timeout=10) as client,
-            grpc.aio.insecure_channel(c.address) as ch,
+            grpc.aio.insecure_channel(c.address, options=TINY_WINDOW) as ch,
             running(echo_agent(c.address)),
         ):
             await client.define_workflow("flow", FLOW)

@@ -131,6 +131,7 @@ TRANSPORT = (
     "coordinator.kv.etcd",  # the etcd client's own transport (aetcd's stubs)
     "agent_sdk._agent",
     "agent_sdk._agent_session",
+    "agent_sdk._call_status",
     "agent_sdk._agent_runner",
     "agent_sdk._tracing",
     "agent_sdk._client",

@@ -1,5 +1,6 @@
 """The workflow engine's durable store: per-execution event histories, the execution
-index and workflow definitions, behind one ``Store`` interface.
+index, workflow definitions and integrations' documents (``DocumentRecord``), behind
+one ``Store`` interface.
 
 - ``MemoryStore``  dicts, for unit tests; same semantics and errors
 - ``SqliteStore``  one SQLite file in WAL mode; group commit on a writer thread
@@ -13,7 +14,7 @@ version) and idempotency keys are per namespace; execution ids stay global keys,
 record carrying its namespace (``default`` for data written before namespaces).
 """
 
-from ._api import ExecutionRecord, Store, StoredEvent, WorkflowRecord
+from ._api import DocumentRecord, ExecutionRecord, Store, StoredEvent, WorkflowRecord
 from ._errors import ConflictError, Fenced, StoreError, StoreLocked, StoreUnavailable
 from ._etcd import EtcdStore
 from ._memory import MemoryStore
@@ -21,6 +22,7 @@ from ._sqlite import SqliteStore
 
 __all__ = [  # noqa: RUF022 - grouped by use
     # the interface and its values
+    "DocumentRecord",
     "ExecutionRecord",
     "Store",
     "StoredEvent",

@@ -73,6 +73,21 @@ class WorkflowRecord:
     namespace: str = DEFAULT_NAMESPACE
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A named JSON document of one ``kind`` in one namespace: what integrations keep
+    (an external service's configuration, a webhook, an outbox delivery). Keyed by
+    (``kind``, ``namespace``, ``name``); ``updated`` is when it was last put. Kinds and
+    names are the caller's (letters, digits, ``.``, ``_``, ``-``, ``:`` and ``/`` at most;
+    the etcd store percent-encodes them)."""
+
+    kind: str
+    name: str
+    data: dict[str, Any]
+    updated: datetime
+    namespace: str = DEFAULT_NAMESPACE
+
+
 class Store(Protocol):
     """The engine's durable store: event histories, the execution index, workflows,
     partitioned by namespace where the records say so (see each method).
@@ -189,6 +204,29 @@ class Store(Protocol):
     ) -> int:
         """Delete one version of ``namespace``'s workflow, or all its versions with
         ``version=""``; returns rows deleted. Other namespaces are untouched."""
+        ...
+
+    async def put_document(self, record: DocumentRecord) -> None:
+        """Store ``record``, replacing the document of the same (kind, namespace, name).
+        Invalid data (not JSON, over the size limit, a naive time) raises ``StoreError``
+        and writes nothing. Fenced like every write."""
+        ...
+
+    async def get_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> DocumentRecord | None:
+        """One document, or None."""
+        ...
+
+    async def list_documents(self, kind: str, namespace: str | None = None) -> list[DocumentRecord]:
+        """Every document of ``kind`` in ``namespace`` (None: in every namespace), by
+        namespace, then name."""
+        ...
+
+    async def delete_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool:
+        """Delete one document; whether there was one. Fenced like every write."""
         ...
 
     def size_bytes(self) -> int:

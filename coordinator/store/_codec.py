@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 
 from coordinator.domain import DEFAULT_NAMESPACE
 
-from ._api import ExecutionRecord, StoredEvent, WorkflowRecord
+from ._api import DocumentRecord, ExecutionRecord, StoredEvent, WorkflowRecord
 from ._errors import ConflictError, StoreError
 
 # SQLite would take up to 1 GB per value, but an event this large stalls the event loop
@@ -182,6 +182,39 @@ def encode_workflow(r: WorkflowRecord) -> WorkflowRow:
 def decode_workflow(row: Sequence[Any]) -> WorkflowRecord:
     name, version, definition, created, namespace = row
     return WorkflowRecord(name, version, json.loads(definition), decode_time(created), namespace)
+
+
+DocumentRow: TypeAlias = tuple[str, str, str, str, str]  # kind, namespace, name, data, updated
+
+
+def describe_document(kind: str, name: str, namespace: str) -> str:
+    return f"{kind} {name!r} of namespace {namespace!r}"
+
+
+def encode_document(r: DocumentRecord) -> DocumentRow:
+    what = f"{r.kind} {r.name!r}"
+    _check_types(
+        what,
+        kind=(r.kind, str),
+        name=(r.name, str),
+        data=(r.data, dict),
+        namespace=(r.namespace, str),
+    )
+    if not r.kind or not r.name:
+        raise StoreError(f"{what}: a document needs a kind and a name")
+    what = describe_document(r.kind, r.name, r.namespace)
+    return (
+        r.kind,
+        r.namespace,
+        r.name,
+        encode_json(r.data, what),
+        encode_time(r.updated, what),
+    )
+
+
+def decode_document(row: Sequence[Any]) -> DocumentRecord:
+    kind, namespace, name, data, updated = row
+    return DocumentRecord(kind, name, json.loads(data), decode_time(updated), namespace)
 
 
 def _check_types(what: str, **fields: tuple[object, type]) -> None:

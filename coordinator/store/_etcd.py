@@ -17,6 +17,7 @@ Layout under ``prefix`` (ids, names, versions, keys and namespaces are percent-e
                                                      started with that key
     <prefix>/children/<parent id>/<parent key>       the child started under that key
     <prefix>/log/<first position>, <prefix>/log-floor  the global log (``_etcd_log``)
+    <prefix>/docs/<kind>/<ns>/<name>                 documents (``_etcd_docs``)
 
 Execution ids are unique across namespaces, so their keys carry none (an index row
 without ``namespace`` reads as ``default``); what is per namespace (workflows,
@@ -114,8 +115,15 @@ from coordinator.kv import (
 )
 
 from . import _codec as codec
+from . import _etcd_docs as etcd_docs
 from . import _etcd_log as etcd_log
-from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
+from ._api import (
+    DocumentRecord,
+    ExecutionRecord,
+    StoredEvent,
+    StoreLifecycle,
+    WorkflowRecord,
+)
 from ._errors import ElectionError, Fenced, StoreError, StoreUnavailable
 
 __all__ = ["EtcdStore"]
@@ -715,6 +723,28 @@ class EtcdStore(StoreLifecycle):
             (self._workflow_row(kv) for kv in kvs), key=lambda r: (r[4], r[0], r[3], r[1])
         )
         return [codec.decode_workflow(r) for r in rows]
+
+    # -- documents (``_etcd_docs``) ---------------------------------------------------
+
+    async def put_document(self, record: DocumentRecord) -> None:
+        self._check()
+        await etcd_docs.put(self, record)
+
+    async def get_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> DocumentRecord | None:
+        self._check()
+        return await etcd_docs.get(self, kind, name, namespace)
+
+    async def list_documents(self, kind: str, namespace: str | None = None) -> list[DocumentRecord]:
+        self._check()
+        return await etcd_docs.list_(self, kind, namespace)
+
+    async def delete_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool:
+        self._check()
+        return await etcd_docs.delete(self, kind, name, namespace)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -8,7 +8,13 @@ from collections.abc import Collection, Sequence
 from coordinator.domain import DEFAULT_NAMESPACE
 
 from . import _codec as codec
-from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
+from ._api import (
+    DocumentRecord,
+    ExecutionRecord,
+    StoredEvent,
+    StoreLifecycle,
+    WorkflowRecord,
+)
 from ._errors import StoreError
 
 
@@ -30,6 +36,8 @@ class MemoryStore(StoreLifecycle):
         self._children: dict[tuple[str, str], str] = {}  # (parent id, key) -> the first child
         # (namespace, name, version) -> row
         self._workflows: dict[tuple[str, str, str], codec.WorkflowRow] = {}
+        # (kind, namespace, name) -> row
+        self._documents: dict[tuple[str, str, str], codec.DocumentRow] = {}
         # The global log: rows by position (parallel lists, sorted), and its floor.
         self._positions: list[int] = []
         self._log: list[codec.EventRow] = []
@@ -161,6 +169,33 @@ class MemoryStore(StoreLifecycle):
         for k in keys:
             del self._workflows[k]
         return len(keys)
+
+    async def put_document(self, record: DocumentRecord) -> None:
+        self._check()
+        row = codec.encode_document(record)
+        self._documents[row[:3]] = row
+
+    async def get_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> DocumentRecord | None:
+        self._check()
+        row = self._documents.get((kind, namespace, name))
+        return None if row is None else codec.decode_document(row)
+
+    async def list_documents(self, kind: str, namespace: str | None = None) -> list[DocumentRecord]:
+        self._check()
+        rows = sorted(
+            r
+            for k, r in self._documents.items()
+            if k[0] == kind and (namespace is None or k[1] == namespace)
+        )
+        return [codec.decode_document(r) for r in rows]
+
+    async def delete_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool:
+        self._check()
+        return self._documents.pop((kind, namespace, name), None) is not None
 
     @property
     def max_batch_ops(self) -> int:

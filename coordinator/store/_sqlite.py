@@ -25,7 +25,13 @@ from typing import Final, TypeVar
 from coordinator.domain import DEFAULT_NAMESPACE
 
 from . import _codec as codec
-from ._api import ExecutionRecord, StoredEvent, StoreLifecycle, WorkflowRecord
+from ._api import (
+    DocumentRecord,
+    ExecutionRecord,
+    StoredEvent,
+    StoreLifecycle,
+    WorkflowRecord,
+)
 from ._errors import StoreError
 from ._lock import FileLock
 from ._sqlite_schema import create_schema
@@ -251,6 +257,35 @@ class SqliteStore(StoreLifecycle):
         self._check()
         return await self._submit(partial(_delete_workflow, namespace, name, version))
 
+    async def put_document(self, record: DocumentRecord) -> None:
+        self._check()
+        row = codec.encode_document(record)
+        await self._submit(partial(_put_document, row))
+
+    async def get_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> DocumentRecord | None:
+        self._check()
+        sql = f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE kind = ? AND namespace = ? AND name = ?"
+        row = await self._read(lambda c: c.execute(sql, (kind, namespace, name)).fetchone())
+        return None if row is None else codec.decode_document(row)
+
+    async def list_documents(self, kind: str, namespace: str | None = None) -> list[DocumentRecord]:
+        self._check()
+        where, params = "WHERE kind = ?", [kind]
+        if namespace is not None:
+            where, params = f"{where} AND namespace = ?", [kind, namespace]
+        sql = f"SELECT {_DOCUMENT_COLUMNS} FROM documents {where} ORDER BY namespace, name"
+        return await self._read(
+            lambda c: [codec.decode_document(r) for r in c.execute(sql, params)]
+        )
+
+    async def delete_document(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool:
+        self._check()
+        return await self._submit(partial(_delete_document, kind, namespace, name))
+
     def describe(self, holder: str) -> None:
         """What the lock file says of this store's holder (e.g. once its address is known)."""
         self.holder = holder
@@ -411,3 +446,20 @@ def _delete_workflow(namespace: str, name: str, version: str, cur: sqlite3.Curso
     else:
         cur.execute(sql, (namespace, name))
     return cur.rowcount
+
+
+_DOCUMENT_COLUMNS = "kind, namespace, name, data, updated"
+
+
+def _put_document(row: codec.DocumentRow, cur: sqlite3.Cursor) -> None:
+    cur.execute(
+        f"INSERT OR REPLACE INTO documents ({_DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)", row
+    )
+
+
+def _delete_document(kind: str, namespace: str, name: str, cur: sqlite3.Cursor) -> bool:
+    cur.execute(
+        "DELETE FROM documents WHERE kind = ? AND namespace = ? AND name = ?",
+        (kind, namespace, name),
+    )
+    return cur.rowcount > 0

@@ -12,7 +12,7 @@ from typing import Final
 
 from ._errors import StoreError
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -59,6 +59,14 @@ _SCHEMA: Final = (
         created TEXT NOT NULL,
         PRIMARY KEY (namespace, name, version)
     )""",
+    """CREATE TABLE IF NOT EXISTS documents (
+        kind TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (kind, namespace, name)
+    ) WITHOUT ROWID""",
 )
 
 # version -> the statements that bring version - 1 up to it (indexes come from _SCHEMA).
@@ -103,6 +111,9 @@ _MIGRATIONS: Final = {
             ) AS numbered
             WHERE events.execution_id = numbered.id AND events.seq = numbered.s""",
     ),
+    # integrations' documents (external services, webhooks, deliveries): a new table,
+    # created with the others
+    6: (),
 }
 
 

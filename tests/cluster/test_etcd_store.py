@@ -30,9 +30,6 @@ from coordinator.store import (
 )
 from tests.cluster.etcd_server import EtcdCluster
 from tests.conftest import eventually
-
-# The contract tests, collected again here: pytest resolves their ``store`` fixture in
-# this module, i.e. against EtcdStore on both KVs (the test_store module is not edited).
 from tests.unit.test_store import (
     T0,
     ev,
@@ -52,15 +49,28 @@ from tests.unit.test_store import (
     test_workflows,
 )
 
+# The contract tests, collected again here: pytest resolves their ``store`` fixture in
+# this module, i.e. against EtcdStore on both KVs (the test_store module is not edited).
+from tests.unit.test_store_documents import (
+    test_bad_documents_are_refused_and_write_nothing,
+    test_kinds_and_namespaces_keep_documents_apart,
+    test_names_that_look_like_paths_stay_one_document,
+    test_put_get_replace_delete,
+)
+
 __all__ = [
     "test_append_and_load_in_order",
+    "test_bad_documents_are_refused_and_write_nothing",
     "test_close_is_idempotent_and_later_calls_fail",
     "test_concurrent_commits_are_grouped_and_all_land",
     "test_execution_upsert_and_last_seq",
     "test_find_child_by_parent_and_key",
     "test_find_execution_by_idempotency_key",
     "test_invalid_event_rejected_and_nothing_written",
+    "test_kinds_and_namespaces_keep_documents_apart",
     "test_list_executions_filters_and_orders_newest_first",
+    "test_names_that_look_like_paths_stay_one_document",
+    "test_put_get_replace_delete",
     "test_seq_conflict_writes_nothing_of_the_batch",
     "test_sequential_commits_to_one_execution_stay_contiguous",
     "test_values_round_trip_as_utc_json",

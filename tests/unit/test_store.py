@@ -73,6 +73,7 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(coordinator.store.__all__) == sorted(
         [
             "ConflictError",
+            "DocumentRecord",
             "EtcdStore",
             "ExecutionRecord",
             "Fenced",
@@ -502,7 +503,7 @@ async def test_sqlite_file_and_size(tmp_path: Path) -> None:
     assert MemoryStore().size_bytes() == 0
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(5,)]
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchall() == [(6,)]
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (100,)
     conn.close()
 
@@ -513,10 +514,10 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE schema_version SET version = 6")
+        conn.execute("UPDATE schema_version SET version = 7")
     conn.close()
     store = SqliteStore(path)
-    with pytest.raises(StoreError, match="schema version 6 is newer than the supported version 5"):
+    with pytest.raises(StoreError, match="schema version 7 is newer than the supported version 6"):
         await store.open()
     await store.close()
 
@@ -548,7 +549,7 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
     conn.close()
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
 
 
 async def test_a_version_2_database_gains_the_parent_index(tmp_path: Path) -> None:
@@ -699,7 +700,7 @@ async def test_a_version_3_database_opens_in_the_default_namespace(tmp_path: Pat
         }
         pk = [r[1] for r in conn.execute("PRAGMA table_info(workflows)") if r[5]]
     conn.close()
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
     assert "executions_idempotency_key" not in indexes  # replaced by the per-namespace one
     assert {"executions_namespace_idempotency_key", "executions_namespace_created"} <= indexes
     assert pk == ["namespace", "name", "version"]

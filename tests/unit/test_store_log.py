@@ -409,7 +409,7 @@ async def test_a_version_4_database_numbers_its_events_into_the_log(tmp_path: Pa
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
         floors = conn.execute("SELECT floor FROM log_floor").fetchall()
     conn.close()
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
     assert {"events_position", "log_floor"} <= names
     assert floors == [(100,)]  # one row, updated in place
 

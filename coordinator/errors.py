@@ -7,6 +7,7 @@
     │   ├── NotFound             an agent, task, execution or workflow that does not exist
     │   ├── AlreadyExists
     │   ├── FailedPrecondition   valid, but not possible now (no capable agent, wrong state)
+    │   │   └── ServiceRefused   an external service answered a call with an error (4xx)
     │   ├── Unauthenticated      no valid credentials (bearer token, JWT, client certificate)
     │   ├── PermissionDenied     authenticated, but not allowed: a missing permission, a
     │   │                        namespace or capability outside the caller's, a wrong
@@ -21,7 +22,9 @@
     │   └── Unavailable          shutting down, starting, or etcd unreachable: retry
     │       ├── NotLeader        a cluster follower: the call belongs at the leader's address
     │       │                    (none yet while an election is pending)
-    │       └── LogClosed        the event log ended with its term (resume at the next)
+    │       ├── LogClosed        the event log ended with its term (resume at the next)
+    │       └── ServiceUnavailable  an external service is unreachable, timed out, failing
+    │                            (429, 5xx) after its retries, or behind its open breaker
     ├── ConfigError              settings that cannot be used (also a ValueError)
     ├── DefinitionError          a workflow definition with errors; ``issues`` lists them
     │                            (also a ValueError)
@@ -91,6 +94,16 @@ class FailedPrecondition(MeshError):
     """Valid, but not possible now: no capable agent, a wrong state."""
 
     pass
+
+
+class ServiceRefused(FailedPrecondition):
+    """An external service answered a call with an error status (``status``, 4xx but
+    429); calling again the same way fails the same way. ``body`` is its answer's start."""
+
+    def __init__(self, message: str, status: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 class Unauthenticated(MeshError):
@@ -167,6 +180,17 @@ class LogClosed(Unavailable):
             f"event stream ended: {reason}; resubscribe with from_sequence={last} (the SDK does)"
         )
         self.last = last
+
+
+class ServiceUnavailable(Unavailable):
+    """An external service could not answer: unreachable, timed out, or failing (429,
+    5xx: ``status``; 0 when it never answered) after its retries, or its circuit breaker
+    is open (``retry_after`` seconds until a probe may go). Retryable."""
+
+    def __init__(self, message: str, status: int = 0, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class NotLeader(Unavailable):

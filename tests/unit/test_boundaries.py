@@ -78,8 +78,10 @@ ALLOWED: dict[str, set[str]] = {
     "coordinator.monitor": {"coordinator.store", *FOUNDATION},
     "coordinator.cluster": {"coordinator.kv", "agentmesh.protocol", *FOUNDATION},
     "coordinator.auth": {"agentmesh.protocol", *FOUNDATION},
+    "coordinator.integrations": {"coordinator.store", *FOUNDATION},
     "coordinator.api": {
         "coordinator.auth",
+        "coordinator.integrations",
         "coordinator.monitor",
         "coordinator.mesh",
         "coordinator.engine",
@@ -92,6 +94,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "coordinator.server": {
         "coordinator.api",
+        "coordinator.integrations",
         "coordinator.monitor",
         "coordinator.auth",
         "coordinator.cluster",

@@ -28,6 +28,7 @@ from agent_sdk._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from agent_sdk._integrations import ExternalService, ServiceCallResult
 from agent_sdk._metrics import StepMetrics, SystemMetrics, WorkflowMetrics
 from agent_sdk._monitoring import Event, EventFilter, EventStream, Subscription
 from agent_sdk._task import AgentStats, Task
@@ -71,6 +72,9 @@ __all__ = [  # noqa: RUF022 - grouped by use
     "ValidationIssue",
     "ValidationResult",
     "WorkflowInfo",
+    # external services
+    "ExternalService",
+    "ServiceCallResult",
     # monitoring
     "Event",
     "EventFilter",

@@ -19,6 +19,7 @@ from agent_sdk._discovery import (
 )
 from agent_sdk._errors import UnavailableError
 from agent_sdk._failover import Failover, GiveUp, Outcome, Result, Retry, Route
+from agent_sdk._integrations import IntegrationMethods
 from agent_sdk._monitoring import MonitoringMethods, call_outcome
 from agent_sdk._namespace import namespace_metadata, resolve_namespace
 from agent_sdk._tls import TLS, open_channel
@@ -63,7 +64,7 @@ class _Unresolved:
     unary_unary = unary_stream = stream_unary = stream_stream = _method
 
 
-class Client(WorkflowMethods, MonitoringMethods):
+class Client(WorkflowMethods, IntegrationMethods, MonitoringMethods):
     """Talk to a coordinator: ``async with Client("localhost:50051") as c: ...``.
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61gentmesh/v1/integration.proto\x12\x0c\x61gentmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xf6\x01\n\x15\x45xternalServiceConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\x41\n\x07headers\x18\x03 \x03(\x0b\x32\x30.agentmesh.v1.ExternalServiceConfig.HeadersEntry\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\x12\x1d\n\x15rate_limit_per_second\x18\x05 \x01(\r\x12\x17\n\x0f\x61uth_secret_ref\x18\x06 \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x1eRegisterExternalServiceRequest\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32#.agentmesh.v1.ExternalServiceConfig\"5\n\x1fRegisterExternalServiceResponse\x12\x12\n\nservice_id\x18\x01 \x01(\t\"l\n\x1a\x43\x61llExternalServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"E\n\x1b\x43\x61llExternalServiceResponse\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"D\n\x16RegisterWebhookRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\"-\n\x17RegisterWebhookResponse\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"g\n\x13TriggerEventRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0f\x63orrelation_key\x18\x03 \x01(\t\")\n\x14TriggerEventResponse\x12\x11\n\tdelivered\x18\x01 \x01(\r2\xaf\x03\n\x12IntegrationService\x12v\n\x17RegisterExternalService\x12,.agentmesh.v1.RegisterExternalServiceRequest\x1a-.agentmesh.v1.RegisterExternalServiceResponse\x12j\n\x13\x43\x61llExternalService\x12(.agentmesh.v1.CallExternalServiceRequest\x1a).agentmesh.v1.CallExternalServiceResponse\x12^\n\x0fRegisterWebhook\x12$.agentmesh.v1.RegisterWebhookRequest\x1a%.agentmesh.v1.RegisterWebhookResponse\x12U\n\x0cTriggerEvent\x12!.agentmesh.v1.TriggerEventRequest\x1a\".agentmesh.v1.TriggerEventResponseB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61gentmesh/v1/integration.proto\x12\x0c\x61gentmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xe4\x04\n\x15\x45xternalServiceConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\x41\n\x07headers\x18\x03 \x03(\x0b\x32\x30.agentmesh.v1.ExternalServiceConfig.HeadersEntry\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\x12\x1d\n\x15rate_limit_per_second\x18\x05 \x01(\r\x12\x17\n\x0f\x61uth_secret_ref\x18\x06 \x01(\t\x12\x13\n\x0b\x61uth_scheme\x18\x07 \x01(\t\x12\x18\n\x10rate_limit_burst\x18\x08 \x01(\r\x12\x14\n\x0cmax_attempts\x18\t \x01(\r\x12\x12\n\nbackoff_ms\x18\n \x01(\r\x12\x16\n\x0emax_backoff_ms\x18\x0b \x01(\r\x12\x18\n\x10\x62reaker_failures\x18\x0c \x01(\r\x12\x17\n\x0f\x62reaker_open_ms\x18\r \x01(\r\x12\x14\n\x0c\x63\x61\x63he_ttl_ms\x18\x0e \x01(\r\x12\x15\n\rcache_entries\x18\x0f \x01(\r\x12G\n\noperations\x18\x10 \x03(\x0b\x32\x33.agentmesh.v1.ExternalServiceConfig.OperationsEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aR\n\x0fOperationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.agentmesh.v1.ExternalOperation:\x02\x38\x01\"1\n\x11\x45xternalOperation\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x9a\x01\n\x13\x45xternalServiceInfo\x12\x33\n\x06\x63onfig\x18\x01 \x01(\x0b\x32#.agentmesh.v1.ExternalServiceConfig\x12\x15\n\rbreaker_state\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x04\x12\x12\n\ncache_hits\x18\x04 \x01(\x04\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x05 \x01(\x04\"/\n\x19GetExternalServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\"P\n\x1aGetExternalServiceResponse\x12\x32\n\x07service\x18\x01 \x01(\x0b\x32!.agentmesh.v1.ExternalServiceInfo\"\x1d\n\x1bListExternalServicesRequest\"S\n\x1cListExternalServicesResponse\x12\x33\n\x08services\x18\x01 \x03(\x0b\x32!.agentmesh.v1.ExternalServiceInfo\"2\n\x1c\x44\x65leteExternalServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\"\x1f\n\x1d\x44\x65leteExternalServiceResponse\"V\n\x1eRegisterExternalServiceRequest\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32#.agentmesh.v1.ExternalServiceConfig\"5\n\x1fRegisterExternalServiceResponse\x12\x12\n\nservice_id\x18\x01 \x01(\t\"\x80\x01\n\x1a\x43\x61llExternalServiceRequest\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\"|\n\x1b\x43\x61llExternalServiceResponse\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0bhttp_status\x18\x02 \x01(\r\x12\x0e\n\x06\x63\x61\x63hed\x18\x03 \x01(\x08\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\"D\n\x16RegisterWebhookRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\"-\n\x17RegisterWebhookResponse\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"g\n\x13TriggerEventRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0f\x63orrelation_key\x18\x03 \x01(\t\")\n\x14TriggerEventResponse\x12\x11\n\tdelivered\x18\x01 \x01(\r2\xf9\x05\n\x12IntegrationService\x12v\n\x17RegisterExternalService\x12,.agentmesh.v1.RegisterExternalServiceRequest\x1a-.agentmesh.v1.RegisterExternalServiceResponse\x12g\n\x12GetExternalService\x12\'.agentmesh.v1.GetExternalServiceRequest\x1a(.agentmesh.v1.GetExternalServiceResponse\x12m\n\x14ListExternalServices\x12).agentmesh.v1.ListExternalServicesRequest\x1a*.agentmesh.v1.ListExternalServicesResponse\x12p\n\x15\x44\x65leteExternalService\x12*.agentmesh.v1.DeleteExternalServiceRequest\x1a+.agentmesh.v1.DeleteExternalServiceResponse\x12j\n\x13\x43\x61llExternalService\x12(.agentmesh.v1.CallExternalServiceRequest\x1a).agentmesh.v1.CallExternalServiceResponse\x12^\n\x0fRegisterWebhook\x12$.agentmesh.v1.RegisterWebhookRequest\x1a%.agentmesh.v1.RegisterWebhookResponse\x12U\n\x0cTriggerEvent\x12!.agentmesh.v1.TriggerEventRequest\x1a\".agentmesh.v1.TriggerEventResponseB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.agentmesh.v1P\001Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\242\002\003AMX\252\002\014AgentMesh.V1\312\002\014AgentMesh\\V1\352\002\rAgentMesh::V1'
   _globals['_EXTERNALSERVICECONFIG_HEADERSENTRY']._loaded_options = None
   _globals['_EXTERNALSERVICECONFIG_HEADERSENTRY']._serialized_options = b'8\001'
+  _globals['_EXTERNALSERVICECONFIG_OPERATIONSENTRY']._loaded_options = None
+  _globals['_EXTERNALSERVICECONFIG_OPERATIONSENTRY']._serialized_options = b'8\001'
   _globals['_EXTERNALSERVICECONFIG']._serialized_start=79
-  _globals['_EXTERNALSERVICECONFIG']._serialized_end=325
-  _globals['_EXTERNALSERVICECONFIG_HEADERSENTRY']._serialized_start=279
-  _globals['_EXTERNALSERVICECONFIG_HEADERSENTRY']._serialized_end=325
-  _globals['_REGISTEREXTERNALSERVICEREQUEST']._serialized_start=327
-  _globals['_REGISTEREXTERNALSERVICEREQUEST']._serialized_end=413
-  _globals['_REGISTEREXTERNALSERVICERESPONSE']._serialized_start=415
-  _globals['_REGISTEREXTERNALSERVICERESPONSE']._serialized_end=468
-  _globals['_CALLEXTERNALSERVICEREQUEST']._serialized_start=470
-  _globals['_CALLEXTERNALSERVICEREQUEST']._serialized_end=578
-  _globals['_CALLEXTERNALSERVICERESPONSE']._serialized_start=580
-  _globals['_CALLEXTERNALSERVICERESPONSE']._serialized_end=649
-  _globals['_REGISTERWEBHOOKREQUEST']._serialized_start=651
-  _globals['_REGISTERWEBHOOKREQUEST']._serialized_end=719
-  _globals['_REGISTERWEBHOOKRESPONSE']._serialized_start=721
-  _globals['_REGISTERWEBHOOKRESPONSE']._serialized_end=766
-  _globals['_TRIGGEREVENTREQUEST']._serialized_start=768
-  _globals['_TRIGGEREVENTREQUEST']._serialized_end=871
-  _globals['_TRIGGEREVENTRESPONSE']._serialized_start=873
-  _globals['_TRIGGEREVENTRESPONSE']._serialized_end=914
-  _globals['_INTEGRATIONSERVICE']._serialized_start=917
-  _globals['_INTEGRATIONSERVICE']._serialized_end=1348
+  _globals['_EXTERNALSERVICECONFIG']._serialized_end=691
+  _globals['_EXTERNALSERVICECONFIG_HEADERSENTRY']._serialized_start=561
+  _globals['_EXTERNALSERVICECONFIG_HEADERSENTRY']._serialized_end=607
+  _globals['_EXTERNALSERVICECONFIG_OPERATIONSENTRY']._serialized_start=609
+  _globals['_EXTERNALSERVICECONFIG_OPERATIONSENTRY']._serialized_end=691
+  _globals['_EXTERNALOPERATION']._serialized_start=693
+  _globals['_EXTERNALOPERATION']._serialized_end=742
+  _globals['_EXTERNALSERVICEINFO']._serialized_start=745
+  _globals['_EXTERNALSERVICEINFO']._serialized_end=899
+  _globals['_GETEXTERNALSERVICEREQUEST']._serialized_start=901
+  _globals['_GETEXTERNALSERVICEREQUEST']._serialized_end=948
+  _globals['_GETEXTERNALSERVICERESPONSE']._serialized_start=950
+  _globals['_GETEXTERNALSERVICERESPONSE']._serialized_end=1030
+  _globals['_LISTEXTERNALSERVICESREQUEST']._serialized_start=1032
+  _globals['_LISTEXTERNALSERVICESREQUEST']._serialized_end=1061
+  _globals['_LISTEXTERNALSERVICESRESPONSE']._serialized_start=1063
+  _globals['_LISTEXTERNALSERVICESRESPONSE']._serialized_end=1146
+  _globals['_DELETEEXTERNALSERVICEREQUEST']._serialized_start=1148
+  _globals['_DELETEEXTERNALSERVICEREQUEST']._serialized_end=1198
+  _globals['_DELETEEXTERNALSERVICERESPONSE']._serialized_start=1200
+  _globals['_DELETEEXTERNALSERVICERESPONSE']._serialized_end=1231
+  _globals['_REGISTEREXTERNALSERVICEREQUEST']._serialized_start=1233
+  _globals['_REGISTEREXTERNALSERVICEREQUEST']._serialized_end=1319
+  _globals['_REGISTEREXTERNALSERVICERESPONSE']._serialized_start=1321
+  _globals['_REGISTEREXTERNALSERVICERESPONSE']._serialized_end=1374
+  _globals['_CALLEXTERNALSERVICEREQUEST']._serialized_start=1377
+  _globals['_CALLEXTERNALSERVICEREQUEST']._serialized_end=1505
+  _globals['_CALLEXTERNALSERVICERESPONSE']._serialized_start=1507
+  _globals['_CALLEXTERNALSERVICERESPONSE']._serialized_end=1631
+  _globals['_REGISTERWEBHOOKREQUEST']._serialized_start=1633
+  _globals['_REGISTERWEBHOOKREQUEST']._serialized_end=1701
+  _globals['_REGISTERWEBHOOKRESPONSE']._serialized_start=1703
+  _globals['_REGISTERWEBHOOKRESPONSE']._serialized_end=1748
+  _globals['_TRIGGEREVENTREQUEST']._serialized_start=1750
+  _globals['_TRIGGEREVENTREQUEST']._serialized_end=1853
+  _globals['_TRIGGEREVENTRESPONSE']._serialized_start=1855
+  _globals['_TRIGGEREVENTRESPONSE']._serialized_end=1896
+  _globals['_INTEGRATIONSERVICE']._serialized_start=1899
+  _globals['_INTEGRATIONSERVICE']._serialized_end=2660
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,21 @@ class IntegrationServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_integration__pb2.RegisterExternalServiceRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_integration__pb2.RegisterExternalServiceResponse.FromString,
                 _registered_method=True)
+        self.GetExternalService = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/GetExternalService',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.GetExternalServiceRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.GetExternalServiceResponse.FromString,
+                _registered_method=True)
+        self.ListExternalServices = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/ListExternalServices',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.ListExternalServicesRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListExternalServicesResponse.FromString,
+                _registered_method=True)
+        self.DeleteExternalService = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/DeleteExternalService',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.DeleteExternalServiceRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.DeleteExternalServiceResponse.FromString,
+                _registered_method=True)
         self.CallExternalService = channel.unary_unary(
                 '/agentmesh.v1.IntegrationService/CallExternalService',
                 request_serializer=agentmesh_dot_v1_dot_integration__pb2.CallExternalServiceRequest.SerializeToString,
@@ -60,13 +75,35 @@ class IntegrationServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterExternalService(self, request, context):
+        """Register (or replace) an external service in the caller's namespace; its
+        service_id is its name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExternalService(self, request, context):
+        """One external service's configuration and state (its circuit breaker, its counters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExternalServices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteExternalService(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CallExternalService(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Call an operation of a registered service, through its policies.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -90,6 +127,21 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.RegisterExternalService,
                     request_deserializer=agentmesh_dot_v1_dot_integration__pb2.RegisterExternalServiceRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_integration__pb2.RegisterExternalServiceResponse.SerializeToString,
+            ),
+            'GetExternalService': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExternalService,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.GetExternalServiceRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.GetExternalServiceResponse.SerializeToString,
+            ),
+            'ListExternalServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExternalServices,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListExternalServicesRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.ListExternalServicesResponse.SerializeToString,
+            ),
+            'DeleteExternalService': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteExternalService,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.DeleteExternalServiceRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.DeleteExternalServiceResponse.SerializeToString,
             ),
             'CallExternalService': grpc.unary_unary_rpc_method_handler(
                     servicer.CallExternalService,
@@ -134,6 +186,87 @@ class IntegrationService:
             '/agentmesh.v1.IntegrationService/RegisterExternalService',
             agentmesh_dot_v1_dot_integration__pb2.RegisterExternalServiceRequest.SerializeToString,
             agentmesh_dot_v1_dot_integration__pb2.RegisterExternalServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExternalService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/GetExternalService',
+            agentmesh_dot_v1_dot_integration__pb2.GetExternalServiceRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.GetExternalServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExternalServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/ListExternalServices',
+            agentmesh_dot_v1_dot_integration__pb2.ListExternalServicesRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.ListExternalServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteExternalService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/DeleteExternalService',
+            agentmesh_dot_v1_dot_integration__pb2.DeleteExternalServiceRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.DeleteExternalServiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,8 @@ PERSISTING = frozenset(
         "ExecutionService/PauseWorkflow",
         "ExecutionService/StopWorkflow",
         "IntegrationService/TriggerEvent",
+        "IntegrationService/RegisterExternalService",
+        "IntegrationService/DeleteExternalService",
     ]
 )
 

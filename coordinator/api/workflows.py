@@ -1,23 +1,19 @@
-"""WorkflowService, ExecutionService and IntegrationService.TriggerEvent."""
+"""WorkflowService and ExecutionService."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import grpc
 
 from agentmesh import wire
 from agentmesh.v1 import (
-    integration_pb2,
-    integration_pb2_grpc,
     types_pb2,
     workflow_pb2,
     workflow_pb2_grpc,
 )
-from coordinator import errors
 from coordinator.api.scope import namespace_of
-from coordinator.api.status import abort, mapped
+from coordinator.api.status import mapped
 from coordinator.engine.catalog import Catalog
 from coordinator.engine.definition import Issue
 from coordinator.engine.events import StepError
@@ -402,38 +398,3 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
         return workflow_pb2.GetExecutionHistoryResponse(
             events=[event_msg(e, self._rt.redactor, known=known) for e in events]
         )
-
-
-class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):
-    """TriggerEvent is live (event steps wait on it); the rest arrives later."""
-
-    def __init__(self, runtime: WorkflowRuntime) -> None:
-        self._rt = runtime
-
-    @mapped
-    async def TriggerEvent(
-        self, request: integration_pb2.TriggerEventRequest, context: grpc.aio.ServicerContext
-    ) -> integration_pb2.TriggerEventResponse:
-        payload = wire.from_struct(request.payload)
-        n = await self._rt.trigger_event(
-            request.event, payload, request.correlation_key, namespace_of(context)
-        )
-        return integration_pb2.TriggerEventResponse(delivered=n)
-
-    async def _later(self, context: grpc.aio.ServicerContext, method: str) -> Any:
-        await abort(
-            context,
-            errors.Unimplemented(
-                f"agentmesh.v1.IntegrationService/{method} is part of the protocol but not "
-                "implemented by this coordinator version yet (integrations)"
-            ),
-        )
-
-    async def RegisterExternalService(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._later(context, "RegisterExternalService")
-
-    async def CallExternalService(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._later(context, "CallExternalService")
-
-    async def RegisterWebhook(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._later(context, "RegisterWebhook")

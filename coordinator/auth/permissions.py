@@ -62,6 +62,9 @@ METHODS: Mapping[str, str] = {
     _V1 + "MetricsService/GetSystemMetrics": "metrics.read",
     # Integration.
     _V1 + "IntegrationService/RegisterExternalService": "integrations.manage",
+    _V1 + "IntegrationService/DeleteExternalService": "integrations.manage",
+    _V1 + "IntegrationService/GetExternalService": "integrations.read",
+    _V1 + "IntegrationService/ListExternalServices": "integrations.read",
     _V1 + "IntegrationService/RegisterWebhook": "integrations.manage",
     _V1 + "IntegrationService/CallExternalService": "integrations.call",
     _V1 + "IntegrationService/TriggerEvent": "events.trigger",

@@ -64,6 +64,7 @@ LIVE_TYPES: Final = (
     "task.finished",
     "cluster.leader_changed",
     "coordinator.started",
+    "service.breaker",
 )
 #: What a resumed stream starts with when live events it asked for are gone.
 TRUNCATED: Final = "stream.truncated"

@@ -13,16 +13,18 @@ from agentmesh.v1 import (
     workflow_pb2_grpc,
 )
 from coordinator.api.agent_service import AgentService
+from coordinator.api.integrations import IntegrationService
 from coordinator.api.monitoring import EventService, MetricsService
 from coordinator.api.monitoring import register as register_events
 from coordinator.api.router import capture
 from coordinator.api.unary import RegistryService, TaskService
-from coordinator.api.workflows import ExecutionService, IntegrationService, WorkflowService
+from coordinator.api.workflows import ExecutionService, WorkflowService
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.integrations.registry import ServiceRegistry
 from coordinator.mesh import Mesh
 from coordinator.monitor.log import EventLog
-from coordinator.secrets import redactor_for
+from coordinator.secrets import provider_for, redactor_for
 from coordinator.server.observe import Observability
 from coordinator.store import Store
 
@@ -59,6 +61,16 @@ class Term:
             parent_of=lambda exec_id: self.runtime.parent_of(exec_id),  # noqa: PLW0108 (not built yet)
         )
         self.runtime = runtime = WorkflowRuntime(settings, mesh, store, redactor, events)
+        self.services = services = ServiceRegistry(
+            store,
+            provider_for(settings).get,
+            on_breaker=lambda namespace, service, old, new: events.emit(
+                "service.breaker",
+                namespace=namespace,
+                message=f"service {service}: circuit breaker {old} -> {new}",
+                data={"service": service, "from": old, "to": new},
+            ),
+        )
         runtime.on_commit = observe.prometheus.observe_commit
         mesh.observe(events)
         self.handlers = capture(
@@ -78,7 +90,7 @@ class Term:
                 ExecutionService(runtime), s
             ),
             lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
-                IntegrationService(runtime), s
+                IntegrationService(runtime, services), s
             ),
             lambda s: register_events(EventService(events, runtime, settings), s),
             lambda s: monitoring_pb2_grpc.add_MetricsServiceServicer_to_server(
@@ -119,6 +131,7 @@ class Term:
         await self.runtime.stop()
         left = mesh.abandon_all("coordinator shut down before the task finished")
         mesh.disconnect_all("coordinator shutting down")
+        await self.services.close()
         self._end_log("coordinator shutting down")
         log.info(
             "drain %s; %d unfinished task(s) failed as retryable",
@@ -135,6 +148,7 @@ class Term:
         await self.runtime.stop(timeout=0)
         self.mesh.abandon_all(reason)
         self.mesh.disconnect_all(reason)
+        await self.services.close()
         self._end_log(reason)
 
     def _end_log(self, reason: str) -> None:

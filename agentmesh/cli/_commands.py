@@ -10,7 +10,7 @@ from typing import Any
 
 from agent_sdk import Client, FailedPreconditionError, TaskAssignment
 from agent_sdk._types import STATUSES
-from agentmesh.cli import _observe
+from agentmesh.cli import _observe, _services
 from agentmesh.cli import _output as out
 from agentmesh.cli._parser import UsageError
 from agentmesh.cli._progress import Progress, follow
@@ -292,4 +292,5 @@ HANDLERS = {
     "resume": control,
     "stop": control,
     "event": event,
+    "service": _services.service,
 }

@@ -238,6 +238,9 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
         if verb == "stop":
             p.add_argument("--reason", default="")
     _watch_commands(command)
+    from agentmesh.cli._services import add_commands as service_commands
+
+    service_commands(command("service", "register, list and call external services"), common)
     event = command("event", "trigger an event that executions may wait for")
     event.add_argument("name")
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")

@@ -6,6 +6,7 @@ the store; the breaker's changes are events."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,34 @@ async def test_breaker_changes_are_events(coordinator: Coordinator, upstream: Up
                 ("open", "half-open"),
                 ("half-open", "closed"),
             ]
+
+
+async def test_the_cli_registers_lists_calls_and_deletes(
+    coordinator: Coordinator, upstream: Upstream
+) -> None:
+    from tests.integration.test_cli import aam, shown
+
+    c = ("-c", coordinator.address)
+    r = await aam(
+        "service", "register", "github", upstream.url, *c,
+        "--operation", "repo=GET /repos/{owner}/{repo}",
+        "--header", "Accept=application/json",
+        "--auth-secret-ref", "github-token",
+        "--policy", "cache_ttl_ms=60000",
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stdout == "registered service github\n", shown(r)
+    r = await aam("service", "list", *c)
+    assert r.returncode == 0 and "github" in r.stdout and "closed" in r.stdout, shown(r)
+    r = await aam("service", "call", "github", "repo", *c, "--params", '{"owner":"o","repo":"r"}')
+    assert r.returncode == 0, shown(r)
+    assert json.loads(r.stdout) == {"path": "/repos/o/r", "query": {}}
+    assert "HTTP 200 (1 attempt(s))" in r.stderr
+    assert upstream.seen[-1].headers["Authorization"] == f"Bearer {TOKEN}"
+    r = await aam("service", "show", "github", *c)
+    assert r.returncode == 0 and json.loads(r.stdout)["calls"] == 1, shown(r)
+    r = await aam("service", "register", "x", upstream.url, *c, "--policy", "retries=3")
+    assert r.returncode == 2 and "--policy retries: not one of" in r.stderr, shown(r)
+    r = await aam("service", "delete", "github", *c)
+    assert r.returncode == 0 and r.stdout == "deleted service github\n", shown(r)
+    r = await aam("service", "call", "github", "repo", *c)
+    assert r.returncode != 0 and "no external service 'github'" in r.stderr, shown(r)

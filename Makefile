@@ -72,6 +72,7 @@ bench: venv
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/fairness.py
+	$(BIN)/python bench/services.py
 
 image:
 	docker build -f deploy/Dockerfile -t agentmesh:dev .

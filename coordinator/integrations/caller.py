@@ -46,7 +46,6 @@ BODY_EXCERPT = 300
 #: The largest answer read (bigger ones are refused, not truncated).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
-_RETRY_STATUSES = frozenset({429, 502, 503, 504, 500})
 
 Secret = Callable[[str], str]
 
@@ -175,7 +174,7 @@ class ServiceClient:
                         "cache-control"
                     )
                 body = response.text()[:BODY_EXCERPT]
-                if status not in _RETRY_STATUSES:
+                if status != 429 and status < 500:  # the call was wrong: not retried
                     raise ServiceRefused(
                         f"service {name}: {op.method} {path} answered {status} "
                         f"{response.reason}: {body}",

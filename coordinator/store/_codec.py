@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
+from urllib.parse import quote
 
 from coordinator.domain import DEFAULT_NAMESPACE
 
@@ -19,6 +20,12 @@ from ._errors import ConflictError, StoreError
 # SQLite would take up to 1 GB per value, but an event this large stalls the event loop
 # while it is encoded and every replay after it; it is almost certainly a bug upstream.
 MAX_DATA_BYTES = 16 * 1024 * 1024
+
+
+def key_part(part: str) -> str:
+    """``part`` percent-encoded so it is one segment of a ``/``-separated etcd key."""
+    return quote(part, safe="")
+
 
 # (execution_id, seq, type, time, data, position)
 EventRow: TypeAlias = tuple[str, int, str, str, str, int]

@@ -97,7 +97,7 @@ import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from time import monotonic
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.kv import (
@@ -149,10 +149,6 @@ def _seq_key(seq: int) -> str:
 
 # The key families of the layout before namespaces that ``open()`` moves (see above).
 _LEGACY_FAMILIES = ("workflows", "idempotency")
-
-
-def _q(part: str) -> str:
-    return quote(part, safe="")
 
 
 class EtcdStore(StoreLifecycle):
@@ -279,7 +275,7 @@ class EtcdStore(StoreLifecycle):
     def _migrated_key(self, old: bytes) -> bytes:
         """``<prefix>/<family>/<rest>`` of the old layout as ``<prefix>/ns/default/...``."""
         family, rest = old[len(self._root) :].decode().split("/", 1)
-        return self._key("ns", _q(DEFAULT_NAMESPACE), family, rest)
+        return self._key("ns", codec.key_part(DEFAULT_NAMESPACE), family, rest)
 
     async def close(self) -> None:
         self._closed = True
@@ -305,26 +301,32 @@ class EtcdStore(StoreLifecycle):
         return (self._root + "/".join(parts)).encode()
 
     def _event_key(self, execution_id: str, seq: int) -> bytes:
-        return self._key("events", _q(execution_id), _seq_key(seq))
+        return self._key("events", codec.key_part(execution_id), _seq_key(seq))
 
     def _head_key(self, execution_id: str) -> bytes:
-        return self._key("heads", _q(execution_id))
+        return self._key("heads", codec.key_part(execution_id))
 
     def _execution_key(self, execution_id: str) -> bytes:
-        return self._key("executions", _q(execution_id))
+        return self._key("executions", codec.key_part(execution_id))
 
     def _idempotency_key(self, namespace: str, key: str) -> bytes:
-        return self._key("ns", _q(namespace), "idempotency", _q(key))
+        return self._key("ns", codec.key_part(namespace), "idempotency", codec.key_part(key))
 
     def _child_key(self, parent_id: str, parent_key: str) -> bytes:
-        return self._key("children", _q(parent_id), _q(parent_key))
+        return self._key("children", codec.key_part(parent_id), codec.key_part(parent_key))
 
     def _workflow_key(self, namespace: str, name: str, version: str) -> bytes:
-        return self._key("ns", _q(namespace), "workflows", _q(name), _q(version))
+        return self._key(
+            "ns",
+            codec.key_part(namespace),
+            "workflows",
+            codec.key_part(name),
+            codec.key_part(version),
+        )
 
     def _versions_prefix(self, namespace: str, name: str) -> bytes:
         """The prefix of every version of one workflow."""
-        return self._key("ns", _q(namespace), "workflows", _q(name), "")
+        return self._key("ns", codec.key_part(namespace), "workflows", codec.key_part(name), "")
 
     # -- writes ----------------------------------------------------------------------
 
@@ -607,7 +609,7 @@ class EtcdStore(StoreLifecycle):
         # The KV protocol ranges whole prefixes only (no start key), so the events up to
         # after_seq are read and dropped; replays read from 0 anyway.
         kvs, _ = await self._call(
-            self.kv.range(self._key("events", _q(execution_id)) + b"/", prefix=True)
+            self.kv.range(self._key("events", codec.key_part(execution_id)) + b"/", prefix=True)
         )
         events = []
         for kv in kvs:
@@ -711,7 +713,9 @@ class EtcdStore(StoreLifecycle):
         self._check()
         if namespace is not None:
             kvs, _ = await self._call(
-                self.kv.range(self._key("ns", _q(namespace), "workflows", ""), prefix=True)
+                self.kv.range(
+                    self._key("ns", codec.key_part(namespace), "workflows", ""), prefix=True
+                )
             )
         else:
             # Every namespace: ns/ holds the idempotency keys too (the KV protocol ranges

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from coordinator.kv import KV, Compare, Delete, KeyValue, Op, Put, Range
 
@@ -40,12 +40,8 @@ class Host(Protocol):
     def _fenced(self) -> Fenced: ...
 
 
-def _q(part: str) -> str:
-    return quote(part, safe="")
-
-
 def _key(host: Host, kind: str, namespace: str, name: str) -> bytes:
-    return host._key("docs", _q(kind), _q(namespace), _q(name))
+    return host._key("docs", codec.key_part(kind), codec.key_part(namespace), codec.key_part(name))
 
 
 async def put(host: Host, record: DocumentRecord) -> None:
@@ -67,7 +63,9 @@ async def get(host: Host, kind: str, name: str, namespace: str) -> DocumentRecor
 
 
 async def list_(host: Host, kind: str, namespace: str | None) -> list[DocumentRecord]:
-    parts = ["docs", _q(kind)] + ([] if namespace is None else [_q(namespace)])
+    parts = ["docs", codec.key_part(kind)] + (
+        [] if namespace is None else [codec.key_part(namespace)]
+    )
     kvs, _ = await host._call(host.kv.range(host._key(*parts, ""), prefix=True))
     records = [_decode(kv) for kv in kvs]
     return sorted(records, key=lambda r: (r.namespace, r.name))

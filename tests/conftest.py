@@ -38,6 +38,12 @@ FAST = {
 }
 
 
+def stored_bytes(directory: Path) -> bytes:
+    """The SQLite store's database and WAL files (``mesh.db*``), concatenated: what a
+    test greps to show a secret never reached the disk."""
+    return b"".join(p.read_bytes() for p in sorted(directory.glob("mesh.db*")))
+
+
 def fast_settings(**overrides: Any) -> Settings:
     return load_settings(overrides={**FAST, **overrides}, environ={})
 

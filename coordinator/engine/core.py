@@ -721,6 +721,8 @@ class Execution:
                 step = self.defn.step(run.step_id)
                 if step.type == "task":
                     self.emit(ev.CancelTask(key, reason))
+                elif step.type == "service":
+                    self.emit(ev.CancelServiceCall(key))
                 elif step.type == "wait":
                     self.emit(ev.CancelTimer(key))
                 elif step.type == "event":

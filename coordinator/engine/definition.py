@@ -70,7 +70,8 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
         *("errorHandlers", "timeoutMs", "tags", "parameters"),
     ),
     "step": (
-        *("id", "name", "type", "agent", "capability", "input", "output", "condition"),
+        *("id", "name", "type", "agent", "capability", "service", "operation", "input"),
+        *("output", "condition"),
         *("retry", "timeout", "next", "parallel", "decision", "wait", "event"),
         *("subworkflow", "workflow", "map", "compensate", "onError"),
     ),
@@ -345,12 +346,20 @@ class _Parser:
         agent, capability = self.text(o, "agent"), self.text(o, "capability")
         if type_ == "task" and not (o.values.get("agent") or o.values.get("capability")):
             self.error(loc, "a task step needs a capability or an agent")
+        service, operation = self.text(o, "service"), self.text(o, "operation")
+        for name in ("service", "operation"):
+            if type_ == "service" and not o.values.get(name):
+                self.error(loc, f"a service step needs '{name}'")
+            elif type_ and type_ != "service" and o.has(name):
+                self.error(o.at(name), f"only a service step takes '{name}'; this is a {type_}")
         return Step(
             id=step_id,
             name=self.text(o, "name") or step_id,
             type=cast("StepType", type_ or "task"),
             agent=agent,
             capability=capability,
+            service=service,
+            operation=operation,
             input=plain(o.values.get("input")),
             output=plain(self.mapping(o, "output")),
             condition=self.text(o, "condition"),

@@ -1,5 +1,6 @@
 """Carrying out the core's commands that reach outside the runtime: tasks on the
-``Dispatcher`` (the mesh), timers on the event loop, event waits; and turning what comes
+``Dispatcher`` (the mesh), service calls (``calls.py``), timers on the event loop, event
+waits; and turning what comes
 back (a task's end, a wait change, a timer) into the core's inputs, posted to the
 runtime's loop. Children and the end of an execution are the runtime's own.
 
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 
 from coordinator import domain as d
 from coordinator.engine import events as ev
+from coordinator.engine.calls import ServiceCalls
 from coordinator.engine.ports import Dispatcher
 from coordinator.errors import InvalidArgument, NotFound
 from coordinator.secrets import Secrets
@@ -49,6 +51,8 @@ class Effects:
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        #: Service steps' calls; the server assembly sets ``calls.caller``.
+        self.calls = ServiceCalls(post)
         # (namespace, event name) -> {(execution, key): correlation key}
         self._event_waits: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
         mesh.add_listener(self._on_task_finished)
@@ -68,6 +72,11 @@ class Effects:
                 self._task_of.pop(task_id, None)
                 with contextlib.suppress(NotFound):
                     self.mesh.cancel(task_id, c.reason or "cancelled by the workflow")
+        elif isinstance(c, ev.CallService):
+            if not self.frozen:
+                self.calls.start(exec_id, c, namespace)
+        elif isinstance(c, ev.CancelServiceCall):
+            self.calls.cancel(exec_id, c.key)
         elif isinstance(c, ev.StartTimer):
             delay = max(0.0, (c.fire_at - _now()).total_seconds())
             loop = asyncio.get_running_loop()
@@ -97,7 +106,9 @@ class Effects:
         return matched
 
     def close(self) -> None:
-        """Disarm every timer (the runtime stopped; recovery re-arms them)."""
+        """Disarm every timer and abandon every service call (the runtime stopped;
+        recovery re-arms and calls them again)."""
+        self.calls.close()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

@@ -267,6 +267,27 @@ class CancelTask(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CallService(Command):
+    """Call ``operation`` of the external ``service`` with ``params`` under ``key``;
+    its answer comes back as ``TaskCompleted`` (the decoded body) or ``TaskFailed``.
+    ``timeout_ms`` (0: the service's own) bounds the call, its retries included."""
+
+    key: str
+    step_id: str
+    service: str
+    operation: str
+    params: Data
+    timeout_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CancelServiceCall(Command):
+    """Abandon the service call under ``key``."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer(Command):
     """Fire ``TimerFired(key)`` at ``fire_at``."""
 

@@ -21,6 +21,7 @@ class Outstanding:
     """Effects an execution started and has not seen the end of."""
 
     tasks: dict[str, ev.DispatchTask] = field(default_factory=dict)
+    calls: dict[str, ev.CallService] = field(default_factory=dict)
     timers: dict[str, ev.StartTimer] = field(default_factory=dict)
     waits: dict[str, ev.AwaitEvent] = field(default_factory=dict)
     children: dict[str, ev.StartChild] = field(default_factory=dict)
@@ -29,6 +30,7 @@ class Outstanding:
         """Update what is outstanding after ``event`` was applied and produced ``commands``."""
         if isinstance(event, ev.TaskCompleted | ev.TaskFailed):
             self.tasks.pop(event.key, None)
+            self.calls.pop(event.key, None)
         elif isinstance(event, ev.TimerFired):
             self.timers.pop(event.key, None)
         elif isinstance(event, ev.EventReceived):
@@ -40,6 +42,10 @@ class Outstanding:
                 self.tasks[c.key] = c
             elif isinstance(c, ev.CancelTask):
                 self.tasks.pop(c.key, None)
+            elif isinstance(c, ev.CallService):
+                self.calls[c.key] = c
+            elif isinstance(c, ev.CancelServiceCall):
+                self.calls.pop(c.key, None)
             elif isinstance(c, ev.StartTimer):
                 self.timers[c.key] = c
             elif isinstance(c, ev.CancelTimer):
@@ -54,6 +60,7 @@ class Outstanding:
                 self.children.pop(c.key, None)
             elif isinstance(c, ev.Finished):
                 self.tasks.clear()
+                self.calls.clear()
                 self.timers.clear()
                 self.waits.clear()
                 self.children.clear()

@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 from coordinator.retry import RetryStrategy
 
-StepType = Literal["task", "subworkflow", "parallel", "decision", "wait", "event", "map"]
+StepType = Literal["task", "service", "subworkflow", "parallel", "decision", "wait", "event", "map"]
 STEP_TYPES: tuple[StepType, ...] = (
     "task",
+    "service",
     "subworkflow",
     "parallel",
     "decision",
@@ -139,6 +140,8 @@ class Step:
     type: StepType
     agent: str = ""
     capability: str = ""
+    service: str = ""  # a service step's external service (RegisterExternalService)
+    operation: str = ""  # ... and its named operation or "METHOD /path/{param}"
     input: Any = None  # mapping evaluated with evaluate_mapping
     output: Mapping[str, Any] | None = None  # variable -> expression over $.output
     condition: str = ""  # falsy -> the step is skipped

@@ -1,14 +1,16 @@
 """What the workflow engine needs from the rest of the coordinator, as protocols.
 
-The engine hands tasks to a ``Dispatcher`` and hears back through its listeners; it
-never sees the concrete mesh (``coordinator.mesh.Mesh`` satisfies the protocol, and the
-server assembly passes it in), so the engine sits beside the mesh, not above it.
+The engine hands tasks to a ``Dispatcher`` and hears back through its listeners, and
+service steps to a ``ServiceCaller``; it never sees the concrete mesh or service
+registry (``coordinator.mesh.Mesh`` and ``coordinator.integrations.ServiceRegistry``
+satisfy the protocols, and the server assembly passes them in), so the engine sits
+beside them, not above them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from coordinator import domain as d
 from coordinator.store import ExecutionRecord, StoredEvent
@@ -75,4 +77,29 @@ class Dispatcher(Protocol):
 
     def add_wait_listener(self, listener: Callable[[WaitChange], None]) -> None:
         """Call ``listener`` when a task starts or stops waiting for an agent."""
+        ...
+
+
+class ServiceAnswer(Protocol):
+    """What an external service answered (``coordinator.integrations.caller.Result``)."""
+
+    @property
+    def value(self) -> Any:
+        """The decoded answer (JSON, or text): a service step's output."""
+        ...
+
+
+class ServiceCaller(Protocol):
+    """Calls registered external services for ``service`` steps."""
+
+    async def call(
+        self,
+        namespace: str,
+        name: str,
+        operation: str,
+        params: Mapping[str, Any],
+        timeout_ms: int = 0,
+    ) -> ServiceAnswer:
+        """Call ``operation`` of ``namespace``'s service ``name``. Raises ``NotFound``,
+        ``InvalidArgument``, ``ServiceRefused`` (4xx) or ``ServiceUnavailable``."""
         ...

@@ -37,7 +37,7 @@ from coordinator.engine.core import EngineDefaults, Execution
 from coordinator.engine.effects import Effects
 from coordinator.engine.issues import issues_text
 from coordinator.engine.live import ACTIVE, Live, record_of
-from coordinator.engine.ports import Dispatcher, Journal
+from coordinator.engine.ports import Dispatcher, Journal, ServiceCaller
 from coordinator.engine.recovery import finished_child, replay
 from coordinator.engine.validate import validate_input
 from coordinator.errors import (
@@ -90,6 +90,7 @@ class WorkflowRuntime:
         store: Store,
         redactor: Redactor | None = None,
         journal: Journal | None = None,
+        services: ServiceCaller | None = None,
     ) -> None:
         self.settings = settings
         #: The global event log (positions, then publication); None: events stay out.
@@ -129,6 +130,7 @@ class WorkflowRuntime:
         self.failed = asyncio.Event()
         self.failure: BaseException | None = None
         self.effects = Effects(mesh, self._post, self._waiting_for_agent)
+        self.effects.calls.caller = services
 
     # ------------------------------------------------------------ lifecycle
 
@@ -728,7 +730,8 @@ class WorkflowRuntime:
             live.counted = True
             self._running += 1
         o = live.outstanding
-        commands: list[ev.Command] = [*o.tasks.values(), *o.timers.values(), *o.waits.values()]
+        commands: list[ev.Command] = [*o.tasks.values(), *o.calls.values()]
+        commands += [*o.timers.values(), *o.waits.values()]
         self._execute(live, commands)
         for c in list(o.children.values()):
             if (exec_id, c.key) in self._children:

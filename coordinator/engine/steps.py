@@ -1,7 +1,7 @@
 """The step table: what a run of each step type does when it starts.
 
 ``STEPS`` maps a definition's ``type`` to its ``begin(ex, run, step, scope)``. A begin
-function starts the run (dispatch a task, start a timer, await an event, start a child
+function starts the run (dispatch a task, call a service, start a timer, await an event, start a child
 or branches) through the core's step-facing methods (``emit``, ``journal``,
 ``wait_on``, ``set_timeout``, ``evaluate``, ``complete``, ``fail``, ``start_step``,
 ``new_frame``); the inputs that follow (``TaskCompleted``, ``TimerFired``,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 NO_BRANCH = "NoMatchingBranch"
 BAD_ITEMS = "MapItemsNotAList"
+BAD_PARAMS = "ServiceParamsNotAnObject"
 
 Begin = Callable[["Execution", "Run", Step, Data], None]
 
@@ -47,6 +48,23 @@ def task(ex: Execution, run: Run, step: Step, scope: Data) -> None:
         )
     )
     ex.journal("task.dispatched", step.id, data={"key": key, "capability": step.capability})
+
+
+def service(ex: Execution, run: Run, step: Step, scope: Data) -> None:
+    params = ex.evaluate(step.input, scope, "service input")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        message = f"a service step's input must be an object of params; got {type(params).__name__}"
+        ex.fail(run, StepError(BAD_PARAMS, message))
+        return
+    key = f"{run.key}.t{run.attempt}"
+    ex.wait_on(run, key)
+    ex.emit(
+        ev.CallService(key, step.id, step.service, step.operation, params, step.timeout_ms or 0)
+    )
+    data = {"key": key, "service": step.service, "operation": step.operation}
+    ex.journal("service.called", step.id, data=data)
 
 
 def decision(ex: Execution, run: Run, step: Step, scope: Data) -> None:
@@ -177,6 +195,7 @@ def branch_label(value: Any) -> str:
 
 STEPS: dict[str, Begin] = {
     "task": task,
+    "service": service,
     "decision": decision,
     "wait": wait,
     "event": event,

@@ -198,6 +198,10 @@ class _Checker:
         s, loc, n = p.step, p.loc, p.order
         if s.type == "task" and not s.capability and not s.agent:
             self.error(n, loc, "a task step needs a capability or an agent")
+        elif s.type == "service":
+            for name, value in (("service", s.service), ("operation", s.operation)):
+                if not value:
+                    self.error(n, loc, f"a service step needs '{name}'")
         elif s.type == "decision":
             if s.decision is None:
                 message = "a decision step needs decision.expression and at least one branch"

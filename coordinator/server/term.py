@@ -60,7 +60,6 @@ class Term:
             redact=lambda exec_id, data: redactor.redact(data, self.runtime.secrets_of(exec_id)),
             parent_of=lambda exec_id: self.runtime.parent_of(exec_id),  # noqa: PLW0108 (not built yet)
         )
-        self.runtime = runtime = WorkflowRuntime(settings, mesh, store, redactor, events)
         self.services = services = ServiceRegistry(
             store,
             provider_for(settings).get,
@@ -70,6 +69,9 @@ class Term:
                 message=f"service {service}: circuit breaker {old} -> {new}",
                 data={"service": service, "from": old, "to": new},
             ),
+        )
+        self.runtime = runtime = WorkflowRuntime(
+            settings, mesh, store, redactor, events, services=services
         )
         runtime.on_commit = observe.prometheus.observe_commit
         mesh.observe(events)

@@ -22,8 +22,8 @@ from agent_sdk import (
     UnavailableError,
 )
 from coordinator.server import Coordinator
-from tests.conftest import fast_settings
-from tests.unit.test_integrations_caller import TOKEN, Upstream, ok_json, upstream
+from tests.conftest import fast_settings, stored_bytes
+from tests.upstream import TOKEN, Upstream, ok_json, upstream
 
 __all__ = ["upstream"]
 
@@ -149,11 +149,6 @@ async def test_services_survive_a_restart_and_the_secret_never_reaches_the_store
     stored = stored_bytes(tmp_path)
     assert b"github-token" in stored  # the reference is stored...
     assert TOKEN.encode() not in stored  # ...never the secret
-
-
-def stored_bytes(directory: Path) -> bytes:
-    """The SQLite store's database and WAL files, concatenated."""
-    return b"".join(p.read_bytes() for p in sorted(directory.glob("mesh.db*")))
 
 
 async def test_breaker_changes_are_events(coordinator: Coordinator, upstream: Upstream) -> None:

@@ -423,7 +423,7 @@ def project_setup_with(change: Any) -> list[str]:
     [
         (
             lambda d: d["steps"][2].update(type="tsk"),
-            "steps[2]: type must be one of task, subworkflow, parallel, decision, wait, event, map; got 'tsk'",
+            "steps[2]: type must be one of task, service, subworkflow, parallel, decision, wait, event, map; got 'tsk'",
         ),
         (
             lambda d: d["steps"][0].update(retry={"maxAttempts": 0}),
@@ -447,7 +447,7 @@ def project_setup_with(change: Any) -> list[str]:
         ),
         (
             lambda d: d["steps"][5].pop("type"),
-            "steps[5]: missing required field 'type' (one of task, subworkflow, parallel, decision, wait, event, map)",
+            "steps[5]: missing required field 'type' (one of task, service, subworkflow, parallel, decision, wait, event, map)",
         ),
         (lambda d: d["steps"][5].pop("id"), "steps[5]: missing required field 'id'"),
         (lambda d: d["steps"][5].update(id=""), "steps[5].id: must be a non-empty string"),
@@ -525,6 +525,14 @@ def project_setup_with(change: Any) -> list[str]:
             lambda d: d["steps"][0].update(compensate={"input": {}}),
             "steps[0].compensate: needs a capability or an agent",
         ),
+        (
+            lambda d: d["steps"][0].update(operation="GET /x"),
+            "steps[0].operation: only a service step takes 'operation'; this is a task",
+        ),
+        (
+            lambda d: d["steps"][0].update(type="service", service="gh"),
+            "steps[0]: a service step needs 'operation'",
+        ),
     ],
 )
 def test_structural_error(change: Any, expected: str) -> None:
@@ -542,7 +550,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "steps[0].retry.maxAttempts: must be an integer >= 1",
         "steps[0].retry.interval: must be an integer >= 0",
         "steps[1]: unknown field 'nxt' (did you mean 'next'?)",
-        "steps[2]: type must be one of task, subworkflow, parallel, decision, wait, event, map; got 'tsk'",
+        "steps[2]: type must be one of task, service, subworkflow, parallel, decision, wait, event, map; got 'tsk'",
         "steps[4]: a task step needs a capability or an agent",
     ]
 
@@ -598,7 +606,7 @@ def test_definition_error_lists_issues_one_per_line() -> None:
         (
             "w.yaml",
             "id: w\nsteps:\n  - id: a\n    type: tsk\n",
-            "w.yaml: steps[0]: type must be one of task, subworkflow, parallel, decision, wait, event, map; got 'tsk'",
+            "w.yaml: steps[0]: type must be one of task, service, subworkflow, parallel, decision, wait, event, map; got 'tsk'",
         ),
     ],
 )
@@ -751,6 +759,7 @@ def test_schema_is_draft_2020_12_with_a_described_step() -> None:
     step = s["$defs"]["step"]["properties"]
     assert step["type"]["enum"] == [
         "task",
+        "service",
         "subworkflow",
         "parallel",
         "decision",
@@ -796,5 +805,5 @@ def test_schema_rejects_what_the_parser_rejects() -> None:
         "doc.steps[0].retry.maxAttempts: must be >= 1",
         "doc.steps[1].nxt: unknown property (did you mean 'next'?)",
         "doc.steps[2].type: must be one of "
-        "['task', 'subworkflow', 'parallel', 'decision', 'wait', 'event', 'map']",
+        "['task', 'service', 'subworkflow', 'parallel', 'decision', 'wait', 'event', 'map']",
     ]

@@ -324,6 +324,61 @@ def test_event_timeout_fails_the_step() -> None:
     assert done.error is not None and done.error.type == "TIMEOUT"
 
 
+def service(id: str, **kw: Any) -> Step:
+    return Step(id=id, name=id, type="service", service="gh", operation="GET /repos/{owner}", **kw)
+
+
+def calls(d: Driver) -> list[ev.CallService]:
+    return [c for c in d.out if isinstance(c, ev.CallService)]
+
+
+def test_service_step_calls_with_mapped_params_and_its_answer_is_the_output() -> None:
+    d = run(
+        service("s", input={"owner": "$.input.org"}, timeout_ms=900, output={"n": "$.output.n"})
+    )
+    d.start({"org": "acme"})
+    (call,) = calls(d)
+    assert (call.service, call.operation, call.params, call.timeout_ms) == (
+        "gh",
+        "GET /repos/{owner}",
+        {"owner": "acme"},
+        900,
+    )
+    assert "service.called" in d.journal()
+    d.feed(ev.TaskCompleted(d.now, call.key, {"n": 3}))
+    assert d.finished().output == {"n": 3}
+
+
+def test_service_step_retries_a_retryable_failure_and_routes_a_refusal() -> None:
+    retry = RetrySpec(max_attempts=2, interval_ms=10)
+    d = run(
+        service("s", retry=retry, on_error=ErrorAction("goto", "h")),
+        task("h", input={"why": "$.error.type"}),
+    )
+    d.start()
+    busy = ev.StepError("ServiceUnavailable", "503", True, {"status": 503})
+    d.feed(ev.TaskFailed(d.now, calls(d)[-1].key, busy))
+    d.fire(d.timers()[-1])
+    assert len(calls(d)) == 2 and calls(d)[0].key != calls(d)[1].key
+    refused = ev.StepError("ServiceRefused", "404", False, {"status": 404})
+    d.feed(ev.TaskFailed(d.now, calls(d)[-1].key, refused))
+    assert d.last_dispatch().input == {"why": "ServiceRefused"}
+
+
+def test_service_step_params_must_be_an_object_and_a_stop_abandons_the_call() -> None:
+    bad = run(service("s", input="$.input"))
+    bad.start([1, 2])
+    error = bad.finished().error
+    assert error is not None and error.type == "ServiceParamsNotAnObject"
+    assert calls(bad) == []
+    d = run(service("s"))
+    d.start()
+    key = calls(d)[0].key
+    d.feed(ev.StopRequested(d.now, "operator"))
+    assert [c.key for c in d.out if isinstance(c, ev.CancelServiceCall)] == [key]
+    assert d.finished().status == "cancelled"
+
+
 def test_subworkflow_output_maps_back() -> None:
     d = run(
         Step(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -19,67 +17,9 @@ from aiohttp import web
 from coordinator.errors import InvalidArgument, NotFound, ServiceRefused, ServiceUnavailable
 from coordinator.integrations import ServiceClient, ServiceConfig, TokenBucket
 from coordinator.secrets import SecretProvider
+from tests.upstream import TOKEN, Upstream, ok_json, upstream
 
-TOKEN = "s3cret-api-token-value"
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Upstream:
-    """The service: answers from ``script`` (one per request, the last repeats)."""
-
-    url: str = ""
-    seen: list[Seen] = field(default_factory=list)
-    script: list[Callable[[web.Request], web.StreamResponse]] = field(default_factory=list)
-
-
-def ok_json(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"path": request.path, "query": dict(request.query)})
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    up = Upstream(script=[ok_json])
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        up.seen.append(
-            Seen(
-                request.method,
-                request.path,
-                dict(request.query),
-                dict(request.headers),
-                body,
-                time.monotonic(),
-            )
-        )
-        answer = up.script[min(len(up.seen), len(up.script)) - 1]
-        result = answer(request)
-        if asyncio.iscoroutine(result):
-            return await result  # type: ignore[no-any-return]
-        return result
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    up.url = f"http://127.0.0.1:{port}"
-    try:
-        yield up
-    finally:
-        await runner.cleanup()
+__all__ = ["upstream"]
 
 
 def service(url: str, **extra: Any) -> ServiceConfig:
@@ -241,7 +181,7 @@ async def test_a_slow_service_times_out_within_the_call_deadline(
         await release.wait()
         return web.Response(text="late")
 
-    upstream.script = [slow]  # type: ignore[list-item]
+    upstream.script = [slow]
     client = make(service(upstream.url, max_attempts=1))
     try:
         with pytest.raises(ServiceUnavailable, match="timed out"):

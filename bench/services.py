@@ -7,7 +7,10 @@ flight) runs twice against it for ``--duration`` seconds each:
 - ``direct``: ``httpx.AsyncClient`` straight to the service (the floor);
 - ``via coordinator``: ``Client.call_external_service`` to an in-process coordinator,
   which makes the same call through its ``httpx`` pool and policies (no cache, no rate
-  limit, the breaker on).
+  limit, the breaker on);
+- ``service step``: a one-step workflow (``type: service``) started and awaited
+  (``start_workflow`` + ``wait_execution``): the call plus the engine's durable turns (the
+  start, the call's answer, the end), on the in-memory store.
 
 It prints calls per second, latency percentiles, the ratio and the added latency per call.
 It never asserts timings.
@@ -116,6 +119,18 @@ async def main(args: argparse.Namespace) -> None:
                     return (await client.call_external_service("bench", "item", {"id": i})).value
 
                 rate_v, lat_v = await _loop(via, args.concurrency, args.duration, args.warmup)
+                step = {"id": "get", "type": "service", "service": "bench", "operation": "item"}
+                step["input"] = {"id": "$.input.id"}
+                await client.define_workflow("bench-step", {"steps": [step]})
+
+                async def in_step(i: int) -> object:
+                    started = await client.start_workflow("bench-step", {"id": i})
+                    done = await client.wait_execution(started.id, timeout=30)
+                    if done.status != "completed":
+                        raise RuntimeError(f"execution {done.id} {done.status}: {done.error}")
+                    return done.output
+
+                rate_s, lat_s = await _loop(in_step, args.concurrency, args.duration, args.warmup)
         finally:
             await coordinator.stop(grace=1.0)
     finally:
@@ -124,13 +139,20 @@ async def main(args: argparse.Namespace) -> None:
 
     print(f"external service calls, concurrency {args.concurrency}, {args.duration:g} s each")
     print(f"{'path':<16} {'calls/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
-    for name, rate, lat in (("direct httpx", rate_d, lat_d), ("via coordinator", rate_v, lat_v)):
+    runs = (
+        ("direct httpx", rate_d, lat_d),
+        ("via coordinator", rate_v, lat_v),
+        ("service step", rate_s, lat_s),
+    )
+    for name, rate, lat in runs:
         print(
             f"{name:<16} {rate:>9.0f} {_pct(lat, 50):>8.2f} {_pct(lat, 90):>8.2f} "
             f"{_pct(lat, 99):>8.2f}"
         )
-    added = (statistics.median(lat_v) - statistics.median(lat_d)) * 1000
-    print(f"via/direct throughput {rate_v / rate_d:.2f}; added latency p50 {added:.2f} ms/call")
+    floor = statistics.median(lat_d)
+    for name, rate, lat in runs[1:]:
+        added = (statistics.median(lat) - floor) * 1000
+        print(f"{name}/direct throughput {rate / rate_d:.2f}; added latency p50 {added:.2f} ms")
 
 
 if __name__ == "__main__":

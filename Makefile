@@ -49,7 +49,7 @@ buf: node-tools  ## lint, format and breaking-change checks of protos/ (buf.yaml
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy coordinator agent_sdk agentmesh/agents agentmesh/cli agentmesh/wire.py agentmesh/payload.py agentmesh/documents.py agentmesh/protocol.py tests bench
+	$(BIN)/mypy coordinator agent_sdk agentmesh/agents agentmesh/cli agentmesh/wire.py agentmesh/payload.py agentmesh/documents.py agentmesh/protocol.py agentmesh/signing.py tests bench
 
 test: venv proto-check buf lint  ## the whole suite, as CI runs it
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -47,6 +47,7 @@ from agent_sdk._types import (
     ValidationResult,
     WorkflowInfo,
 )
+from agent_sdk._webhooks import DeadLetter, Webhook, delivery_body, sign_event, verify_webhook
 
 __version__ = SDK_VERSION
 
@@ -75,6 +76,12 @@ __all__ = [  # noqa: RUF022 - grouped by use
     # external services
     "ExternalService",
     "ServiceCallResult",
+    # webhooks
+    "DeadLetter",
+    "Webhook",
+    "delivery_body",
+    "sign_event",
+    "verify_webhook",
     # monitoring
     "Event",
     "EventFilter",

@@ -24,6 +24,7 @@ from agent_sdk._monitoring import MonitoringMethods, call_outcome
 from agent_sdk._namespace import namespace_metadata, resolve_namespace
 from agent_sdk._tls import TLS, open_channel
 from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment, TaskRequest
+from agent_sdk._webhooks import WebhookMethods
 from agent_sdk._workflows import WorkflowMethods
 from agentmesh import wire
 from agentmesh.v1 import (
@@ -64,7 +65,7 @@ class _Unresolved:
     unary_unary = unary_stream = stream_unary = stream_stream = _method
 
 
-class Client(WorkflowMethods, IntegrationMethods, MonitoringMethods):
+class Client(WorkflowMethods, IntegrationMethods, WebhookMethods, MonitoringMethods):
     """Talk to a coordinator: ``async with Client("localhost:50051") as c: ...``.
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.

@@ -252,6 +252,17 @@ class Settings(BaseModel):
         description="the secret holding the Fernet key that encrypts secret values in the "
         "history; without it they are stored as [redacted]",
     )
+    # Webhooks: the outbox's delivery policy (attempt timeout, first and longest backoff,
+    # deliveries in flight), and the inbound events endpoint's secret.
+    webhook_timeout_ms: int = Field(10_000, ge=1)
+    webhook_backoff_ms: int = Field(1_000, ge=1, description="doubles per attempt")
+    webhook_max_backoff_ms: int = Field(300_000, ge=1)
+    webhook_concurrency: int = Field(16, ge=1, le=1024)
+    inbound_events_secret: str = Field(
+        "inbound-events",
+        description="the secret signing POST /v1/events/{event} for the default namespace; "
+        "namespace N uses the secret '<this>.N' ('' : the endpoint is off)",
+    )
     redact_fields: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REDACT_FIELDS),
         description="field names (case and '_'/'-' ignored, matched as suffixes) whose "

@@ -1,4 +1,7 @@
+import datetime
+
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -148,20 +151,136 @@ class CallExternalServiceResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., http_status: _Optional[int] = ..., cached: _Optional[bool] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class RegisterWebhookRequest(_message.Message):
-    __slots__ = ("event", "url", "secret")
+    __slots__ = ("event", "url", "secret", "secret_ref", "description", "max_attempts")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_REF_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     event: str
     url: str
     secret: str
-    def __init__(self, event: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...
+    secret_ref: str
+    description: str
+    max_attempts: int
+    def __init__(self, event: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., secret_ref: _Optional[str] = ..., description: _Optional[str] = ..., max_attempts: _Optional[int] = ...) -> None: ...
 
 class RegisterWebhookResponse(_message.Message):
+    __slots__ = ("webhook_id", "webhook")
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    webhook: Webhook
+    def __init__(self, webhook_id: _Optional[str] = ..., webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
+class Webhook(_message.Message):
+    __slots__ = ("webhook_id", "event", "url", "secret_ref", "has_secret", "description", "max_attempts", "created", "pending", "dead_letters", "delivered", "last_error", "namespace")
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_REF_FIELD_NUMBER: _ClassVar[int]
+    HAS_SECRET_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    event: str
+    url: str
+    secret_ref: str
+    has_secret: bool
+    description: str
+    max_attempts: int
+    created: _timestamp_pb2.Timestamp
+    pending: int
+    dead_letters: int
+    delivered: int
+    last_error: str
+    namespace: str
+    def __init__(self, webhook_id: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., secret_ref: _Optional[str] = ..., has_secret: _Optional[bool] = ..., description: _Optional[str] = ..., max_attempts: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending: _Optional[int] = ..., dead_letters: _Optional[int] = ..., delivered: _Optional[int] = ..., last_error: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class GetWebhookRequest(_message.Message):
     __slots__ = ("webhook_id",)
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
     def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...
+
+class GetWebhookResponse(_message.Message):
+    __slots__ = ("webhook",)
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
+class ListWebhooksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWebhooksResponse(_message.Message):
+    __slots__ = ("webhooks",)
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
+
+class DeleteWebhookRequest(_message.Message):
+    __slots__ = ("webhook_id",)
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("delivery_id", "webhook_id", "event_type", "position", "attempts", "last_error", "failed_at", "body")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    webhook_id: str
+    event_type: str
+    position: int
+    attempts: int
+    last_error: str
+    failed_at: _timestamp_pb2.Timestamp
+    body: _struct_pb2.Struct
+    def __init__(self, delivery_id: _Optional[str] = ..., webhook_id: _Optional[str] = ..., event_type: _Optional[str] = ..., position: _Optional[int] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., body: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("webhook_id",)
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("dead_letters",)
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ...) -> None: ...
+
+class RedeliverDeadLettersRequest(_message.Message):
+    __slots__ = ("webhook_id", "delivery_ids")
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_IDS_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    delivery_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, webhook_id: _Optional[str] = ..., delivery_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RedeliverDeadLettersResponse(_message.Message):
+    __slots__ = ("redelivered",)
+    REDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    redelivered: int
+    def __init__(self, redelivered: _Optional[int] = ...) -> None: ...
 
 class TriggerEventRequest(_message.Message):
     __slots__ = ("event", "payload", "correlation_key")

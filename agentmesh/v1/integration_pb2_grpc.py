@@ -64,6 +64,31 @@ class IntegrationServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_integration__pb2.RegisterWebhookRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_integration__pb2.RegisterWebhookResponse.FromString,
                 _registered_method=True)
+        self.GetWebhook = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/GetWebhook',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.GetWebhookRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.GetWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListWebhooks = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/ListWebhooks',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/DeleteWebhook',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.DeleteWebhookRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.DeleteWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/ListDeadLetters',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RedeliverDeadLetters = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/RedeliverDeadLetters',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.RedeliverDeadLettersRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.RedeliverDeadLettersResponse.FromString,
+                _registered_method=True)
         self.TriggerEvent = channel.unary_unary(
                 '/agentmesh.v1.IntegrationService/TriggerEvent',
                 request_serializer=agentmesh_dot_v1_dot_integration__pb2.TriggerEventRequest.SerializeToString,
@@ -109,7 +134,42 @@ class IntegrationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RegisterWebhook(self, request, context):
+        """Deliver the events matching a pattern to a URL, signed (AgentMesh-Signature),
+        through a durable outbox: at least once, retried with backoff, then dead-lettered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhook(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhooks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhook(self, request, context):
+        """Delete a webhook with its pending deliveries and dead letters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadLetters(self, request, context):
+        """Deliveries that used up their attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverDeadLetters(self, request, context):
+        """Put dead letters back in the outbox with a fresh budget.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -152,6 +212,31 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.RegisterWebhook,
                     request_deserializer=agentmesh_dot_v1_dot_integration__pb2.RegisterWebhookRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_integration__pb2.RegisterWebhookResponse.SerializeToString,
+            ),
+            'GetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhook,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.GetWebhookRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.GetWebhookResponse.SerializeToString,
+            ),
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.DeleteWebhookRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.DeleteWebhookResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RedeliverDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverDeadLetters,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.RedeliverDeadLettersRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.RedeliverDeadLettersResponse.SerializeToString,
             ),
             'TriggerEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.TriggerEvent,
@@ -321,6 +406,141 @@ class IntegrationService:
             '/agentmesh.v1.IntegrationService/RegisterWebhook',
             agentmesh_dot_v1_dot_integration__pb2.RegisterWebhookRequest.SerializeToString,
             agentmesh_dot_v1_dot_integration__pb2.RegisterWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/GetWebhook',
+            agentmesh_dot_v1_dot_integration__pb2.GetWebhookRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.GetWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/ListWebhooks',
+            agentmesh_dot_v1_dot_integration__pb2.ListWebhooksRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/DeleteWebhook',
+            agentmesh_dot_v1_dot_integration__pb2.DeleteWebhookRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.DeleteWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/ListDeadLetters',
+            agentmesh_dot_v1_dot_integration__pb2.ListDeadLettersRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/RedeliverDeadLetters',
+            agentmesh_dot_v1_dot_integration__pb2.RedeliverDeadLettersRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.RedeliverDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,6 @@
-"""``IntegrationService``: external services (register, get, list, delete, call) and
-``TriggerEvent`` (event steps wait on it). Each call works in the caller's namespace.
-Webhooks arrive with the outbox (later in the integrations work): ``RegisterWebhook``
-answers ``UNIMPLEMENTED`` until then."""
+"""``IntegrationService``: external services (register, get, list, delete, call),
+webhooks (``webhooks.py``) and ``TriggerEvent`` (event steps wait on it). Each call works
+in the caller's namespace."""
 
 from __future__ import annotations
 
@@ -14,8 +13,10 @@ from agentmesh import wire
 from agentmesh.v1 import integration_pb2, integration_pb2_grpc
 from coordinator import errors
 from coordinator.api.scope import namespace_of
-from coordinator.api.status import abort, mapped
+from coordinator.api.status import mapped
+from coordinator.api.webhooks import WebhookMethods
 from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.integrations.outbox import Outbox
 from coordinator.integrations.registry import ServiceInfo, ServiceRegistry
 
 
@@ -37,12 +38,14 @@ def info_msg(info: ServiceInfo) -> integration_pb2.ExternalServiceInfo:
     )
 
 
-class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):
-    """The servicer (see the module docstring) over the runtime and the services."""
+class IntegrationService(WebhookMethods, integration_pb2_grpc.IntegrationServiceServicer):
+    """The servicer (see the module docstring) over the runtime, the services and the
+    webhooks' outbox."""
 
-    def __init__(self, runtime: WorkflowRuntime, services: ServiceRegistry) -> None:
+    def __init__(self, runtime: WorkflowRuntime, services: ServiceRegistry, outbox: Outbox) -> None:
         self._rt = runtime
         self._services = services
+        self._outbox = outbox
 
     @mapped
     async def RegisterExternalService(
@@ -111,15 +114,6 @@ class IntegrationService(integration_pb2_grpc.IntegrationServiceServicer):
             request.event, payload, request.correlation_key, namespace_of(context)
         )
         return integration_pb2.TriggerEventResponse(delivered=n)
-
-    async def RegisterWebhook(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await abort(
-            context,
-            errors.Unimplemented(
-                "agentmesh.v1.IntegrationService/RegisterWebhook is part of the protocol but "
-                "not implemented by this coordinator version yet (webhooks)"
-            ),
-        )
 
 
 def _id(service_id: str) -> str:

@@ -69,6 +69,9 @@ PERSISTING = frozenset(
         "IntegrationService/TriggerEvent",
         "IntegrationService/RegisterExternalService",
         "IntegrationService/DeleteExternalService",
+        "IntegrationService/RegisterWebhook",
+        "IntegrationService/DeleteWebhook",
+        "IntegrationService/RedeliverDeadLetters",
     ]
 )
 

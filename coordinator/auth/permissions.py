@@ -66,6 +66,11 @@ METHODS: Mapping[str, str] = {
     _V1 + "IntegrationService/GetExternalService": "integrations.read",
     _V1 + "IntegrationService/ListExternalServices": "integrations.read",
     _V1 + "IntegrationService/RegisterWebhook": "integrations.manage",
+    _V1 + "IntegrationService/DeleteWebhook": "integrations.manage",
+    _V1 + "IntegrationService/RedeliverDeadLetters": "integrations.manage",
+    _V1 + "IntegrationService/GetWebhook": "integrations.read",
+    _V1 + "IntegrationService/ListWebhooks": "integrations.read",
+    _V1 + "IntegrationService/ListDeadLetters": "integrations.read",
     _V1 + "IntegrationService/CallExternalService": "integrations.call",
     _V1 + "IntegrationService/TriggerEvent": "events.trigger",
 }

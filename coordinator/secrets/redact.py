@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from coordinator.config import DEFAULT_REDACT_FIELDS
+from coordinator.errors import FailedPrecondition
 
 REDACTED = "[redacted]"
 SEALED = "$sealed"
@@ -155,6 +156,29 @@ class Redactor:
             return {SEALED: fernet.encrypt(json.dumps(original).encode()).decode()}
 
         return self._map(value, known, sealed)
+
+    def seal_text(self, text: str) -> str:
+        """``text`` encrypted with the history key (a Fernet token), for a secret the
+        coordinator must keep (a webhook's signing key); ``FailedPrecondition`` without
+        a key."""
+        if self._fernet is None:
+            raise FailedPrecondition(
+                "storing a secret needs the history key (secret 'history-key', "
+                f"history_key_secret){': ' + self.no_key_note if self.no_key_note else ''}"
+            )
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def open_text(self, token: str) -> str:
+        """``seal_text``'s token decrypted; ``FailedPrecondition`` when the key cannot
+        (no key, or another one)."""
+        if self._fernet is None:
+            raise FailedPrecondition("a stored secret needs the history key to be read")
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            raise FailedPrecondition(
+                "a stored secret was encrypted with another history key"
+            ) from None
 
     def unseal(self, value: Any) -> Any:
         """``value`` with every sealed part decrypted (``REDACTED`` where the key

@@ -16,8 +16,8 @@ they say nothing a port scan would not. ``HEAD`` is answered wherever ``GET`` is
 unknown path is ``404``, a known one with another method ``405`` (with ``Allow``), both
 with a one-line text body.
 
-Nothing served takes a request body, so bodies are capped at ``CLIENT_MAX_SIZE``; header
-limits are aiohttp's defaults. Access logging is off unless ``coordinator.http`` logs at
+Request bodies (only inbound events, ``server/inbound.py``, take one) are capped at
+``CLIENT_MAX_SIZE`` (``413`` beyond); header limits are aiohttp's defaults. Access logging is off unless ``coordinator.http`` logs at
 DEBUG (aiohttp's own access log, one INFO line per scrape, is too noisy to keep on).
 
 Later parts (webhooks, the web API) add their routes to ``app`` (or through
@@ -43,8 +43,8 @@ from coordinator.errors import ConfigError, HttpListenError
 
 log = logging.getLogger("coordinator.http")
 
-#: The largest request body accepted (nothing served reads one).
-CLIENT_MAX_SIZE: Final = 64 * 1024
+#: The largest request body accepted (an inbound event's payload).
+CLIENT_MAX_SIZE: Final = 1024 * 1024
 #: How long ``stop`` lets requests in progress finish.
 SHUTDOWN_TIMEOUT_S: Final = 2.0
 

@@ -6,10 +6,8 @@ optional readiness wait -> refuse new tasks and ask agents to drain -> wait
 so waiting clients hear of it -> stop the gRPC server -> stop the probe listener ->
 stop the HTTP listener.
 
-The HTTP listener (``http_listen``, ``coordinator.server.http``) serves ``/metrics``
-(Prometheus; with auth on, a bearer token whose principal has ``metrics.read`` in every
-namespace), ``/healthz`` and ``/readyz`` (never authenticated: probes), over TLS when
-the gRPC listener has it.
+The HTTP listener (``http_listen``: ``server.http``, ``server.inbound``) serves metrics,
+probes and signed inbound events, over TLS when the gRPC listener has it.
 
 With ``probe_listen`` set, a second, plaintext listener serves ``grpc.health.v1.Health``
 only (the main server's own health servicer, so both report the same states), for
@@ -57,6 +55,7 @@ from coordinator.engine.runtime import WorkflowRuntime
 from coordinator.errors import ListenError
 from coordinator.mesh import Mesh
 from coordinator.server.http import HttpListener, server_ssl_context
+from coordinator.server.inbound import add_inbound
 from coordinator.server.observe import Observability, tracing_for
 from coordinator.server.term import Term
 from coordinator.server.tls import ReloadingCredentials
@@ -207,7 +206,7 @@ class Coordinator:
             if probe is not None:
                 await probe.start()
             if s.http_listen:
-                self.http = self._http_for(s)
+                self.http = add_inbound(self._http_for(s), s, lambda: self.runtime)
                 await self.http.start()
             await self.observe.start()
         except BaseException:

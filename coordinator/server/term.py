@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 from agentmesh.v1 import (
     agent_pb2_grpc,
@@ -20,10 +21,12 @@ from coordinator.api.router import capture
 from coordinator.api.unary import RegistryService, TaskService
 from coordinator.api.workflows import ExecutionService, WorkflowService
 from coordinator.config import Settings
+from coordinator.domain import MeshEvent
 from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.integrations.outbox import Outbox, Policy
 from coordinator.integrations.registry import ServiceRegistry
 from coordinator.mesh import Mesh
-from coordinator.monitor.log import EventLog
+from coordinator.monitor.log import EventLog, Filter
 from coordinator.secrets import provider_for, redactor_for
 from coordinator.server.observe import Observability
 from coordinator.store import Store
@@ -60,14 +63,26 @@ class Term:
             redact=lambda exec_id, data: redactor.redact(data, self.runtime.secrets_of(exec_id)),
             parent_of=lambda exec_id: self.runtime.parent_of(exec_id),  # noqa: PLW0108 (not built yet)
         )
+        secret_provider = provider_for(settings)
         self.services = services = ServiceRegistry(
             store,
-            provider_for(settings).get,
+            secret_provider.get,
             on_breaker=lambda namespace, service, old, new: events.emit(
                 "service.breaker",
                 namespace=namespace,
                 message=f"service {service}: circuit breaker {old} -> {new}",
                 data={"service": service, "from": old, "to": new},
+            ),
+        )
+        self.outbox = outbox = Outbox(
+            store,
+            secret_provider.get,
+            redactor,
+            Policy(
+                timeout_s=settings.webhook_timeout_ms / 1000,
+                backoff_s=settings.webhook_backoff_ms / 1000,
+                max_backoff_s=settings.webhook_max_backoff_ms / 1000,
+                concurrency=settings.webhook_concurrency,
             ),
         )
         self.runtime = runtime = WorkflowRuntime(
@@ -92,7 +107,7 @@ class Term:
                 ExecutionService(runtime), s
             ),
             lambda s: integration_pb2_grpc.add_IntegrationServiceServicer_to_server(
-                IntegrationService(runtime, services), s
+                IntegrationService(runtime, services, outbox), s
             ),
             lambda s: register_events(EventService(events, runtime, settings), s),
             lambda s: monitoring_pb2_grpc.add_MetricsServiceServicer_to_server(
@@ -120,7 +135,20 @@ class Term:
             namespace="",
             data={"coordinator": self.coordinator_id},
         )
+        await self.outbox.start()
+        await self.outbox.catch_up(self._durable_after)
+        self.log.add_listener(self.outbox.offer)  # at once: no event between the two
         await self.runtime.start()
+
+    async def _durable_after(self, position: int) -> AsyncIterator[MeshEvent]:
+        """Every published event after ``position``, of every namespace, up to the head
+        (followed as it moves)."""
+        every = Filter(namespace=None)
+        while position < self.log.head:
+            upto = self.log.head
+            async for event in self.log.replay(position, upto, every):
+                yield event
+            position = upto
 
     async def drain(self, grace: float) -> None:
         """Graceful end: new steps stay outstanding in the history (the next
@@ -134,6 +162,7 @@ class Term:
         left = mesh.abandon_all("coordinator shut down before the task finished")
         mesh.disconnect_all("coordinator shutting down")
         await self.services.close()
+        await self.outbox.close()
         self._end_log("coordinator shutting down")
         log.info(
             "drain %s; %d unfinished task(s) failed as retryable",
@@ -151,6 +180,7 @@ class Term:
         self.mesh.abandon_all(reason)
         self.mesh.disconnect_all(reason)
         await self.services.close()
+        await self.outbox.close()
         self._end_log(reason)
 
     def _end_log(self, reason: str) -> None:

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -119,8 +120,8 @@ async def main(args: argparse.Namespace) -> None:
                     return (await client.call_external_service("bench", "item", {"id": i})).value
 
                 rate_v, lat_v = await _loop(via, args.concurrency, args.duration, args.warmup)
-                step = {"id": "get", "type": "service", "service": "bench", "operation": "item"}
-                step["input"] = {"id": "$.input.id"}
+                step: dict[str, Any] = {"id": "get", "type": "service", "service": "bench"}
+                step |= {"operation": "item", "input": {"id": "$.input.id"}}
                 await client.define_workflow("bench-step", {"steps": [step]})
 
                 async def in_step(i: int) -> object:

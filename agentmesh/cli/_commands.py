@@ -10,7 +10,7 @@ from typing import Any
 
 from agent_sdk import Client, FailedPreconditionError, TaskAssignment
 from agent_sdk._types import STATUSES
-from agentmesh.cli import _observe, _services
+from agentmesh.cli import _observe, _services, _webhooks
 from agentmesh.cli import _output as out
 from agentmesh.cli._parser import UsageError
 from agentmesh.cli._progress import Progress, follow
@@ -293,4 +293,5 @@ HANDLERS = {
     "stop": control,
     "event": event,
     "service": _services.service,
+    "webhook": _webhooks.webhook,
 }

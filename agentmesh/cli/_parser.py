@@ -241,6 +241,9 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
     from agentmesh.cli._services import add_commands as service_commands
 
     service_commands(command("service", "register, list and call external services"), common)
+    from agentmesh.cli._webhooks import add_commands as webhook_commands
+
+    webhook_commands(command("webhook", "deliver events to URLs; dead letters"), common)
     event = command("event", "trigger an event that executions may wait for")
     event.add_argument("name")
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")

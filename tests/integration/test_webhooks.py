@@ -104,10 +104,26 @@ async def test_matching_events_are_delivered_signed_and_verified(
             assert body["event"]["executionId"] == started.id
         with pytest.raises(InvalidArgumentError, match="signature does not match"):
             verify_webhook(upstream.seen[0].headers["AgentMesh-Signature"], "wrong", b"{}")
-        await eventually(lambda: client.get_webhook(hook.id))
-        got = await client.get_webhook(hook.id)
-        assert got.delivered == len(upstream.seen) and got.pending == 0
+        async def settled() -> bool:
+            got = await client.get_webhook(hook.id)
+            return got.delivered == len(upstream.seen) and got.pending == 0
+
+        await eventually(settled)
         assert [w.id for w in await client.list_webhooks()] == [hook.id]
+        async with Client(coordinator.address, timeout=10, namespace="team-a") as other:
+            assert await other.list_webhooks() == []
+            with pytest.raises(NotFoundError, match="in namespace 'team-a'"):
+                await other.get_webhook(hook.id)
+            with pytest.raises(NotFoundError):
+                await other.delete_webhook(hook.id)
+            before = len(upstream.seen)
+            await other.define_workflow("quick", quick("quick"))
+            theirs = await other.start_workflow("quick")
+            await other.wait_execution(theirs.id, timeout=10)
+            mine = await client.start_workflow("quick")  # after theirs, in the log's order
+            await client.wait_execution(mine.id, timeout=10)
+            await eventually(lambda: any(mine.id in s.body.decode() for s in upstream.seen))
+            assert not any(theirs.id in s.body.decode() for s in upstream.seen[before:])
         await client.delete_webhook(hook.id)
         assert await client.list_webhooks() == []
         with pytest.raises(NotFoundError, match=f"no webhook '{hook.id}'"):
@@ -243,3 +259,42 @@ async def test_a_receiver_down_across_a_sigkill_gets_every_delivery(
             await eventually(drained)
     finally:
         second.stop()
+
+
+async def test_the_cli_registers_lists_shows_dead_letters_and_redelivers(
+    coordinator: Coordinator, upstream: Upstream
+) -> None:
+    from tests.integration.test_cli import aam, shown
+
+    c = ("-c", coordinator.address)
+    upstream.script = [down]
+    r = await aam(
+        "webhook", "register", "execution.completed", upstream.url, *c,
+        "--secret-ref", "hook-key", "--max-attempts", "1",
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stdout.startswith("registered webhook wh-"), shown(r)
+    hook_id = r.stdout.split()[2]
+    r = await aam("webhook", "list", *c)
+    assert r.returncode == 0 and hook_id in r.stdout and "execution.completed" in r.stdout
+    async with Client(coordinator.address, timeout=10) as client:
+        await client.define_workflow("quick", quick("quick"))
+        await client.start_workflow("quick")
+
+        async def dead() -> bool:
+            return bool(await client.list_dead_letters())
+
+        await eventually(dead)
+    r = await aam("webhook", "dead-letters", hook_id, *c)
+    assert r.returncode == 0 and "answered 503: receiver down" in r.stdout, shown(r)
+    upstream.script = [down, ok]
+    r = await aam("webhook", "redeliver", hook_id, *c)
+    assert r.returncode == 0 and r.stdout == "redelivering 1 dead letter(s)\n", shown(r)
+    await eventually(lambda: len(upstream.seen) == 2)
+    r = await aam("webhook", "show", hook_id, *c)
+    assert r.returncode == 0 and json.loads(r.stdout)["dead_letters"] == 0, shown(r)
+    r = await aam("webhook", "register", "*", upstream.url, *c, "--secret-env", "NOPE_UNSET")
+    assert r.returncode == 2 and "the variable is not set" in r.stderr, shown(r)
+    r = await aam("webhook", "delete", hook_id, *c)
+    assert r.returncode == 0 and r.stdout == f"deleted webhook {hook_id}\n", shown(r)
+    r = await aam("webhook", "show", hook_id, *c)
+    assert r.returncode != 0 and f"no webhook '{hook_id}'" in r.stderr, shown(r)

@@ -73,6 +73,7 @@ bench: venv
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/services.py
+	$(BIN)/python bench/webhooks.py
 
 image:
 	docker build -f deploy/Dockerfile -t agentmesh:dev .

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
-import httpx
+import aiohttp
 
 from agentmesh import signing
 from coordinator.domain import DEFAULT_NAMESPACE, MeshEvent
@@ -55,6 +55,8 @@ DEAD: Final = "deadletter"
 CURSOR: Final = ("outbox", "cursor")
 #: Accepted deliveries waiting for the writer; past this, offers are dropped (and counted).
 MAX_QUEUED: Final = 100_000
+#: How much of a refusing answer is quoted in ``last_error``.
+ANSWER_QUOTED: Final = 200
 #: How long the writer waits before trying the store again after it failed.
 STORE_RETRY_S: Final = 1.0
 
@@ -122,7 +124,7 @@ class Outbox:
         self.dropped = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._attempts: set[asyncio.Task[None]] = set()
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(self.policy.concurrency)
 
     # ------------------------------------------------------------ lifecycle
@@ -140,8 +142,8 @@ class Outbox:
             self._dead[hook_id] = self._dead.get(hook_id, 0) + 1
         cursor = await self._store.get_document(*CURSOR)
         self._cursor = self._seen = int(cursor.data.get("position", 0)) if cursor else 0
-        limits = httpx.Limits(max_connections=self.policy.concurrency)
-        self._http = httpx.AsyncClient(limits=limits, follow_redirects=False)
+        connector = aiohttp.TCPConnector(limit=self.policy.concurrency)
+        self._http = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         self._tasks = [
             asyncio.create_task(self._write(), name="outbox-writer"),
             asyncio.create_task(self._deliver(), name="outbox-deliverer"),
@@ -169,7 +171,7 @@ class Outbox:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
     # ------------------------------------------------------------ accept
@@ -280,19 +282,21 @@ class Outbox:
             "AgentMesh-Event": delivery.event_type,
             "AgentMesh-Webhook": config.id,
         }
+        timeout = aiohttp.ClientTimeout(total=self.policy.timeout_s)
         try:
-            answer = await self._http.post(
-                config.url, content=body, headers=headers, timeout=self.policy.timeout_s
-            )
-        except httpx.TimeoutException:
+            async with self._http.post(
+                config.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as answer:
+                if 200 <= answer.status < 300:
+                    return "", 0.0
+                start = (await answer.content.read(ANSWER_QUOTED)).decode("utf-8", "replace")
+                snippet = start.strip()
+                reason = f"answered {answer.status}" + (f": {snippet}" if snippet else "")
+                return reason, _retry_after(answer.headers.get("Retry-After"))
+        except TimeoutError:
             return f"no answer within {self.policy.timeout_s:g} s", 0.0
-        except httpx.HTTPError as e:
-            return f"{type(e).__name__}: {e}"[:300] or type(e).__name__, 0.0
-        if 200 <= answer.status_code < 300:
-            return "", 0.0
-        snippet = answer.text[:200].strip()
-        reason = f"answered {answer.status_code}" + (f": {snippet}" if snippet else "")
-        return reason, _retry_after(answer.headers.get("Retry-After"))
+        except (aiohttp.ClientError, OSError) as e:
+            return (f"{type(e).__name__}: {e}"[:300]).rstrip(": "), 0.0
 
     async def _settle(
         self,

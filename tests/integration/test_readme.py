@@ -88,9 +88,21 @@ def test_every_marker_is_known_and_gives_its_reason() -> None:
     assert sum(b.kind == "run" for b in blocks) >= 6
 
 
+#: The secrets the README's webhook examples say the coordinator was started with, and
+#: the same values in the variables its blocks read.
+SECRETS = {
+    "AGENTMESH_SECRET_WEBHOOK_KEY": "readme-webhook-signing-key-0001",
+    "WEBHOOK_KEY": "readme-webhook-signing-key-0001",
+    "AGENTMESH_SECRET_INBOUND_EVENTS": "readme-inbound-signing-key-0002",
+    "INBOUND_KEY": "readme-inbound-signing-key-0002",
+}
+
+
 @pytest.fixture
-def mesh(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
+def mesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ServerProcess, Path]]:
     """A coordinator and the six reference agents sharing one workspace."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
     work = tmp_path / "work"
     work.mkdir()
     (work / "workflows").symlink_to(WORKFLOWS)

@@ -104,6 +104,7 @@ async def test_matching_events_are_delivered_signed_and_verified(
             assert body["event"]["executionId"] == started.id
         with pytest.raises(InvalidArgumentError, match="signature does not match"):
             verify_webhook(upstream.seen[0].headers["AgentMesh-Signature"], "wrong", b"{}")
+
         async def settled() -> bool:
             got = await client.get_webhook(hook.id)
             return got.delivered == len(upstream.seen) and got.pending == 0

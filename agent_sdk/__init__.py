@@ -36,6 +36,7 @@ from agent_sdk._tls import TLS
 from agent_sdk._types import (
     AgentInfo,
     CoordinatorInfo,
+    EventResult,
     Execution,
     ExecutionEvent,
     ExecutionSummary,
@@ -66,6 +67,7 @@ __all__ = [  # noqa: RUF022 - grouped by use
     # connecting
     "TLS",
     # workflows
+    "EventResult",
     "Execution",
     "ExecutionEvent",
     "ExecutionSummary",

@@ -331,6 +331,17 @@ class ExecutionSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class EventResult:
+    """What ``trigger_event`` did: the waits it woke (``delivered``), the executions the
+    definitions' triggers started for it (or had started for the same event id), and the
+    triggers that matched but could not start (``"workflow: why"``)."""
+
+    delivered: int
+    started: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionEvent:
     """One entry of an execution's history."""
 

@@ -9,6 +9,7 @@ from typing import Any
 from agent_sdk._errors import InvalidArgumentError
 from agent_sdk._types import (
     STATUSES,
+    EventResult,
     Execution,
     ExecutionEvent,
     ExecutionSummary,
@@ -257,13 +258,23 @@ class WorkflowMethods:
         return [ExecutionEvent.from_proto(e) for e in r.events]
 
     async def trigger_event(
-        self, event: str, payload: dict[str, Any] | None = None, correlation_key: str = ""
-    ) -> int:
+        self,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        correlation_key: str = "",
+        *,
+        event_id: str = "",
+    ) -> EventResult:
         """Deliver an event to the executions waiting on it (a wait that names a
-        correlation key takes only an event with that ``correlation_key``); returns how
-        many got it.  Cancelled, it may be delivered all the same."""
+        correlation key takes only an event with that ``correlation_key``) and start the
+        workflows whose ``triggers`` it matches, once per ``event_id`` (a retry with the
+        same id starts nothing more; "" is a fresh id).  Returns how many waits got it and
+        what it started.  Cancelled, it may be delivered all the same."""
         req = integration_pb2.TriggerEventRequest(
-            event=event, payload=wire.to_struct(payload or {}), correlation_key=correlation_key
+            event=event,
+            payload=wire.to_struct(payload or {}),
+            correlation_key=correlation_key,
+            event_id=event_id,
         )
         r = await self._call(self._integration.TriggerEvent, req)
-        return int(r.delivered)
+        return EventResult(int(r.delivered), list(r.started), list(r.refused))

@@ -272,8 +272,14 @@ async def control(client: Client, args: argparse.Namespace) -> int:
 
 
 async def event(client: Client, args: argparse.Namespace) -> int:
-    n = await client.trigger_event(args.name, parse_object(args.payload, "--payload"), args.key)
-    print(f"delivered to {n} waiting execution(s)")
+    result = await client.trigger_event(
+        args.name, parse_object(args.payload, "--payload"), args.key, event_id=args.id
+    )
+    print(f"delivered to {result.delivered} waiting execution(s)")
+    for execution_id in result.started:
+        print(f"started {execution_id}")
+    for refusal in result.refused:
+        print(f"not started: {refusal}", file=sys.stderr)
     return 0
 
 

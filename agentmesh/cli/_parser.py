@@ -248,6 +248,9 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
     event.add_argument("name")
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")
     event.add_argument("--key", default="", help="correlation key")
+    event.add_argument(
+        "--id", default="", help="the event's id: triggers start once per id (default: fresh)"
+    )
 
     cluster = command("cluster", "cluster mode on etcd", remote=False)
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")

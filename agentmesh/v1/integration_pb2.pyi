@@ -283,17 +283,23 @@ class RedeliverDeadLettersResponse(_message.Message):
     def __init__(self, redelivered: _Optional[int] = ...) -> None: ...
 
 class TriggerEventRequest(_message.Message):
-    __slots__ = ("event", "payload", "correlation_key")
+    __slots__ = ("event", "payload", "correlation_key", "event_id")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_KEY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     event: str
     payload: _struct_pb2.Struct
     correlation_key: str
-    def __init__(self, event: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., correlation_key: _Optional[str] = ...) -> None: ...
+    event_id: str
+    def __init__(self, event: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., correlation_key: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
 
 class TriggerEventResponse(_message.Message):
-    __slots__ = ("delivered",)
+    __slots__ = ("delivered", "started", "refused")
     DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     delivered: int
-    def __init__(self, delivered: _Optional[int] = ...) -> None: ...
+    started: _containers.RepeatedScalarFieldContainer[str]
+    refused: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, delivered: _Optional[int] = ..., started: _Optional[_Iterable[str]] = ..., refused: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -110,10 +110,16 @@ class IntegrationService(WebhookMethods, integration_pb2_grpc.IntegrationService
         self, request: integration_pb2.TriggerEventRequest, context: grpc.aio.ServicerContext
     ) -> integration_pb2.TriggerEventResponse:
         payload = wire.from_struct(request.payload)
-        n = await self._rt.trigger_event(
-            request.event, payload, request.correlation_key, namespace_of(context)
+        outcome = await self._rt.trigger_event(
+            request.event,
+            payload,
+            request.correlation_key,
+            namespace_of(context),
+            request.event_id.strip(),
         )
-        return integration_pb2.TriggerEventResponse(delivered=n)
+        return integration_pb2.TriggerEventResponse(
+            delivered=outcome.delivered, started=outcome.started, refused=outcome.refused
+        )
 
 
 def _id(service_id: str) -> str:

@@ -60,6 +60,15 @@ class Catalog:
         self._capabilities = capabilities
         self._defs: dict[tuple[str, str, str], WorkflowDefinition] = {}  # (ns, name, version)
         self._latest: dict[tuple[str, str], str] = {}  # (ns, name) -> latest, on first use
+        self._listeners: list[Callable[[str, str], None]] = []
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(namespace, name)`` after a workflow is defined or deleted."""
+        self._listeners.append(listener)
+
+    def _changed(self, namespace: str, name: str) -> None:
+        for listener in self._listeners:
+            listener(namespace, name)
 
     async def define_workflow(
         self,
@@ -116,7 +125,9 @@ class Catalog:
         record = WorkflowRecord(defn.name, version, dict(source), _now(), namespace)
         await self.store.put_workflow(record)
         self._latest.pop((namespace, defn.name), None)  # the store decides the latest
-        return self._remember(record)
+        remembered = self._remember(record)
+        self._changed(namespace, defn.name)
+        return remembered
 
     async def _known(self, namespace: str) -> tuple[set[str], set[str]]:
         """Capabilities the namespace's agents advertise and the workflows it defines
@@ -243,6 +254,7 @@ class Catalog:
         ]:
             del self._defs[key]
         self._latest.pop((namespace, name), None)
+        self._changed(namespace, name)
         return n
 
     def _remember(self, record: WorkflowRecord) -> WorkflowDefinition:

@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from coordinator.engine.cron import parse_cron
+from coordinator.engine.expr import compile_expression
 from coordinator.engine.files import read_definition_file
 from coordinator.engine.issues import Hints, Issue, did_you_mean
 from coordinator.engine.limits import (
@@ -41,6 +43,7 @@ from coordinator.engine.limits import (
     shown,
 )
 from coordinator.engine.model import (
+    MISSED_RUNS,
     STEP_TYPES,
     Branch,
     CompensateSpec,
@@ -50,15 +53,17 @@ from coordinator.engine.model import (
     ErrorHandlerSpec,
     EventSpec,
     MapSpec,
+    MissedRuns,
     ParallelSpec,
     RetrySpec,
     Step,
     StepType,
     SubworkflowSpec,
+    TriggerSpec,
     WaitSpec,
     WorkflowDefinition,
 )
-from coordinator.errors import DefinitionError
+from coordinator.errors import DefinitionError, ExpressionError, InvalidArgument
 from coordinator.retry import RetryStrategy
 
 # Every object of the format and the fields it takes, in the documented camelCase
@@ -67,7 +72,7 @@ from coordinator.retry import RetryStrategy
 FIELDS: Mapping[str, tuple[str, ...]] = {
     "definition": (
         *("$schema", "id", "name", "description", "version", "input", "output", "steps"),
-        *("errorHandlers", "timeoutMs", "tags", "parameters"),
+        *("errorHandlers", "timeoutMs", "tags", "parameters", "triggers"),
     ),
     "step": (
         *("id", "name", "type", "agent", "capability", "service", "operation", "input"),
@@ -87,6 +92,7 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
     "compensate": ("capability", "agent", "input", "timeout"),
     "onError": ("action", "next"),
     "errorHandler": ("error", "handler", "retry"),
+    "trigger": ("event", "filter", "cron", "input", "missed"),
 }
 ERROR_ACTIONS: tuple[str, ...] = get_args(ErrorActionKind)
 _BLOCK_FIELDS = ("parallel", "decision", "wait", "event", "subworkflow", "map")
@@ -305,6 +311,10 @@ class _Parser:
             if h := self.obj(raw, f"{o.at('errorHandlers')}[{i}]", "errorHandler"):
                 spec = (self.text(h, "handler", required=True), self.text(h, "error") or "*")
                 handlers.append(ErrorHandlerSpec(*spec, self.retry(h)))
+        triggers = [
+            self.trigger(raw, f"{o.at('triggers')}[{i}]")
+            for i, raw in enumerate(self.items(o, "triggers"))
+        ]
         tags = self.items(o, "tags")
         if not all(isinstance(t, str) for t in tags):
             self.error(o.at("tags"), "must be a list of strings")
@@ -318,6 +328,7 @@ class _Parser:
             error_handlers=tuple(handlers),
             timeout_ms=self.duration(o, "timeoutMs", 1),
             tags=tuple(str(t) for t in tags),
+            triggers=tuple(t for t in triggers if t is not None),
             source=plain(data),
         )
         if self.issues:
@@ -376,6 +387,31 @@ class _Parser:
             compensate=self.compensate(o),
             on_error=self.on_error(o),
         )
+
+    def trigger(self, raw: Any, loc: str) -> TriggerSpec | None:
+        o = self.obj(raw, loc, "trigger")
+        if o is None:
+            return None
+        event, cron, filter_ = self.text(o, "event"), self.text(o, "cron"), self.text(o, "filter")
+        if bool(event) == bool(cron):
+            self.error(loc, "a trigger needs exactly one of 'event' (an event name) or 'cron'")
+        if cron:
+            try:
+                parse_cron(cron)
+            except InvalidArgument as e:
+                self.error(o.at("cron"), str(e))
+            if filter_:
+                self.error(o.at("filter"), "only an event trigger takes 'filter'")
+        if filter_:
+            try:
+                compile_expression(filter_)
+            except ExpressionError as e:
+                self.error(o.at("filter"), f"not an expression: {e}")
+        missed = self.choice(o, "missed", MISSED_RUNS, "once")
+        if o.has("missed") and not cron:
+            self.error(o.at("missed"), "only a cron trigger takes 'missed'")
+        spec = (event, filter_, cron, plain(o.values.get("input")))
+        return TriggerSpec(*spec, cast("MissedRuns", missed))
 
     # --- parts of a step --------------------------------------------------------------
 

@@ -177,6 +177,26 @@ class ErrorHandlerSpec:
     retry: RetrySpec | None = None
 
 
+MissedRuns = Literal["skip", "once", "all"]
+MISSED_RUNS: tuple[MissedRuns, ...] = ("skip", "once", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    """What starts an execution by itself: an ``event`` (``TriggerEvent`` or an inbound
+    ``POST /v1/events/{event}``) whose payload passes ``filter`` (an expression over
+    ``$.payload`` and ``$.event``; "" passes all), or a ``cron`` schedule (UTC). ``input``
+    maps the execution's input from the same scope (None: the payload; ``{}`` for cron).
+    ``missed`` says what a schedule does about the times it missed while no coordinator
+    ran: ``skip`` them, run ``once`` for the latest, or run ``all`` (at most 100)."""
+
+    event: str = ""
+    filter: str = ""
+    cron: str = ""
+    input: Any = None
+    missed: MissedRuns = "once"
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowDefinition:
     """A parsed, validated workflow: its steps (nested ones reachable by id), schemas,
@@ -191,6 +211,7 @@ class WorkflowDefinition:
     error_handlers: tuple[ErrorHandlerSpec, ...] = ()
     timeout_ms: int | None = None
     tags: tuple[str, ...] = ()
+    triggers: tuple[TriggerSpec, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)  # the definition as written
     _index: Mapping[str, Step] = field(init=False, repr=False, compare=False)
 

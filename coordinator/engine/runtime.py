@@ -39,6 +39,7 @@ from coordinator.engine.issues import issues_text
 from coordinator.engine.live import ACTIVE, Live, record_of
 from coordinator.engine.ports import Dispatcher, Journal, ServiceCaller
 from coordinator.engine.recovery import finished_child, replay
+from coordinator.engine.triggers import Triggers
 from coordinator.engine.validate import validate_input
 from coordinator.errors import (
     FailedPrecondition,
@@ -69,6 +70,16 @@ def _visible(live: Live, exec_id: str, namespace: str | None) -> Live:
     if namespace is not None and live.record.namespace != namespace:
         raise NotFound(f"execution {exec_id!r} not found")
     return live
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What an event did: the waits it woke, the executions its triggers started (or had
+    started for the same event id), and the triggers that could not start."""
+
+    delivered: int
+    started: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -131,6 +142,9 @@ class WorkflowRuntime:
         self.failure: BaseException | None = None
         self.effects = Effects(mesh, self._post, self._waiting_for_agent)
         self.effects.calls.caller = services
+        #: Event triggers and schedules of the latest definitions (``triggers.py``).
+        self.triggers = Triggers(self.catalog, store, self._start_triggered)
+        self.catalog.add_listener(self.triggers.changed)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -141,6 +155,7 @@ class WorkflowRuntime:
             await self.catalog.load_directory(self.settings.workflow_dir)
         await self.recover()
         self._loop_task = asyncio.create_task(self._run(), name="engine")
+        await self.triggers.start()
 
     def freeze(self) -> None:
         """Stop dispatching new tasks (shutdown): they stay outstanding in the
@@ -150,6 +165,7 @@ class WorkflowRuntime:
     async def stop(self, timeout: float = 5.0) -> None:
         """Apply what is queued (up to ``timeout``), then stop the loop."""
         self.effects.frozen = True
+        await self.triggers.close()
         if self._loop_task is not None and not self._loop_task.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._inbox.join(), timeout)
@@ -411,9 +427,10 @@ class WorkflowRuntime:
         payload: Any,
         correlation_key: str = "",
         namespace: str = DEFAULT_NAMESPACE,
-    ) -> int:
-        """Deliver an event to every execution of ``namespace`` waiting for it;
-        returns how many."""
+        event_id: str = "",
+    ) -> EventOutcome:
+        """Deliver an event to every execution of ``namespace`` waiting for it, and start
+        what its triggers say (idempotently per ``event_id``)."""
         if not name:
             raise InvalidArgument("event name is required")
         self._check_payload(payload, "event payload")
@@ -427,7 +444,16 @@ class WorkflowRuntime:
         now = _now()
         for exec_id, key in matched:
             await self._submit(exec_id, ev.EventReceived(now, key, name, payload))
-        return len(matched)
+        started = await self.triggers.on_event(name, payload, correlation_key, namespace, event_id)
+        return EventOutcome(len(matched), started.executions, started.refused)
+
+    async def _start_triggered(
+        self, workflow: str, input: Any, key: str, namespace: str, context: dict[str, Any]
+    ) -> str:
+        live = await self.start_workflow(
+            workflow, input, "", key, context=context, namespace=namespace
+        )
+        return live.ex.id
 
     def _check_payload(self, value: Any, what: str) -> None:
         try:

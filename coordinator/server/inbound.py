@@ -9,8 +9,10 @@ secret provider at each request. Nothing else authenticates it: the signature is
 credential, so the endpoint needs no bearer token even when auth is on.
 
 The body is the event's payload: a JSON object (empty: ``{}``). ``?correlation_key=``
-matches waits with that key. The answer is ``202 {"delivered": n}`` (the executions that
-received it); ``401`` for a missing, malformed, stale or wrong signature or an undefined
+matches waits with that key; ``AgentMesh-Event-Id`` (or GitHub's ``X-GitHub-Delivery``) is
+the event's id, so a sender's retry starts no second execution of a triggered workflow.
+The answer is ``202 {"delivered": n, "started": [ids]}`` (the waits it woke, the executions
+its triggers started; ``refused`` lists triggers that could not start); ``401`` for a missing, malformed, stale or wrong signature or an undefined
 secret, ``400`` for a body that is not a JSON object, ``413`` over the listener's body
 limit, ``429`` over the namespace's event quota, ``503`` on a follower (no term) or while
 the store is unavailable. A refused request changes nothing.
@@ -30,14 +32,16 @@ from agentmesh import signing
 from coordinator import errors
 from coordinator.config import Settings
 from coordinator.domain import DEFAULT_NAMESPACE
-from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.engine.runtime import EventOutcome, WorkflowRuntime
 from coordinator.secrets import provider_for
 from coordinator.server.http import HttpListener
 
 log = logging.getLogger("coordinator.http")
 
-#: ``trigger(event, payload, correlation_key, namespace)``: waits woken, as TriggerEvent.
-Trigger = Callable[[str, Any, str, str], Awaitable[int]]
+#: ``trigger(event, payload, correlation_key, namespace, event_id)``, as TriggerEvent.
+Trigger = Callable[[str, Any, str, str, str], Awaitable[EventOutcome]]
+#: Where a sender names the event's id (triggers start once per id), in order.
+EVENT_ID_HEADERS = ("AgentMesh-Event-Id", "X-GitHub-Delivery")
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
@@ -83,15 +87,19 @@ def inbound_routes(
         if run is None:
             return _json(503, {"error": "this coordinator does not lead: send it to the leader"})
         corr = request.query.get("correlation_key", "")
+        event_id = next((request.headers[h] for h in EVENT_ID_HEADERS if h in request.headers), "")
         try:
-            delivered = await run(event, payload, corr, namespace)
+            outcome = await run(event, payload, corr, namespace, event_id[:200])
         except errors.InvalidArgument as e:
             return _json(400, {"error": str(e)})
         except errors.ResourceExhausted as e:
             return _json(429, {"error": str(e)})
         except errors.Unavailable as e:
             return _json(503, {"error": str(e)})
-        return _json(202, {"delivered": delivered})
+        answer = {"delivered": outcome.delivered, "started": outcome.started}
+        if outcome.refused:
+            answer["refused"] = outcome.refused
+        return _json(202, answer)
 
     return [web.post("/v1/events/{event}", receive)]
 

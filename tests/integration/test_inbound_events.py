@@ -91,7 +91,7 @@ async def test_a_signed_request_wakes_the_waiting_step(coordinator: Coordinator)
 
         good = {"AgentMesh-Signature": sign_event(KEY, body)}
         answer = await post(coordinator, "/v1/events/deployed?correlation_key=abc123", body, good)
-        assert answer.status_code == 202 and answer.json() == {"delivered": 1}
+        assert answer.status_code == 202 and answer.json() == {"delivered": 1, "started": []}
         done = await client.wait_execution(started.id, timeout=10)
         assert done.status == "completed" and done.variables == {"env": "prod"}
 
@@ -108,7 +108,7 @@ async def test_github_signatures_and_bad_bodies(coordinator: Coordinator) -> Non
         assert answer.status_code == 401
         github = {"X-Hub-Signature-256": f"sha256={digest}"}
         answer = await post(coordinator, "/v1/events/deployed?correlation_key=f00d", body, github)
-        assert answer.status_code == 202 and answer.json() == {"delivered": 1}
+        assert answer.status_code == 202 and answer.json() == {"delivered": 1, "started": []}
         done = await client.wait_execution(started.id, timeout=10)
         assert done.variables == {"env": "staging"}
 
@@ -118,7 +118,7 @@ async def test_github_signatures_and_bad_bodies(coordinator: Coordinator) -> Non
         assert answer.status_code == 400 and why in answer.json()["error"]
     empty = {"AgentMesh-Signature": sign_event(KEY, b"")}
     answer = await post(coordinator, "/v1/events/nobody-waits", b"", empty)
-    assert answer.status_code == 202 and answer.json() == {"delivered": 0}
+    assert answer.status_code == 202 and answer.json() == {"delivered": 0, "started": []}
     team = {"AgentMesh-Signature": sign_event(TEAM_KEY, b"{}")}
     answer = await post(coordinator, "/v1/events/x?namespace=team-a", b"{}", team)
     assert answer.status_code == 202

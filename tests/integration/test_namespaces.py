@@ -135,11 +135,11 @@ async def test_workflows_events_and_keys_are_per_namespace(coordinator: Coordina
         assert (await a.start_workflow("hold", idempotency_key="k")).id == ex_a.id
         # An event of B reaches B's waiting execution only (each registered its wait
         # before start_workflow returned).
-        assert await b.trigger_event("go", {}) == 1
+        assert (await b.trigger_event("go", {})).delivered == 1
         assert (await b.wait_execution(ex_b.id, timeout=10)).status == "completed"
         assert (await a.get_execution_status(ex_a.id)).status == "running"
-        assert await b.trigger_event("go", {}) == 0
-        assert await a.trigger_event("go", {}) == 1
+        assert (await b.trigger_event("go", {})).delivered == 0
+        assert (await a.trigger_event("go", {})).delivered == 1
         assert (await a.wait_execution(ex_a.id, timeout=10)).status == "completed"
         # Deleting in one namespace leaves the other's.
         await a.delete_workflow("hold")

@@ -148,7 +148,7 @@ async def test_a_child_that_finished_before_the_crash_is_not_run_again(tmp_path:
 
     async with coordinator(db) as client:
         await eventually(lambda: at_hold(client, parent.id), timeout=10)
-        assert await client.trigger_event("go", {}) == 1
+        assert (await client.trigger_event("go", {})).delivered == 1
         finished = await client.wait_execution(parent.id, timeout=10)
         assert finished.status == "completed", finished.error
         history = await client.get_execution_history(parent.id)

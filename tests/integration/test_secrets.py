@@ -121,7 +121,7 @@ async def run_scenario(
             running(agent_for(server.address, handler)),
         ):
             await eventually(lambda: at_hold(client, ex.id), timeout=15)
-            assert await client.trigger_event("go", {}) == 1
+            assert (await client.trigger_event("go", {})).delivered == 1
             done = await client.wait_execution(ex.id, timeout=20)
             assert done.status == "completed", done.error
             shown = await answers(client, ex.id)

@@ -268,7 +268,7 @@ async def test_spans_begun_before_a_restart_are_ended_whole_after_it(tmp_path: P
         async with Client(second.address, timeout=10) as client:
 
             async def delivered() -> bool:  # once recovery re-armed the event wait
-                return await client.trigger_event("go") > 0
+                return (await client.trigger_event("go")).delivered > 0
 
             await eventually(delivered, timeout=10)
             assert (await client.wait_execution(ex.id, timeout=20)).status == "completed"

@@ -372,10 +372,14 @@ async def test_pause_resume_and_stop(mesh: tuple[Coordinator, Client, Script]) -
         },
     )
     e = await client.start_workflow("approval", {"order": "o-1"})
-    assert await client.trigger_event("approved", {"by": "x"}, correlation_key="o-2") == 0
+    assert (
+        await client.trigger_event("approved", {"by": "x"}, correlation_key="o-2")
+    ).delivered == 0
     paused = await client.pause_workflow(e.id)
     assert paused.status == "paused"
-    assert await client.trigger_event("approved", {"by": "ana"}, correlation_key="o-1") == 1
+    assert (
+        await client.trigger_event("approved", {"by": "ana"}, correlation_key="o-1")
+    ).delivered == 1
     # trigger_event returns once the event's turn is applied and committed: that turn
     # completed "ask" and, paused, did not start "ship" (it would be in the same turn).
     history = [(x.type, x.step_id) for x in await client.get_execution_history(e.id)]
@@ -389,7 +393,7 @@ async def test_pause_resume_and_stop(mesh: tuple[Coordinator, Client, Script]) -
     e2 = await client.start_workflow("approval", {"order": "o-3"})
     stopped = await client.stop_workflow(e2.id, "not needed")
     assert stopped.status == "cancelled"
-    assert await client.trigger_event("approved", {}, correlation_key="o-3") == 0
+    assert (await client.trigger_event("approved", {}, correlation_key="o-3")).delivered == 0
     active = await client.list_active_executions()
     assert e2.id not in [a["id"] for a in active]
 
@@ -455,10 +459,10 @@ async def test_concurrency_limit_queues_executions_in_order(tmp_path: Path) -> N
             first = await client.start_workflow("gate", {})
             second = await client.start_workflow("gate", {})
             assert (first.status, second.status) == ("running", "queued")
-            assert await client.trigger_event("open") == 1
+            assert (await client.trigger_event("open")).delivered == 1
             await client.wait_execution(first.id, timeout=5)
             await eventually(lambda: _status(client, second.id, "running"), timeout=5)
-            assert await client.trigger_event("open") == 1
+            assert (await client.trigger_event("open")).delivered == 1
             assert (await client.wait_execution(second.id, timeout=5)).status == "completed"
     finally:
         await c.stop(grace=1)
@@ -488,7 +492,7 @@ async def test_start_workflow_has_backpressure(tmp_path: Path) -> None:
             assert (await client.stop_workflow(queued[0].id)).status == "cancelled"
             again = await client.start_workflow("gate", {})  # a queue slot freed up
             assert again.status == "queued"
-            assert await client.trigger_event("open") == 1
+            assert (await client.trigger_event("open")).delivered == 1
     finally:
         await c.stop(grace=1)
 

@@ -315,6 +315,7 @@ def test_sdk_public_surface_is_pinned() -> None:
             "TaskFailure",
             "TaskRequest",
             "TLS",
+            "EventResult",
             "Execution",
             "ExecutionEvent",
             "ExecutionSummary",

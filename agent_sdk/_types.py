@@ -331,6 +331,20 @@ class ExecutionSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Trigger:
+    """A trigger of a definition's latest version: an event one (``event``, ``filter``)
+    or a schedule (``cron``, ``missed``, ``next_fire``)."""
+
+    workflow: str
+    index: int
+    event: str = ""
+    filter: str = ""
+    cron: str = ""
+    missed: str = ""
+    next_fire: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventResult:
     """What ``trigger_event`` did: the waits it woke (``delivered``), the executions the
     definitions' triggers started for it (or had started for the same event id), and the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from agent_sdk._types import (
     Execution,
     ExecutionEvent,
     ExecutionSummary,
+    Trigger,
     ValidationIssue,
     ValidationResult,
     WorkflowInfo,
@@ -278,3 +280,20 @@ class WorkflowMethods:
         )
         r = await self._call(self._integration.TriggerEvent, req)
         return EventResult(int(r.delivered), list(r.started), list(r.refused))
+
+    async def list_triggers(self) -> list[Trigger]:
+        """The triggers of the namespace's latest definitions (events, and schedules with
+        their next fire time), by workflow.  Cancelling it cancels the call."""
+        r = await self._call(self._integration.ListTriggers, integration_pb2.ListTriggersRequest())
+        return [
+            Trigger(
+                t.workflow,
+                t.index,
+                t.event,
+                t.filter,
+                t.cron,
+                t.missed,
+                t.next_fire.ToDatetime(tzinfo=UTC) if t.HasField("next_fire") else None,
+            )
+            for t in r.triggers
+        ]

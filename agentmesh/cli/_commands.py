@@ -10,7 +10,7 @@ from typing import Any
 
 from agent_sdk import Client, FailedPreconditionError, TaskAssignment
 from agent_sdk._types import STATUSES
-from agentmesh.cli import _observe, _services, _webhooks
+from agentmesh.cli import _observe, _services, _triggers, _webhooks
 from agentmesh.cli import _output as out
 from agentmesh.cli._parser import UsageError
 from agentmesh.cli._progress import Progress, follow
@@ -272,15 +272,8 @@ async def control(client: Client, args: argparse.Namespace) -> int:
 
 
 async def event(client: Client, args: argparse.Namespace) -> int:
-    result = await client.trigger_event(
-        args.name, parse_object(args.payload, "--payload"), args.key, event_id=args.id
-    )
-    print(f"delivered to {result.delivered} waiting execution(s)")
-    for execution_id in result.started:
-        print(f"started {execution_id}")
-    for refusal in result.refused:
-        print(f"not started: {refusal}", file=sys.stderr)
-    return 0
+    args.trigger_command = "fire"
+    return await _triggers.trigger(client, args)
 
 
 HANDLERS = {
@@ -300,4 +293,5 @@ HANDLERS = {
     "event": event,
     "service": _services.service,
     "webhook": _webhooks.webhook,
+    "trigger": _triggers.trigger,
 }

@@ -244,6 +244,9 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
     from agentmesh.cli._webhooks import add_commands as webhook_commands
 
     webhook_commands(command("webhook", "deliver events to URLs; dead letters"), common)
+    from agentmesh.cli._triggers import add_commands as trigger_commands
+
+    trigger_commands(command("trigger", "event triggers and schedules; fire an event"), common)
     event = command("event", "trigger an event that executions may wait for")
     event.add_argument("name")
     event.add_argument("--payload", default="{}", help="JSON object, or @FILE")

@@ -303,3 +303,31 @@ class TriggerEventResponse(_message.Message):
     started: _containers.RepeatedScalarFieldContainer[str]
     refused: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, delivered: _Optional[int] = ..., started: _Optional[_Iterable[str]] = ..., refused: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListTriggersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Trigger(_message.Message):
+    __slots__ = ("workflow", "index", "event", "filter", "cron", "missed", "next_fire")
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRE_FIELD_NUMBER: _ClassVar[int]
+    workflow: str
+    index: int
+    event: str
+    filter: str
+    cron: str
+    missed: str
+    next_fire: _timestamp_pb2.Timestamp
+    def __init__(self, workflow: _Optional[str] = ..., index: _Optional[int] = ..., event: _Optional[str] = ..., filter: _Optional[str] = ..., cron: _Optional[str] = ..., missed: _Optional[str] = ..., next_fire: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListTriggersResponse(_message.Message):
+    __slots__ = ("triggers",)
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    triggers: _containers.RepeatedCompositeFieldContainer[Trigger]
+    def __init__(self, triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ...) -> None: ...

@@ -94,6 +94,11 @@ class IntegrationServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_integration__pb2.TriggerEventRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_integration__pb2.TriggerEventResponse.FromString,
                 _registered_method=True)
+        self.ListTriggers = channel.unary_unary(
+                '/agentmesh.v1.IntegrationService/ListTriggers',
+                request_serializer=agentmesh_dot_v1_dot_integration__pb2.ListTriggersRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListTriggersResponse.FromString,
+                _registered_method=True)
 
 
 class IntegrationServiceServicer:
@@ -180,6 +185,13 @@ class IntegrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTriggers(self, request, context):
+        """The triggers of the namespace's latest definitions: events and cron schedules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntegrationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +254,11 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.TriggerEvent,
                     request_deserializer=agentmesh_dot_v1_dot_integration__pb2.TriggerEventRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_integration__pb2.TriggerEventResponse.SerializeToString,
+            ),
+            'ListTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggers,
+                    request_deserializer=agentmesh_dot_v1_dot_integration__pb2.ListTriggersRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_integration__pb2.ListTriggersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -568,6 +585,33 @@ class IntegrationService:
             '/agentmesh.v1.IntegrationService/TriggerEvent',
             agentmesh_dot_v1_dot_integration__pb2.TriggerEventRequest.SerializeToString,
             agentmesh_dot_v1_dot_integration__pb2.TriggerEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.IntegrationService/ListTriggers',
+            agentmesh_dot_v1_dot_integration__pb2.ListTriggersRequest.SerializeToString,
+            agentmesh_dot_v1_dot_integration__pb2.ListTriggersResponse.FromString,
             options,
             channel_credentials,
             insecure,

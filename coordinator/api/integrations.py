@@ -16,6 +16,7 @@ from coordinator.api.scope import namespace_of
 from coordinator.api.status import mapped
 from coordinator.api.webhooks import WebhookMethods
 from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.engine.triggers import TriggerInfo
 from coordinator.integrations.outbox import Outbox
 from coordinator.integrations.registry import ServiceInfo, ServiceRegistry
 
@@ -121,8 +122,31 @@ class IntegrationService(WebhookMethods, integration_pb2_grpc.IntegrationService
             delivered=outcome.delivered, started=outcome.started, refused=outcome.refused
         )
 
+    @mapped
+    async def ListTriggers(
+        self, request: integration_pb2.ListTriggersRequest, context: grpc.aio.ServicerContext
+    ) -> integration_pb2.ListTriggersResponse:
+        listed = self._rt.triggers.listed(namespace_of(context))
+        return integration_pb2.ListTriggersResponse(triggers=[trigger_msg(t) for t in listed])
+
 
 def _id(service_id: str) -> str:
     if not service_id.strip():
         raise errors.InvalidArgument("service_id is required (the service's name)")
     return service_id.strip()
+
+
+def trigger_msg(t: TriggerInfo) -> integration_pb2.Trigger:
+    """A trigger as the protocol shows it."""
+    s = t.spec
+    msg = integration_pb2.Trigger(
+        workflow=t.workflow,
+        index=t.index,
+        event=s.event,
+        filter=s.filter,
+        cron=s.cron,
+        missed=s.missed if s.cron else "",
+    )
+    if t.next_fire is not None:
+        msg.next_fire.FromDatetime(t.next_fire)
+    return msg

@@ -71,6 +71,7 @@ METHODS: Mapping[str, str] = {
     _V1 + "IntegrationService/GetWebhook": "integrations.read",
     _V1 + "IntegrationService/ListWebhooks": "integrations.read",
     _V1 + "IntegrationService/ListDeadLetters": "integrations.read",
+    _V1 + "IntegrationService/ListTriggers": "integrations.read",
     _V1 + "IntegrationService/CallExternalService": "integrations.call",
     _V1 + "IntegrationService/TriggerEvent": "events.trigger",
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,15 +60,16 @@ class Catalog:
         self._capabilities = capabilities
         self._defs: dict[tuple[str, str, str], WorkflowDefinition] = {}  # (ns, name, version)
         self._latest: dict[tuple[str, str], str] = {}  # (ns, name) -> latest, on first use
-        self._listeners: list[Callable[[str, str], None]] = []
+        self._listeners: list[Callable[[str, str], Awaitable[None]]] = []
 
-    def add_listener(self, listener: Callable[[str, str], None]) -> None:
-        """Call ``listener(namespace, name)`` after a workflow is defined or deleted."""
+    def add_listener(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
+        """Await ``listener(namespace, name)`` after a workflow is defined or deleted,
+        before the change is answered."""
         self._listeners.append(listener)
 
-    def _changed(self, namespace: str, name: str) -> None:
+    async def _changed(self, namespace: str, name: str) -> None:
         for listener in self._listeners:
-            listener(namespace, name)
+            await listener(namespace, name)
 
     async def define_workflow(
         self,
@@ -126,7 +127,7 @@ class Catalog:
         await self.store.put_workflow(record)
         self._latest.pop((namespace, defn.name), None)  # the store decides the latest
         remembered = self._remember(record)
-        self._changed(namespace, defn.name)
+        await self._changed(namespace, defn.name)
         return remembered
 
     async def _known(self, namespace: str) -> tuple[set[str], set[str]]:
@@ -254,7 +255,7 @@ class Catalog:
         ]:
             del self._defs[key]
         self._latest.pop((namespace, name), None)
-        self._changed(namespace, name)
+        await self._changed(namespace, name)
         return n
 
     def _remember(self, record: WorkflowRecord) -> WorkflowDefinition:

@@ -58,6 +58,17 @@ class Started:
     refused: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerInfo:
+    """A trigger as listed: its workflow, its place in the definition, the spec, and for a
+    schedule the next fire time."""
+
+    workflow: str
+    index: int
+    spec: TriggerSpec
+    next_fire: datetime | None = None
+
+
 @dataclass(slots=True)
 class _Schedule:
     namespace: str
@@ -91,38 +102,31 @@ class Triggers:
         self._schedules: dict[tuple[str, str], _Schedule] = {}  # (namespace, key)
         self._changed = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
-        self._reloading: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
         self.fired = 0  # schedule starts, for tests and metrics
 
     async def start(self) -> None:
         """Index every namespace's latest definitions, catch up on missed schedule runs,
         and start the schedule loop."""
-        await self.reload()
+        async with self._lock:
+            await self.reload()
         self._loop = asyncio.create_task(self._run(), name="schedules")
 
     async def close(self) -> None:
         """Stop the schedule loop."""
-        for task in (self._loop, self._reloading):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._loop = self._reloading = None
+        task, self._loop = self._loop, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
-    def changed(self, namespace: str, name: str) -> None:
-        """A definition changed (a catalog listener): index it again, off this call."""
+    async def changed(self, namespace: str, name: str) -> None:
+        """A definition changed (a catalog listener): index its latest version again."""
         if self._loop is None:
-            return
-        previous = self._reloading
-
-        async def again() -> None:
-            if previous is not None:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await previous
+            return  # not started: start() indexes everything
+        async with self._lock:
             await self._index(namespace, name)
-            self._changed.set()
-
-        self._reloading = asyncio.create_task(again(), name="triggers-reload")
+        self._changed.set()
 
     async def reload(self) -> None:
         """Index every namespace's latest definitions again."""
@@ -240,10 +244,17 @@ class Triggers:
             DocumentRecord(SCHEDULE, s.key, data, self._clock(), s.namespace)
         )
 
-    def schedules(self, namespace: str) -> list[tuple[str, str, datetime | None]]:
-        """The namespace's schedules: (workflow, cron, next fire time)."""
-        return sorted(
-            (s.workflow, s.spec.cron, s.next_at)
+    def listed(self, namespace: str) -> list[TriggerInfo]:
+        """The namespace's triggers, by workflow and place."""
+        out = [
+            TriggerInfo(workflow, index, spec)
+            for (ns, _), targets in self._events.items()
+            if ns == namespace
+            for workflow, index, spec in targets
+        ]
+        out += [
+            TriggerInfo(s.workflow, s.index, s.spec, s.next_at)
             for s in self._schedules.values()
             if s.namespace == namespace
-        )
+        ]
+        return sorted(out, key=lambda t: (t.workflow, t.index))

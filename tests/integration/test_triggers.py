@@ -159,3 +159,36 @@ async def test_bad_triggers_are_refused_with_the_field_named(coordinator: Coordi
         for triggers, error in cases:
             with pytest.raises(InvalidArgumentError, match=re.escape(error)):
                 await client.define_workflow("bad", {"triggers": triggers, "steps": step})
+
+
+async def test_list_triggers_and_the_cli(coordinator: Coordinator) -> None:
+    from tests.integration.test_cli import aam, shown
+
+    nightly = {
+        "name": "nightly",
+        "triggers": [{"cron": "0 3 * * *", "missed": "skip"}, {"event": "deploy"}],
+        "steps": [{"id": "t", "type": "wait", "wait": {"durationMs": 1}}],
+    }
+    async with Client(coordinator.address, timeout=10) as client:
+        await client.define_workflow("nightly", nightly)
+        await client.define_workflow("on-push", on_push())
+        listed = await client.list_triggers()
+        assert [(t.workflow, t.index, t.event, t.cron) for t in listed] == [
+            ("nightly", 0, "", "0 3 * * *"),
+            ("nightly", 1, "deploy", ""),
+            ("on-push", 0, "push", ""),
+        ]
+        cron = listed[0]
+        assert cron.missed == "skip" and cron.next_fire is not None
+        assert (cron.next_fire.hour, cron.next_fire.minute) == (3, 0)
+        await client.delete_workflow("nightly")
+        assert [t.workflow for t in await client.list_triggers()] == ["on-push"]
+    c = ("-c", coordinator.address)
+    r = await aam("trigger", "list", *c)
+    assert r.returncode == 0 and "event push if $.payload.ref == 'main'" in r.stdout, shown(r)
+    payload = '{"ref": "main", "sha": "d4"}'
+    r = await aam("trigger", "fire", "push", *c, "--payload", payload, "--id", "cli-1")
+    assert r.returncode == 0 and "started " in r.stdout, shown(r)
+    started = r.stdout.split("started ")[1].strip()
+    r = await aam("event", "push", *c, "--payload", payload, "--id", "cli-1")
+    assert r.returncode == 0 and r.stdout.endswith(f"started {started}\n"), shown(r)

@@ -320,6 +320,7 @@ def test_sdk_public_surface_is_pinned() -> None:
             "ExecutionEvent",
             "ExecutionSummary",
             "StepExecution",
+            "Trigger",
             "ValidationIssue",
             "ValidationResult",
             "WorkflowInfo",

@@ -5,6 +5,7 @@ routes added before start."""
 
 from __future__ import annotations
 
+import io
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agentmesh.cli._certs import make_certs
 from coordinator.errors import ConfigError, HttpListenError, ListenError
 from coordinator.monitor.prometheus import GaugeValues, PrometheusExporter
-from coordinator.server.http import HttpListener, server_ssl_context
+from coordinator.server.http import CLIENT_MAX_SIZE, HttpListener, server_ssl_context
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -144,7 +145,9 @@ async def test_request_bodies_are_capped(
     await listener.start()
     async with http.post(listener.url + "/echo", data=b"x" * 1024) as r:
         assert (r.status, len(await r.read())) == (200, 1024)
-    async with http.post(listener.url + "/echo", data=b"x" * (65 * 1024)) as r:
+    async with http.post(
+        listener.url + "/echo", data=io.BytesIO(b"x" * (CLIENT_MAX_SIZE + 1))
+    ) as r:
         assert r.status == 413
     with pytest.raises(RuntimeError):
         listener.add_routes([web.get("/late", echo)])

@@ -52,8 +52,9 @@ def step_error(e: Exception) -> ev.StepError:
 class ServiceCalls:
     """The service calls under way, by (execution, key)."""
 
-    def __init__(self, post: Post) -> None:
+    def __init__(self, post: Post, on_end: Callable[[tuple[str, str]], None] | None = None) -> None:
         self._post = post
+        self._on_end = on_end  # (execution, key) of each call that ended
         #: Set by the server assembly; None: every service step fails (``NO_REGISTRY``).
         self.caller: ServiceCaller | None = None
         self._calls: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -65,7 +66,12 @@ class ServiceCalls:
             return  # already under way (a recovery re-established it twice)
         task = asyncio.create_task(self._call(exec_id, c, namespace), name=f"call {c.service}")
         self._calls[owner] = task
-        task.add_done_callback(lambda _: self._calls.pop(owner, None))
+        task.add_done_callback(lambda _: self._ended(owner))
+
+    def _ended(self, owner: tuple[str, str]) -> None:
+        self._calls.pop(owner, None)
+        if self._on_end is not None:
+            self._on_end(owner)
 
     def cancel(self, exec_id: str, key: str) -> None:
         """Abandon the call under ``key`` (its answer, if it comes, is dropped)."""

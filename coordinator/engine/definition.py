@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from coordinator.engine.cron import parse_cron
-from coordinator.engine.expr import compile_expression
+from coordinator.engine.expr import compile_expression, is_expression
 from coordinator.engine.files import read_definition_file
 from coordinator.engine.issues import Hints, Issue, did_you_mean
 from coordinator.engine.limits import (
@@ -47,6 +47,7 @@ from coordinator.engine.model import (
     STEP_TYPES,
     Branch,
     CompensateSpec,
+    ConcurrencySpec,
     DecisionSpec,
     ErrorAction,
     ErrorActionKind,
@@ -55,6 +56,7 @@ from coordinator.engine.model import (
     MapSpec,
     MissedRuns,
     ParallelSpec,
+    RateLimitSpec,
     RetrySpec,
     Step,
     StepType,
@@ -78,7 +80,8 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
         *("id", "name", "type", "agent", "capability", "service", "operation", "input"),
         *("output", "condition"),
         *("retry", "timeout", "next", "parallel", "decision", "wait", "event"),
-        *("subworkflow", "workflow", "map", "compensate", "onError"),
+        *("subworkflow", "workflow", "map", "compensate", "onError", "concurrency"),
+        "rateLimit",
     ),
     "retry": ("maxAttempts", "interval", "backoffRate", "strategy", "maxIntervalMs", "jitter"),
     "next": ("expression", "branches", "default"),
@@ -93,6 +96,8 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
     "onError": ("action", "next"),
     "errorHandler": ("error", "handler", "retry"),
     "trigger": ("event", "filter", "cron", "input", "missed"),
+    "concurrency": ("limit", "key", "group"),
+    "rateLimit": ("perSecond", "key", "burst", "group"),
 }
 ERROR_ACTIONS: tuple[str, ...] = get_args(ErrorActionKind)
 _BLOCK_FIELDS = ("parallel", "decision", "wait", "event", "subworkflow", "map")
@@ -386,6 +391,8 @@ class _Parser:
             map=self.map(o),
             compensate=self.compensate(o),
             on_error=self.on_error(o),
+            concurrency=self.concurrency(o, type_),
+            rate_limit=self.rate_limit(o, type_),
         )
 
     def trigger(self, raw: Any, loc: str) -> TriggerSpec | None:
@@ -527,6 +534,42 @@ class _Parser:
             self.error(o.loc, "needs a capability or an agent")
         timeout = self.duration(o, "timeout", 1)
         return CompensateSpec(capability, agent, plain(o.values.get("input")), timeout)
+
+    def concurrency(self, parent: _Obj, type_: str) -> ConcurrencySpec | None:
+        o = self.child(parent, "concurrency")
+        if o is None:
+            return None
+        self.gated(o, type_, "concurrency")
+        limit = self.integer(o, "limit", 1, 100_000)
+        if limit is None:
+            if not o.has("limit"):
+                self.error(o.loc, "needs limit (tasks at once per key)")
+            limit = 1
+        return ConcurrencySpec(limit, self.gate_key(o), self.text(o, "group"))
+
+    def rate_limit(self, parent: _Obj, type_: str) -> RateLimitSpec | None:
+        o = self.child(parent, "rateLimit")
+        if o is None:
+            return None
+        self.gated(o, type_, "rateLimit")
+        rate = self.number(o, "perSecond", 0.001, 100_000.0)
+        if rate is None and not o.has("perSecond"):
+            self.error(o.loc, "needs perSecond (tasks started per second per key)")
+        burst = self.integer(o, "burst", 1, 100_000)
+        return RateLimitSpec(rate or 1.0, self.gate_key(o), burst or 1, self.text(o, "group"))
+
+    def gated(self, o: _Obj, type_: str, name: str) -> None:
+        if type_ and type_ not in ("task", "service"):
+            self.error(o.loc, f"only a task or service step takes '{name}'; this is a {type_}")
+
+    def gate_key(self, o: _Obj) -> str:
+        key = self.text(o, "key")
+        if key and is_expression(key):
+            try:
+                compile_expression(key)
+            except ExpressionError as e:
+                self.error(o.at("key"), f"not an expression: {e}")
+        return key
 
     def on_error(self, parent: _Obj) -> ErrorAction | None:
         value = parent.values.get("onError")

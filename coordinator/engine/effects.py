@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from coordinator import domain as d
 from coordinator.engine import events as ev
 from coordinator.engine.calls import ServiceCalls
+from coordinator.engine.gates import Gates
 from coordinator.engine.ports import Dispatcher
 from coordinator.errors import InvalidArgument, NotFound
 from coordinator.secrets import Secrets
@@ -51,8 +52,10 @@ class Effects:
         self._task_of: dict[str, tuple[str, str]] = {}  # mesh task id -> (execution, key)
         self._mesh_task: dict[tuple[str, str], str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        #: Concurrency keys and rate limits of task and service steps.
+        self.gates = Gates()
         #: Service steps' calls; the server assembly sets ``calls.caller``.
-        self.calls = ServiceCalls(post)
+        self.calls = ServiceCalls(post, on_end=self.gates.release)
         # (namespace, event name) -> {(execution, key): correlation key}
         self._event_waits: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
         mesh.add_listener(self._on_task_finished)
@@ -67,6 +70,7 @@ class Effects:
         if isinstance(c, ev.DispatchTask):
             self._dispatch(exec_id, c, namespace, secrets)
         elif isinstance(c, ev.CancelTask):
+            self.gates.release((exec_id, c.key))
             task_id = self._mesh_task.pop((exec_id, c.key), None)
             if task_id is not None:
                 self._task_of.pop(task_id, None)
@@ -74,8 +78,16 @@ class Effects:
                     self.mesh.cancel(task_id, c.reason or "cancelled by the workflow")
         elif isinstance(c, ev.CallService):
             if not self.frozen:
-                self.calls.start(exec_id, c, namespace)
+                self._gated(
+                    exec_id,
+                    c.key,
+                    c.gates,
+                    namespace,
+                    "",
+                    lambda: self._call(exec_id, c, namespace),
+                )
         elif isinstance(c, ev.CancelServiceCall):
+            self.gates.release((exec_id, c.key))
             self.calls.cancel(exec_id, c.key)
         elif isinstance(c, ev.StartTimer):
             delay = max(0.0, (c.fire_at - _now()).total_seconds())
@@ -109,14 +121,53 @@ class Effects:
         """Disarm every timer and abandon every service call (the runtime stopped;
         recovery re-arms and calls them again)."""
         self.calls.close()
+        self.gates.clear()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+
+    def _gated(
+        self,
+        exec_id: str,
+        key: str,
+        gates: tuple[ev.Gate, ...],
+        namespace: str,
+        capability: str,
+        go: Callable[[], None],
+    ) -> None:
+        """``go()`` now, or once the step's gates have room (the history says why not)."""
+        if not gates:
+            go()
+            return
+        why = self.gates.admit((exec_id, key), namespace, gates, go)
+        if why:
+            self._post(exec_id, ev.TaskWaiting(_now(), key, why, "", capability))
+
+    def _call(self, exec_id: str, c: ev.CallService, namespace: str) -> None:
+        if not self.frozen:
+            self.calls.start(exec_id, c, namespace)
+        else:
+            self.gates.release((exec_id, c.key))
 
     def _dispatch(
         self, exec_id: str, c: ev.DispatchTask, namespace: str, secrets: Secrets | None
     ) -> None:
         if self.frozen:
+            return
+        self._gated(
+            exec_id,
+            c.key,
+            c.gates,
+            namespace,
+            c.capability,
+            lambda: self._submit(exec_id, c, namespace, secrets),
+        )
+
+    def _submit(
+        self, exec_id: str, c: ev.DispatchTask, namespace: str, secrets: Secrets | None
+    ) -> None:
+        if self.frozen:
+            self.gates.release((exec_id, c.key))
             return
         agent_id = self.mesh.pinned_agent(c.capability, c.agent, namespace) if c.agent else ""
         spec = d.TaskSpec(
@@ -140,6 +191,7 @@ class Effects:
         except Exception as e:  # refused (shutting down, queue full): a failed attempt
             retryable = not isinstance(e, InvalidArgument)  # the same input fails again
             err = ev.StepError(type(e).__name__, str(e), retryable)
+            self.gates.release((exec_id, c.key))
             self._post(exec_id, ev.TaskFailed(_now(), c.key, err))
             return
         self._task_of[task.id] = (exec_id, c.key)
@@ -176,6 +228,7 @@ class Effects:
             return
         exec_id, key = owner
         self._mesh_task.pop(owner, None)
+        self.gates.release(owner)
         if task.status is d.TaskStatus.COMPLETED:
             self._post(exec_id, ev.TaskCompleted(_now(), key, task.result, task.agent_id))
         elif task.error is not None:  # failed, or cancelled by an operator (not by us)

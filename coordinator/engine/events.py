@@ -246,6 +246,18 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Gate:
+    """A flow-control gate a dispatch passes (``engine.gates``): a concurrency ``limit``
+    or a rate (``per_second``, ``burst``) on the slot (``group``, ``key``)."""
+
+    group: str
+    key: str
+    limit: int = 0
+    per_second: float = 0.0
+    burst: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchTask(Command):
     """Submit a task for ``capability`` (pinned to ``agent`` if set) under ``key``."""
 
@@ -256,6 +268,7 @@ class DispatchTask(Command):
     agent: str = ""
     timeout_ms: int | None = None
     idempotency_key: str = ""
+    gates: tuple[Gate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +291,7 @@ class CallService(Command):
     operation: str
     params: Data
     timeout_ms: int = 0
+    gates: tuple[Gate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

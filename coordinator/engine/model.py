@@ -132,6 +132,29 @@ class CompensateSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencySpec:
+    """At most ``limit`` tasks of this step (of every execution of the namespace) run at
+    once per value of ``key`` (an expression, e.g. ``$.input.repo``; "" is one value);
+    the others wait, in order. Steps naming the same ``group`` share the limit (default:
+    the workflow and step)."""
+
+    limit: int
+    key: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    """At most ``per_second`` tasks of this step start per second per value of ``key``
+    (bursts of ``burst``); the others wait, in order. ``group`` as for concurrency."""
+
+    per_second: float
+    key: str = ""
+    burst: int = 1
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One step of a definition, as parsed: its type's block is the field of that name."""
 
@@ -157,6 +180,8 @@ class Step:
     map: MapSpec | None = None
     compensate: CompensateSpec | None = None
     on_error: ErrorAction | None = None
+    concurrency: ConcurrencySpec | None = None  # task and service steps
+    rate_limit: RateLimitSpec | None = None
 
     def children(self) -> Iterator[tuple[str, tuple[Step, ...]]]:
         """Nested sequences: (label, steps) for parallel branches and map bodies."""

@@ -38,13 +38,14 @@ Begin = Callable[["Execution", "Run", Step, Data], None]
 
 def task(ex: Execution, run: Run, step: Step, scope: Data) -> None:
     task_input = ex.evaluate(step.input, scope, "task input")
+    gates = gates_of(ex, step, scope)
     key = f"{run.key}.t{run.attempt}"
     timeout = step.timeout_ms or ex.defaults.task_timeout_ms
     ex.wait_on(run, key)
     ex.metrics.task_count += 1
     ex.emit(
         ev.DispatchTask(
-            key, step.id, step.capability, task_input, step.agent, timeout, f"{ex.id}/{key}"
+            key, step.id, step.capability, task_input, step.agent, timeout, f"{ex.id}/{key}", gates
         )
     )
     ex.journal("task.dispatched", step.id, data={"key": key, "capability": step.capability})
@@ -58,13 +59,35 @@ def service(ex: Execution, run: Run, step: Step, scope: Data) -> None:
         message = f"a service step's input must be an object of params; got {type(params).__name__}"
         ex.fail(run, StepError(BAD_PARAMS, message))
         return
+    gates = gates_of(ex, step, scope)
     key = f"{run.key}.t{run.attempt}"
     ex.wait_on(run, key)
-    ex.emit(
-        ev.CallService(key, step.id, step.service, step.operation, params, step.timeout_ms or 0)
-    )
+    call = (step.service, step.operation, params, step.timeout_ms or 0, gates)
+    ex.emit(ev.CallService(key, step.id, *call))
     data = {"key": key, "service": step.service, "operation": step.operation}
     ex.journal("service.called", step.id, data=data)
+
+
+def gates_of(ex: Execution, step: Step, scope: Data) -> tuple[ev.Gate, ...]:
+    """The step's flow-control gates, their keys evaluated on ``scope``."""
+    group = f"{ex.defn.name}/{step.id}"
+    gates = []
+    if step.concurrency is not None:
+        c = step.concurrency
+        gates.append(ev.Gate(c.group or group, gate_key(ex, c.key, scope), limit=c.limit))
+    if step.rate_limit is not None:
+        r = step.rate_limit
+        key = gate_key(ex, r.key, scope)
+        gates.append(ev.Gate(r.group or group, key, per_second=r.per_second, burst=r.burst))
+    return tuple(gates)
+
+
+def gate_key(ex: Execution, key: str, scope: Data) -> str:
+    """A gate's key as text: an expression's (or template's) value, or the literal."""
+    if not key or not (is_expression(key) or has_interpolation(key)):
+        return key
+    value = ex.evaluate(key, scope, "gate key")
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def decision(ex: Execution, run: Run, step: Step, scope: Data) -> None:

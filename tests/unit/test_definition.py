@@ -533,6 +533,18 @@ def project_setup_with(change: Any) -> list[str]:
             lambda d: d["steps"][0].update(type="service", service="gh"),
             "steps[0]: a service step needs 'operation'",
         ),
+        (
+            lambda d: d["steps"][0].update(concurrency={"key": "$.input.repo"}),
+            "steps[0].concurrency: needs limit (tasks at once per key)",
+        ),
+        (
+            lambda d: d["steps"][0].update(rateLimit={"perSecond": 0}),
+            "steps[0].rateLimit.perSecond: must be a number between 0.001 and 100000",
+        ),
+        (
+            lambda d: d["steps"][6].update(concurrency={"limit": 1}),
+            "steps[6].concurrency: only a task or service step takes 'concurrency'; this is a parallel",
+        ),
     ],
 )
 def test_structural_error(change: Any, expected: str) -> None:

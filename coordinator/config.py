@@ -4,6 +4,9 @@ The file may be TOML, YAML or JSON and may use the seed's camelCase names
 (``concurrencyLimit``, ``defaultTimeoutMs``, ``retryStrategy`` ...) or snake_case.
 Environment variables are ``AGENTMESH_<SNAKE_CASE_NAME>``, e.g.
 ``AGENTMESH_DEFAULT_TIMEOUT_MS=60000``.
+
+One piece, though long: ``Settings`` is one flat model on purpose, so every setting is
+one flag, one variable and one file key, listed in one place (and in the README's table).
 """
 
 from __future__ import annotations
@@ -252,8 +255,12 @@ class Settings(BaseModel):
         description="the secret holding the Fernet key that encrypts secret values in the "
         "history; without it they are stored as [redacted]",
     )
-    # Webhooks: the outbox's delivery policy (attempt timeout, first and longest backoff,
-    # deliveries in flight), and the inbound events endpoint's secret.
+    # Webhooks (attempt timeout, backoff, deliveries in flight), the inbound events' secret.
+    # An agent whose last `window` results hold `failure_rate` failures (at least half a
+    # window of them) is out of routing (status error) for the cool-down, then probed.
+    agent_breaker_window: int = Field(10, ge=0, le=1000, description="0: no breaker")
+    agent_breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    agent_breaker_cooldown_ms: int = Field(30_000, ge=1)
     webhook_timeout_ms: int = Field(10_000, ge=1)
     webhook_backoff_ms: int = Field(1_000, ge=1, description="doubles per attempt")
     webhook_max_backoff_ms: int = Field(300_000, ge=1)

@@ -195,15 +195,21 @@ class Agent:
     total_duration_ms: float = 0.0
     capability_names: frozenset[str] = frozenset()
     namespace: str = DEFAULT_NAMESPACE
+    # Its circuit breaker (coordinator.mesh.breakers): closed, open (out of routing until
+    # ``breaker_until``, monotonic) or half-open (routable: the next result decides).
+    breaker: str = "closed"
+    breaker_until: float = 0.0
+    outcomes: list[bool] = field(default_factory=list)  # its latest results, True: ok
 
     @property
     def status(self) -> AgentStatus:
-        """Offline, draining, error (unhealthy), busy (no free credit) or online."""
+        """Offline, draining, error (unhealthy, or its breaker open), busy (no free
+        credit) or online."""
         if not self.connected:
             return AgentStatus.OFFLINE
         if self.draining:
             return AgentStatus.DRAINING
-        if not self.healthy:
+        if not self.healthy or self.breaker == "open":
             return AgentStatus.ERROR
         if len(self.in_flight) >= self.credits:
             return AgentStatus.BUSY
@@ -211,8 +217,9 @@ class Agent:
 
     @property
     def routable(self) -> bool:
-        """Whether new tasks may go to it: connected, not draining, healthy."""
-        return self.connected and not self.draining and self.healthy
+        """Whether new tasks may go to it: connected, not draining, healthy, its
+        breaker not open."""
+        return self.connected and not self.draining and self.healthy and self.breaker != "open"
 
     @property
     def free_credits(self) -> int:

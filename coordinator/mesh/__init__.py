@@ -79,6 +79,7 @@ class Mesh:
         clock = clock or LoopClock()
         self._accepting = True
         self._registry = Registry(settings, clock)
+        self._registry.on_breaker = self._breaker_changed
         self._dispatch = Dispatch(
             self._registry,
             clock,
@@ -100,6 +101,20 @@ class Mesh:
     def trace_tasks(self, standalone: Callable[[str], d.TraceParent] | None) -> None:
         """With tracing on: a task outside workflows gets ``standalone(task_id)``."""
         self._tasks.admission.trace_standalone = standalone
+
+    def _breaker_changed(self, agent: d.Agent, old: str, new: str) -> None:
+        log.log(
+            logging.WARNING if new == "open" else logging.INFO,
+            "agent %s (%s): circuit breaker %s -> %s (%d of its last %d results failed)",
+            agent.id,
+            agent.name,
+            old,
+            new,
+            agent.outcomes.count(False),
+            len(agent.outcomes),
+            extra={"agent_id": agent.id, "namespace": agent.namespace},
+        )
+        self._agent_event("agent.breaker", agent, **{"from": old, "to": new})
 
     def _agent_event(self, type_: str, agent: d.Agent, **data: d.Json) -> None:
         if self._events is not None:
@@ -237,6 +252,8 @@ class Mesh:
         left to its transport (HTTP/2 keepalive ends a dead peer's stream, and the
         stream's end takes the agent offline). Once it has sent one, and for polling
         agents always, silence past ``heartbeat_timeout_ms`` takes it offline."""
+        for agent in self._registry.cool():
+            self._dispatch.fill(agent)  # half-open: a probe may go
         lost = []
         for agent, silence in self._registry.sweep(keep=self._dispatch.holds_pinned):
             lost.append(agent.id)

@@ -26,6 +26,7 @@ from coordinator import domain as d
 from coordinator.config import Settings
 from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.errors import InvalidArgument, NotFound, PermissionDenied
+from coordinator.mesh import breakers
 from coordinator.mesh.clock import Clock
 
 # The whole mesh logs as "coordinator.mesh": operators (and tests) filter on that name.
@@ -53,6 +54,13 @@ class Registry:
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
+        self.breaker_policy = breakers.BreakerPolicy(
+            settings.agent_breaker_window,
+            settings.agent_breaker_failure_rate,
+            settings.agent_breaker_cooldown_ms / 1000,
+        )
+        #: Hears each breaker change: (agent, old state, new state).
+        self.on_breaker: Callable[[d.Agent, str, str], None] | None = None
         self._agents: dict[str, d.Agent] = {}
         # (namespace, capability) -> connected agents of that namespace advertising it
         # (insertion-ordered)
@@ -176,10 +184,17 @@ class Registry:
         return held
 
     def release(
-        self, agent: d.Agent, task_id: str, attempt: int, ok: bool, duration_ms: float
+        self,
+        agent: d.Agent,
+        task_id: str,
+        attempt: int,
+        ok: bool,
+        duration_ms: float,
+        health: bool | None = None,
     ) -> None:
         """The agent reported on ``attempt`` of the task: free its slot, once, and count
-        the outcome in its totals."""
+        the outcome in its totals, and ``health`` (None: neither way) in its breaker
+        (``on_breaker`` hears a change)."""
         slot = agent.in_flight.pop((task_id, attempt), None)
         if slot is not None:
             if ok:
@@ -187,6 +202,23 @@ class Registry:
             else:
                 agent.failed += 1
             agent.total_duration_ms += duration_ms
+            old = agent.breaker
+            if health is not None and breakers.record(
+                agent, health, self._clock.now(), self.breaker_policy
+            ):
+                self._changed(agent, old)
+
+    def cool(self) -> list[d.Agent]:
+        """Open breakers whose cool-down is over become half-open: those agents."""
+        now = self._clock.now()
+        cooled = [a for a in self._agents.values() if a.connected and breakers.cooled(a, now)]
+        for agent in cooled:
+            self._changed(agent, "open")
+        return cooled
+
+    def _changed(self, agent: d.Agent, old: str) -> None:
+        if self.on_breaker is not None:
+            self.on_breaker(agent, old, agent.breaker)
 
     def remove(self, agent_id: str) -> None:
         """Forget the (offline) agent ``agent_id``: its id may then be taken by anyone."""

@@ -307,7 +307,10 @@ class Tasks:
             if attempt == 0:
                 attempt = task.attempt
         if agent is not None:
-            self._registry.release(agent, task_id, attempt, failure is None, duration_ms)
+            # The agent's health: successes, and failures it says may pass (retryable);
+            # a task that is wrong in itself says nothing about the agent.
+            health = True if failure is None else (False if failure.retryable else None)
+            self._registry.release(agent, task_id, attempt, failure is None, duration_ms, health)
         recorded = self._record(task, attempt, output, failure)
         if agent is not None and agent.connected:
             self._dispatch.fill(agent)

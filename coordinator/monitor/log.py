@@ -55,6 +55,7 @@ LIVE_TYPES: Final = (
     "agent.left",
     "agent.offline",
     "agent.draining",
+    "agent.breaker",
     "task.submitted",
     "task.assigned",
     "task.acked",

@@ -258,6 +258,7 @@ class Settings(BaseModel):
     # Webhooks (attempt timeout, backoff, deliveries in flight), the inbound events' secret.
     # An agent whose last `window` results hold `failure_rate` failures (at least half a
     # window of them) is out of routing (status error) for the cool-down, then probed.
+    priority_aging_ms: int = Field(10_000, ge=0, description="queued this long = +1 priority")
     agent_breaker_window: int = Field(10, ge=0, le=1000, description="0: no breaker")
     agent_breaker_failure_rate: float = Field(0.5, gt=0, le=1)
     agent_breaker_cooldown_ms: int = Field(30_000, ge=1)

@@ -86,6 +86,7 @@ class Mesh:
             accepting=lambda: self._accepting,
             on_assign=lambda task: self._tasks.started(task),  # noqa: PLW0108 (not built yet)
         )
+        self._dispatch.aging_s = settings.priority_aging_ms / 1000
         self._tasks = Tasks(
             settings, clock, self._registry, self._dispatch, accepting=lambda: self._accepting
         )

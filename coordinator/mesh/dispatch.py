@@ -1,8 +1,8 @@
 """Routing and flow control: which agent gets a task, and the queues it waits in.
 
 ``Dispatch`` owns the pending queues (a heap per ``(namespace, capability)`` and one
-per ``(namespace, pinned agent)``, most urgent first: priority, then submission
-order), the count of queued tasks, and the book of queued tasks no live agent can take
+per ``(namespace, pinned agent)``, most urgent first: priority, aged by the time waited
+(``priority_aging_ms``), then submission order), the count of queued tasks, and the book of queued tasks no live agent can take
 (``coordinator.waits``). Namespaces partition all of it: a task goes only to an agent
 of its own namespace, and an agent takes only from its namespace's queues. A new task
 goes to the least loaded routable agent of its namespace and capability with a free
@@ -29,7 +29,7 @@ from coordinator.mesh.clock import Clock
 from coordinator.mesh.registry import MAX_CONCURRENCY, CapKey, Registry, in_namespace
 from coordinator.waits import WaitListener, Waits
 
-Entry = tuple[int, int, d.Task]  # (-priority, seq, task): a heap entry
+Entry = tuple[float, int, d.Task]  # (urgency, seq, task): a heap entry, lowest first
 
 
 def score(agent: d.Agent) -> tuple[float, float, float]:
@@ -63,6 +63,17 @@ class Dispatch:
         # namespace -> calls waiting for one of its queued tasks to be taken (quota)
         self._room_waiters: dict[str, deque[asyncio.Future[None]]] = {}
         self._waits = Waits()  # pending tasks no live agent can take (coordinator/waits.py)
+        #: Seconds of waiting worth one priority level (``priority_aging_ms``; 0: strict).
+        self.aging_s = 0.0
+
+    def _urgency(self, task: d.Task) -> float:
+        """The task's place in its queue, lowest first. With aging, its enqueue time
+        less ``priority * aging_s``: a task that waited ``aging_s`` longer than another
+        counts as one priority level higher, so low priorities are never starved,
+        without ever re-sorting a queue."""
+        if self.aging_s <= 0:
+            return -float(task.priority)
+        return self._clock.now() - task.priority * self.aging_s
 
     @property
     def pending(self) -> int:
@@ -160,7 +171,7 @@ class Dispatch:
         pinned_id = task.pinned_agent
         key = (task.namespace, pinned_id or task.capability)
         heap = (self._pinned if pinned_id else self._queues).setdefault(key, [])
-        heapq.heappush(heap, (-task.priority, task.seq, task))
+        heapq.heappush(heap, (self._urgency(task), task.seq, task))
         if not pinned_id:
             # An agent may have a free credit right now (e.g. a retry after backoff).
             for agent in self._registry.live(key):

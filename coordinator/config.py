@@ -194,7 +194,7 @@ class Settings(BaseModel):
     retry_max_interval_ms: int = Field(30_000, ge=0)
     retry_jitter: float = Field(0.2, ge=0.0, le=1.0)
     error_handling_level: Literal["minimal", "standard", "aggressive"] = Field(
-        "standard", description="reserved"
+        "standard", description="minimal: no automatic retries; aggressive: retry every error"
     )
     monitoring_enabled: bool = Field(
         True, description="keep workflow and system metrics (off: the Metrics service refuses)"
@@ -428,10 +428,11 @@ class Settings(BaseModel):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        """The coordinator-wide retry policy for tasks (and steps without their own)."""
+        """The coordinator-wide retry policy for tasks (and steps without their own); none
+        at ``error_handling_level: minimal``."""
         return RetryPolicy(
             strategy=self.retry_strategy,
-            max_retries=self.max_retries,
+            max_retries=0 if self.error_handling_level == "minimal" else self.max_retries,
             interval_ms=self.retry_interval_ms,
             backoff_rate=self.retry_backoff_rate,
             max_interval_ms=self.retry_max_interval_ms,

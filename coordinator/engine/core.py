@@ -60,6 +60,9 @@ class EngineDefaults:
     # nested deeper than agentmesh.payload allows, fail their step: they could not
     # travel in the messages that carry them. 0: depth only.
     max_payload_bytes: int = 0
+    # error_handling_level aggressive: the default policy retries every error, not only
+    # retryable ones (minimal's "no retries" is a policy of none).
+    retry_every_error: bool = False
 
 
 @dataclass(slots=True)
@@ -420,6 +423,7 @@ class Execution:
         self._last_error = error
         policy, explicit = self._policy(step)
         allowed = explicit or error.retryable or error.type == TIMEOUT
+        allowed = allowed or self.defaults.retry_every_error
         if (
             allowed
             and error.type != CANCELLED

@@ -114,7 +114,9 @@ class WorkflowRuntime:
         self.mesh = mesh
         self.store = store
         self.defaults = EngineDefaults(
-            retry=settings.retry_policy, max_payload_bytes=mesh.payload_bytes
+            retry=settings.retry_policy,
+            max_payload_bytes=mesh.payload_bytes,
+            retry_every_error=settings.error_handling_level == "aggressive",
         )
         self._live: dict[str, Live] = {}
         self._done: OrderedDict[str, Live] = OrderedDict()

@@ -45,6 +45,8 @@ EXPRESSION_ERROR = "ExpressionError"
 TIMEOUT = "TIMEOUT"
 CHILD_FAILED = "ChildWorkflowFailed"
 CANCELLED = "CANCELLED"
+#: A task step's capability has every agent's breaker open (effects): its fallback runs.
+CAPABILITY_OPEN = "CapabilityUnavailable"
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -96,6 +98,7 @@ class Run:
     failures: dict[int, StepError] = field(default_factory=dict)
     items: list[Any] = field(default_factory=list)
     retry_timer: str = ""
+    fallback: str = ""  # "capability" or "workflow": its fallback runs (steps.task)
 
 
 @dataclass(slots=True)
@@ -358,6 +361,7 @@ class Execution:
         if self.paused:
             self._deferred.append((run.frame, "\0retry:" + run.key, run.attempt))
             return
+        run.fallback = ""  # each attempt tries the step's own capability first
         step = self.defn.step(run.step_id)
         scope = self._scope(run)
         try:
@@ -415,8 +419,13 @@ class Execution:
         self._frame_finished(frame)
 
     def fail(self, run: Run, error: StepError) -> None:
-        """A run failed: retry it, follow its onError, or fail its frame."""
+        """A run failed: run its fallback, retry it, follow its onError, or fail its
+        frame."""
         step = self.defn.step(run.step_id)
+        if error.type == CAPABILITY_OPEN and step.fallback is not None and not run.fallback:
+            self._release(run)
+            self._fall_back(run, step)
+            return
         self._release(run)
         self.metrics.error_count += 1
         error = error.at(step.id)
@@ -715,6 +724,37 @@ class Execution:
         run.waiting = ""
         return run
 
+    def _fall_back(self, run: Run, step: Step) -> None:
+        """Run ``step``'s fallback in place of its task: another capability, or a child
+        workflow, on the same input; its result is the step's."""
+        fb = step.fallback
+        assert fb is not None
+        try:
+            value = self.evaluate(step.input, self._scope(run), "fallback input")
+        except (EvaluationError, ExpressionError) as e:
+            self.fail(run, _expr_error(step, "fallback", e))
+            return
+        run.fallback = "workflow" if fb.workflow else "capability"
+        target = fb.workflow or fb.capability
+        self.journal(
+            "step.fallback",
+            step.id,
+            message=f"capability '{step.capability}' is unavailable: {run.fallback} {target}",
+            data={"capability": step.capability, run.fallback: target},
+        )
+        if fb.workflow:
+            key = f"{run.key}.c{run.attempt}"
+            self.wait_on(run, key)
+            context = {"parentId": self.id, "parentStep": step.id}
+            self.emit(ev.StartChild(key, fb.workflow, "", value, context))
+        else:
+            key = f"{run.key}.t{run.attempt}f"
+            self.wait_on(run, key)
+            timeout = step.timeout_ms or self.defaults.task_timeout_ms
+            self.emit(
+                ev.DispatchTask(key, step.id, fb.capability, value, "", timeout, f"{self.id}/{key}")
+            )
+
     def _release(self, run: Run, cancel: bool = False, reason: str = "") -> None:
         """Stop everything a run waits on (cancelling it on the outside if asked)."""
         if run.waiting:
@@ -723,7 +763,9 @@ class Execution:
             self._blocked.pop(key, None)
             if cancel:
                 step = self.defn.step(run.step_id)
-                if step.type == "task":
+                if run.fallback == "workflow":
+                    self.emit(ev.CancelChild(key))
+                elif step.type == "task":
                     self.emit(ev.CancelTask(key, reason))
                 elif step.type == "service":
                     self.emit(ev.CancelServiceCall(key))

@@ -53,6 +53,7 @@ from coordinator.engine.model import (
     ErrorActionKind,
     ErrorHandlerSpec,
     EventSpec,
+    FallbackSpec,
     MapSpec,
     MissedRuns,
     ParallelSpec,
@@ -81,7 +82,7 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
         *("output", "condition"),
         *("retry", "timeout", "next", "parallel", "decision", "wait", "event"),
         *("subworkflow", "workflow", "map", "compensate", "onError", "concurrency"),
-        "rateLimit",
+        *("rateLimit", "fallback"),
     ),
     "retry": ("maxAttempts", "interval", "backoffRate", "strategy", "maxIntervalMs", "jitter"),
     "next": ("expression", "branches", "default"),
@@ -97,6 +98,7 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
     "errorHandler": ("error", "handler", "retry"),
     "trigger": ("event", "filter", "cron", "input", "missed"),
     "concurrency": ("limit", "key", "group"),
+    "fallback": ("capability", "workflow"),
     "rateLimit": ("perSecond", "key", "burst", "group"),
 }
 ERROR_ACTIONS: tuple[str, ...] = get_args(ErrorActionKind)
@@ -393,6 +395,7 @@ class _Parser:
             on_error=self.on_error(o),
             concurrency=self.concurrency(o, type_),
             rate_limit=self.rate_limit(o, type_),
+            fallback=self.fallback(o, type_),
         )
 
     def trigger(self, raw: Any, loc: str) -> TriggerSpec | None:
@@ -557,6 +560,17 @@ class _Parser:
             self.error(o.loc, "needs perSecond (tasks started per second per key)")
         burst = self.integer(o, "burst", 1, 100_000)
         return RateLimitSpec(rate or 1.0, self.gate_key(o), burst or 1, self.text(o, "group"))
+
+    def fallback(self, parent: _Obj, type_: str) -> FallbackSpec | None:
+        o = self.child(parent, "fallback")
+        if o is None:
+            return None
+        if type_ and type_ != "task":
+            self.error(o.loc, f"only a task step takes 'fallback'; this is a {type_}")
+        capability, workflow = self.text(o, "capability"), self.text(o, "workflow")
+        if bool(capability) == bool(workflow):
+            self.error(o.loc, "a fallback names exactly one of 'capability' or 'workflow'")
+        return FallbackSpec(capability, workflow)
 
     def gated(self, o: _Obj, type_: str, name: str) -> None:
         if type_ and type_ not in ("task", "service"):

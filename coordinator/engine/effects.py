@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from coordinator import domain as d
 from coordinator.engine import events as ev
 from coordinator.engine.calls import ServiceCalls
+from coordinator.engine.core import CAPABILITY_OPEN
 from coordinator.engine.gates import Gates
 from coordinator.engine.ports import Dispatcher
 from coordinator.errors import InvalidArgument, NotFound
@@ -168,6 +169,15 @@ class Effects:
     ) -> None:
         if self.frozen:
             self.gates.release((exec_id, c.key))
+            return
+        if c.fallback and self.mesh.capability_open(c.capability, namespace):
+            self.gates.release((exec_id, c.key))
+            message = (
+                f"every agent with '{c.capability}' has its circuit breaker open: "
+                "the step's fallback runs"
+            )
+            error = ev.StepError(CAPABILITY_OPEN, message, False)
+            self._post(exec_id, ev.TaskFailed(_now(), c.key, error))
             return
         agent_id = self.mesh.pinned_agent(c.capability, c.agent, namespace) if c.agent else ""
         spec = d.TaskSpec(

@@ -269,6 +269,9 @@ class DispatchTask(Command):
     timeout_ms: int | None = None
     idempotency_key: str = ""
     gates: tuple[Gate, ...] = ()
+    # The step has a fallback: while the capability's breaker is open, fail the task
+    # with CapabilityUnavailable at once (the core then runs the fallback).
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,16 @@ class RateLimitSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackSpec:
+    """What a task step runs instead while its capability's circuit breaker is open
+    (every agent with it failing): another ``capability`` with the same input, or a
+    ``workflow`` (a child execution) given the step's input."""
+
+    capability: str = ""
+    workflow: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One step of a definition, as parsed: its type's block is the field of that name."""
 
@@ -182,6 +192,7 @@ class Step:
     on_error: ErrorAction | None = None
     concurrency: ConcurrencySpec | None = None  # task and service steps
     rate_limit: RateLimitSpec | None = None
+    fallback: FallbackSpec | None = None  # task steps
 
     def children(self) -> Iterator[tuple[str, tuple[Step, ...]]]:
         """Nested sequences: (label, steps) for parallel branches and map bodies."""

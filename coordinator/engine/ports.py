@@ -45,6 +45,11 @@ class Dispatcher(Protocol):
         (None: of any) advertises."""
         ...
 
+    def capability_open(self, capability: str, namespace: str = d.DEFAULT_NAMESPACE) -> bool:
+        """Whether every connected agent of ``namespace`` with ``capability`` has its
+        circuit breaker open (and there is one)."""
+        ...
+
     def pinned_agent(self, capability: str, ref: str, namespace: str = d.DEFAULT_NAMESPACE) -> str:
         """The id of a routable agent of ``namespace`` with ``capability`` whose name,
         type or id is ``ref``, or "" when there is none (the task then goes to any

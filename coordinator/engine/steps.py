@@ -45,7 +45,15 @@ def task(ex: Execution, run: Run, step: Step, scope: Data) -> None:
     ex.metrics.task_count += 1
     ex.emit(
         ev.DispatchTask(
-            key, step.id, step.capability, task_input, step.agent, timeout, f"{ex.id}/{key}", gates
+            key,
+            step.id,
+            step.capability,
+            task_input,
+            step.agent,
+            timeout,
+            f"{ex.id}/{key}",
+            gates,
+            fallback=step.fallback is not None,
         )
     )
     ex.journal("task.dispatched", step.id, data={"key": key, "capability": step.capability})

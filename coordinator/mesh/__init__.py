@@ -48,6 +48,7 @@ from coordinator import domain as d
 from coordinator.config import Settings
 from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.errors import Unavailable
+from coordinator.mesh import breakers
 from coordinator.mesh.clock import Clock, Handle, LoopClock
 from coordinator.mesh.dispatch import Dispatch
 from coordinator.mesh.registry import MAX_CONCURRENCY, MAX_ID_CHARS, Registry
@@ -80,6 +81,7 @@ class Mesh:
         self._accepting = True
         self._registry = Registry(settings, clock)
         self._registry.on_breaker = self._breaker_changed
+        self._open_capabilities: set[tuple[str, str]] = set()  # (namespace, capability)
         self._dispatch = Dispatch(
             self._registry,
             clock,
@@ -116,6 +118,15 @@ class Mesh:
             extra={"agent_id": agent.id, "namespace": agent.namespace},
         )
         self._agent_event("agent.breaker", agent, **{"from": old, "to": new})
+        for name in sorted(agent.capability_names):
+            key = (agent.namespace, name)
+            now_open = self.capability_open(name, agent.namespace)
+            if now_open != (key in self._open_capabilities):
+                self._open_capabilities ^= {key}
+                if self._events is not None:
+                    change = ("closed", "open") if now_open else ("open", "closed")
+                    data: d.JsonObject = {"capability": name, "from": change[0], "to": change[1]}
+                    self._events.emit("capability.breaker", namespace=agent.namespace, data=data)
 
     def _agent_event(self, type_: str, agent: d.Agent, **data: d.Json) -> None:
         if self._events is not None:
@@ -231,6 +242,11 @@ class Mesh:
         """Every capability a registered agent (connected or not) of ``namespace``
         (None: of any) advertises."""
         return self._registry.capabilities(namespace)
+
+    def capability_open(self, capability: str, namespace: str = DEFAULT_NAMESPACE) -> bool:
+        """Whether ``capability``'s breaker is open in ``namespace``: agents advertise it,
+        and every connected one has its own breaker open (``breakers.py``)."""
+        return breakers.capability_open(self._registry.live((namespace, capability)))
 
     def pinned_agent(self, capability: str, ref: str, namespace: str = DEFAULT_NAMESPACE) -> str:
         """The id of the best routable agent of ``namespace`` with ``capability`` whose

@@ -8,6 +8,11 @@ to (its queued tasks go to other capable agents, or wait for one), and it keeps 
 holds. After ``cooldown`` seconds it is **half-open**: routable again, and its next result
 decides: a success closes the breaker (and forgets the failures), a failure opens it again
 for another cool-down. Each change is a live event, ``agent.breaker`` ``{from, to}``.
+
+A capability's breaker follows its agents': it is open while agents advertise it and
+every connected one has its breaker open; a change that a breaker caused is a
+``capability.breaker`` event ``{capability, from, to}``, and a task step's ``fallback``
+(another capability, or a workflow) runs instead while it is open.
 Results are the agent's own reports: a success, or a failure it marks retryable (its
 trouble: a timeout, a dependency down, ``RetryableTaskError``). A non-retryable failure
 says the task is wrong, not the agent, and a task lost with the agent is liveness, not
@@ -16,6 +21,7 @@ health: neither counts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from coordinator import domain as d
@@ -66,3 +72,10 @@ def _open(agent: d.Agent, now: float, policy: BreakerPolicy) -> str:
     agent.breaker = "open"
     agent.breaker_until = now + policy.cooldown_s
     return "open"
+
+
+def capability_open(agents: Iterable[d.Agent]) -> bool:
+    """A capability's breaker, from its connected agents': open when there are some and
+    every one has its breaker open (a step's ``fallback`` then takes over)."""
+    states = [a.breaker for a in agents]
+    return bool(states) and all(s == "open" for s in states)

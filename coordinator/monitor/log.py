@@ -56,6 +56,7 @@ LIVE_TYPES: Final = (
     "agent.offline",
     "agent.draining",
     "agent.breaker",
+    "capability.breaker",
     "task.submitted",
     "task.assigned",
     "task.acked",

@@ -112,3 +112,55 @@ def test_breaker_states() -> None:
         assert breakers.record(a, ok, 24.0, policy) == ""  # 1 of 4: stays closed
     off = breakers.BreakerPolicy(window=0)
     assert breakers.record(a, False, 25.0, off) == "" and a.breaker == "closed"
+
+
+async def test_while_a_capability_is_open_a_steps_fallback_runs(
+    coordinator: Coordinator,
+) -> None:
+    bad = Agent("flaky", coordinator.address, max_concurrency=1)
+    backup = Agent("backup", coordinator.address, max_concurrency=1)
+
+    async def flaky(task: Task) -> dict[str, Any]:
+        raise TaskError("disk full", type="DiskFull", retryable=True)
+
+    async def spare(task: Task) -> dict[str, Any]:
+        return {"by": "backup", "got": task.input}
+
+    bad.add_capability("work", flaky)
+    backup.add_capability("spare", spare)
+    step = {
+        "id": "do",
+        "type": "task",
+        "capability": "work",
+        "input": {"n": "$.input.n"},
+        "output": {"by": "$.output.by", "got": "$.output.got"},
+    }
+    by_capability = {"name": "job", "steps": [{**step, "fallback": {"capability": "spare"}}]}
+    by_workflow = {"name": "job2", "steps": [{**step, "fallback": {"workflow": "manual"}}]}
+    manual = {"name": "manual", "steps": [{"id": "w", "type": "wait", "wait": {"durationMs": 1}}]}
+    changes: list[Event] = []
+    async with Client(coordinator.address, timeout=10) as client, running(bad), running(backup):
+        sub = await client.subscribe_to_events(
+            types=["capability.breaker"], callback=changes.append
+        )
+        for name, flow in (("job", by_capability), ("job2", by_workflow), ("manual", manual)):
+            await client.define_workflow(name, flow)
+        for _ in range(2):  # trip the only 'work' agent's breaker
+            t = await client.assign_task("work", {}, max_retries=0)
+            await client.wait_task(t.id, 10)
+        await eventually(
+            lambda: (
+                [e.data for e in changes][-1:]
+                == [{"capability": "work", "from": "closed", "to": "open"}]
+            )
+        )
+        done = await client.wait_execution((await client.start_workflow("job", {"n": 7})).id, 10)
+        assert done.status == "completed" and done.variables == {"by": "backup", "got": {"n": 7}}
+        history = await client.get_execution_history(done.id)
+        [fell] = [e for e in history if e.type == "step.fallback"]
+        assert "capability 'work' is unavailable: capability spare" in fell.message
+        done = await client.wait_execution((await client.start_workflow("job2", {"n": 1})).id, 10)
+        assert done.status == "completed", done.error
+        children = [e for e in await client.list_executions() if e.workflow_name == "manual"]
+        assert len(children) == 1
+        await sub.close()

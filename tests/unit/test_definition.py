@@ -542,6 +542,14 @@ def project_setup_with(change: Any) -> list[str]:
             "steps[0].rateLimit.perSecond: must be a number between 0.001 and 100000",
         ),
         (
+            lambda d: d["steps"][0].update(fallback={"capability": "a", "workflow": "b"}),
+            "steps[0].fallback: a fallback names exactly one of 'capability' or 'workflow'",
+        ),
+        (
+            lambda d: d["steps"][6].update(fallback={"capability": "a"}),
+            "steps[6].fallback: only a task step takes 'fallback'; this is a parallel",
+        ),
+        (
             lambda d: d["steps"][6].update(concurrency={"limit": 1}),
             "steps[6].concurrency: only a task or service step takes 'concurrency'; this is a parallel",
         ),

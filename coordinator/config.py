@@ -258,6 +258,11 @@ class Settings(BaseModel):
     # Webhooks (attempt timeout, backoff, deliveries in flight), the inbound events' secret.
     # An agent whose last `window` results hold `failure_rate` failures (at least half a
     # window of them) is out of routing (status error) for the cool-down, then probed.
+    capability_limits: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="capability -> {concurrency, perSecond, burst}: limits on every workflow "
+        "task of that capability, per namespace (config file, or JSON in the environment)",
+    )
     priority_aging_ms: int = Field(10_000, ge=0, description="queued this long = +1 priority")
     agent_breaker_window: int = Field(10, ge=0, le=1000, description="0: no breaker")
     agent_breaker_failure_rate: float = Field(0.5, gt=0, le=1)
@@ -344,7 +349,7 @@ class Settings(BaseModel):
             )
         return self
 
-    @field_validator("namespace_quotas", mode="before")
+    @field_validator("namespace_quotas", "capability_limits", mode="before")
     @classmethod
     def _parse_quotas(cls, v: Any) -> Any:
         if isinstance(v, str):  # from the environment
@@ -364,6 +369,13 @@ class Settings(BaseModel):
                     f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
                 )
                 raise ValueError(f"namespace_quotas.{namespace}: {problems}") from None
+        for capability, limits in self.capability_limits.items():
+            unknown = set(limits) - {"concurrency", "perSecond", "burst"}
+            if unknown or not all(v > 0 for v in limits.values()):
+                raise ValueError(
+                    f"capability_limits.{capability}: expected positive concurrency, "
+                    f"perSecond and burst; got {limits}"
+                )
         return self
 
     def quota(self, namespace: str) -> NamespaceQuota:

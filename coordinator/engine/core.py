@@ -20,6 +20,7 @@ What each step type does when it starts lives in ``steps.py``.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,6 +66,8 @@ class EngineDefaults:
     # error_handling_level aggressive: the default policy retries every error, not only
     # retryable ones (minimal's "no retries" is a policy of none).
     retry_every_error: bool = False
+    # capability_limits: gates every task of the capability passes (per namespace).
+    capability_gates: Mapping[str, tuple[ev.Gate, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

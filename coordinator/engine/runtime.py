@@ -64,6 +64,21 @@ def _now() -> datetime:
 Listener = Callable[[str, StoredEvent], None]
 
 
+def capability_gates(settings: Settings) -> dict[str, tuple[ev.Gate, ...]]:
+    """The gates of ``capability_limits``: one group per capability, one key."""
+    out: dict[str, tuple[ev.Gate, ...]] = {}
+    for capability, limits in settings.capability_limits.items():
+        group = f"capability:{capability}"
+        gates = []
+        if limits.get("concurrency"):
+            gates.append(ev.Gate(group, "", limit=int(limits["concurrency"])))
+        if limits.get("perSecond"):
+            burst = int(limits.get("burst", 1))
+            gates.append(ev.Gate(group + "/rate", "", per_second=limits["perSecond"], burst=burst))
+        out[capability] = tuple(gates)
+    return out
+
+
 def _visible(live: Live, exec_id: str, namespace: str | None) -> Live:
     """``live``, unless it belongs to another namespace than ``namespace``: then the
     same NotFound as for an id nobody knows."""
@@ -117,6 +132,7 @@ class WorkflowRuntime:
             retry=settings.retry_policy,
             max_payload_bytes=mesh.payload_bytes,
             retry_every_error=settings.error_handling_level == "aggressive",
+            capability_gates=capability_gates(settings),
         )
         self._live: dict[str, Live] = {}
         self._done: OrderedDict[str, Live] = OrderedDict()

@@ -87,6 +87,8 @@ def gates_of(ex: Execution, step: Step, scope: Data) -> tuple[ev.Gate, ...]:
         r = step.rate_limit
         key = gate_key(ex, r.key, scope)
         gates.append(ev.Gate(r.group or group, key, per_second=r.per_second, burst=r.burst))
+    if step.type == "task":
+        gates += ex.defaults.capability_gates.get(step.capability, ())
     return tuple(gates)
 
 

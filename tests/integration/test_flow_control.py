@@ -109,3 +109,34 @@ async def test_a_rate_limit_holds_within_ten_percent_over_five_seconds(
     assert 14 <= rate <= 22, f"{rate:.2f}/s over {span:.2f} s"
     busiest = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
     assert busiest <= 21, f"{busiest} starts within one second"  # 20/s and the burst of 1
+
+
+async def test_a_capability_limit_from_the_settings_holds_every_step() -> None:
+    c = Coordinator(
+        fast_settings(concurrency_limit=64, capability_limits={"deploy": {"concurrency": 1}})
+    )
+    await c.start()
+    running_now, highest = [0], [0]
+    release = asyncio.Event()
+    agent = Agent("deployer", c.address, max_concurrency=16)
+
+    async def deploy(task: Task) -> dict[str, Any]:
+        running_now[0] += 1
+        highest[0] = max(highest[0], running_now[0])
+        await release.wait()
+        running_now[0] -= 1
+        return {}
+
+    agent.add_capability("deploy", deploy)
+    runtime = c.runtime
+    assert runtime is not None
+    try:
+        async with running(agent), Client(c.address, timeout=30) as client:
+            await client.define_workflow("deploy", deploy_flow())  # no limit of its own
+            started = [await client.start_workflow("deploy", {"repo": r}) for r in REPOS * 5]
+            await eventually(lambda: runtime.effects.gates.queued == 19 and running_now[0] == 1)
+            release.set()
+            finished = await asyncio.gather(*(client.wait_execution(e.id, 60) for e in started))
+        assert {e.status for e in finished} == {"completed"} and highest == [1]
+    finally:
+        await c.stop(grace=1.0)

@@ -4,6 +4,7 @@ make it slow, fail, rate-limit or check signatures."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,14 @@ def ok_json(request: web.Request) -> web.StreamResponse:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[Upstream]:
+    """A service on a loopback port, answering ``ok_json`` until a test scripts it."""
+    async with serving() as up:
+        yield up
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[Upstream]:
+    """An ``Upstream`` served for the block (for a test that needs more than one)."""
     up = Upstream(script=[ok_json])
 
     async def handle(request: web.Request) -> web.StreamResponse:

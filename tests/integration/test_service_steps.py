@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,12 @@ async def register(client: Client, upstream: Upstream, **policies: Any) -> None:
 
 
 async def test_a_service_step_calls_the_service_and_its_answer_is_the_output(
-    coordinator: Coordinator, upstream: Upstream, settings_kw: dict[str, str]
+    coordinator: Coordinator,
+    upstream: Upstream,
+    settings_kw: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with Client(coordinator.address, timeout=10) as client:
         await register(client, upstream)
         await client.define_workflow("repo-report", repo_report())
@@ -85,6 +90,7 @@ async def test_a_service_step_calls_the_service_and_its_answer_is_the_output(
         assert called.step_id == "fetch" and called.data["service"] == "github"
         assert TOKEN not in json.dumps([e.data for e in history], default=str)
     assert TOKEN.encode() not in stored_bytes(Path(settings_kw["store_path"]).parent)
+    assert caplog.records and TOKEN not in caplog.text  # nor in any log line, DEBUG included
 
 
 async def test_retry_applies_to_retryable_failures_and_a_refusal_takes_on_error(

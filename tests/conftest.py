@@ -48,6 +48,29 @@ def fast_settings(**overrides: Any) -> Settings:
     return load_settings(overrides={**FAST, **overrides}, environ={})
 
 
+@contextlib.asynccontextmanager
+async def serving_coordinator(**overrides: Any) -> AsyncIterator[Coordinator]:
+    """A coordinator on ``fast_settings(**overrides)``, started for the block and stopped
+    (gracefully) after it."""
+    c = Coordinator(fast_settings(**overrides))
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop(grace=1.0)
+
+
+def sqlite_with_secrets(directory: Path, **secrets: str) -> dict[str, str]:
+    """Settings for a SQLite store and a secrets file, both in ``directory``."""
+    path = directory / "secrets.yaml"
+    path.write_text("".join(f"{k}: {v}\n" for k, v in secrets.items()), encoding="utf-8")
+    return {
+        "state_persistence": "sqlite",
+        "store_path": str(directory / "mesh.db"),
+        "secrets_file": str(path),
+    }
+
+
 @pytest.fixture
 async def coordinator() -> AsyncIterator[Coordinator]:
     c = Coordinator(fast_settings())

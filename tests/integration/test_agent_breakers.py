@@ -13,18 +13,17 @@ import pytest
 from agent_sdk import Agent, Client, Event, Task, TaskError
 from coordinator.mesh import breakers
 from coordinator.server import Coordinator
-from tests.conftest import eventually, fast_settings, running
+from tests.conftest import (
+    eventually,
+    running,
+    serving_coordinator,
+)
 
 
 @pytest.fixture
 async def coordinator() -> AsyncIterator[Coordinator]:
-    settings = fast_settings(agent_breaker_window=4, agent_breaker_cooldown_ms=300)
-    c = Coordinator(settings)
-    await c.start()
-    try:
+    async with serving_coordinator(agent_breaker_window=4, agent_breaker_cooldown_ms=300) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 async def test_a_failing_agent_is_taken_out_of_routing_then_probed_back(

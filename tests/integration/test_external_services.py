@@ -22,7 +22,7 @@ from agent_sdk import (
     UnavailableError,
 )
 from coordinator.server import Coordinator
-from tests.conftest import fast_settings, stored_bytes
+from tests.conftest import fast_settings, serving_coordinator, sqlite_with_secrets, stored_bytes
 from tests.upstream import TOKEN, Upstream, ok_json, upstream
 
 __all__ = ["upstream"]
@@ -30,23 +30,13 @@ __all__ = ["upstream"]
 
 @pytest.fixture
 def settings_kw(tmp_path: Path) -> dict[str, str]:
-    secrets = tmp_path / "secrets.yaml"
-    secrets.write_text(f"github-token: {TOKEN}\n", encoding="utf-8")
-    return {
-        "state_persistence": "sqlite",
-        "store_path": str(tmp_path / "mesh.db"),
-        "secrets_file": str(secrets),
-    }
+    return sqlite_with_secrets(tmp_path, **{"github-token": TOKEN})
 
 
 @pytest.fixture
 async def coordinator(settings_kw: dict[str, str]) -> AsyncIterator[Coordinator]:
-    c = Coordinator(fast_settings(**settings_kw))
-    await c.start()
-    try:
+    async with serving_coordinator(**settings_kw) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 async def register(client: Client, upstream: Upstream, **policies: Any) -> str:

@@ -15,7 +15,12 @@ import pytest
 
 from agent_sdk import Agent, Client, Task
 from coordinator.server import Coordinator
-from tests.conftest import eventually, fast_settings, running
+from tests.conftest import (
+    eventually,
+    fast_settings,
+    running,
+    serving_coordinator,
+)
 
 REPOS = ("api", "web", "cli", "docs")
 
@@ -33,12 +38,8 @@ def deploy_flow(**gate: Any) -> dict[str, Any]:
 @pytest.fixture
 async def coordinator() -> AsyncIterator[Coordinator]:
     """200 executions may run at once: the step's gate, not the engine, holds them."""
-    c = Coordinator(fast_settings(concurrency_limit=256))
-    await c.start()
-    try:
+    async with serving_coordinator(concurrency_limit=256) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 async def test_a_concurrency_key_holds_under_200_concurrent_executions(

@@ -16,7 +16,7 @@ import pytest
 
 from agent_sdk import Client, sign_event
 from coordinator.server import Coordinator
-from tests.conftest import eventually, fast_settings
+from tests.conftest import eventually, serving_coordinator, sqlite_with_secrets
 
 KEY = "inbound-signing-key-for-default"
 TEAM_KEY = "inbound-signing-key-for-team-a"
@@ -24,14 +24,9 @@ TEAM_KEY = "inbound-signing-key-for-team-a"
 
 @pytest.fixture
 async def coordinator(tmp_path: Path) -> AsyncIterator[Coordinator]:
-    secrets = tmp_path / "secrets.yaml"
-    secrets.write_text(f"inbound-events: {KEY}\ninbound-events.team-a: {TEAM_KEY}\n")
-    c = Coordinator(fast_settings(http_listen="127.0.0.1:0", secrets_file=str(secrets)))
-    await c.start()
-    try:
+    keys = {"inbound-events": KEY, "inbound-events.team-a": TEAM_KEY}
+    async with serving_coordinator(**sqlite_with_secrets(tmp_path, **keys)) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 def deploy_gate() -> dict[str, object]:

@@ -19,31 +19,23 @@ import pytest
 
 from agent_sdk import Client, InvalidArgumentError, sign_event
 from coordinator.server import Coordinator
-from tests.conftest import eventually, fast_settings
+from tests.conftest import eventually, fast_settings, serving_coordinator, sqlite_with_secrets
 
 KEY = "inbound-signing-key-for-triggers"
 
 
 @pytest.fixture
 def settings_kw(tmp_path: Path) -> dict[str, Any]:
-    secrets = tmp_path / "secrets.yaml"
-    secrets.write_text(f"inbound-events: {KEY}\n")
     return {
-        "state_persistence": "sqlite",
-        "store_path": str(tmp_path / "mesh.db"),
+        **sqlite_with_secrets(tmp_path, **{"inbound-events": KEY}),
         "http_listen": "127.0.0.1:0",
-        "secrets_file": str(secrets),
     }
 
 
 @pytest.fixture
 async def coordinator(settings_kw: dict[str, Any]) -> AsyncIterator[Coordinator]:
-    c = Coordinator(fast_settings(**settings_kw))
-    await c.start()
-    try:
+    async with serving_coordinator(**settings_kw) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 def on_push() -> dict[str, Any]:

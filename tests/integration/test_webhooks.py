@@ -25,7 +25,13 @@ from agent_sdk import (
     verify_webhook,
 )
 from coordinator.server import Coordinator
-from tests.conftest import ServerProcess, eventually, fast_settings, stored_bytes
+from tests.conftest import (
+    ServerProcess,
+    eventually,
+    fast_settings,
+    serving_coordinator,
+    stored_bytes,
+)
 from tests.upstream import Upstream, upstream
 
 __all__ = ["upstream"]
@@ -61,12 +67,8 @@ def settings_kw(tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 async def coordinator(settings_kw: dict[str, Any]) -> AsyncIterator[Coordinator]:
-    c = Coordinator(fast_settings(**settings_kw))
-    await c.start()
-    try:
+    async with serving_coordinator(**settings_kw) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 def quick(name: str) -> dict[str, Any]:

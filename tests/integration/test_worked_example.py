@@ -21,7 +21,7 @@ from aiohttp import web
 
 from agent_sdk import Client, verify_webhook
 from coordinator.server import Coordinator
-from tests.conftest import ROOT, eventually, fast_settings
+from tests.conftest import ROOT, eventually, serving_coordinator, sqlite_with_secrets
 from tests.upstream import Upstream, serving, upstream
 
 __all__ = ["upstream"]
@@ -41,21 +41,9 @@ def documented_workflow() -> dict[str, Any]:
 
 @pytest.fixture
 async def coordinator(tmp_path: Path) -> AsyncIterator[Coordinator]:
-    secrets = tmp_path / "secrets.yaml"
-    secrets.write_text(
-        f"github-token: {GITHUB_TOKEN}\ninbound-events: {INBOUND}\nchat-hook-key: {CHAT}\n"
-    )
-    settings = fast_settings(
-        state_persistence="sqlite",
-        store_path=str(tmp_path / "mesh.db"),
-        secrets_file=str(secrets),
-    )
-    c = Coordinator(settings)
-    await c.start()
-    try:
+    keys = {"github-token": GITHUB_TOKEN, "inbound-events": INBOUND, "chat-hook-key": CHAT}
+    async with serving_coordinator(**sqlite_with_secrets(tmp_path, **keys)) as c:
         yield c
-    finally:
-        await c.stop(grace=1.0)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import socket
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from _common import free_port, percentile_ms
 
 from agent_sdk import Client
 from coordinator.config import load_settings
@@ -47,12 +47,6 @@ def _serve(port: int) -> None:
     app = web.Application()
     app.router.add_get("/item/{id}", item)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _loop(
@@ -80,13 +74,8 @@ async def _loop(
     return counted / duration, latencies
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
-
-
 async def main(args: argparse.Namespace) -> None:
-    port = _free_port()
+    port = free_port()
     server = mp.get_context("spawn").Process(target=_serve, args=(port,), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{port}"
@@ -147,8 +136,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     for name, rate, lat in runs:
         print(
-            f"{name:<16} {rate:>9.0f} {_pct(lat, 50):>8.2f} {_pct(lat, 90):>8.2f} "
-            f"{_pct(lat, 99):>8.2f}"
+            f"{name:<16} {rate:>9.0f} {percentile_ms(lat, 50):>8.2f} {percentile_ms(lat, 90):>8.2f} "
+            f"{percentile_ms(lat, 99):>8.2f}"
         )
     floor = statistics.median(lat_d)
     for name, rate, lat in runs[1:]:

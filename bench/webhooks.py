@@ -22,7 +22,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from _common import free_port, percentile_ms
 
 from agent_sdk import Client
 from agentmesh import signing
@@ -76,17 +76,6 @@ def _receive(port: int) -> None:
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
 async def _collect(http: httpx.AsyncClient, n: int, timeout: float) -> dict[str, Any]:
@@ -157,7 +146,7 @@ async def _outbox(
 
 
 async def main(args: argparse.Namespace) -> None:
-    port = _free_port()
+    port = free_port()
     receiver = mp.get_context("spawn").Process(target=_receive, args=(port,), daemon=True)
     receiver.start()
     base = f"http://127.0.0.1:{port}"
@@ -188,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
         lat = got["latencies"] or [0.0]
         print(
             f"{name:<16} {len(got['arrivals']):>8} {rate:>8.0f} {rate / floor:>6.2f} "
-            f"{_pct(lat, 50):>8.1f} {_pct(lat, 90):>8.1f} {_pct(lat, 99):>9.1f} {got['bad']:>8}"
+            f"{percentile_ms(lat, 50):>8.1f} {percentile_ms(lat, 90):>8.1f} {percentile_ms(lat, 99):>9.1f} {got['bad']:>8}"
         )
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from coordinator.engine import events as ev
 
@@ -35,24 +36,30 @@ class _Waiting:
     namespace: str
     gates: tuple[ev.Gate, ...]
     go: Callable[[], None]
-    held: list[Slot] = field(default_factory=list)
+    slots: tuple[Slot, ...] = ()
+    done: bool = False  # admitted or dropped: skipped where it is still listed
 
 
 class Gates:
-    """Every gate's state, and the dispatches waiting for one (module docstring)."""
+    """Every gate's state, and the dispatches waiting for one (module docstring).
+
+    The waiters are listed per slot, in arrival order, so a freed slot looks only at
+    its own waiters (and stops at the first one it cannot admit for want of itself):
+    a release costs what it admits, not the length of every queue."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._running: dict[Slot, int] = {}
         self._buckets: dict[Slot, _Bucket] = {}
-        self._queue: list[_Waiting] = []
+        self._waiting: dict[Owner, _Waiting] = {}  # in arrival order
+        self._by_slot: dict[Slot, deque[_Waiting]] = {}
         self._held: dict[Owner, list[Slot]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def queued(self) -> int:
         """Dispatches waiting for a gate."""
-        return len(self._queue)
+        return len(self._waiting)
 
     def running(self, namespace: str, group: str, key: str) -> int:
         """Tasks holding a concurrency slot of (namespace, group, key)."""
@@ -63,12 +70,22 @@ class Gates:
     ) -> str:
         """Call ``go()`` now if every gate has room (and take it), and return ""; else
         queue it (``go()`` runs when they have) and return why it waits."""
-        waiting = _Waiting(owner, namespace, gates, go)
-        why = self._blocked(waiting)
+        slots = tuple((namespace, g.group, g.key) for g in gates)
+        waiting = _Waiting(owner, namespace, gates, go, slots)
+        # Behind others waiting for one of its slots it waits too: arrival order holds.
+        queued_before = any(self._by_slot.get(slot) for slot in slots)
+        why = self._blocked(waiting) or (
+            "behind earlier tasks for the same slot" if queued_before else ""
+        )
         if why:
-            self._queue.append(waiting)
-            self._arm()
-            return why
+            self._waiting[owner] = waiting
+            for slot in slots:
+                self._by_slot.setdefault(slot, deque()).append(waiting)
+            if queued_before and not self._blocked(waiting):
+                self._pump(slots)  # the line's head may be free to go by now
+            elif any(g.per_second for g in gates):
+                self._arm()
+            return why if owner in self._waiting else ""
         self._take(waiting)
         go()
         return ""
@@ -78,31 +95,29 @@ class Gates:
         from the queue; then admit what now fits."""
         slots = self._held.pop(owner, None)
         if slots is None:
-            before = len(self._queue)
-            self._queue = [w for w in self._queue if w.owner != owner]
-            if len(self._queue) == before:
-                return
-        else:
-            for slot in slots:
-                left = self._running.get(slot, 0) - 1
-                if left > 0:
-                    self._running[slot] = left
-                else:
-                    self._running.pop(slot, None)
-        self._pump()
+            waiting = self._waiting.pop(owner, None)
+            if waiting is not None:
+                waiting.done = True
+                self._pump(waiting.slots)
+            return
+        for slot in slots:
+            left = self._running.get(slot, 0) - 1
+            if left > 0:
+                self._running[slot] = left
+            else:
+                self._running.pop(slot, None)
+        self._pump(slots)
 
     def clear(self) -> None:
         """Forget everything (the runtime stopped; recovery dispatches again)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._queue.clear()
+        self._waiting.clear()
+        self._by_slot.clear()
         self._held.clear()
         self._running.clear()
         self._buckets.clear()
-
-    def _slot(self, namespace: str, gate: ev.Gate) -> Slot:
-        return (namespace, gate.group, gate.key)
 
     def _bucket(self, slot: Slot, gate: ev.Gate) -> _Bucket:
         now = self._clock()
@@ -114,8 +129,7 @@ class Gates:
         return b
 
     def _blocked(self, w: _Waiting) -> str:
-        for gate in w.gates:
-            slot = self._slot(w.namespace, gate)
+        for gate, slot in zip(w.gates, w.slots, strict=True):
             if gate.limit and self._running.get(slot, 0) >= gate.limit:
                 return (
                     f"concurrency limit {gate.limit} of {gate.group!r} reached for key {gate.key!r}"
@@ -126,8 +140,7 @@ class Gates:
 
     def _take(self, w: _Waiting) -> None:
         held: list[Slot] = []
-        for gate in w.gates:
-            slot = self._slot(w.namespace, gate)
+        for gate, slot in zip(w.gates, w.slots, strict=True):
             if gate.limit:
                 self._running[slot] = self._running.get(slot, 0) + 1
                 held.append(slot)
@@ -135,33 +148,66 @@ class Gates:
                 self._bucket(slot, gate).tokens -= 1.0
         self._held[w.owner] = held
 
-    def _pump(self) -> None:
-        ready = []
-        for w in list(self._queue):
-            if not self._blocked(w):
-                self._queue.remove(w)
+    def _pump(self, slots: Iterable[Slot]) -> None:
+        """Admit, in arrival order, the waiters of ``slots`` that now fit (and then those
+        of the other slots of each one admitted: their lines moved too)."""
+        ready: list[_Waiting] = []
+        todo = list(dict.fromkeys(slots))
+        while todo:
+            slot = todo.pop()
+            line = self._by_slot.get(slot)
+            while line:
+                w = line[0]
+                if w.done:
+                    line.popleft()
+                    continue
+                if not self._first_everywhere(w) or self._blocked(w):
+                    break  # the head cannot go: nobody behind it for this slot may
+                line.popleft()
+                w.done = True
+                del self._waiting[w.owner]
                 self._take(w)
                 ready.append(w)
+                todo += [other for other in w.slots if other != slot]
+            if line is not None and not line:
+                del self._by_slot[slot]
         for w in ready:
             w.go()
         self._arm()
 
+    def _first_everywhere(self, w: _Waiting) -> bool:
+        """Whether ``w`` heads the line of each of its slots (stale heads dropped)."""
+        for slot in w.slots:
+            line = self._by_slot.get(slot)
+            while line and line[0].done:
+                line.popleft()
+            if line and line[0] is not w:
+                return False
+        return True
+
     def _arm(self) -> None:
-        """Wake up when the first rate-limited waiter's token is due."""
+        """Wake up when the first rate-limited head's token is due."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         delays = []
-        for w in self._queue:
-            for gate in w.gates:
+        for line in self._by_slot.values():
+            head = next((w for w in line if not w.done), None)
+            if head is None:
+                continue
+            rated = False
+            for gate, slot in zip(head.gates, head.slots, strict=True):
                 if gate.per_second:
-                    b = self._bucket(self._slot(w.namespace, gate), gate)
+                    rated = True
+                    b = self._bucket(slot, gate)
                     if b.tokens < 1.0:
                         delays.append((1.0 - b.tokens) / gate.per_second)
+            if rated and not self._blocked(head):
+                delays.append(0.0)  # its token came while nothing pumped: now
         if delays:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(max(0.001, min(delays)), self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        self._pump()
+        self._pump(list(self._by_slot))

@@ -206,22 +206,33 @@ class Triggers:
 
     async def _run(self) -> None:
         while True:
-            self._changed.clear()
-            due = [s.next_at for s in self._schedules.values() if s.next_at is not None]
-            delay = None if not due else max(0.0, (min(due) - self._clock()).total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), delay)
-            now = self._clock()
-            for s in list(self._schedules.values()):
-                while s.next_at is not None and s.next_at <= now:
-                    when = s.next_at
-                    try:
-                        await self._fire(s, when)
-                        await self._remember(s, when)
-                    except StoreError as e:
-                        log.warning("schedule %s: the store refused (%s); retrying", s.key, e)
-                        break
-                    s.next_at = s.cron.next_after(when)
+            try:
+                await self._turn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the schedule loop failed a turn; it goes on in a second")
+                await asyncio.sleep(1.0)
+
+    async def _turn(self) -> None:
+        """Sleep until the next fire time (or a change), then start what is due."""
+        self._changed.clear()
+        due = [s.next_at for s in self._schedules.values() if s.next_at is not None]
+        delay = None if not due else max(0.0, (min(due) - self._clock()).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), delay)
+        now = self._clock()
+        for s in list(self._schedules.values()):
+            while s.next_at is not None and s.next_at <= now:
+                when = s.next_at
+                try:
+                    await self._fire(s, when)
+                    await self._remember(s, when)
+                except StoreError as e:
+                    log.warning("schedule %s: the store refused (%s); retrying in 1 s", s.key, e)
+                    await asyncio.sleep(1.0)
+                    return
+                s.next_at = s.cron.next_after(when)
 
     async def _fire(self, s: _Schedule, when: datetime) -> None:
         stamp = when.isoformat()

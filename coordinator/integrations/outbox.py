@@ -109,7 +109,8 @@ class Outbox:
         self.policy = policy or Policy()
         self._clock = clock
         self._hooks: dict[str, tuple[str, WebhookConfig, datetime]] = {}  # id -> (ns, ...)
-        self._queue: list[tuple[int, str, Delivery]] = []  # (position, namespace, delivery)
+        # (namespace, event, webhook): encoded by the writer, off the publishing path
+        self._queue: list[tuple[str, MeshEvent, WebhookConfig]] = []
         self._queued = asyncio.Event()
         self._seen = 0  # the last position offered
         self._cursor = 0  # every position up to here is in the store
@@ -188,7 +189,7 @@ class Outbox:
                 self.dropped += 1
                 self._last_error[hook_id] = "outbox full: a delivery was dropped"
                 continue
-            self._queue.append((event.position, namespace, Delivery.of(event, config)))
+            self._queue.append((namespace, event, config))
         self._queued.set()
 
     async def _write(self) -> None:
@@ -198,9 +199,10 @@ class Outbox:
             batch, self._queue = self._queue, []
             seen = self._seen
             try:
-                for _, namespace, delivery in batch:
-                    if delivery.webhook_id not in self._hooks:
+                for namespace, event, config in batch:
+                    if config.id not in self._hooks:
                         continue  # deleted meanwhile
+                    delivery = Delivery.of(event, config)
                     await self._put(DELIVERY, namespace, delivery)
                     self._schedule(namespace, delivery)
                 if seen > self._cursor and self._hooks:
@@ -425,6 +427,18 @@ class Outbox:
             self._dead[d.webhook_id] = max(0, self._dead.get(d.webhook_id, 0) - 1)
             self._schedule(namespace, fresh)
         return len(letters)
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        """namespace -> (pending deliveries, dead letters, delivered since this
+        coordinator led), over its webhooks: what metrics report."""
+        out: dict[str, tuple[int, int, int]] = {}
+        pending: dict[str, int] = {}
+        for ns, _ in self._pending.values():
+            pending[ns] = pending.get(ns, 0) + 1
+        for hook_id, (ns, _, _) in self._hooks.items():
+            p, dead, done = out.get(ns, (pending.get(ns, 0), 0, 0))
+            out[ns] = (p, dead + self._dead.get(hook_id, 0), done + self._delivered.get(hook_id, 0))
+        return out
 
     @property
     def pending(self) -> int:

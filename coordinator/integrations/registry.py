@@ -7,6 +7,7 @@ deleting it closes its client."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,11 @@ class ServiceRegistry:
         """Call ``operation`` of service ``name`` (``ServiceClient.call``)."""
         client = await self._client(namespace, name)
         return await client.call(operation, params, timeout_ms)
+
+    def states(self) -> builtins.list[tuple[str, ServiceInfo]]:
+        """(namespace, state) of every service called since this coordinator led (the
+        others have a closed breaker and no calls): what metrics report."""
+        return [(ns, self._info(c)) for (ns, _), c in sorted(self._clients.items())]
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

@@ -23,9 +23,15 @@ scrape.
 | `agentmesh_store_commit_seconds` | histogram | | one store transaction (a turn's group commit) |
 | `agentmesh_event_loop_lag_seconds` | gauge | | how late the event loop ran its latest lag probe |
 | `agentmesh_queue_depth` | gauge | namespace, capability | tasks queued for a free agent (read at scrape time) |
-| `agentmesh_agents` | gauge | namespace, status | registered agents by status: online, draining, offline (scrape time) |
+| `agentmesh_agents` | gauge | namespace, status | registered agents by status: online, draining, error (unhealthy, or its breaker open), offline (scrape time) |
 | `agentmesh_active_executions` | gauge | namespace | unfinished executions (scrape time) |
 | `agentmesh_event_subscribers` | gauge | | open event-log subscriptions (scrape time) |
+| `agentmesh_gated_tasks` | gauge | | workflow tasks and service calls waiting at a step's concurrency key or rate limit (scrape time) |
+| `agentmesh_service_breaker` | gauge | namespace, service, state | 1 for an external service's breaker state (`closed`, `half-open`, `open`), 0 for the others (services called since this coordinator led) |
+| `agentmesh_service_calls_total` | counter | namespace, service | calls that reached the service since this coordinator led |
+| `agentmesh_service_cache_total` | counter | namespace, service, result | response-cache lookups, `hit` or `miss` |
+| `agentmesh_webhook_pending`, `agentmesh_webhook_dead_letters` | gauge | namespace | deliveries in the outbox, dead letters |
+| `agentmesh_webhook_delivered_total` | counter | namespace | deliveries taken (2xx) since this coordinator led |
 | `agentmesh_metrics_callback_errors_total` | counter | | scrapes whose gauge callback raised (those gauges were left out) |
 | `process_*`, `python_info` | various | | prometheus_client's process and platform collectors (CPU, memory, file descriptors, start time) |
 
@@ -107,6 +113,12 @@ class GaugeValues:
     active_executions: Mapping[str, int] = field(default_factory=dict)
     #: Open event-log subscriptions.
     subscribers: int = 0
+    #: Workflow tasks and service calls waiting at a step's concurrency key or rate limit.
+    gated: int = 0
+    #: (namespace, service) -> (breaker state, calls, cache hits, cache misses).
+    services: Mapping[tuple[str, str], tuple[str, int, int, int]] = field(default_factory=dict)
+    #: namespace -> (webhook deliveries pending, dead letters, delivered).
+    webhooks: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 _Metric = TypeVar("_Metric", Counter, Histogram)
@@ -225,7 +237,52 @@ class _ScrapeGauges:
             "Open event-log subscriptions.",
             value=float(values.subscribers),
         )
-        return [queue, agents, active, subscribers]
+        gated = GaugeMetricFamily(
+            "agentmesh_gated_tasks",
+            "Workflow tasks waiting at a step's concurrency key or rate limit.",
+            value=float(values.gated),
+        )
+        return [queue, agents, active, subscribers, gated, *_integrations(values)]
+
+
+def _integrations(values: GaugeValues) -> list[Metric]:
+    breaker = GaugeMetricFamily(
+        "agentmesh_service_breaker",
+        "An external service's circuit breaker: 1 for its current state.",
+        labels=("namespace", "service", "state"),
+    )
+    calls = CounterMetricFamily(
+        "agentmesh_service_calls",
+        "Calls that reached an external service since this coordinator led.",
+        labels=("namespace", "service"),
+    )
+    cache = CounterMetricFamily(
+        "agentmesh_service_cache",
+        "An external service's response cache lookups since this coordinator led.",
+        labels=("namespace", "service", "result"),
+    )
+    for (namespace, service), (state, n, hits, misses) in sorted(values.services.items()):
+        for each in ("closed", "half-open", "open"):
+            breaker.add_metric((namespace, service, each), 1.0 if each == state else 0.0)
+        calls.add_metric((namespace, service), float(n))
+        cache.add_metric((namespace, service, "hit"), float(hits))
+        cache.add_metric((namespace, service, "miss"), float(misses))
+    pending = GaugeMetricFamily(
+        "agentmesh_webhook_pending", "Webhook deliveries in the outbox.", labels=("namespace",)
+    )
+    dead = GaugeMetricFamily(
+        "agentmesh_webhook_dead_letters", "Webhook dead letters.", labels=("namespace",)
+    )
+    delivered = CounterMetricFamily(
+        "agentmesh_webhook_delivered",
+        "Webhook deliveries taken (2xx) since this coordinator led.",
+        labels=("namespace",),
+    )
+    for namespace, (p, d, done) in sorted(values.webhooks.items()):
+        pending.add_metric((namespace,), float(p))
+        dead.add_metric((namespace,), float(d))
+        delivered.add_metric((namespace,), float(done))
+    return [breaker, calls, cache, pending, dead, delivered]
 
 
 class PrometheusExporter:

@@ -19,8 +19,10 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from agentmesh import __version__
 from coordinator.api.decoding import Bytes
 from coordinator.config import Settings
-from coordinator.domain import MeshEvent, Task
+from coordinator.domain import AgentStatus, MeshEvent, Task
 from coordinator.engine.runtime import WorkflowRuntime
+from coordinator.integrations.outbox import Outbox
+from coordinator.integrations.registry import ServiceRegistry
 from coordinator.mesh import Mesh
 from coordinator.monitor.log import EventLog
 from coordinator.monitor.metrics import Metrics
@@ -32,12 +34,17 @@ from coordinator.store import Store
 log = logging.getLogger(__name__)
 
 
+#: What metrics read of a term's integrations: its services and its webhooks' outbox.
+Integrations = tuple[ServiceRegistry, Outbox]
+
+
 @dataclass(slots=True)
 class _Attached:
     log: EventLog
     mesh: Mesh
     runtime: WorkflowRuntime
     store: Store
+    integrations: Integrations | None = None
 
 
 def tracing_for(
@@ -69,9 +76,16 @@ class Observability:
 
     # ------------------------------------------------------------ terms
 
-    def attach(self, log_: EventLog, mesh: Mesh, runtime: WorkflowRuntime, store: Store) -> None:
+    def attach(
+        self,
+        log_: EventLog,
+        mesh: Mesh,
+        runtime: WorkflowRuntime,
+        store: Store,
+        integrations: Integrations | None = None,
+    ) -> None:
         """Observe a term from now on (its events and finished tasks)."""
-        self._term = _Attached(log_, mesh, runtime, store)
+        self._term = _Attached(log_, mesh, runtime, store, integrations)
         if self.enabled:
             log_.add_listener(self._on_event)
             mesh.add_listener(self._on_task)
@@ -158,15 +172,28 @@ class Observability:
         agents: dict[tuple[str, str], int] = {}
         for a in term.mesh.list_agents(include_offline=True):
             status = "offline" if not a.connected else "draining" if a.draining else "online"
+            if a.connected and not a.draining and a.status is AgentStatus.ERROR:
+                status = "error"
             key = (a.namespace, status)
             agents[key] = agents.get(key, 0) + 1
         active: dict[str, int] = {}
         for live in term.runtime.active():
             ns = live.record.namespace
             active[ns] = active.get(ns, 0) + 1
+        services: dict[tuple[str, str], tuple[str, int, int, int]] = {}
+        webhooks: dict[str, tuple[int, int, int]] = {}
+        if term.integrations is not None:
+            registry, outbox = term.integrations
+            for ns, info in registry.states():
+                state = (info.breaker, info.calls, info.cache_hits, info.cache_misses)
+                services[(ns, info.config.name)] = state
+            webhooks = outbox.counts()
         return GaugeValues(
             queue_depth=term.mesh.queue_sizes(),
             agents=agents,
             active_executions=active,
             subscribers=term.log.subscribers,
+            gated=term.runtime.effects.gates.queued,
+            services=services,
+            webhooks=webhooks,
         )

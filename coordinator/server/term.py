@@ -129,7 +129,8 @@ class Term:
         executions."""
         await self.store.open()
         await self.log.open()
-        self.observe.attach(self.log, self.mesh, self.runtime, self.store)
+        integrations = (self.services, self.outbox)
+        self.observe.attach(self.log, self.mesh, self.runtime, self.store, integrations)
         self.log.emit(
             "cluster.leader_changed" if self.cluster else "coordinator.started",
             namespace="",

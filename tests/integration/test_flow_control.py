@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from agent_sdk import Agent, Client, Task
@@ -79,6 +80,10 @@ async def test_a_concurrency_key_holds_under_200_concurrent_executions(
             return any("concurrency limit 2" in s.waiting for s in status.current_steps)
 
         await eventually(says_why)
+        assert coordinator.http is not None
+        async with httpx.AsyncClient() as http:
+            scraped = (await http.get(f"{coordinator.http.url}/metrics")).text
+        assert "agentmesh_gated_tasks 192.0" in scraped  # visible in the queue metrics
         release.set()
         finished = await asyncio.gather(*(client.wait_execution(e.id, 60) for e in started))
     assert {e.status for e in finished} == {"completed"} and len(done) == 200

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from cryptography.fernet import Fernet
@@ -112,6 +113,11 @@ async def test_matching_events_are_delivered_signed_and_verified(
             return got.delivered == len(upstream.seen) and got.pending == 0
 
         await eventually(settled)
+        assert coordinator.http is not None
+        async with httpx.AsyncClient() as http:
+            scraped = (await http.get(f"{coordinator.http.url}/metrics")).text
+        line = f'agentmesh_webhook_delivered_total{{namespace="default"}} {len(upstream.seen)}.0'
+        assert line in scraped
         assert [w.id for w in await client.list_webhooks()] == [hook.id]
         async with Client(coordinator.address, timeout=10, namespace="team-a") as other:
             assert await other.list_webhooks() == []

@@ -54,3 +54,32 @@ async def test_a_rate_limit_admits_with_time() -> None:
     gates._tick()
     assert went == [0, 1, 2, 3] and gates.queued == 0
     gates.clear()
+
+
+def test_arrival_order_holds_across_slots_and_a_moved_line_is_served() -> None:
+    gates = Gates(Clock())
+    went: list[str] = []
+    a, b, c = ev.Gate("a", "", limit=1), ev.Gate("b", "", limit=2), ev.Gate("c", "", limit=1)
+    gates.admit(("hold-c", "t"), "ns", (c,), functools.partial(went.append, "hold-c"))
+    gates.admit(("w0", "t"), "ns", (b, c), functools.partial(went.append, "w0"))  # waits on c
+    # w1 could take a and b now, but w0 came first on b: it waits its turn there
+    why = gates.admit(("w1", "t"), "ns", (a, b), functools.partial(went.append, "w1"))
+    assert why == "behind earlier tasks for the same slot" and went == ["hold-c"]
+    gates.release(("hold-c", "t"))  # w0 goes; b still has room, so w1 goes with it
+    assert went == ["hold-c", "w0", "w1"] and gates.queued == 0
+    assert gates.running("ns", "b", "") == 2
+
+
+async def test_a_token_that_came_while_nothing_pumped_is_not_lost() -> None:
+    """The stall this once had: a rate-limited line whose head's token came back before
+    its timer, then more arrivals behind it, and no timer left to wake anyone."""
+    clock = Clock()
+    gates = Gates(clock)
+    went: list[int] = []
+    rate = (ev.Gate("g", "", per_second=10.0, burst=1),)
+    gates.admit(("e", "0"), "ns", rate, functools.partial(went.append, 0))
+    gates.admit(("e", "1"), "ns", rate, functools.partial(went.append, 1))  # waits 0.1 s
+    clock.now += 0.2  # its token is back; the timer has not fired yet
+    assert gates.admit(("e", "2"), "ns", rate, functools.partial(went.append, 2))
+    assert went == [0, 1] and gates.queued == 1  # the head went; the newcomer waits its turn
+    gates.clear()

@@ -293,6 +293,28 @@ def test_gauges_are_read_from_the_callback_at_each_scrape() -> None:
     assert value(got, "agentmesh_queue_depth", namespace="a", capability="build") is None
 
 
+def test_integrations_and_gates_are_scraped() -> None:
+    values = GaugeValues(
+        gated=7,
+        services={("a", "github"): ("open", 12, 5, 7)},
+        webhooks={"a": (3, 1, 40)},
+    )
+    got = scrape(PrometheusExporter(gauges=lambda: values))
+    assert value(got, "agentmesh_gated_tasks") == 7
+    states = {
+        s: value(got, "agentmesh_service_breaker", namespace="a", service="github", state=s)
+        for s in ("closed", "half-open", "open")
+    }
+    assert states == {"closed": 0, "half-open": 0, "open": 1}
+    assert value(got, "agentmesh_service_calls_total", namespace="a", service="github") == 12
+    cache = "agentmesh_service_cache_total"
+    assert value(got, cache, namespace="a", service="github", result="hit") == 5
+    assert value(got, cache, namespace="a", service="github", result="miss") == 7
+    assert value(got, "agentmesh_webhook_pending", namespace="a") == 3
+    assert value(got, "agentmesh_webhook_dead_letters", namespace="a") == 1
+    assert value(got, "agentmesh_webhook_delivered_total", namespace="a") == 40
+
+
 def test_a_raising_callback_costs_its_gauges_not_the_scrape(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

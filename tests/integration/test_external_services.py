@@ -191,3 +191,21 @@ async def test_the_cli_registers_lists_calls_and_deletes(
     assert r.returncode == 0 and r.stdout == "deleted service github\n", shown(r)
     r = await aam("service", "call", "github", "repo", *c)
     assert r.returncode != 0 and "no external service 'github'" in r.stderr, shown(r)
+
+
+async def test_a_services_rate_limit_holds_over_five_seconds(
+    coordinator: Coordinator, upstream: Upstream
+) -> None:
+    """101 calls at once to a service limited to 20/s: they are spread, never refused,
+    and never more than 10 % over the rate (a loaded machine may run it slower)."""
+    async with Client(coordinator.address, timeout=30) as client:
+        await register(client, upstream, rate_limit_per_second=20, timeout_ms=20_000)
+        results = await asyncio.gather(
+            *(client.call_external_service("github", "GET /rate/{i}", {"i": i}) for i in range(101))
+        )
+    assert {r.http_status for r in results} == {200}
+    arrivals = sorted(s.at for s in upstream.seen)
+    rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    assert 14 <= rate <= 22, f"{rate:.2f}/s"
+    busiest = max(sum(1 for t in arrivals if a <= t < a + 1.0) for a in arrivals)
+    assert busiest <= 21, f"{busiest} calls within one second"

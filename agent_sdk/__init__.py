@@ -49,7 +49,7 @@ from agent_sdk._types import (
     ValidationResult,
     WorkflowInfo,
 )
-from agent_sdk._webhooks import DeadLetter, Webhook, delivery_body, sign_event, verify_webhook
+from agent_sdk._webhooks import DeadLetter, Webhook, sign_event, verify_webhook
 
 __version__ = SDK_VERSION
 
@@ -83,7 +83,6 @@ __all__ = [  # noqa: RUF022 - grouped by use
     # webhooks
     "DeadLetter",
     "Webhook",
-    "delivery_body",
     "sign_event",
     "verify_webhook",
     # monitoring

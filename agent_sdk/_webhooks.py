@@ -10,7 +10,6 @@ by ``AgentMesh-Delivery``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -178,12 +177,3 @@ class WebhookMethods:
         )
         r = await self._call(self._integration.RedeliverDeadLetters, req)
         return int(r.redelivered)
-
-
-def delivery_body(body: bytes) -> dict[str, Any]:
-    """A delivery's JSON body: ``{"id", "webhook", "event": {position, type, time,
-    namespace, executionId, workflowName, stepId, taskId, agentId, message, data}}``."""
-    value = json.loads(body)
-    if not isinstance(value, dict):
-        raise InvalidArgumentError("a webhook delivery's body is a JSON object")
-    return value

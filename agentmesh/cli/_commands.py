@@ -272,8 +272,7 @@ async def control(client: Client, args: argparse.Namespace) -> int:
 
 
 async def event(client: Client, args: argparse.Namespace) -> int:
-    args.trigger_command = "fire"
-    return await _triggers.trigger(client, args)
+    return await _triggers.fire(client, args)
 
 
 HANDLERS = {

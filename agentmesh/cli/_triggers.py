@@ -33,8 +33,6 @@ def add_commands(trigger: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 async def trigger(client: Client, args: argparse.Namespace) -> int:
     """The ``trigger`` command (``args.trigger_command`` says which)."""
-    from agentmesh.cli._commands import parse_object
-
     if args.trigger_command == "list":
         triggers = await client.list_triggers()
         if args.json:
@@ -51,6 +49,13 @@ async def trigger(client: Client, args: argparse.Namespace) -> int:
                 rows.append([t.workflow, str(t.index), what, nxt])
             print(out.table(["WORKFLOW", "#", "TRIGGER", "NEXT"], rows))
         return 0
+    return await fire(client, args)
+
+
+async def fire(client: Client, args: argparse.Namespace) -> int:
+    """``trigger fire`` and ``event``: TriggerEvent, and what it woke and started."""
+    from agentmesh.cli._commands import parse_object
+
     result = await client.trigger_event(
         args.name, parse_object(args.payload, "--payload"), args.key, event_id=args.id
     )

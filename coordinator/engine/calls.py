@@ -85,9 +85,6 @@ class ServiceCalls:
         for task in calls:
             task.cancel()
 
-    def __len__(self) -> int:
-        return len(self._calls)
-
     async def _call(self, exec_id: str, c: ev.CallService, namespace: str) -> None:
         event: ev.Input
         try:

@@ -103,7 +103,6 @@ class Triggers:
         self._changed = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self.fired = 0  # schedule starts, for tests and metrics
 
     async def start(self) -> None:
         """Index every namespace's latest definitions, catch up on missed schedule runs,
@@ -243,7 +242,6 @@ class Triggers:
             context = {"trigger": {"cron": s.spec.cron, "scheduledTime": stamp, "index": s.index}}
             key = f"cron:{s.workflow}:{s.index}:{stamp}"
             await self._start(s.workflow, value, key, s.namespace, context)
-            self.fired += 1
         except CoordinatorError as e:
             log.warning(
                 "schedule %s (namespace %s) at %s did not start: %s", s.key, s.namespace, stamp, e

@@ -328,7 +328,6 @@ def test_sdk_public_surface_is_pinned() -> None:
             "ServiceCallResult",
             "DeadLetter",
             "Webhook",
-            "delivery_body",
             "sign_event",
             "verify_webhook",
             "Event",

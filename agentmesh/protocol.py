@@ -30,6 +30,10 @@ DEFAULT_NAMESPACE = "default"
 NAMESPACE_PATTERN = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 #: Request metadata carrying the caller's credentials: ``Bearer <token>``.
 AUTHORIZATION_METADATA = "authorization"
+#: Request metadata the HTTP gateway adds to the calls it forwards over its private
+#: socket: the HTTP client's address (what the audit log records as the peer). Honoured
+#: only on that socket; the gateway drops a client's own.
+HTTP_PEER_METADATA = "agentmesh-http-peer"
 
 #: The default key prefix of a mesh's state in etcd.
 DEFAULT_PREFIX = "/agentmesh"

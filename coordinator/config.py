@@ -121,8 +121,13 @@ class Settings(BaseModel):
 
     http_listen: str = Field(
         "127.0.0.1:8080",
-        description="host:port of the HTTP listener (/metrics, /healthz, /readyz); TLS as "
-        "the gRPC listener's ('': off)",
+        description="host:port of the HTTP listener (the dashboard, the API over Connect "
+        "and SSE, /metrics, /healthz, /readyz); TLS as the gRPC listener's ('': off)",
+    )
+    http_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (https://ops.example.com) whose pages may call the HTTP API "
+        "(CORS); '*': any; empty: the dashboard's own origin only",
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="text for people, json for one JSON object per line"
@@ -296,7 +301,7 @@ class Settings(BaseModel):
             raise ValueError(f"expected host:port, got {v!r}")
         return v
 
-    @field_validator("redact_fields", mode="before")
+    @field_validator("redact_fields", "http_cors_origins", mode="before")
     @classmethod
     def _split_fields(cls, v: Any) -> Any:
         if isinstance(v, str):  # from the environment or a flag: comma-separated

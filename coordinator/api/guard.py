@@ -38,7 +38,7 @@ from typing import Any
 
 import grpc
 
-from agentmesh.protocol import AUTHORIZATION_METADATA
+from agentmesh.protocol import AUTHORIZATION_METADATA, HTTP_PEER_METADATA
 from coordinator.auth import (
     READ_ONLY,
     AuditLog,
@@ -187,22 +187,31 @@ class Guard(grpc.aio.ServerInterceptor):
 
     # ---------------------------------------------------------------- decisions
 
-    def _credentials(self, context: grpc.aio.ServicerContext) -> tuple[Credentials, str]:
+    def _credentials(self, context: grpc.aio.ServicerContext) -> tuple[Credentials, str, str]:
+        """The call's credentials, namespace and peer (an HTTP client's, for a call the
+        gateway forwards over its Unix socket)."""
         authorization: str | None = None
         metadata = context.invocation_metadata() or ()
         namespace = scope.requested(metadata)
+        peer = context.peer() or ""  # read while the call is alive (see _ended)
         for key, value in metadata:
             if key == AUTHORIZATION_METADATA:
                 authorization = value if isinstance(value, str) else None
+            elif key == HTTP_PEER_METADATA and peer.startswith("unix:"):
+                peer = f"http:{value}"
         if authorization is None and self.mutual:
             auth = context.auth_context()
             spiffe = auth.get("peer_spiffe_id") or ()
             common = auth.get("x509_common_name") or ()
-            return Credentials(
-                spiffe=spiffe[0].decode() if spiffe else None,
-                common_name=common[0].decode() if common else None,
-            ), namespace
-        return Credentials(authorization=authorization), namespace
+            return (
+                Credentials(
+                    spiffe=spiffe[0].decode() if spiffe else None,
+                    common_name=common[0].decode() if common else None,
+                ),
+                namespace,
+                peer,
+            )
+        return Credentials(authorization=authorization), namespace, peer
 
     async def _admit(
         self, method: str, context: grpc.aio.ServicerContext, needs_permission: bool
@@ -210,8 +219,7 @@ class Guard(grpc.aio.ServerInterceptor):
         """The principal, the namespace, whether the call is to be audited, the peer,
         the credentials and until when they hold; or the call aborted with the refusal
         (audited)."""
-        credentials, namespace = self._credentials(context)
-        peer = context.peer() or ""  # read while the call is alive (see _ended)
+        credentials, namespace, peer = self._credentials(context)
         principal: Principal | None = None
         try:
             scope.check(namespace)

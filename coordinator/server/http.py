@@ -11,18 +11,27 @@ It runs inside the coordinator's own event loop (aiohttp's low-level ``AppRunner
 * ``GET /readyz``: readiness, ``200 ready`` while ``health()`` is true, else
   ``503 not ready`` (a follower, a draining or failed coordinator).
 
+With ``cors_origins`` (``http_cors_origins``), pages from those origins (``*``: any) may
+call it from a browser: their preflights (``OPTIONS`` with ``Access-Control-Request-Method``)
+are answered ``204`` with the methods and the headers they asked for, and every answer to
+them carries ``Access-Control-Allow-Origin`` and exposes its headers (the Connect
+trailers). Other origins get no CORS headers, so browsers keep their pages out.
+
 The probes are never authenticated: the kubelet's HTTP probes send no credentials, and
 they say nothing a port scan would not. ``HEAD`` is answered wherever ``GET`` is; an
 unknown path is ``404``, a known one with another method ``405`` (with ``Allow``), both
 with a one-line text body.
 
-Request bodies (only inbound events, ``server/inbound.py``, take one) are capped at
-``CLIENT_MAX_SIZE`` (``413`` beyond); header limits are aiohttp's defaults. Access logging is off unless ``coordinator.http`` logs at
-DEBUG (aiohttp's own access log, one INFO line per scrape, is too noisy to keep on).
+Request bodies read whole are capped at ``CLIENT_MAX_SIZE`` (``413`` beyond: inbound
+events); the Connect routes read theirs as a stream, up to ``max_message_bytes``. Header
+limits are aiohttp's defaults. A client that disconnects cancels its handler. Access
+logging is off unless ``coordinator.http`` logs at DEBUG (aiohttp's own access log, one
+INFO line per scrape, is too noisy to keep on).
 
-Later parts (webhooks, the web API) add their routes to ``app`` (or through
-``add_routes``) before ``start()``, and may reuse ``refusal`` for the same credentials
-check ``/metrics`` uses; aiohttp freezes the routes once the listener starts.
+The other parts (``server.web``: the API, the event stream, the dashboard; inbound events)
+add their routes through ``add_routes`` before ``start()``, and may reuse ``refusal`` for
+the same credentials check ``/metrics`` uses; aiohttp freezes the routes once the listener
+starts.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from coordinator.errors import ConfigError, HttpListenError
 
@@ -84,6 +93,43 @@ async def _plain_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return _text(404, "not found\n")
 
 
+def _cors(origins: Iterable[str]) -> tuple[Middleware, Callable[..., Awaitable[None]]]:
+    """The preflight middleware and the response hook for ``origins`` (module docstring)."""
+    allowed = frozenset(origins)
+
+    def admitted(request: web.BaseRequest) -> str | None:
+        origin = request.headers.get(hdrs.ORIGIN)
+        return origin if origin and ("*" in allowed or origin in allowed) else None
+
+    @web.middleware
+    async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = admitted(request)
+        if (
+            origin is None
+            or request.method != hdrs.METH_OPTIONS
+            or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers
+        ):
+            return await handler(request)
+        asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+        return web.Response(
+            status=204,
+            headers={
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, HEAD",
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: asked,
+                hdrs.ACCESS_CONTROL_MAX_AGE: "7200",
+            },
+        )
+
+    async def stamp(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        origin = admitted(request)
+        if origin is not None:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "*"
+            response.headers.add(hdrs.VARY, hdrs.ORIGIN)
+
+    return preflight, stamp
+
+
 def parse_address(address: str) -> tuple[str | None, int]:
     """``host:port`` (``[v6]:port``; an empty host is every interface) as (host, port);
     ``HttpListenError`` when it is not one."""
@@ -127,6 +173,7 @@ class HttpListener:
         health: Callable[[], bool],
         ssl_context: ssl.SSLContext | None = None,
         authorize: Authorize | None = None,
+        cors_origins: Iterable[str] = (),
     ) -> None:
         self.address = address
         self._metrics = metrics
@@ -134,7 +181,14 @@ class HttpListener:
         self._ssl = ssl_context
         self._authorize = authorize
         #: The aiohttp application: add routes to it before ``start()``.
-        self.app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[_plain_errors])
+        middlewares: list[Middleware] = [_plain_errors]
+        origins = tuple(cors_origins)
+        if origins:
+            preflight, stamp = _cors(origins)
+            middlewares.append(preflight)
+        self.app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=middlewares)
+        if origins:
+            self.app.on_response_prepare.append(stamp)
         self.app.router.add_get("/metrics", self._serve_metrics)
         self.app.router.add_get("/healthz", self._serve_healthz)
         self.app.router.add_get("/readyz", self._serve_readyz)
@@ -177,6 +231,8 @@ class HttpListener:
             access_log=log,
             access_log_class=_DebugAccessLog,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            # A client that goes away cancels its handler: its call or stream ends too.
+            handler_cancellation=True,
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=self._ssl)
@@ -195,7 +251,7 @@ class HttpListener:
         self._runner = runner
         self._host = host
         self._port = site.port
-        log.info("HTTP listener serving on %s (/metrics, /healthz, /readyz)", self.url)
+        log.info("HTTP listener serving on %s", self.url)
         return self._port
 
     async def stop(self) -> None:

@@ -20,6 +20,7 @@ the store is unavailable. A refused request changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -89,7 +90,9 @@ def inbound_routes(
         corr = request.query.get("correlation_key", "")
         event_id = next((request.headers[h] for h in EVENT_ID_HEADERS if h in request.headers), "")
         try:
-            outcome = await run(event, payload, corr, namespace, event_id[:200])
+            # Shielded: a sender that hangs up does not cut an accepted event in half.
+            started = asyncio.ensure_future(run(event, payload, corr, namespace, event_id[:200]))
+            outcome = await asyncio.shield(started)
         except errors.InvalidArgument as e:
             return _json(400, {"error": str(e)})
         except errors.ResourceExhausted as e:

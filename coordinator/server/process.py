@@ -6,8 +6,10 @@ optional readiness wait -> refuse new tasks and ask agents to drain -> wait
 so waiting clients hear of it -> stop the gRPC server -> stop the probe listener ->
 stop the HTTP listener.
 
-The HTTP listener (``http_listen``: ``server.http``, ``server.inbound``) serves metrics,
-probes and signed inbound events, over TLS when the gRPC listener has it.
+The HTTP listener (``http_listen``: ``server.http``, ``server.web``, ``server.inbound``)
+serves the API over Connect and SSE (through a private Unix socket on this gRPC server,
+``ports.Loopback``), metrics, probes and signed inbound events, over TLS when the gRPC
+listener has it.
 
 With ``probe_listen`` set, a second, plaintext listener serves ``grpc.health.v1.Health``
 only (the main server's own health servicer, so both report the same states), for
@@ -52,13 +54,14 @@ from coordinator.auth import ANY, AuditLog, Authenticator
 from coordinator.auth.authenticator import Credentials
 from coordinator.config import Settings
 from coordinator.engine.runtime import WorkflowRuntime
-from coordinator.errors import ListenError
 from coordinator.mesh import Mesh
 from coordinator.server.http import HttpListener, server_ssl_context
 from coordinator.server.inbound import add_inbound
 from coordinator.server.observe import Observability, tracing_for
+from coordinator.server.ports import Loopback, bind, check_bind
 from coordinator.server.term import Term
 from coordinator.server.tls import ReloadingCredentials
+from coordinator.server.web import add_web
 from coordinator.store import SqliteStore, Store, open_store
 
 if TYPE_CHECKING:
@@ -81,53 +84,6 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.http2.max_ping_strikes", 0),
         ("grpc.so_reuseport", 0),
     ]
-
-
-def _check_bind(listen: str, what: str) -> None:
-    """ListenError (``what`` names the setting) when ``listen`` cannot be bound."""
-    problem = _bind_problem(listen)
-    if problem is not None:
-        raise ListenError(f"cannot listen on {listen}{what}: {problem}")
-
-
-def _bind(
-    server: grpc.aio.Server,
-    listen: str,
-    credentials: grpc.ServerCredentials | None,
-    what: str,
-) -> int:
-    """Add the port ``listen`` to ``server`` (TLS with ``credentials``); its number,
-    or ListenError saying why it could not be bound."""
-    port: int
-    try:
-        if credentials is not None:
-            port = int(server.add_secure_port(listen, credentials))
-        else:
-            port = int(server.add_insecure_port(listen))
-    except RuntimeError:  # grpc's way of saying the bind failed
-        port = 0
-    if port == 0:
-        problem = _bind_problem(listen) or "the address is not available to gRPC here"
-        raise ListenError(f"cannot listen on {listen}{what}: {problem}")
-    return port
-
-
-def _bind_problem(listen: str) -> str | None:
-    """Why ``listen`` cannot be bound, in the operating system's words ("address
-    already in use", "cannot assign requested address"), or None if it can. gRPC only
-    logs that a bind failed, so the coordinator asks first."""
-    host, _, port = listen.rpartition(":")
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(addr)
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        return reason[:1].lower() + reason[1:]
-    return None
 
 
 class Coordinator:
@@ -162,6 +118,7 @@ class Coordinator:
             settings, tracing_for(settings, self.coordinator_id, span_exporter)
         )
         self.http: HttpListener | None = None
+        self._loopback: Loopback | None = None  # the HTTP gateway's way in (http_listen)
         self._ready = False
         self._health = health.aio.HealthServicer()
         self.router = Router(self._refusal, self._persist_refusal)
@@ -205,8 +162,9 @@ class Coordinator:
             await server.start()
             if probe is not None:
                 await probe.start()
-            if s.http_listen:
-                self.http = add_inbound(self._http_for(s), s, lambda: self.runtime)
+            if self._loopback is not None:
+                http = add_inbound(self._http_for(s), s, lambda: self.runtime)
+                self.http = add_web(http, self._loopback.target, s)
                 await self.http.start()
             await self.observe.start()
         except BaseException:
@@ -221,6 +179,8 @@ class Coordinator:
                 self.http = None
             await self.observe.stop()
             self._probe = None
+            if self._loopback is not None:
+                self._loopback.remove()
             raise
         self._server = server
         if self.guard is not None:
@@ -292,15 +252,17 @@ class Coordinator:
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        _check_bind(s.listen, "")
+        check_bind(s.listen, "")
         if s.probe_listen:
-            _check_bind(s.probe_listen, " (probe_listen)")
+            check_bind(s.probe_listen, " (probe_listen)")
         if s.http_listen:
-            _check_bind(s.http_listen, " (http_listen)")
+            check_bind(s.http_listen, " (http_listen)")
         if s.tls_cert:
             self.tls = ReloadingCredentials(s)  # ConfigError if the files are unusable
         credentials = self.tls.server_credentials() if self.tls is not None else None
-        self.port = _bind(server, s.listen, credentials, "")
+        self.port = bind(server, s.listen, credentials, "")
+        if s.http_listen:
+            self._loopback = Loopback(server)
         if s.probe_listen:
             self._probe = self._probe_server_for(s, health_handlers)
         return server
@@ -313,7 +275,7 @@ class Coordinator:
             options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
         server.add_generic_rpc_handlers((Static(health_handlers),))
-        self.probe_port = _bind(server, s.probe_listen, None, " (probe_listen)")
+        self.probe_port = bind(server, s.probe_listen, None, " (probe_listen)")
         return server
 
     def _http_for(self, s: Settings) -> HttpListener:
@@ -324,6 +286,7 @@ class Coordinator:
             health=lambda: self._ready,
             ssl_context=server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None,
             authorize=self._authorize_http if self.authenticator is not None else None,
+            cors_origins=s.http_cors_origins,
         )
 
     async def _authorize_http(self, header: str | None) -> str | None:
@@ -469,6 +432,8 @@ class Coordinator:
             await self._probe.stop(0)
         if self.http is not None:  # likewise: /readyz answers 503 for the whole drain
             await self.http.stop()
+        if self._loopback is not None:
+            self._loopback.remove()
         await self.observe.stop()
         if self._revocations is not None:
             self._revocations.cancel()

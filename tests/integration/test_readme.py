@@ -15,8 +15,8 @@ Conventions, so a new example is tested by default:
   Python blocks run to completion and must exit 0;
 - ``localhost:50051`` and ``127.0.0.1:50051`` stand for the coordinator under test, and
   ``AGENTMESH_COORDINATOR`` points at it; shell blocks run with ``set -e``, in one work
-  directory (``workflows/`` is there), with this venv's ``agentmesh`` and ``grpcurl`` first
-  on PATH, and must write no error line (``agentmesh: ...``) and no traceback.
+  directory (``workflows/`` and ``protos/`` are there), with this venv's ``agentmesh`` and
+  ``grpcurl`` and npm's ``buf`` first on PATH, and must write no error line (``agentmesh: ...``) and no traceback.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from agentmesh.agents.registry import REFERENCE
 from tests.conftest import BIN, ROOT, ServerProcess, eventually, free_port, stop_process
 
 README = ROOT / "README.md"
+NODE_BIN = ROOT / "node_modules" / ".bin"  # buf
 MARKERS = ("skip", "provided", "cluster", "secure")
 FENCE = re.compile(
     r"(?:<!-- readme-test: (?P<marker>[^>]*?) -->\n)?^```(?P<lang>sh|python)\n(?P<code>.*?)^```$",
@@ -107,6 +108,7 @@ def mesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Serv
     work.mkdir()
     (work / "workflows").symlink_to(WORKFLOWS)
     (work / "examples").symlink_to(ROOT / "examples")
+    (work / "protos").symlink_to(ROOT / "protos")  # buf curl --schema protos
     server = ServerProcess(
         "--http-listen", f"127.0.0.1:{free_port()}", log=tmp_path / "coordinator.log"
     )
@@ -146,7 +148,7 @@ def environment(address: str) -> dict[str, str]:
     return {
         **os.environ,
         "AGENTMESH_COORDINATOR": address,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": os.pathsep.join((str(BIN), str(NODE_BIN), os.environ.get("PATH", ""))),
         "PYTHONUNBUFFERED": "1",
     }
 

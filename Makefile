@@ -10,7 +10,7 @@ BUF := node_modules/.bin/buf
 NODE_AGENT := examples/node-agent
 NODE_AGENT_STAMP := $(NODE_AGENT)/node_modules/.package-lock.json
 
-.PHONY: venv node-tools proto proto-check buf lint typecheck test unit integration demo serve bench image clean
+.PHONY: venv browser node-tools proto proto-check buf lint typecheck test unit integration demo serve bench image clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,13 @@ $(NODE_STAMP): package.json package-lock.json
 $(NODE_AGENT_STAMP): $(NODE_AGENT)/package.json $(NODE_AGENT)/package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --prefix $(NODE_AGENT)
 	@touch $@
+
+browser:  ## Debian's chromium, for the dashboard's browser tests (root or sudo)
+	@command -v chromium >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@chromium --version
 
 proto: venv  ## regenerate agentmesh/v1 from protos/
 	$(BIN)/python scripts/gen_proto.py
@@ -51,7 +58,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy coordinator agent_sdk agentmesh/agents agentmesh/cli agentmesh/wire.py agentmesh/payload.py agentmesh/documents.py agentmesh/protocol.py agentmesh/signing.py tests bench
 
-test: venv proto-check buf lint  ## the whole suite, as CI runs it
+test: venv browser proto-check buf lint  ## the whole suite, as CI runs it
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv

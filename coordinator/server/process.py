@@ -453,6 +453,8 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"agentmesh coordinator listening on {coordinator.address}", flush=True)
+    if coordinator.http is not None:
+        print(f"dashboard and HTTP API on {coordinator.http.url}/", flush=True)
     signalled = asyncio.create_task(stop.wait())
     failed = asyncio.create_task(coordinator.failed.wait())
     await asyncio.wait([signalled, failed], return_when=asyncio.FIRST_COMPLETED)

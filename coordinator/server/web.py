@@ -14,16 +14,18 @@ from __future__ import annotations
 from coordinator.api.router import SERVICES
 from coordinator.config import Settings
 from coordinator.server.connect import Gateway
+from coordinator.server.dashboard import dashboard_routes
 from coordinator.server.http import HttpListener
 from coordinator.server.sse import EventStream
 
 
 def add_web(listener: HttpListener, target: str, settings: Settings) -> HttpListener:
-    """``listener``, serving the API and the event stream through the gRPC server at
-    ``target``; the gateway's channel closes with the listener."""
+    """``listener``, serving the dashboard, and the API and the event stream through the
+    gRPC server at ``target``; the gateway's channel closes with the listener."""
     gateway = Gateway(target, SERVICES, settings.max_message_bytes)
     listener.add_routes(gateway.routes())
     listener.add_routes(EventStream(gateway).routes())
+    listener.add_routes(dashboard_routes())
 
     async def close(_: object) -> None:
         await gateway.close()

@@ -1,0 +1,193 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium``, installed by
+``make browser``) driven by Playwright, against a real coordinator and real SDK agents.
+
+It runs the seed's ``project_setup`` from the workflow page and watches the graph: the
+steps turn completed in the order the execution's history gives, the decisions light the
+branch the plan implies, the branch not taken ends skipped. It pauses, resumes and stops an
+execution from the page. With ``AGENTMESH_SCREENSHOTS=docs/img`` it also writes the
+README's screenshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from agent_sdk import Client
+from coordinator.server import Coordinator
+from tests.conftest import ROOT, serving_coordinator
+from tests.integration.test_workflows import SETUP_INPUT, WORKFLOWS, Script, seed_agent
+
+pytestmark = pytest.mark.timeout(120)
+
+CHROMIUM = shutil.which("chromium") or ""
+# As the machine's notes say: no background networking on a closed network.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+GATE = {"name": "gate", "steps": [{"id": "hold", "type": "wait", "wait": {"seconds": 60}}]}
+# Every data-state change of a graph node, in order, as [step, new state] pairs (a record
+# holds the old value; the new one is the next record's old value, or the current one).
+RECORDER = """
+const records = [];
+new MutationObserver((changes) => {
+  for (const c of changes) {
+    if (c.target.dataset.step) records.push([c.target, c.oldValue]);
+  }
+}).observe(document, {subtree: true, attributeOldValue: true, attributeFilter: ["data-state"]});
+window.__transitions = () => records.map(([node], i) => {
+  const next = records.slice(i + 1).find(([other]) => other === node);
+  return [node.dataset.step, next ? next[1] : node.dataset.state];
+});
+"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM:
+        pytest.fail("Chromium is not installed: run 'make browser' (Debian's chromium package)")
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> AsyncIterator[tuple[Coordinator, Client, Script]]:
+    settings = {"state_persistence": "sqlite", "store_path": str(tmp_path / "am.db")}
+    async with serving_coordinator(**settings) as c:
+        script = Script()
+        agent = seed_agent(c.address, script)
+        serving = asyncio.create_task(agent.serve())
+        await agent.wait_connected(10)
+        async with Client(c.address, timeout=10) as client:
+            for f in sorted(WORKFLOWS.glob("*.yaml")):
+                await client.load_workflow(f)
+            await client.define_workflow("gate", GATE)
+            try:
+                yield c, client, script
+            finally:
+                await agent.shutdown(grace=1)
+                await asyncio.wait_for(serving, 5)
+
+
+@pytest.fixture
+async def page(browser: Browser, mesh: tuple[Coordinator, Client, Script]) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = await context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda e: errors.append(str(e)))
+    await opened.add_init_script(RECORDER)
+    try:
+        yield opened
+    finally:
+        await context.close()
+    assert not errors, errors  # no script error on any page
+
+
+def url(c: Coordinator, fragment: str = "") -> str:
+    assert c.http is not None
+    return f"{c.http.url}/{fragment}"
+
+
+async def shoot(page: Page, name: str) -> None:
+    where = os.environ.get("AGENTMESH_SCREENSHOTS")
+    if where:
+        target = ROOT / where
+        target.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(target / name), full_page=False)
+
+
+async def test_project_setup_lights_up_the_graph_in_order(
+    page: Page, mesh: tuple[Coordinator, Client, Script]
+) -> None:
+    c, client, script = mesh
+    script.requires_scaffolding, script.issues, script.tests_pass = True, [], True
+    await page.goto(url(c, "#/workflows/project_setup"))
+    await page.wait_for_selector('g.node[data-step="setup_decisions"]')
+    await page.fill('textarea[aria-label="input (JSON)"]', json.dumps(SETUP_INPUT))
+    await shoot(page, "workflow.png")
+    await page.click("button:text('Start')")
+    await page.wait_for_selector("h1:has-text('Execution ')")  # the page it went to
+    execution_id = page.url.rsplit("/", 1)[1]
+    done = 'g.node[data-step="deploy_project"][data-state="completed"]'
+    await page.wait_for_selector(done, timeout=30_000)
+    await page.wait_for_selector("#execution-state .state-completed")
+    await shoot(page, "execution.png")
+
+    history = await client.get_execution_history(execution_id)
+    completed = [e.step_id for e in history if e.type == "step.completed"]
+    states: list[list[str]] = await page.evaluate("window.__transitions()")
+    lit = [step for step, state in states if state == "completed"]
+    assert lit == completed, states  # in the order the execution ran them
+    assert "scaffold_project" in lit and "fix_issues" not in lit
+    # The decisions took the branches the plan implies, and the others were not run.
+    edge = 'path.edge[data-from="{}"][data-to="{}"]'
+    assert (
+        await page.get_attribute(edge.format("setup_decisions", "scaffold_project"), "class")
+        == "edge taken"
+    )
+    assert (
+        await page.get_attribute(edge.format("setup_decisions", "setup_repository"), "class")
+        == "edge"
+    )
+    assert (
+        await page.get_attribute(edge.format("handle_review_results", "run_tests"), "class")
+        == "edge taken"
+    )
+    assert await page.get_attribute('g.node[data-step="fix_issues"]', "data-state") == "skipped"
+    assert (
+        await page.get_attribute('g.node[data-step="fix_test_failures"]', "data-state") == "skipped"
+    )
+
+
+async def test_pause_resume_and_stop_from_the_page(
+    page: Page, mesh: tuple[Coordinator, Client, Script]
+) -> None:
+    c, client, _ = mesh
+    started = await client.start_workflow("gate")
+    await page.goto(url(c, f"#/executions/{started.id}"))
+    await page.wait_for_selector('g.node[data-step="hold"][data-state="running"]')
+    await page.click("button:text('Pause')")
+    await page.wait_for_selector("#execution-state .state-paused")
+    assert (await client.get_execution_status(started.id)).status == "paused"
+    await page.click("button:text('Resume')")
+    await page.wait_for_selector("#execution-state .state-running")
+    assert (await client.get_execution_status(started.id)).status == "running"
+    await page.click("button:text('Stop')")
+    await page.wait_for_selector("#execution-state .state-cancelled")
+    assert (await client.get_execution_status(started.id)).status == "cancelled"
+
+
+async def test_every_page_renders_and_the_theme_switches(
+    page: Page, mesh: tuple[Coordinator, Client, Script]
+) -> None:
+    c, _, _ = mesh
+    await page.goto(url(c, "#/overview"))
+    await page.wait_for_selector("text=Active executions")
+    await shoot(page, "overview.png")
+    await page.goto(url(c, "#/agents"))
+    await page.wait_for_selector("td >> text=seed")
+    for fragment, heading in (("#/executions", "Executions"), ("#/integrations", "Integrations")):
+        await page.goto(url(c, fragment))
+        await page.wait_for_selector(f"h1:text('{heading}')")
+    before: Any = await page.get_attribute("html", "data-theme")
+    await page.keyboard.press("Tab")  # the skip link, then the pages: keyboard reachable
+    await page.click("#theme")
+    assert await page.get_attribute("html", "data-theme") != before

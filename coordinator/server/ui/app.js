@@ -69,7 +69,8 @@ async function overview() {
       card("Coordinator", info.coordinatorId, `store ${info.store}, v${info.version}`),
       card("Agents", `${count("idle") + count("busy")} online`, `${count("busy")} busy · ${count("offline")} offline · ${count("error")} error`),
       card("Active executions", (active.executions || []).length, ""),
-      card("Tasks", system.tasks?.queued ?? "–", "queued"),
+      card("Tasks", `${(system.tasksPerSecond ?? 0).toFixed(1)}/s`,
+        `${Object.values(system.queueSizes || {}).reduce((a, b) => a + Number(b), 0)} queued · ${((system.errorRate ?? 0) * 100).toFixed(1)}% errors`),
     ),
     h("h2", {}, "Events (5 s buckets)"), rate,
     h("h2", {}, "Active executions"),
@@ -90,10 +91,13 @@ async function agentsPage() {
     const rows = agents.filter((a) => !q || JSON.stringify(a).toLowerCase().includes(q));
     holder.replaceChildren(table([
       ["Name", (a) => a.name], ["Status", (a) => badge(STATUS(a.status))],
-      ["Load", (a) => `${a.currentLoad ?? 0}/${a.maxConcurrency ?? "?"}`],
-      ["Tasks", (a) => a.metrics?.tasksCompleted ?? 0],
+      ["Load", (a) => `${a.taskCount ?? 0}/${a.maxConcurrency ?? "?"}`],
+      ["Done", (a) => a.tasksCompleted ?? 0], ["Failed", (a) => a.tasksFailed ?? 0],
+      ["Success", (a) => `${Math.round((a.successRate ?? 1) * 100)}%`],
+      ["Avg", (a) => `${Math.round(a.averageTaskDurationMs ?? 0)} ms`],
       ["Capabilities", (a) => (a.capabilities || []).join(", ")],
-      ["Last seen", (a) => when(a.lastHeartbeat)], ["Id", (a) => h("code", {}, a.id)],
+      ["Labels", (a) => Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ")],
+      ["Last seen", (a) => when(a.lastSeenTime)], ["Id", (a) => h("code", {}, a.id)],
     ], rows, "no agents connected"));
   };
   filter.addEventListener("input", show);

@@ -26,7 +26,7 @@ from agentmesh.v1 import types_pb2 as agentmesh_dot_v1_dot_types__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentmesh/v1/registry.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1b\n\x19GetCoordinatorInfoRequest\"\x93\x01\n\x0f\x43oordinatorInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x03 \x01(\t\x12\r\n\x05store\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..agentmesh.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x15RegisterAgentResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"<\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0esession_secret\x18\x02 \x01(\t\">\n\x11HeartbeatResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.agentmesh.v1.AgentStatus\"*\n\x16UnregisterAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x17UnregisterAgentResponse\x12\x1a\n\x12tasks_redispatched\x18\x01 \x01(\r\":\n\x11ListAgentsRequest\x12\x17\n\x0finclude_offline\x18\x01 \x01(\x08\x12\x0c\n\x04type\x18\x02 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"/\n\x1bGetAgentCapabilitiesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"N\n\x1cGetAgentCapabilitiesResponse\x12.\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.Capability\"L\n\x1d\x46indAgentsByCapabilityRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x17\n\x0finclude_offline\x18\x02 \x01(\x08\"I\n\x1e\x46indAgentsByCapabilityResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo2\xf0\x05\n\x0fRegistryService\x12X\n\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12L\n\tHeartbeat\x12\x1e.agentmesh.v1.HeartbeatRequest\x1a\x1f.agentmesh.v1.HeartbeatResponse\x12^\n\x0fUnregisterAgent\x12$.agentmesh.v1.UnregisterAgentRequest\x1a%.agentmesh.v1.UnregisterAgentResponse\x12O\n\nListAgents\x12\x1f.agentmesh.v1.ListAgentsRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\x42\n\x08GetAgent\x12\x1d.agentmesh.v1.GetAgentRequest\x1a\x17.agentmesh.v1.AgentInfo\x12m\n\x14GetAgentCapabilities\x12).agentmesh.v1.GetAgentCapabilitiesRequest\x1a*.agentmesh.v1.GetAgentCapabilitiesResponse\x12s\n\x16\x46indAgentsByCapability\x12+.agentmesh.v1.FindAgentsByCapabilityRequest\x1a,.agentmesh.v1.FindAgentsByCapabilityResponse\x12\\\n\x12GetCoordinatorInfo\x12\'.agentmesh.v1.GetCoordinatorInfoRequest\x1a\x1d.agentmesh.v1.CoordinatorInfoB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentmesh/v1/registry.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetCallerRequest\"\x8f\x01\n\x11GetCallerResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x12\n\nnamespaces\x18\x03 \x03(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x13\n\x0bpermissions\x18\x05 \x03(\t\x12\x14\n\x0c\x61uth_enabled\x18\x06 \x01(\x08\x12\x0b\n\x03via\x18\x07 \x01(\t\"\x1b\n\x19GetCoordinatorInfoRequest\"\x93\x01\n\x0f\x43oordinatorInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x03 \x01(\t\x12\r\n\x05store\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12.\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x18.agentmesh.v1.Capability\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..agentmesh.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x15RegisterAgentResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"<\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0esession_secret\x18\x02 \x01(\t\">\n\x11HeartbeatResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.agentmesh.v1.AgentStatus\"*\n\x16UnregisterAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x17UnregisterAgentResponse\x12\x1a\n\x12tasks_redispatched\x18\x01 \x01(\r\":\n\x11ListAgentsRequest\x12\x17\n\x0finclude_offline\x18\x01 \x01(\x08\x12\x0c\n\x04type\x18\x02 \x01(\t\"=\n\x12ListAgentsResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"/\n\x1bGetAgentCapabilitiesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"N\n\x1cGetAgentCapabilitiesResponse\x12.\n\x0c\x63\x61pabilities\x18\x01 \x03(\x0b\x32\x18.agentmesh.v1.Capability\"L\n\x1d\x46indAgentsByCapabilityRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x17\n\x0finclude_offline\x18\x02 \x01(\x08\"I\n\x1e\x46indAgentsByCapabilityResponse\x12\'\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x17.agentmesh.v1.AgentInfo2\xbe\x06\n\x0fRegistryService\x12X\n\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12L\n\tHeartbeat\x12\x1e.agentmesh.v1.HeartbeatRequest\x1a\x1f.agentmesh.v1.HeartbeatResponse\x12^\n\x0fUnregisterAgent\x12$.agentmesh.v1.UnregisterAgentRequest\x1a%.agentmesh.v1.UnregisterAgentResponse\x12O\n\nListAgents\x12\x1f.agentmesh.v1.ListAgentsRequest\x1a .agentmesh.v1.ListAgentsResponse\x12\x42\n\x08GetAgent\x12\x1d.agentmesh.v1.GetAgentRequest\x1a\x17.agentmesh.v1.AgentInfo\x12m\n\x14GetAgentCapabilities\x12).agentmesh.v1.GetAgentCapabilitiesRequest\x1a*.agentmesh.v1.GetAgentCapabilitiesResponse\x12s\n\x16\x46indAgentsByCapability\x12+.agentmesh.v1.FindAgentsByCapabilityRequest\x1a,.agentmesh.v1.FindAgentsByCapabilityResponse\x12\\\n\x12GetCoordinatorInfo\x12\'.agentmesh.v1.GetCoordinatorInfoRequest\x1a\x1d.agentmesh.v1.CoordinatorInfo\x12L\n\tGetCaller\x12\x1e.agentmesh.v1.GetCallerRequest\x1a\x1f.agentmesh.v1.GetCallerResponseB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.agentmesh.v1P\001Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\242\002\003AMX\252\002\014AgentMesh.V1\312\002\014AgentMesh\\V1\352\002\rAgentMesh::V1'
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_GETCOORDINATORINFOREQUEST']._serialized_start=104
-  _globals['_GETCOORDINATORINFOREQUEST']._serialized_end=131
-  _globals['_COORDINATORINFO']._serialized_start=134
-  _globals['_COORDINATORINFO']._serialized_end=281
-  _globals['_REGISTERAGENTREQUEST']._serialized_start=284
-  _globals['_REGISTERAGENTREQUEST']._serialized_end=518
-  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_start=473
-  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_end=518
-  _globals['_REGISTERAGENTRESPONSE']._serialized_start=520
-  _globals['_REGISTERAGENTRESPONSE']._serialized_end=646
-  _globals['_HEARTBEATREQUEST']._serialized_start=648
-  _globals['_HEARTBEATREQUEST']._serialized_end=708
-  _globals['_HEARTBEATRESPONSE']._serialized_start=710
-  _globals['_HEARTBEATRESPONSE']._serialized_end=772
-  _globals['_UNREGISTERAGENTREQUEST']._serialized_start=774
-  _globals['_UNREGISTERAGENTREQUEST']._serialized_end=816
-  _globals['_UNREGISTERAGENTRESPONSE']._serialized_start=818
-  _globals['_UNREGISTERAGENTRESPONSE']._serialized_end=871
-  _globals['_LISTAGENTSREQUEST']._serialized_start=873
-  _globals['_LISTAGENTSREQUEST']._serialized_end=931
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=933
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=994
-  _globals['_GETAGENTREQUEST']._serialized_start=996
-  _globals['_GETAGENTREQUEST']._serialized_end=1031
-  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_start=1033
-  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_end=1080
-  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_start=1082
-  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_end=1160
-  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_start=1162
-  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_end=1238
-  _globals['_FINDAGENTSBYCAPABILITYRESPONSE']._serialized_start=1240
-  _globals['_FINDAGENTSBYCAPABILITYRESPONSE']._serialized_end=1313
-  _globals['_REGISTRYSERVICE']._serialized_start=1316
-  _globals['_REGISTRYSERVICE']._serialized_end=2068
+  _globals['_GETCALLERREQUEST']._serialized_start=104
+  _globals['_GETCALLERREQUEST']._serialized_end=122
+  _globals['_GETCALLERRESPONSE']._serialized_start=125
+  _globals['_GETCALLERRESPONSE']._serialized_end=268
+  _globals['_GETCOORDINATORINFOREQUEST']._serialized_start=270
+  _globals['_GETCOORDINATORINFOREQUEST']._serialized_end=297
+  _globals['_COORDINATORINFO']._serialized_start=300
+  _globals['_COORDINATORINFO']._serialized_end=447
+  _globals['_REGISTERAGENTREQUEST']._serialized_start=450
+  _globals['_REGISTERAGENTREQUEST']._serialized_end=684
+  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_start=639
+  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_end=684
+  _globals['_REGISTERAGENTRESPONSE']._serialized_start=686
+  _globals['_REGISTERAGENTRESPONSE']._serialized_end=812
+  _globals['_HEARTBEATREQUEST']._serialized_start=814
+  _globals['_HEARTBEATREQUEST']._serialized_end=874
+  _globals['_HEARTBEATRESPONSE']._serialized_start=876
+  _globals['_HEARTBEATRESPONSE']._serialized_end=938
+  _globals['_UNREGISTERAGENTREQUEST']._serialized_start=940
+  _globals['_UNREGISTERAGENTREQUEST']._serialized_end=982
+  _globals['_UNREGISTERAGENTRESPONSE']._serialized_start=984
+  _globals['_UNREGISTERAGENTRESPONSE']._serialized_end=1037
+  _globals['_LISTAGENTSREQUEST']._serialized_start=1039
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1097
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1099
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1160
+  _globals['_GETAGENTREQUEST']._serialized_start=1162
+  _globals['_GETAGENTREQUEST']._serialized_end=1197
+  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_start=1199
+  _globals['_GETAGENTCAPABILITIESREQUEST']._serialized_end=1246
+  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_start=1248
+  _globals['_GETAGENTCAPABILITIESRESPONSE']._serialized_end=1326
+  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_start=1328
+  _globals['_FINDAGENTSBYCAPABILITYREQUEST']._serialized_end=1404
+  _globals['_FINDAGENTSBYCAPABILITYRESPONSE']._serialized_start=1406
+  _globals['_FINDAGENTSBYCAPABILITYRESPONSE']._serialized_end=1479
+  _globals['_REGISTRYSERVICE']._serialized_start=1482
+  _globals['_REGISTRYSERVICE']._serialized_end=2312
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetCallerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetCallerResponse(_message.Message):
+    __slots__ = ("name", "roles", "namespaces", "namespace", "permissions", "auth_enabled", "via")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    AUTH_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    namespaces: _containers.RepeatedScalarFieldContainer[str]
+    namespace: str
+    permissions: _containers.RepeatedScalarFieldContainer[str]
+    auth_enabled: bool
+    via: str
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., namespaces: _Optional[_Iterable[str]] = ..., namespace: _Optional[str] = ..., permissions: _Optional[_Iterable[str]] = ..., auth_enabled: _Optional[bool] = ..., via: _Optional[str] = ...) -> None: ...
+
 class GetCoordinatorInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -75,6 +75,11 @@ class RegistryServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_registry__pb2.GetCoordinatorInfoRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_registry__pb2.CoordinatorInfo.FromString,
                 _registered_method=True)
+        self.GetCaller = channel.unary_unary(
+                '/agentmesh.v1.RegistryService/GetCaller',
+                request_serializer=agentmesh_dot_v1_dot_registry__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_registry__pb2.GetCallerResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -136,6 +141,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCaller(self, request, context):
+        """Who the caller is and what it may do in the call's namespace, so a client (the
+        dashboard) offers only what will be allowed. Needs caller.read, which every built-in
+        role grants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +192,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetCoordinatorInfo,
                     request_deserializer=agentmesh_dot_v1_dot_registry__pb2.GetCoordinatorInfoRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_registry__pb2.CoordinatorInfo.SerializeToString,
+            ),
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=agentmesh_dot_v1_dot_registry__pb2.GetCallerRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_registry__pb2.GetCallerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +415,33 @@ class RegistryService:
             '/agentmesh.v1.RegistryService/GetCoordinatorInfo',
             agentmesh_dot_v1_dot_registry__pb2.GetCoordinatorInfoRequest.SerializeToString,
             agentmesh_dot_v1_dot_registry__pb2.CoordinatorInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.RegistryService/GetCaller',
+            agentmesh_dot_v1_dot_registry__pb2.GetCallerRequest.SerializeToString,
+            agentmesh_dot_v1_dot_registry__pb2.GetCallerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,6 +19,8 @@ from coordinator.api.agent_service import PROTOCOL_VERSION
 from coordinator.api.guard import check_capabilities
 from coordinator.api.scope import namespace_of
 from coordinator.api.status import mapped
+from coordinator.auth import PERMISSIONS, Policy
+from coordinator.auth import current as current_principal
 from coordinator.errors import FailedPrecondition, InvalidArgument, QuotaExceeded
 from coordinator.mesh import Mesh
 from coordinator.secrets import Redactor
@@ -61,8 +63,15 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
     UnregisterAgent) and the coordinator's own info. Methods are ``mapped``: domain
     errors become their status codes."""
 
-    def __init__(self, mesh: Mesh, coordinator_id: str = "", store: str = "memory") -> None:
+    def __init__(
+        self,
+        mesh: Mesh,
+        coordinator_id: str = "",
+        store: str = "memory",
+        policy: Callable[[], Policy] | None = None,
+    ) -> None:
         self._mesh = mesh
+        self._policy = policy  # None: auth is off
         self._info = registry_pb2.CoordinatorInfo(
             version=__version__,
             protocol_version=PROTOCOL_VERSION,
@@ -76,6 +85,24 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetCoordinatorInfoRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.CoordinatorInfo:
         return self._info
+
+    @mapped
+    async def GetCaller(
+        self, request: registry_pb2.GetCallerRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetCallerResponse:
+        principal = current_principal()
+        namespace = namespace_of(context)
+        # With auth on, the guard let the call through: the principal acts in namespace.
+        granted = PERMISSIONS if self._policy is None else self._policy().granted(principal)
+        return registry_pb2.GetCallerResponse(
+            name=principal.name,
+            roles=sorted(principal.roles),
+            namespaces=sorted(principal.namespaces),
+            namespace=namespace,
+            permissions=sorted(granted),
+            auth_enabled=self._policy is not None,
+            via=principal.via if self._policy is not None else "none",
+        )
 
     @mapped
     async def RegisterAgent(

@@ -30,6 +30,8 @@ METHODS: Mapping[str, str] = {
     _V1 + "RegistryService/GetAgentCapabilities": "agents.read",
     _V1 + "RegistryService/FindAgentsByCapability": "agents.read",
     _V1 + "RegistryService/GetCoordinatorInfo": "agents.read",
+    # The caller itself: who it is, what it may do (every built-in role has it).
+    _V1 + "RegistryService/GetCaller": "caller.read",
     # Tasks submitted directly.
     _V1 + "TaskService/AssignTask": "tasks.assign",
     _V1 + "TaskService/BulkAssignTasks": "tasks.assign",
@@ -106,9 +108,9 @@ _OPERATOR = _VIEWER | {
 _ADMIN = _OPERATOR | {"workflows.define", "integrations.manage", "namespaces.manage"}
 
 #: The built-in roles. ``agent`` may connect and serve the capabilities its grant
-#: names (a principal's ``capabilities``); nothing else, not even reads.
+#: names (a principal's ``capabilities``), and ask who it is; nothing else, not even reads.
 DEFAULT_ROLES: Mapping[str, frozenset[str]] = {
-    "agent": frozenset({"agents.connect"}),
+    "agent": frozenset({"agents.connect", "caller.read"}),
     "viewer": frozenset(_VIEWER),
     "operator": frozenset(_OPERATOR),
     "admin": frozenset(_ADMIN),

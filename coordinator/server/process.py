@@ -339,12 +339,14 @@ class Coordinator:
 
     def new_term(self, store: Store) -> Term:
         """A new term over ``store`` (not started, not installed)."""
+        authenticator = self.authenticator
         return Term(
             self.settings,
             store,
             self.coordinator_id,
             self.observe,
             cluster=self.settings.clustered,
+            policy=None if authenticator is None else lambda: authenticator.policy,
         )
 
     async def install(self, term: Term) -> None:

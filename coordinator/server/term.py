@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from agentmesh.v1 import (
     agent_pb2_grpc,
@@ -20,6 +20,7 @@ from coordinator.api.monitoring import register as register_events
 from coordinator.api.router import capture
 from coordinator.api.unary import RegistryService, TaskService
 from coordinator.api.workflows import ExecutionService, WorkflowService
+from coordinator.auth import Policy as AuthPolicy
 from coordinator.config import Settings
 from coordinator.domain import MeshEvent
 from coordinator.engine.runtime import WorkflowRuntime
@@ -48,6 +49,7 @@ class Term:
         observe: Observability | None = None,
         *,
         cluster: bool = False,
+        policy: Callable[[], AuthPolicy] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -95,7 +97,7 @@ class Term:
                 AgentService(mesh, coordinator_id), s
             ),
             lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-                RegistryService(mesh, coordinator_id, settings.store_kind), s
+                RegistryService(mesh, coordinator_id, settings.store_kind, policy), s
             ),
             lambda s: task_pb2_grpc.add_TaskServiceServicer_to_server(
                 TaskService(mesh, redactor), s

@@ -4,7 +4,7 @@
 It runs the seed's ``project_setup`` from the workflow page and watches the graph: the
 steps turn completed in the order the execution's history gives, the decisions light the
 branch the plan implies, the branch not taken ends skipped. It pauses, resumes and stops an
-execution from the page. With ``AGENTMESH_SCREENSHOTS=docs/img`` it also writes the
+execution from the page, and a viewer who signs in sees no controls. With ``AGENTMESH_SCREENSHOTS=docs/img`` it also writes the
 README's screenshots.
 """
 
@@ -24,6 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from agent_sdk import Client
 from coordinator.server import Coordinator
 from tests.conftest import ROOT, serving_coordinator
+from tests.integration.test_authorization import PRINCIPALS, tokens_yaml
 from tests.integration.test_workflows import SETUP_INPUT, WORKFLOWS, Script, seed_agent
 
 pytestmark = pytest.mark.timeout(120)
@@ -191,3 +192,35 @@ async def test_every_page_renders_and_the_theme_switches(
     await page.keyboard.press("Tab")  # the skip link, then the pages: keyboard reachable
     await page.click("#theme")
     assert await page.get_attribute("html", "data-theme") != before
+
+
+async def test_a_viewer_signs_in_and_sees_no_controls(browser: Browser, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(tokens_yaml())
+    async with serving_coordinator(auth_tokens_file=str(tokens)) as c:
+        admin = Client(c.address, timeout=10, token=PRINCIPALS["admin"])
+        async with admin:
+            await admin.define_workflow("gate", GATE)
+            started = await admin.start_workflow("gate")
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        page = await context.new_page()
+        try:
+            await page.goto(url(c, f"#/executions/{started.id}"))
+            await page.wait_for_selector("h1:text('Sign in')")  # no token yet: 401
+            await page.fill("#token", PRINCIPALS["viewer"])
+            await page.click("button:text('Sign in')")
+            await page.wait_for_selector('g.node[data-step="hold"][data-state="running"]')
+            assert await page.inner_text("#who") == "viewer · default"
+            assert await page.locator("button.control").count() == 0  # no pause, resume, stop
+            await page.goto(url(c, "#/workflows/gate"))
+            await page.wait_for_selector("h2:has-text('gate')")
+            assert await page.locator("button:text('Start')").count() == 0
+            # An operator, in the same browser, gets the controls.
+            await page.click("#signout")
+            await page.fill("#token", PRINCIPALS["operator"])
+            await page.click("button:text('Sign in')")
+            await page.goto(url(c, f"#/executions/{started.id}"))
+            await page.wait_for_selector("button:text('Stop')")
+            assert await page.locator("button.control").count() == 3
+        finally:
+            await context.close()

@@ -108,6 +108,16 @@ async def test_a_workflow_runs_end_to_end_over_json(
         assert [a["name"] for a in r.json()["agents"]] == ["echo"]
 
 
+async def test_without_auth_the_caller_may_do_everything(http: httpx.AsyncClient) -> None:
+    r = await http.post("/agentmesh.v1.RegistryService/GetCaller", json={})
+    caller = r.json()
+    assert caller["name"] == "anonymous" and caller.get("authEnabled", False) is False
+    assert caller["via"] == "none" and caller["namespace"] == "default"
+    assert {"executions.stop", "workflows.define", "integrations.manage"} <= set(
+        caller["permissions"]
+    )
+
+
 async def test_binary_requests_get_binary_answers(http: httpx.AsyncClient) -> None:
     request = registry_pb2.GetCoordinatorInfoRequest().SerializeToString()
     r = await http.post(

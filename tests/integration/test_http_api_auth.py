@@ -119,3 +119,27 @@ async def test_the_event_stream_needs_credentials_too(
     assert r.status_code == 200 and "coordinator.started" in r.text
     r = await http.get("/v1/events", params={**query, "access_token": "wrong-token-000000"})
     assert r.status_code == 401
+
+
+async def test_get_caller_says_what_each_role_may_do_where(
+    secured: tuple[Coordinator, httpx.AsyncClient],
+) -> None:
+    _, http = secured
+    path = "/agentmesh.v1.RegistryService/GetCaller"
+    viewer = (await http.post(path, json={}, headers=bearer("viewer"))).json()
+    assert viewer["name"] == "viewer" and viewer["authEnabled"] is True and viewer["via"] == "token"
+    assert "executions.read" in viewer["permissions"]
+    assert "executions.pause" not in viewer["permissions"]
+    admin = (await http.post(path, json={}, headers=bearer("admin"))).json()
+    assert {"executions.pause", "workflows.define"} <= set(admin["permissions"])
+    agent = (await http.post(path, json={}, headers=bearer("agent"))).json()
+    assert agent["permissions"] == ["agents.connect", "caller.read"]
+    # In a namespace it may not act in, it may not even ask.
+    elsewhere = await http.post(path, json={}, headers=bearer("admin", "team-b"))
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "permission_denied")
+    assert "team-b" in elsewhere.json()["message"]
+    team = {"Authorization": f"Bearer {TEAM_TOKEN}", "AgentMesh-Namespace": "team-a"}
+    mine = (await http.post(path, json={}, headers=team)).json()
+    assert mine["namespaces"] == ["team-a"] and "executions.start" in mine["permissions"]
+    r = await http.post(path, json={})
+    assert (r.status_code, r.json()["code"]) == (401, "unauthenticated")

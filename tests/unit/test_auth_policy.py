@@ -70,7 +70,7 @@ def test_the_roles_nest() -> None:
     assert DEFAULT_ROLES["viewer"] == READ_ONLY
     assert DEFAULT_ROLES["viewer"] < DEFAULT_ROLES["operator"] < DEFAULT_ROLES["admin"]
     assert DEFAULT_ROLES["admin"] == PERMISSIONS - {"agents.connect"}
-    assert DEFAULT_ROLES["agent"] == {"agents.connect"}
+    assert DEFAULT_ROLES["agent"] == {"agents.connect", "caller.read"}  # and who it is
 
 
 def test_health_and_reflection_are_not_in_the_method_table() -> None:

@@ -6,6 +6,26 @@ const main = document.getElementById("main");
 const status = document.getElementById("status");
 let closeStream = () => {};
 let timer = 0;
+// Who is signed in and what it may do in its namespace (GetCaller); null permissions: not
+// known (a custom role without caller.read), so every control is offered and the API decides.
+let caller = null;
+
+async function who() {
+  const key = `${session.token}|${session.namespace}`;
+  if (caller && caller.key === key) return caller;
+  try {
+    const c = await call("RegistryService", "GetCaller");
+    caller = { ...c, key, allowed: new Set(c.permissions || []) };
+  } catch (e) {
+    if (e.code === "unauthenticated") throw e;
+    caller = { name: "", key, allowed: null };
+  }
+  document.getElementById("who").textContent = caller.authEnabled ? `${caller.name} · ${caller.namespace}` : "";
+  document.getElementById("signout").hidden = !caller.authEnabled;
+  return caller;
+}
+
+const can = (permission) => !caller || !caller.allowed || caller.allowed.has(permission);
 
 const STATUS = (s) => (s || "").replace(/^(EXECUTION|AGENT)_STATUS_/, "").toLowerCase();
 
@@ -126,7 +146,7 @@ async function workflowsPage(name) {
     h("h2", {}, w.definition?.name || w.name, " ", h("small", {}, `version ${w.version}`)),
     h("p", {}, w.description || w.definition?.description || ""),
     h("div", { class: "graph-box" }, render(w.definition || {})),
-    h("h3", {}, "Start an execution"), input, start,
+    ...(can("executions.start") ? [h("h3", {}, "Start an execution"), input, start] : []),
     h("h3", {}, "Definition"), json(w.definition),
   );
 }
@@ -158,9 +178,9 @@ async function executionPage(id) {
   const state = h("span", { id: "execution-state" }, badge(STATUS(execution.status)));
   const timeline = h("ol", { class: "timeline", "aria-live": "polite" });
   const controls = h("div", { class: "controls" },
-    control("Pause", () => call("ExecutionService", "PauseWorkflow", { executionId: id })),
-    control("Resume", () => call("ExecutionService", "ResumeWorkflow", { executionId: id })),
-    control("Stop", () => call("ExecutionService", "StopWorkflow", { executionId: id, reason: "stopped from the dashboard" })),
+    can("executions.pause") ? control("Pause", () => call("ExecutionService", "PauseWorkflow", { executionId: id })) : null,
+    can("executions.resume") ? control("Resume", () => call("ExecutionService", "ResumeWorkflow", { executionId: id })) : null,
+    can("executions.stop") ? control("Stop", () => call("ExecutionService", "StopWorkflow", { executionId: id, reason: "stopped from the dashboard" })) : null,
   );
   const data = h("div", { class: "data" });
   const showData = (x) => data.replaceChildren(
@@ -233,7 +253,9 @@ function signIn(why = "") {
   const token = h("input", { type: "password", id: "token", "aria-label": "token", autocomplete: "off" });
   const namespace = h("input", { type: "text", id: "namespace", "aria-label": "namespace", placeholder: "default", value: session.namespace });
   main.replaceChildren(h("h1", {}, "Sign in"), h("p", {}, why || "This coordinator needs a token."),
-    h("form", { onsubmit: (ev) => { ev.preventDefault(); session.token = token.value.trim(); session.namespace = namespace.value.trim(); location.hash = "#/overview"; route(); } },
+    h("form", { onsubmit: (ev) => { ev.preventDefault(); session.token = token.value.trim(); session.namespace = namespace.value.trim(); caller = null;
+        // Back to the page that asked (hashchange routes), or to the overview.
+        if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/overview"; else route(); } },
       h("label", {}, "Token ", token), h("label", {}, "Namespace ", namespace), h("button", { type: "submit" }, "Sign in")));
   token.focus();
 }
@@ -250,6 +272,7 @@ async function route() {
   say("");
   try {
     if (page === "signin") return signIn();
+    await who();
     if (page === "agents") return await agentsPage();
     if (page === "workflows") return await workflowsPage(arg);
     if (page === "executions" && arg) return await executionPage(arg);
@@ -267,7 +290,7 @@ document.getElementById("theme").addEventListener("click", () => {
   document.documentElement.dataset.theme = next;
   localStorage.setItem("agentmesh.theme", next);
 });
-document.getElementById("signout").addEventListener("click", () => { session.token = ""; location.hash = "#/signin"; });
+document.getElementById("signout").addEventListener("click", () => { session.token = ""; caller = null; location.hash = "#/signin"; });
 document.documentElement.dataset.theme = localStorage.getItem("agentmesh.theme") || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
 window.addEventListener("hashchange", route);
 route();

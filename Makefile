@@ -81,6 +81,7 @@ bench: venv
 	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/services.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/web.py
 
 image:
 	docker build -f deploy/Dockerfile -t agentmesh:dev .

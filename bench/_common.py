@@ -1,4 +1,4 @@
-"""Small helpers the HTTP benchmarks share (services.py, webhooks.py)."""
+"""Small helpers the HTTP benchmarks share (services.py, webhooks.py, web.py)."""
 
 from __future__ import annotations
 

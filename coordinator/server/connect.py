@@ -396,9 +396,11 @@ class Gateway:
                     end["metadata"] = shown
                 await response.write(envelope(_END_STREAM, json.dumps(end).encode()))
                 await response.write_eof()
-            except (ConnectionError, asyncio.CancelledError):
+            except asyncio.CancelledError:
                 rpc.cancel()  # the client went away
                 raise
+            except ConnectionResetError:  # it went away mid-write: nothing to say
+                rpc.cancel()
             return response
 
         return handle

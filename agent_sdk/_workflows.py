@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,23 +230,50 @@ class WorkflowMethods:
         workflow_name: str = "",
         statuses: Sequence[str] = (),
         limit: int = 50,
+        *,
+        query: str = "",
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_id: str = "",
     ) -> list[ExecutionSummary]:
-        """Executions of any status, newest first (``statuses`` such as ``"running"``,
-        ``"failed"``; empty means all). ValueError names an unknown status;
-        InvalidArgumentError for a ``limit`` over the coordinator's.  Cancelling it
-        cancels the call."""
-        codes: list[Any] = []  # enum numbers (the stubs type Value() as int)
-        for s in statuses:
-            try:
-                codes.append(workflow_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{s.upper()}"))
-            except ValueError:
-                known = ", ".join(STATUSES)
-                raise ValueError(f"unknown execution status {s!r} (one of {known})") from None
-        req = workflow_pb2.ListExecutionsRequest(
-            workflow_name=workflow_name, statuses=codes, limit=limit
+        """Executions of any status, newest first: the first page of
+        ``iter_executions`` (same filters), at most ``limit`` rows. ValueError names an
+        unknown status; InvalidArgumentError for a ``limit`` over the coordinator's.
+        Cancelling it cancels the call."""
+        req = _listing(
+            workflow_name, statuses, limit, query, started_after, started_before, parent_id
         )
         r = await self._call(self._executions.ListExecutions, req)
         return [ExecutionSummary.from_proto(e) for e in r.executions]
+
+    async def iter_executions(
+        self,
+        workflow_name: str = "",
+        statuses: Sequence[str] = (),
+        *,
+        page_size: int = 200,
+        query: str = "",
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_id: str = "",
+    ) -> AsyncIterator[ExecutionSummary]:
+        """Every execution that matches, newest first, a page of ``page_size`` per call:
+        ``statuses`` such as ``"running"``, ``"failed"`` (empty: all); ``query`` a
+        case-insensitive substring of the id or the input as JSON; ``started_after``
+        and ``started_before`` bound the start time (open); ``parent_id`` keeps the
+        children of one execution. Executions started while it pages come first on a
+        later listing, never twice in this one. Cancelling it (or leaving the loop)
+        cancels the call in flight."""
+        req = _listing(
+            workflow_name, statuses, page_size, query, started_after, started_before, parent_id
+        )
+        while True:
+            r = await self._call(self._executions.ListExecutions, req)
+            for e in r.executions:
+                yield ExecutionSummary.from_proto(e)
+            if not r.next_page_token:
+                return
+            req.page_token = r.next_page_token
 
     async def get_execution_history(
         self, execution_id: str, after_sequence: int = 0
@@ -297,3 +324,34 @@ class WorkflowMethods:
             )
             for t in r.triggers
         ]
+
+
+def _listing(
+    workflow_name: str,
+    statuses: Sequence[str],
+    limit: int,
+    query: str,
+    started_after: datetime | None,
+    started_before: datetime | None,
+    parent_id: str,
+) -> workflow_pb2.ListExecutionsRequest:
+    """A ListExecutionsRequest; ValueError names an unknown status."""
+    codes: list[Any] = []  # enum numbers (the stubs type Value() as int)
+    for s in statuses:
+        try:
+            codes.append(workflow_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{s.upper()}"))
+        except ValueError:
+            known = ", ".join(STATUSES)
+            raise ValueError(f"unknown execution status {s!r} (one of {known})") from None
+    req = workflow_pb2.ListExecutionsRequest(
+        workflow_name=workflow_name,
+        statuses=codes,
+        limit=limit,
+        query=query,
+        parent_execution_id=parent_id,
+    )
+    if started_after is not None:
+        req.started_after.FromDatetime(started_after)
+    if started_before is not None:
+        req.started_before.FromDatetime(started_before)
+    return req

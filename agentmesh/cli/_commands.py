@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,14 @@ async def executions(client: Client, args: argparse.Namespace) -> int:
     unknown = [s for s in statuses if s not in STATUSES]
     if unknown:
         raise UsageError(f"--status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
-    rows = await client.list_executions(args.workflow, sorted(set(statuses)), args.limit)
+    rows = await client.list_executions(
+        args.workflow,
+        sorted(set(statuses)),
+        args.limit,
+        query=args.search,
+        started_after=None if args.since is None else datetime.now(UTC) - args.since,
+        parent_id=args.parent,
+    )
     if args.json:
         out.print_json(rows)
     else:

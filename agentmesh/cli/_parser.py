@@ -7,6 +7,7 @@ import argparse
 from agent_sdk._types import STATUSES
 from agentmesh import __version__
 from agentmesh.cli._parser_offline import (
+    _ago,
     _auth_commands,
     _demo_command,
     _dev_commands,
@@ -213,6 +214,13 @@ def build_parser(settings_flags: bool = True) -> argparse.ArgumentParser:
     executions.add_argument(
         "--limit", type=_ranged(1, 1000), default=20, help="at most this many (default 20)"
     )
+    executions.add_argument(
+        "--search", default="", metavar="TEXT", help="whose id or input (JSON) contains TEXT"
+    )
+    executions.add_argument(
+        "--since", type=_ago, metavar="SPAN", help="started in the last SPAN (90s, 15m, 2h, 7d)"
+    )
+    executions.add_argument("--parent", default="", metavar="ID", help="children of execution ID")
     executions.add_argument("--json", action="store_true")
 
     status = command("status", "an execution's status")

@@ -4,9 +4,25 @@ the offline ones (auth, dev, demo) and the watching ones (events, metrics, top).
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 DEMO_WORKFLOWS = ("project_setup", "implement_feature", "data_processing")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ago(text: str) -> timedelta:
+    """An argparse type: a span such as ``90s``, ``15m``, ``2h`` or ``7d``."""
+    unit = _UNITS.get(text[-1:])
+    try:
+        amount = float(text[:-1]) if unit else float("nan")
+    except ValueError:
+        amount = float("nan")
+    if unit is None or not amount >= 0 or amount * unit > 10 * 365 * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span such as 90s, 15m, 2h or 7d")
+    return timedelta(seconds=amount * unit)
 
 
 def _ranged(low: int, high: int) -> Any:

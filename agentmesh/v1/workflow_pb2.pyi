@@ -310,20 +310,32 @@ class ListActiveExecutionsResponse(_message.Message):
     def __init__(self, executions: _Optional[_Iterable[_Union[ExecutionInfo, _Mapping]]] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
-    __slots__ = ("workflow_name", "statuses", "limit")
+    __slots__ = ("workflow_name", "statuses", "limit", "page_token", "started_after", "started_before", "query", "parent_execution_id")
     WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    STARTED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     workflow_name: str
     statuses: _containers.RepeatedScalarFieldContainer[ExecutionStatus]
     limit: int
-    def __init__(self, workflow_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[ExecutionStatus, str]]] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    started_after: _timestamp_pb2.Timestamp
+    started_before: _timestamp_pb2.Timestamp
+    query: str
+    parent_execution_id: str
+    def __init__(self, workflow_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[ExecutionStatus, str]]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., started_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., query: _Optional[str] = ..., parent_execution_id: _Optional[str] = ...) -> None: ...
 
 class ListExecutionsResponse(_message.Message):
-    __slots__ = ("executions",)
+    __slots__ = ("executions", "next_page_token")
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     executions: _containers.RepeatedCompositeFieldContainer[ExecutionInfo]
-    def __init__(self, executions: _Optional[_Iterable[_Union[ExecutionInfo, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, executions: _Optional[_Iterable[_Union[ExecutionInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetExecutionHistoryRequest(_message.Message):
     __slots__ = ("execution_id", "after_sequence")

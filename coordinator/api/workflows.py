@@ -12,6 +12,7 @@ from agentmesh.v1 import (
     workflow_pb2,
     workflow_pb2_grpc,
 )
+from coordinator.api.listing import encode_token, listing_of
 from coordinator.api.scope import namespace_of
 from coordinator.api.status import mapped
 from coordinator.engine.catalog import Catalog
@@ -39,9 +40,6 @@ SEVERITY = {
     "warning": workflow_pb2.ValidationIssue.SEVERITY_WARNING,
 }
 MAX_WAIT_MS = 3_600_000
-# ListExecutions: rows when the request says 0, and the most it may ask for.
-DEFAULT_LIST = 50
-MAX_LIST = 1000
 STATUS_NAME = {code: name for name, code in EXECUTION_STATUS.items() if name != "pending"}
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
@@ -355,19 +353,17 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
     async def ListExecutions(
         self, request: workflow_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.ListExecutionsResponse:
-        if request.limit > MAX_LIST:
-            raise InvalidArgument(f"limit must be at most {MAX_LIST}, got {request.limit}")
-        statuses: set[str] | None = None
-        if request.statuses:
-            statuses = set()
-            for code in request.statuses:
-                name = STATUS_NAME.get(code)
-                if name is None:
-                    raise InvalidArgument(f"statuses: {code} is not an execution status")
-                statuses.add(name)
+        asked = listing_of(request, STATUS_NAME)
+        # One row more than the page: whether there is a next page, without a second query.
         rows = await self._rt.listing(
-            request.workflow_name, statuses, request.limit or DEFAULT_LIST, namespace_of(context)
+            asked.workflow_name,
+            asked.statuses,
+            asked.limit + 1,
+            namespace_of(context),
+            asked.where,
         )
+        more = len(rows) > asked.limit
+        rows = rows[: asked.limit]
         out = []
         for record, live in rows:
             info = workflow_pb2.ExecutionInfo(
@@ -385,7 +381,8 @@ class ExecutionService(workflow_pb2_grpc.ExecutionServiceServicer):
             if record.status in FINISHED:  # the index row's last update is the end
                 info.end_time.FromDatetime(record.updated)
             out.append(info)
-        return workflow_pb2.ListExecutionsResponse(executions=out)
+        token = encode_token(rows[-1][0]) if more else ""
+        return workflow_pb2.ListExecutionsResponse(executions=out, next_page_token=token)
 
     @mapped
     async def GetExecutionHistory(

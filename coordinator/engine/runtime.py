@@ -50,7 +50,7 @@ from coordinator.errors import (
 )
 from coordinator.quotas import Quotas
 from coordinator.secrets import Redactor, Secrets
-from coordinator.store import ExecutionRecord, Store, StoredEvent
+from coordinator.store import ExecutionRecord, ExecutionWhere, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -396,10 +396,13 @@ class WorkflowRuntime:
         statuses: Collection[str] | None,
         limit: int,
         namespace: str | None = None,
+        where: ExecutionWhere | None = None,
     ) -> list[tuple[ExecutionRecord, Live | None]]:
         """Executions of any status from the store's index, newest first, each with
         its live state when this coordinator holds it in memory (current steps)."""
-        records = await self.store.list_executions(statuses, workflow_name, limit, namespace)
+        records = await self.store.list_executions(
+            statuses, workflow_name, limit, namespace, where or ExecutionWhere()
+        )
         return [(r, self._live.get(r.id) or self._done.get(r.id)) for r in records]
 
     async def history(

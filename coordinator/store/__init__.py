@@ -14,7 +14,14 @@ version) and idempotency keys are per namespace; execution ids stay global keys,
 record carrying its namespace (``default`` for data written before namespaces).
 """
 
-from ._api import DocumentRecord, ExecutionRecord, Store, StoredEvent, WorkflowRecord
+from ._api import (
+    DocumentRecord,
+    ExecutionRecord,
+    ExecutionWhere,
+    Store,
+    StoredEvent,
+    WorkflowRecord,
+)
 from ._errors import ConflictError, Fenced, StoreError, StoreLocked, StoreUnavailable
 from ._etcd import EtcdStore
 from ._memory import MemoryStore
@@ -24,6 +31,7 @@ __all__ = [  # noqa: RUF022 - grouped by use
     # the interface and its values
     "DocumentRecord",
     "ExecutionRecord",
+    "ExecutionWhere",
     "Store",
     "StoredEvent",
     "WorkflowRecord",

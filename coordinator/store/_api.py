@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +57,49 @@ class ExecutionRecord:
     # finished while its parent was being recovered without scanning finished executions.
     parent_key: str = ""
     namespace: str = DEFAULT_NAMESPACE
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionWhere:
+    """What ``list_executions`` selects beyond status, workflow and namespace.
+
+    ``parent_id``: only the children of that execution (None: any). ``created_after``
+    and ``created_before``: an open time range on ``created`` (None: unbounded).
+    ``after``: the (``created``, ``id``) of the last row of the previous page; the
+    page starts past it in the listing's order. ``text``: a case-insensitive
+    substring of the id or of the execution's input as JSON ("" matches all).
+    """
+
+    parent_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    after: tuple[datetime, str] | None = None
+    text: str = ""
+
+    def admits(self, record: ExecutionRecord) -> bool:
+        """Whether ``record`` passes every bound but ``text`` (which needs the input)."""
+        if self.parent_id is not None and record.parent_id != self.parent_id:
+            return False
+        if self.created_after is not None and record.created <= self.created_after:
+            return False
+        if self.created_before is not None and record.created >= self.created_before:
+            return False
+        return self.after is None or (record.created, record.id) < self.after
+
+    def finds(self, record: ExecutionRecord, started: dict[str, Any] | None) -> bool:
+        """Whether ``text`` is in the id of ``record`` or in its input, the ``input``
+        of its ``started`` event's data (None: not known, so only the id counts)."""
+        if not self.text:
+            return True
+        needle = self.text.lower()
+        if needle in record.id.lower():
+            return True
+        if started is None:
+            return False
+        return needle in json.dumps(started.get("input"), separators=(",", ":")).lower()
+
+
+EVERY = ExecutionWhere()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +201,13 @@ class Store(Protocol):
         workflow_name: str = "",
         limit: int = 1000,
         namespace: str | None = None,
+        where: ExecutionWhere = EVERY,
     ) -> list[ExecutionRecord]:
-        """Index rows, newest ``created`` first (ties by id, descending).
+        """Index rows, newest ``created`` first (ties by id, descending), at most ``limit``.
 
         ``statuses=None`` means any status; an empty collection matches nothing.
-        ``workflow_name=""`` means any workflow; ``namespace=None`` any namespace.
+        ``workflow_name=""`` means any workflow; ``namespace=None`` any namespace;
+        ``where`` narrows further (a parent, a time range, a page, a text search).
         """
         ...
 

@@ -105,6 +105,19 @@ def encode_events(events: Sequence[StoredEvent]) -> list[EventRow]:
     return rows
 
 
+# The type of an execution's first event, the engine's ``Started`` (its input is there).
+STARTED_TYPE = "ExecutionStarted"
+
+
+def started_data(type_: str, data_json: str) -> dict[str, Any] | None:
+    """The data of an event of ``type_`` as stored (``data_json``) if it is an
+    execution's ``Started`` event, else None."""
+    if type_ != STARTED_TYPE:
+        return None
+    data = json.loads(data_json)
+    return data if isinstance(data, dict) else None
+
+
 def decode_event(row: Sequence[Any]) -> StoredEvent:
     execution_id, seq, type_, time, data, position = row
     return StoredEvent(execution_id, seq, type_, decode_time(time), json.loads(data), position)

@@ -118,8 +118,10 @@ from . import _codec as codec
 from . import _etcd_docs as etcd_docs
 from . import _etcd_log as etcd_log
 from ._api import (
+    EVERY,
     DocumentRecord,
     ExecutionRecord,
+    ExecutionWhere,
     StoredEvent,
     StoreLifecycle,
     WorkflowRecord,
@@ -666,6 +668,7 @@ class EtcdStore(StoreLifecycle):
         workflow_name: str = "",
         limit: int = 1000,
         namespace: str | None = None,
+        where: ExecutionWhere = EVERY,
     ) -> list[ExecutionRecord]:
         self._check()
         if limit <= 0:
@@ -689,10 +692,37 @@ class EtcdStore(StoreLifecycle):
                 (wanted is None or record.status in wanted)
                 and (not workflow_name or record.workflow_name == workflow_name)
                 and (namespace is None or record.namespace == namespace)
+                and where.admits(record)
             ):
                 records.append(record)
         records.sort(key=lambda r: (r.created, r.id), reverse=True)
-        return records[:limit]
+        if not where.text:
+            return records[:limit]
+        return await self._search(records, where, limit)
+
+    async def _search(
+        self, records: list[ExecutionRecord], where: ExecutionWhere, limit: int
+    ) -> list[ExecutionRecord]:
+        """The first ``limit`` of ``records`` whose id or input holds ``where.text``:
+        first events are read a transaction's worth at a time, in order, until enough
+        have matched."""
+        found: list[ExecutionRecord] = []
+        step = max(self.max_txn_ops, 1)
+        for at in range(0, len(records), step):
+            chunk = records[at : at + step]
+            result = await self._call(
+                self.kv.txn([], [Range(self._event_key(r.id, 1)) for r in chunk], [])
+            )
+            for record, first in zip(chunk, result.ranges, strict=True):
+                started = None
+                if first:
+                    event = etcd_log.decode_event(record.id, 1, first[0].value)
+                    started = event.data if event.type == codec.STARTED_TYPE else None
+                if where.finds(record, started):
+                    found.append(record)
+                    if len(found) == limit:
+                        return found
+        return found
 
     async def get_workflow(
         self, name: str, version: str = "", namespace: str = DEFAULT_NAMESPACE

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from coordinator.domain import DEFAULT_NAMESPACE
 
 from . import _codec as codec
 from ._api import (
+    EVERY,
     DocumentRecord,
     ExecutionRecord,
+    ExecutionWhere,
     StoredEvent,
     StoreLifecycle,
     WorkflowRecord,
@@ -116,6 +119,7 @@ class MemoryStore(StoreLifecycle):
         workflow_name: str = "",
         limit: int = 1000,
         namespace: str | None = None,
+        where: ExecutionWhere = EVERY,
     ) -> list[ExecutionRecord]:
         self._check()
         if limit <= 0:
@@ -129,7 +133,14 @@ class MemoryStore(StoreLifecycle):
             and (namespace is None or r[9] == namespace)
         ]
         rows.sort(key=lambda r: (r[4], r[0]), reverse=True)
-        return [self._decode_execution(r) for r in rows[:limit]]
+        found: list[ExecutionRecord] = []
+        for row in rows:
+            record = self._decode_execution(row)
+            if where.admits(record) and where.finds(record, self._started(row[0])):
+                found.append(record)
+                if len(found) == limit:
+                    break
+        return found
 
     async def put_workflow(self, record: WorkflowRecord) -> None:
         self._check()
@@ -212,6 +223,10 @@ class MemoryStore(StoreLifecycle):
 
     def _last_seq(self, execution_id: str) -> int:
         return len(self._events.get(execution_id, ()))
+
+    def _started(self, execution_id: str) -> dict[str, Any] | None:
+        events = self._events.get(execution_id)
+        return codec.started_data(events[0][2], events[0][4]) if events else None
 
     def _decode_execution(self, row: codec.ExecutionRow) -> ExecutionRecord:
         return codec.decode_execution((*row, self._last_seq(row[0])))

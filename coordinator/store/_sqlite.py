@@ -25,9 +25,12 @@ from typing import Final, TypeVar
 from coordinator.domain import DEFAULT_NAMESPACE
 
 from . import _codec as codec
+from . import _sqlite_queries as queries
 from ._api import (
+    EVERY,
     DocumentRecord,
     ExecutionRecord,
+    ExecutionWhere,
     StoredEvent,
     StoreLifecycle,
     WorkflowRecord,
@@ -44,10 +47,7 @@ BUSY_TIMEOUT_S: Final = 5.0
 JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 
 _EVENT_COLUMNS: Final = "execution_id, seq, type, time, data, position"
-_EXECUTION_COLUMNS: Final = (
-    "id, workflow_name, workflow_version, status, created, updated, parent_id, "
-    "idempotency_key, parent_key, namespace, last_seq"
-)
+_EXECUTION_COLUMNS: Final = queries.EXECUTION_COLUMNS
 _WORKFLOW_COLUMNS: Final = "name, version, definition, created, namespace"
 
 _INSERT_EVENT: Final = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -215,14 +215,17 @@ class SqliteStore(StoreLifecycle):
         workflow_name: str = "",
         limit: int = 1000,
         namespace: str | None = None,
+        where: ExecutionWhere = EVERY,
     ) -> list[ExecutionRecord]:
         self._check()
         if limit <= 0 or (statuses is not None and not statuses):
             return []
-        sql, params = _list_executions(statuses, workflow_name, limit, namespace)
-        return await self._read(
-            lambda c: [codec.decode_execution(r) for r in c.execute(sql, params)]
-        )
+        sql, params = queries.list_executions(statuses, workflow_name, limit, namespace, where)
+        if not where.text:
+            return await self._read(
+                lambda c: [codec.decode_execution(r) for r in c.execute(sql, params)]
+            )
+        return await self._read(partial(queries.search, sql, params, where, limit))
 
     async def put_workflow(self, record: WorkflowRecord) -> None:
         self._check()
@@ -382,27 +385,6 @@ class SqliteStore(StoreLifecycle):
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
-
-
-def _list_executions(
-    statuses: Collection[str] | None, workflow_name: str, limit: int, namespace: str | None
-) -> tuple[str, list[str | int]]:
-    """The query of ``list_executions`` and its parameters (``statuses`` not empty)."""
-    clauses: list[str] = []
-    params: list[str | int] = []
-    if namespace is not None:
-        clauses.append("namespace = ?")
-        params.append(namespace)
-    if statuses is not None:
-        wanted = sorted(set(statuses))
-        clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
-        params.extend(wanted)
-    if workflow_name:
-        clauses.append("workflow_name = ?")
-        params.append(workflow_name)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY created DESC, id DESC LIMIT ?"
-    return sql, [*params, limit]
 
 
 def _last_seq(cur: sqlite3.Cursor, execution_id: str) -> int:

@@ -90,6 +90,39 @@ async def test_executions_are_listed_newest_first_by_workflow_and_status(tmp_pat
         assert [r.id for r in again] == list(reversed(done))
 
 
+async def test_executions_page_search_and_children(tmp_path: Path) -> None:
+    """Pages follow next_page_token to the end with no gap or repeat; the query finds
+    ids and inputs; a time range bounds start times; parent_id lists the children."""
+    parent = {
+        "id": "parent",
+        "steps": [{"id": "c", "type": "subworkflow", "workflow": "echo", "input": {"k": "kid"}}],
+    }
+    async with coordinator(tmp_path / "am.db") as (_, client), echo_agent(client.address):
+        await client.define_workflow("echo", ECHO)
+        await client.define_workflow("parent", parent)
+        ids = []
+        for i in range(7):
+            e = await client.start_workflow("echo", {"repo": f"Widget-{i}"})
+            ids.append((await client.wait_execution(e.id, timeout=10)).id)
+        top = await client.start_workflow("parent", {})
+        await client.wait_execution(top.id, timeout=10)
+
+        paged = [e.id async for e in client.iter_executions("echo", page_size=3)]
+        children = [e.id for e in await client.list_executions(parent_id=top.id)]
+        assert len(children) == 1 and children[0] not in ids
+        assert paged == [children[0], *reversed(ids)]  # 8 rows over 3 pages
+        found = await client.list_executions(query="widget-3")
+        assert [e.id for e in found] == [ids[3]]
+        assert [e.id for e in await client.list_executions(query=ids[5][-8:].upper())] == [ids[5]]
+        assert [e.id for e in await client.list_executions(query='"kid"')] == children
+        first = (await client.get_execution_status(ids[2])).start_time
+        last = (await client.get_execution_status(ids[4])).start_time
+        assert first is not None and last is not None
+        window = await client.list_executions(started_after=first, started_before=last)
+        assert [e.id for e in window] == [ids[3]]
+        assert await client.list_executions(query="nothing like it") == []
+
+
 async def test_list_executions_refuses_what_it_cannot_answer(tmp_path: Path) -> None:
     async with (
         coordinator(tmp_path / "am.db") as (c, _),
@@ -102,6 +135,9 @@ async def test_list_executions_refuses_what_it_cannot_answer(tmp_path: Path) -> 
                 workflow_pb2.ListExecutionsRequest(statuses=[UNKNOWN_STATUS]),
                 "99 is not an execution status",
             ),
+            (workflow_pb2.ListExecutionsRequest(page_token="garbage!"), "page_token is not one"),
+            (workflow_pb2.ListExecutionsRequest(page_token="WzEsMl0"), "page_token is not one"),
+            (workflow_pb2.ListExecutionsRequest(query="x" * 257), "at most 256 characters"),
         ]:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.ListExecutions(request)

@@ -5,6 +5,7 @@ before anything is dialled.  The token on the wire is in tests/integration/test_
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,16 @@ def test_which_namespace_the_cli_acts_in(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_malformed_namespace_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     line = usage_error(capsys, "executions", "-c", DEAD, "-n", "Team A")
     assert line.startswith("agentmesh: --namespace: 'Team A' is not a namespace name"), line
+
+
+def test_executions_since_takes_a_span_and_refuses_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser(settings_flags=False)
+    args = parser.parse_args(["executions", "--since", "90m", "--search", "app", "--parent", "p"])
+    assert args.since == timedelta(minutes=90) and args.search == "app" and args.parent == "p"
+    assert parser.parse_args(["executions", "--since", "2d"]).since == timedelta(days=2)
+    for bad in ["15", "m", "-3h", "1.5y", "nanm"]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["executions", f"--since={bad}"])
+        assert "is not a span such as 90s" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.store import (
     ConflictError,
     ExecutionRecord,
+    ExecutionWhere,
     MemoryStore,
     SqliteStore,
     Store,
@@ -30,6 +31,7 @@ from coordinator.store import (
     WorkflowRecord,
     open_store,
 )
+from coordinator.store._codec import STARTED_TYPE
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -76,6 +78,7 @@ def test_public_surface_is_pinned() -> None:
             "DocumentRecord",
             "EtcdStore",
             "ExecutionRecord",
+            "ExecutionWhere",
             "Fenced",
             "MemoryStore",
             "SqliteStore",
@@ -193,6 +196,63 @@ async def test_list_executions_filters_and_orders_newest_first(store: Store) -> 
     assert await ids(statuses={"running"}, workflow_name="build") == ["e2"]
     assert await ids(limit=2) == ["e4", "e0"]
     assert await ids(limit=0) == []
+
+
+async def test_list_executions_pages_ranges_children_and_text(store: Store) -> None:
+    """``where``: children of a parent, an open time range, pages that resume past a
+    cursor without a gap or a repeat, and a text search on the id and the input."""
+    rows = [
+        replace(ex(f"e{i:02}", created=i), parent_id="p" if i % 3 == 0 else "") for i in range(12)
+    ]
+    started = [
+        StoredEvent(f"e{i:02}", 1, STARTED_TYPE, T0, {"input": {"repo": f"Repo-{i}"}})
+        for i in range(12)
+    ]
+    started[5] = StoredEvent("e05", 1, "Other", T0, {"input": {"repo": "Repo-5"}})
+    await store.commit(started, rows)
+
+    async def ids(where: ExecutionWhere, limit: int = 100, **kwargs: Any) -> list[str]:
+        return [r.id for r in await store.list_executions(limit=limit, where=where, **kwargs)]
+
+    assert await ids(ExecutionWhere(parent_id="p")) == ["e09", "e06", "e03", "e00"]
+    assert await ids(ExecutionWhere(parent_id="")) == [
+        "e11",
+        "e10",
+        "e08",
+        "e07",
+        "e05",
+        "e04",
+        "e02",
+        "e01",
+    ]
+    window = ExecutionWhere(
+        created_after=T0 + timedelta(minutes=3), created_before=T0 + timedelta(minutes=7)
+    )
+    assert await ids(window) == ["e06", "e05", "e04"]  # both bounds open
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        page = await store.list_executions(limit=5, where=ExecutionWhere(after=cursor))
+        if not page:
+            break
+        pages.append([r.id for r in page])
+        cursor = (page[-1].created, page[-1].id)
+    assert pages == [
+        ["e11", "e10", "e09", "e08", "e07"],
+        ["e06", "e05", "e04", "e03", "e02"],
+        ["e01", "e00"],
+    ]
+    assert await ids(ExecutionWhere(text="repo-1")) == ["e11", "e10", "e01"]  # case-insensitive
+    assert await ids(ExecutionWhere(text="E0")) == [f"e{i:02}" for i in range(9, -1, -1)]
+    assert await ids(ExecutionWhere(text="repo-5")) == []  # not a Started event: no input
+    assert await ids(ExecutionWhere(text="repo-1"), limit=2) == ["e11", "e10"]
+    assert await ids(ExecutionWhere(text="repo", parent_id="p"), statuses={"running"}) == [
+        "e09",
+        "e06",
+        "e03",
+        "e00",
+    ]
+    assert await ids(ExecutionWhere(text="nowhere")) == []
 
 
 async def test_find_execution_by_idempotency_key(store: Store) -> None:
@@ -708,7 +768,7 @@ async def test_a_version_3_database_opens_in_the_default_namespace(tmp_path: Pat
 
 async def test_sqlite_lookups_are_index_searches(tmp_path: Path) -> None:
     """The per-namespace lookups (and the child lookup) search an index, never scan."""
-    from coordinator.store import _sqlite
+    from coordinator.store import _sqlite, _sqlite_queries
 
     path = tmp_path / "s.db"
     async with SqliteStore(path):
@@ -716,14 +776,27 @@ async def test_sqlite_lookups_are_index_searches(tmp_path: Path) -> None:
     queries: list[tuple[str, Sequence[object]]] = [
         (_sqlite._FIND_BY_KEY, ("team-a", "k")),
         (_sqlite._FIND_CHILD, ("p", "s.c1")),
-        _sqlite._list_executions(None, "", 10, "team-a"),
-        _sqlite._list_executions({"running", "queued"}, "build", 10, "team-a"),
+        _sqlite_queries.list_executions(None, "", 10, "team-a"),
+        _sqlite_queries.list_executions({"running", "queued"}, "build", 10, "team-a"),
+        # a page past a cursor, and a time range: bounds of the same index search
+        _sqlite_queries.list_executions(None, "", 10, "team-a", ExecutionWhere(after=(T0, "x"))),
+        _sqlite_queries.list_executions(
+            None, "", 10, "team-a", ExecutionWhere(created_after=T0, created_before=T0)
+        ),
+        _sqlite_queries.list_executions(None, "", 10, "team-a", ExecutionWhere(text="x")),
     ]
     with sqlite3.connect(path) as conn:
         for sql, params in queries:
             plan = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
             assert plan[0].startswith("SEARCH executions USING INDEX"), (sql, plan)
-        (sql, params) = _sqlite._list_executions(None, "", 10, "team-a")
+        (sql, params) = _sqlite_queries.list_executions(None, "", 10, "team-a")
         plan = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
         assert plan == ["SEARCH executions USING INDEX executions_namespace_created (namespace=?)"]
     conn.close()
+
+
+def test_the_store_knows_the_engines_started_event() -> None:
+    """The text search reads inputs from the engine's first event: the type must match."""
+    from coordinator.engine.events import Started
+
+    assert Started.TYPE == STARTED_TYPE

@@ -105,14 +105,16 @@ def encode_events(events: Sequence[StoredEvent]) -> list[EventRow]:
     return rows
 
 
-# The type of an execution's first event, the engine's ``Started`` (its input is there).
+# The types an execution's first event has, both with the input in their data: the
+# engine's ``Started``, or ``execution.queued`` when admission held the start back.
 STARTED_TYPE = "ExecutionStarted"
+QUEUED_TYPE = "execution.queued"
 
 
 def started_data(type_: str, data_json: str) -> dict[str, Any] | None:
-    """The data of an event of ``type_`` as stored (``data_json``) if it is an
-    execution's ``Started`` event, else None."""
-    if type_ != STARTED_TYPE:
+    """The data of an event of ``type_`` as stored (``data_json``) if it is one an
+    execution begins with (``STARTED_TYPE``, ``QUEUED_TYPE``), else None."""
+    if type_ not in (STARTED_TYPE, QUEUED_TYPE):
         return None
     data = json.loads(data_json)
     return data if isinstance(data, dict) else None

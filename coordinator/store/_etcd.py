@@ -717,7 +717,8 @@ class EtcdStore(StoreLifecycle):
                 started = None
                 if first:
                     event = etcd_log.decode_event(record.id, 1, first[0].value)
-                    started = event.data if event.type == codec.STARTED_TYPE else None
+                    if event.type in (codec.STARTED_TYPE, codec.QUEUED_TYPE):
+                        started = event.data
                 if where.finds(record, started):
                     found.append(record)
                     if len(found) == limit:

@@ -31,7 +31,7 @@ from coordinator.store import (
     WorkflowRecord,
     open_store,
 )
-from coordinator.store._codec import STARTED_TYPE
+from coordinator.store._codec import QUEUED_TYPE, STARTED_TYPE
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -209,6 +209,7 @@ async def test_list_executions_pages_ranges_children_and_text(store: Store) -> N
         for i in range(12)
     ]
     started[5] = StoredEvent("e05", 1, "Other", T0, {"input": {"repo": "Repo-5"}})
+    started[4] = StoredEvent("e04", 1, QUEUED_TYPE, T0, {"input": {"repo": "Repo-14"}})
     await store.commit(started, rows)
 
     async def ids(where: ExecutionWhere, limit: int = 100, **kwargs: Any) -> list[str]:
@@ -242,10 +243,10 @@ async def test_list_executions_pages_ranges_children_and_text(store: Store) -> N
         ["e06", "e05", "e04", "e03", "e02"],
         ["e01", "e00"],
     ]
-    assert await ids(ExecutionWhere(text="repo-1")) == ["e11", "e10", "e01"]  # case-insensitive
+    assert await ids(ExecutionWhere(text="repo-1")) == ["e11", "e10", "e04", "e01"]  # any case
     assert await ids(ExecutionWhere(text="E0")) == [f"e{i:02}" for i in range(9, -1, -1)]
     assert await ids(ExecutionWhere(text="repo-5")) == []  # not a Started event: no input
-    assert await ids(ExecutionWhere(text="repo-1"), limit=2) == ["e11", "e10"]
+    assert await ids(ExecutionWhere(text="repo-1"), limit=3) == ["e11", "e10", "e04"]
     assert await ids(ExecutionWhere(text="repo", parent_id="p"), statuses={"running"}) == [
         "e09",
         "e06",
@@ -796,7 +797,10 @@ async def test_sqlite_lookups_are_index_searches(tmp_path: Path) -> None:
 
 
 def test_the_store_knows_the_engines_started_event() -> None:
-    """The text search reads inputs from the engine's first event: the type must match."""
+    """The text search reads inputs from an execution's first event: its types must be
+    the engine's (the runtime writes ``execution.queued`` when admission holds a start)."""
+    from coordinator.engine import runtime
     from coordinator.engine.events import Started
 
     assert Started.TYPE == STARTED_TYPE
+    assert f'"{QUEUED_TYPE}"' in Path(runtime.__file__).read_text()

@@ -321,25 +321,30 @@ class Gateway:
             if isinstance(decoded, web.Response):
                 return decoded
             kind, payload, timeout = decoded
-            rpc = self.callable(method.path, streaming=False)(
-                payload, metadata=metadata_of(request), timeout=timeout
-            )
-            try:
-                answer: bytes = await rpc
-                headers = [*(await rpc.initial_metadata() or ())]
-                trailers = [*(await rpc.trailing_metadata() or ())]
-            except grpc.aio.AioRpcError as e:
-                code, message = rpc_error(e)
-                return error_response(code, message, e.trailing_metadata() or ())
-            out = {k: str(v) for k, v in headers if _shown(k, v)}
-            out.update({f"trailer-{k}": str(v) for k, v in trailers if _shown(k, v)})
-            return web.Response(
-                body=codec.response(answer, kind),
-                content_type=f"application/{kind}",
-                headers=out,
-            )
+            return await self.forward(codec, kind, payload, request, timeout)
 
         return handle
+
+    async def forward(
+        self, codec: Codec, kind: str, payload: bytes, request: web.Request, timeout: float | None
+    ) -> web.Response:
+        """Call ``codec``'s method with the binary request ``payload`` and the metadata
+        of ``request``: the answer in ``kind`` (JSON or proto), or the Connect error."""
+        rpc = self.callable(codec.method.path, streaming=False)(
+            payload, metadata=metadata_of(request), timeout=timeout
+        )
+        try:
+            answer: bytes = await rpc
+            headers = [*(await rpc.initial_metadata() or ())]
+            trailers = [*(await rpc.trailing_metadata() or ())]
+        except grpc.aio.AioRpcError as e:
+            code, message = rpc_error(e)
+            return error_response(code, message, e.trailing_metadata() or ())
+        out = {k: str(v) for k, v in headers if _shown(k, v)}
+        out.update({f"trailer-{k}": str(v) for k, v in trailers if _shown(k, v)})
+        return web.Response(
+            body=codec.response(answer, kind), content_type=f"application/{kind}", headers=out
+        )
 
     async def _decode(
         self, request: web.Request, codec: Codec, *, streaming: bool

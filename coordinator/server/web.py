@@ -2,6 +2,7 @@
 
 * the whole ``agentmesh.v1`` API over the Connect protocol (``server.connect``);
 * ``GET /v1/events``, the event log as Server-Sent Events (``server.sse``);
+* ``GET /v1/executions/{id}`` and the other typed paths of ``server.friendly``;
 * the dashboard at ``/`` (``server.dashboard``).
 
 The API and the event stream reach the coordinator's own gRPC server through a private
@@ -15,6 +16,7 @@ from coordinator.api.router import SERVICES
 from coordinator.config import Settings
 from coordinator.server.connect import Gateway
 from coordinator.server.dashboard import dashboard_routes
+from coordinator.server.friendly import friendly_routes
 from coordinator.server.http import HttpListener
 from coordinator.server.sse import EventStream
 
@@ -24,10 +26,15 @@ def add_web(listener: HttpListener, target: str, settings: Settings) -> HttpList
     gRPC server at ``target``; the gateway's channel closes with the listener."""
     gateway = Gateway(target, SERVICES, settings.max_message_bytes)
     listener.add_routes(gateway.routes())
-    listener.add_routes(EventStream(gateway).routes())
+    listener.add_routes(friendly_routes(gateway))
+    stream = EventStream(
+        gateway, buffer=settings.subscriber_buffer, max_subscribers=settings.max_subscribers
+    )
+    listener.add_routes(stream.routes())
     listener.add_routes(dashboard_routes())
 
     async def close(_: object) -> None:
+        stream.hub.close()
         await gateway.close()
 
     listener.app.on_cleanup.append(close)

@@ -96,7 +96,8 @@ class ExecutionWhere:
             return True
         if started is None:
             return False
-        return needle in json.dumps(started.get("input"), separators=(",", ":")).lower()
+        text = json.dumps(started.get("input"), ensure_ascii=False, separators=(",", ":"))
+        return needle in text.lower()
 
 
 EVERY = ExecutionWhere()

@@ -53,6 +53,12 @@ def list_executions(
     if where.after is not None:
         clauses.append("(created, id) < (?, ?)")
         params.extend((codec.encode_time(where.after[0], "page cursor"), where.after[1]))
+    if where.text and where.text.isascii():
+        # A first cut in SQL (the stored data holds the input's JSON, ASCII-escaped, as
+        # text): what passes is checked against the input itself in ``search``.
+        needle = where.text.lower()
+        clauses.append("(instr(lower(id), ?) > 0 OR instr(lower(events.data), ?) > 0)")
+        params.extend((needle, needle))
     condition = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     order = "ORDER BY created DESC, id DESC"
     if where.text:

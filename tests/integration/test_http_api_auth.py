@@ -121,6 +121,18 @@ async def test_the_event_stream_needs_credentials_too(
     assert r.status_code == 401
 
 
+async def test_the_friendly_paths_need_credentials_too(
+    secured: tuple[Coordinator, httpx.AsyncClient],
+) -> None:
+    _, http = secured
+    r = await http.get("/v1/executions")
+    assert (r.status_code, r.json()["code"]) == (401, "unauthenticated")
+    r = await http.get("/v1/executions", headers=bearer("agent"))
+    assert (r.status_code, r.json()["code"]) == (403, "permission_denied")
+    r = await http.get("/v1/executions", headers=bearer("viewer"))
+    assert r.status_code == 200 and r.json() == {}
+
+
 async def test_get_caller_says_what_each_role_may_do_where(
     secured: tuple[Coordinator, httpx.AsyncClient],
 ) -> None:

@@ -205,11 +205,18 @@ async def test_list_executions_pages_ranges_children_and_text(store: Store) -> N
         replace(ex(f"e{i:02}", created=i), parent_id="p" if i % 3 == 0 else "") for i in range(12)
     ]
     started = [
-        StoredEvent(f"e{i:02}", 1, STARTED_TYPE, T0, {"input": {"repo": f"Repo-{i}"}})
+        StoredEvent(
+            f"e{i:02}",
+            1,
+            STARTED_TYPE,
+            T0,
+            {"workflow": "versioned", "input": {"repo": f"Repo-{i}"}},
+        )
         for i in range(12)
     ]
     started[5] = StoredEvent("e05", 1, "Other", T0, {"input": {"repo": "Repo-5"}})
     started[4] = StoredEvent("e04", 1, QUEUED_TYPE, T0, {"input": {"repo": "Repo-14"}})
+    started[7] = StoredEvent("e07", 1, STARTED_TYPE, T0, {"input": {"repo": 'Café "Über"'}})
     await store.commit(started, rows)
 
     async def ids(where: ExecutionWhere, limit: int = 100, **kwargs: Any) -> list[str]:
@@ -254,6 +261,9 @@ async def test_list_executions_pages_ranges_children_and_text(store: Store) -> N
         "e00",
     ]
     assert await ids(ExecutionWhere(text="nowhere")) == []
+    assert await ids(ExecutionWhere(text="über")) == ["e07"]  # not ASCII, any case
+    assert await ids(ExecutionWhere(text='fé \\"ü')) == ["e07"]  # as the input's JSON has it
+    assert await ids(ExecutionWhere(text="version")) == []  # the input only, not the rest
 
 
 async def test_find_execution_by_idempotency_key(store: Store) -> None:

@@ -75,6 +75,7 @@ serve: venv
 
 bench: venv
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/api.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/failover.py

@@ -22,6 +22,7 @@ from agent_sdk._failover import Failover, GiveUp, Outcome, Result, Retry, Route
 from agent_sdk._integrations import IntegrationMethods
 from agent_sdk._monitoring import MonitoringMethods, call_outcome
 from agent_sdk._namespace import namespace_metadata, resolve_namespace
+from agent_sdk._task_waits import TaskWaitMethods
 from agent_sdk._tls import TLS, open_channel
 from agent_sdk._types import AgentInfo, CoordinatorInfo, TaskAssignment, TaskRequest
 from agent_sdk._webhooks import WebhookMethods
@@ -65,7 +66,9 @@ class _Unresolved:
     unary_unary = unary_stream = stream_unary = stream_stream = _method
 
 
-class Client(WorkflowMethods, IntegrationMethods, WebhookMethods, MonitoringMethods):
+class Client(
+    TaskWaitMethods, WorkflowMethods, IntegrationMethods, WebhookMethods, MonitoringMethods
+):
     """Talk to a coordinator: ``async with Client("localhost:50051") as c: ...``.
 
     Every method raises an ``agent_sdk.RpcError`` subclass on failure (e.g.

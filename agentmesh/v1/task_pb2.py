@@ -26,7 +26,7 @@ from agentmesh.v1 import types_pb2 as agentmesh_dot_v1_dot_types__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gentmesh/v1/task.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\x1a\x1cgoogle/protobuf/struct.proto\"_\n\x11\x41ssignTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.agentmesh.v1.Task\x12\x16\n\x0ewait_for_agent\x18\x03 \x01(\x08\"S\n\x16\x42ulkAssignTasksRequest\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.agentmesh.v1.Task\x12\x16\n\x0ewait_for_agent\x18\x02 \x01(\x08\"L\n\x17\x42ulkAssignTasksResponse\x12\x31\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment\"\'\n\x14GetTaskStatusRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"6\n\x0fWaitTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"]\n\x10ListTasksRequest\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.agentmesh.v1.TaskStatus\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"@\n\x11ListTasksResponse\x12+\n\x05tasks\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment\"_\n\x13\x43ompleteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"[\n\x0f\x46\x61ilTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.TaskError\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"R\n\x14\x43ompleteTaskResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.agentmesh.v1.TaskStatus\"N\n\x10\x46\x61ilTaskResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.agentmesh.v1.TaskStatus\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"`\n\x10PollTasksRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tmax_tasks\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"@\n\x11PollTasksResponse\x12+\n\x05tasks\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment2\xe1\x05\n\x0bTaskService\x12K\n\nAssignTask\x12\x1f.agentmesh.v1.AssignTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12^\n\x0f\x42ulkAssignTasks\x12$.agentmesh.v1.BulkAssignTasksRequest\x1a%.agentmesh.v1.BulkAssignTasksResponse\x12Q\n\rGetTaskStatus\x12\".agentmesh.v1.GetTaskStatusRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12G\n\x08WaitTask\x12\x1d.agentmesh.v1.WaitTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12L\n\tListTasks\x12\x1e.agentmesh.v1.ListTasksRequest\x1a\x1f.agentmesh.v1.ListTasksResponse\x12U\n\x0c\x43ompleteTask\x12!.agentmesh.v1.CompleteTaskRequest\x1a\".agentmesh.v1.CompleteTaskResponse\x12I\n\x08\x46\x61ilTask\x12\x1d.agentmesh.v1.FailTaskRequest\x1a\x1e.agentmesh.v1.FailTaskResponse\x12K\n\nCancelTask\x12\x1f.agentmesh.v1.CancelTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12L\n\tPollTasks\x12\x1e.agentmesh.v1.PollTasksRequest\x1a\x1f.agentmesh.v1.PollTasksResponseB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gentmesh/v1/task.proto\x12\x0c\x61gentmesh.v1\x1a\x18\x61gentmesh/v1/types.proto\x1a\x1cgoogle/protobuf/struct.proto\"_\n\x11\x41ssignTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.agentmesh.v1.Task\x12\x16\n\x0ewait_for_agent\x18\x03 \x01(\x08\"S\n\x16\x42ulkAssignTasksRequest\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.agentmesh.v1.Task\x12\x16\n\x0ewait_for_agent\x18\x02 \x01(\x08\"L\n\x17\x42ulkAssignTasksResponse\x12\x31\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment\"\'\n\x14GetTaskStatusRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"6\n\x0fWaitTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"8\n\x10WaitTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"C\n\x11WaitTasksResponse\x12.\n\x08\x66inished\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment\"p\n\x0eRunTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.agentmesh.v1.Task\x12\x16\n\x0ewait_for_agent\x18\x03 \x01(\x08\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\"]\n\x10ListTasksRequest\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.agentmesh.v1.TaskStatus\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"@\n\x11ListTasksResponse\x12+\n\x05tasks\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment\"_\n\x13\x43ompleteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"[\n\x0f\x46\x61ilTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.agentmesh.v1.TaskError\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"R\n\x14\x43ompleteTaskResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.agentmesh.v1.TaskStatus\"N\n\x10\x46\x61ilTaskResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.agentmesh.v1.TaskStatus\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"`\n\x10PollTasksRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tmax_tasks\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\x12\x16\n\x0esession_secret\x18\x04 \x01(\t\"@\n\x11PollTasksResponse\x12+\n\x05tasks\x18\x01 \x03(\x0b\x32\x1c.agentmesh.v1.TaskAssignment2\xf8\x06\n\x0bTaskService\x12K\n\nAssignTask\x12\x1f.agentmesh.v1.AssignTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12^\n\x0f\x42ulkAssignTasks\x12$.agentmesh.v1.BulkAssignTasksRequest\x1a%.agentmesh.v1.BulkAssignTasksResponse\x12Q\n\rGetTaskStatus\x12\".agentmesh.v1.GetTaskStatusRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12G\n\x08WaitTask\x12\x1d.agentmesh.v1.WaitTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12N\n\tWaitTasks\x12\x1e.agentmesh.v1.WaitTasksRequest\x1a\x1f.agentmesh.v1.WaitTasksResponse0\x01\x12\x45\n\x07RunTask\x12\x1c.agentmesh.v1.RunTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12L\n\tListTasks\x12\x1e.agentmesh.v1.ListTasksRequest\x1a\x1f.agentmesh.v1.ListTasksResponse\x12U\n\x0c\x43ompleteTask\x12!.agentmesh.v1.CompleteTaskRequest\x1a\".agentmesh.v1.CompleteTaskResponse\x12I\n\x08\x46\x61ilTask\x12\x1d.agentmesh.v1.FailTaskRequest\x1a\x1e.agentmesh.v1.FailTaskResponse\x12K\n\nCancelTask\x12\x1f.agentmesh.v1.CancelTaskRequest\x1a\x1c.agentmesh.v1.TaskAssignment\x12L\n\tPollTasks\x12\x1e.agentmesh.v1.PollTasksRequest\x1a\x1f.agentmesh.v1.PollTasksResponseB\x88\x01\n\x10\x64\x65v.agentmesh.v1P\x01Z>github.com/agentmesh/agentmesh/gen/go/agentmesh/v1;agentmeshv1\xa2\x02\x03\x41MX\xaa\x02\x0c\x41gentMesh.V1\xca\x02\x0c\x41gentMesh\\V1\xea\x02\rAgentMesh::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,24 +44,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTASKSTATUSREQUEST']._serialized_end=396
   _globals['_WAITTASKREQUEST']._serialized_start=398
   _globals['_WAITTASKREQUEST']._serialized_end=452
-  _globals['_LISTTASKSREQUEST']._serialized_start=454
-  _globals['_LISTTASKSREQUEST']._serialized_end=547
-  _globals['_LISTTASKSRESPONSE']._serialized_start=549
-  _globals['_LISTTASKSRESPONSE']._serialized_end=613
-  _globals['_COMPLETETASKREQUEST']._serialized_start=615
-  _globals['_COMPLETETASKREQUEST']._serialized_end=710
-  _globals['_FAILTASKREQUEST']._serialized_start=712
-  _globals['_FAILTASKREQUEST']._serialized_end=803
-  _globals['_COMPLETETASKRESPONSE']._serialized_start=805
-  _globals['_COMPLETETASKRESPONSE']._serialized_end=887
-  _globals['_FAILTASKRESPONSE']._serialized_start=889
-  _globals['_FAILTASKRESPONSE']._serialized_end=967
-  _globals['_CANCELTASKREQUEST']._serialized_start=969
-  _globals['_CANCELTASKREQUEST']._serialized_end=1021
-  _globals['_POLLTASKSREQUEST']._serialized_start=1023
-  _globals['_POLLTASKSREQUEST']._serialized_end=1119
-  _globals['_POLLTASKSRESPONSE']._serialized_start=1121
-  _globals['_POLLTASKSRESPONSE']._serialized_end=1185
-  _globals['_TASKSERVICE']._serialized_start=1188
-  _globals['_TASKSERVICE']._serialized_end=1925
+  _globals['_WAITTASKSREQUEST']._serialized_start=454
+  _globals['_WAITTASKSREQUEST']._serialized_end=510
+  _globals['_WAITTASKSRESPONSE']._serialized_start=512
+  _globals['_WAITTASKSRESPONSE']._serialized_end=579
+  _globals['_RUNTASKREQUEST']._serialized_start=581
+  _globals['_RUNTASKREQUEST']._serialized_end=693
+  _globals['_LISTTASKSREQUEST']._serialized_start=695
+  _globals['_LISTTASKSREQUEST']._serialized_end=788
+  _globals['_LISTTASKSRESPONSE']._serialized_start=790
+  _globals['_LISTTASKSRESPONSE']._serialized_end=854
+  _globals['_COMPLETETASKREQUEST']._serialized_start=856
+  _globals['_COMPLETETASKREQUEST']._serialized_end=951
+  _globals['_FAILTASKREQUEST']._serialized_start=953
+  _globals['_FAILTASKREQUEST']._serialized_end=1044
+  _globals['_COMPLETETASKRESPONSE']._serialized_start=1046
+  _globals['_COMPLETETASKRESPONSE']._serialized_end=1128
+  _globals['_FAILTASKRESPONSE']._serialized_start=1130
+  _globals['_FAILTASKRESPONSE']._serialized_end=1208
+  _globals['_CANCELTASKREQUEST']._serialized_start=1210
+  _globals['_CANCELTASKREQUEST']._serialized_end=1262
+  _globals['_POLLTASKSREQUEST']._serialized_start=1264
+  _globals['_POLLTASKSREQUEST']._serialized_end=1360
+  _globals['_POLLTASKSRESPONSE']._serialized_start=1362
+  _globals['_POLLTASKSRESPONSE']._serialized_end=1426
+  _globals['_TASKSERVICE']._serialized_start=1429
+  _globals['_TASKSERVICE']._serialized_end=2317
 # @@protoc_insertion_point(module_scope)

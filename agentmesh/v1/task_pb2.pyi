@@ -46,6 +46,32 @@ class WaitTaskRequest(_message.Message):
     timeout_ms: int
     def __init__(self, task_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
+class WaitTasksRequest(_message.Message):
+    __slots__ = ("task_ids", "timeout_ms")
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    timeout_ms: int
+    def __init__(self, task_ids: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class WaitTasksResponse(_message.Message):
+    __slots__ = ("finished",)
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    finished: _containers.RepeatedCompositeFieldContainer[_types_pb2.TaskAssignment]
+    def __init__(self, finished: _Optional[_Iterable[_Union[_types_pb2.TaskAssignment, _Mapping]]] = ...) -> None: ...
+
+class RunTaskRequest(_message.Message):
+    __slots__ = ("agent_id", "task", "wait_for_agent", "timeout_ms")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_AGENT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    task: _types_pb2.Task
+    wait_for_agent: bool
+    timeout_ms: int
+    def __init__(self, agent_id: _Optional[str] = ..., task: _Optional[_Union[_types_pb2.Task, _Mapping]] = ..., wait_for_agent: _Optional[bool] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
 class ListTasksRequest(_message.Message):
     __slots__ = ("status", "agent_id", "limit")
     STATUS_FIELD_NUMBER: _ClassVar[int]

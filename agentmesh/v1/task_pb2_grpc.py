@@ -55,6 +55,16 @@ class TaskServiceStub:
                 request_serializer=agentmesh_dot_v1_dot_task__pb2.WaitTaskRequest.SerializeToString,
                 response_deserializer=agentmesh_dot_v1_dot_types__pb2.TaskAssignment.FromString,
                 _registered_method=True)
+        self.WaitTasks = channel.unary_stream(
+                '/agentmesh.v1.TaskService/WaitTasks',
+                request_serializer=agentmesh_dot_v1_dot_task__pb2.WaitTasksRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_task__pb2.WaitTasksResponse.FromString,
+                _registered_method=True)
+        self.RunTask = channel.unary_unary(
+                '/agentmesh.v1.TaskService/RunTask',
+                request_serializer=agentmesh_dot_v1_dot_task__pb2.RunTaskRequest.SerializeToString,
+                response_deserializer=agentmesh_dot_v1_dot_types__pb2.TaskAssignment.FromString,
+                _registered_method=True)
         self.ListTasks = channel.unary_unary(
                 '/agentmesh.v1.TaskService/ListTasks',
                 request_serializer=agentmesh_dot_v1_dot_task__pb2.ListTasksRequest.SerializeToString,
@@ -123,6 +133,30 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitTasks(self, request, context):
+        """Waits for many tasks at once: each message carries the tasks that finished since
+        the last one (those already finished come first), so a burst of completions is one
+        message. Ends when every task has finished, or at timeout_ms (OK either way: the
+        tasks not sent are the ones still unfinished). NOT_FOUND, before anything is sent,
+        when an id is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunTask(self, request, context):
+        """Submits a task and waits for it to finish: AssignTask then WaitTask in one call,
+        what most callers want. With timeout_ms the task is returned as it stands then
+        (still running); cancelling the call leaves the task running (an idempotency_key
+        makes a retry find it).
+        Returns the TaskAssignment itself, as AssignTask and WaitTask do.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -180,6 +214,16 @@ def add_TaskServiceServicer_to_server(servicer, server):
             'WaitTask': grpc.unary_unary_rpc_method_handler(
                     servicer.WaitTask,
                     request_deserializer=agentmesh_dot_v1_dot_task__pb2.WaitTaskRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_types__pb2.TaskAssignment.SerializeToString,
+            ),
+            'WaitTasks': grpc.unary_stream_rpc_method_handler(
+                    servicer.WaitTasks,
+                    request_deserializer=agentmesh_dot_v1_dot_task__pb2.WaitTasksRequest.FromString,
+                    response_serializer=agentmesh_dot_v1_dot_task__pb2.WaitTasksResponse.SerializeToString,
+            ),
+            'RunTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunTask,
+                    request_deserializer=agentmesh_dot_v1_dot_task__pb2.RunTaskRequest.FromString,
                     response_serializer=agentmesh_dot_v1_dot_types__pb2.TaskAssignment.SerializeToString,
             ),
             'ListTasks': grpc.unary_unary_rpc_method_handler(
@@ -315,6 +359,60 @@ class TaskService:
             target,
             '/agentmesh.v1.TaskService/WaitTask',
             agentmesh_dot_v1_dot_task__pb2.WaitTaskRequest.SerializeToString,
+            agentmesh_dot_v1_dot_types__pb2.TaskAssignment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agentmesh.v1.TaskService/WaitTasks',
+            agentmesh_dot_v1_dot_task__pb2.WaitTasksRequest.SerializeToString,
+            agentmesh_dot_v1_dot_task__pb2.WaitTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmesh.v1.TaskService/RunTask',
+            agentmesh_dot_v1_dot_task__pb2.RunTaskRequest.SerializeToString,
             agentmesh_dot_v1_dot_types__pb2.TaskAssignment.FromString,
             options,
             channel_credentials,

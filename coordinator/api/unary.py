@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -18,10 +18,10 @@ from coordinator.api import convert
 from coordinator.api.agent_service import PROTOCOL_VERSION
 from coordinator.api.guard import check_capabilities
 from coordinator.api.scope import namespace_of
-from coordinator.api.status import mapped
+from coordinator.api.status import abort, mapped
 from coordinator.auth import PERMISSIONS, Policy
 from coordinator.auth import current as current_principal
-from coordinator.errors import FailedPrecondition, InvalidArgument, QuotaExceeded
+from coordinator.errors import FailedPrecondition, InvalidArgument, MeshError, QuotaExceeded
 from coordinator.mesh import Mesh
 from coordinator.secrets import Redactor
 
@@ -266,6 +266,44 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
             raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_TASK_MS}")
         timeout = request.timeout_ms / 1000 if request.timeout_ms else None
         task = await self._mesh.wait(request.task_id, timeout, namespace_of(context))
+        return convert.assignment(task, self._redactor)
+
+    async def WaitTasks(
+        self, request: task_pb2.WaitTasksRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[task_pb2.WaitTasksResponse]:
+        try:
+            if request.timeout_ms > MAX_WAIT_TASK_MS:
+                raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_TASK_MS}")
+            ids = list(request.task_ids)
+            if len(ids) > MAX_BULK:
+                raise InvalidArgument(f"at most {MAX_BULK} task ids per call, got {len(ids)}")
+            if len(set(ids)) != len(ids):
+                raise InvalidArgument("task_ids has duplicates")
+            timeout = request.timeout_ms / 1000 if request.timeout_ms else None
+            batches = self._mesh.completions(ids, timeout, namespace_of(context))
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    yield task_pb2.WaitTasksResponse(
+                        finished=[convert.assignment(t, self._redactor) for t in batch]
+                    )
+        except MeshError as e:
+            await abort(context, e)
+
+    @mapped
+    async def RunTask(
+        self, request: task_pb2.RunTaskRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.TaskAssignment:
+        if not request.HasField("task"):
+            raise InvalidArgument("task is required")
+        if request.timeout_ms > MAX_WAIT_TASK_MS:
+            raise InvalidArgument(f"timeout_ms must be at most {MAX_WAIT_TASK_MS}")
+        spec = convert.task_spec(request.task, request.agent_id, namespace_of(context))
+        task = await self._admitted(
+            context, spec.namespace, lambda: self._mesh.submit(spec, request.wait_for_agent)
+        )
+        if not task.status.finished:
+            timeout = request.timeout_ms / 1000 if request.timeout_ms else None
+            task = await self._mesh.wait(task.id, timeout, spec.namespace)
         return convert.assignment(task, self._redactor)
 
     @mapped

@@ -35,9 +35,11 @@ METHODS: Mapping[str, str] = {
     # Tasks submitted directly.
     _V1 + "TaskService/AssignTask": "tasks.assign",
     _V1 + "TaskService/BulkAssignTasks": "tasks.assign",
+    _V1 + "TaskService/RunTask": "tasks.assign",
     _V1 + "TaskService/CancelTask": "tasks.cancel",
     _V1 + "TaskService/GetTaskStatus": "tasks.read",
     _V1 + "TaskService/WaitTask": "tasks.read",
+    _V1 + "TaskService/WaitTasks": "tasks.read",
     _V1 + "TaskService/ListTasks": "tasks.read",
     # Workflow definitions.
     _V1 + "WorkflowService/DefineWorkflow": "workflows.define",

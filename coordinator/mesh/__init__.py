@@ -42,7 +42,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 from coordinator import domain as d
 from coordinator.config import Settings
@@ -50,6 +50,7 @@ from coordinator.domain import DEFAULT_NAMESPACE
 from coordinator.errors import Unavailable
 from coordinator.mesh import breakers
 from coordinator.mesh.clock import Clock, Handle, LoopClock
+from coordinator.mesh.completions import completions
 from coordinator.mesh.dispatch import Dispatch
 from coordinator.mesh.registry import MAX_CONCURRENCY, MAX_ID_CHARS, Registry
 from coordinator.mesh.tasks import MeshCounters, TaskListener, Tasks
@@ -358,6 +359,13 @@ class Mesh:
         """Wait until the task finishes or ``timeout`` seconds pass; return it (NotFound
         as ``get_task``). Cancelling the wait leaves the task alone."""
         return await self._tasks.wait(task_id, timeout, namespace)
+
+    def completions(
+        self, task_ids: Sequence[str], timeout: float | None, namespace: str | None = None
+    ) -> AsyncGenerator[list[d.Task], None]:
+        """The tasks in batches as they finish (``mesh.completions``); NotFound, before
+        anything is waited for, for an unknown id (as ``get_task``)."""
+        return completions([self._tasks.get(i, namespace) for i in task_ids], timeout)
 
     def cancel(
         self, task_id: str, reason: str = "cancelled by request", namespace: str | None = None

@@ -147,6 +147,7 @@ TRANSPORT = (
     "agent_sdk._errors",
     "agent_sdk._monitoring",
     "agent_sdk._task",
+    "agent_sdk._task_waits",
     "agent_sdk._tls",
     "agent_sdk._types",
     "agent_sdk._workflows",

@@ -59,6 +59,10 @@ class Secrets:
         self.values |= other.values
 
 
+#: Field names whose answer ``Redactor.secret_name`` remembers (beyond: computed each time).
+NAMES_KEPT = 10_000
+
+
 class Redactor:
     """The coordinator's rules: name ``patterns`` and the history ``key`` (a Fernet
     key, or None to store markers)."""
@@ -68,6 +72,9 @@ class Redactor:
     ) -> None:
         self.patterns = tuple(_normal(p) for p in patterns if _normal(p))
         self._fernet = Fernet(key.encode()) if key else None
+        # name -> (its normal form, whether a pattern marks it): field names repeat
+        # across every task and event, and the answer depends on the name alone.
+        self._names: dict[str, tuple[str, bool]] = {}
         #: Why there is no key (said in the log when a secret is first stored without one).
         self.no_key_note = ""
 
@@ -78,10 +85,13 @@ class Redactor:
 
     def secret_name(self, name: str, known: Secrets | None = None) -> bool:
         """Whether a field called ``name`` holds a secret."""
-        n = _normal(name)
-        if known is not None and n in known.names:
-            return True
-        return any(n.endswith(p) for p in self.patterns)
+        found = self._names.get(name)
+        if found is None:
+            n = _normal(name)
+            found = (n, any(n.endswith(p) for p in self.patterns))
+            if len(self._names) < NAMES_KEPT:
+                self._names[name] = found
+        return found[1] or (known is not None and found[0] in known.names)
 
     def schema_names(self, schema: Any) -> set[str]:
         """The (normalised) names of the fields ``schema`` marks ``secret: true``, at

@@ -22,9 +22,6 @@ async def completions(
     """Batches of ``tasks`` in the order they finish, until all have or ``timeout``
     seconds (None: no limit) pass. Leaving the iteration early leaves the tasks alone."""
     loop = asyncio.get_running_loop()
-    done = [t for t in tasks if t.status.finished]
-    if done:
-        yield done
     ready: list[d.Task] = []
     wake = asyncio.Event()
     held: list[tuple[d.Task, asyncio.Future[None]]] = []
@@ -34,8 +31,13 @@ async def completions(
             ready.append(task)
             wake.set()
 
+    # Every wait is registered before the first yield, in the step that looked at the
+    # statuses: a task that finishes while the caller sends the first batch is caught.
+    done = []
     for task in tasks:
-        if not task.status.finished:
+        if task.status.finished:
+            done.append(task)
+        else:
             fut: asyncio.Future[None] = loop.create_future()
             fut.add_done_callback(functools.partial(finished, task))
             task.waiters.append(fut)
@@ -43,6 +45,8 @@ async def completions(
     left = len(held)
     end = None if timeout is None else loop.time() + timeout
     try:
+        if done:
+            yield done
         while left:
             if not ready:
                 wake.clear()

@@ -17,11 +17,13 @@ from playwright.async_api import Page
 from agent_sdk import Agent, Client, Task
 from coordinator.server import Coordinator
 from tests.browser.conftest import shoot, url
+from tests.conftest import eventually
 from tests.integration.test_workflows import Script
 
 pytestmark = pytest.mark.timeout(120)
 
 Mesh = tuple[Coordinator, Client, Script]
+TICK = {"name": "tick", "steps": [{"id": "w", "type": "wait", "wait": {"durationMs": 1}}]}
 
 
 async def rows(page: Page) -> list[str]:
@@ -198,3 +200,26 @@ async def test_overview_and_integrations_show_live_state(
     hook = await page.locator("tr", has=page.locator("td:text-is('execution.failed')")).inner_text()
     assert "http://127.0.0.1:9/hook" in hook
     await client.cancel_task(waiting.id)
+
+
+async def test_a_dead_letter_is_redelivered_from_the_page(
+    page: Page, mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, client, _ = mesh
+    monkeypatch.setenv("AGENTMESH_SECRET_HOOK_SECRET", "a-webhook-secret-of-32-characters")
+    hook = await client.register_webhook(
+        "execution.completed", "http://127.0.0.1:9/down", secret_ref="hook-secret", max_attempts=1
+    )
+    await client.define_workflow("tick", TICK)
+    done = await client.start_workflow("tick")
+    await client.wait_execution(done.id, timeout=10)
+    await eventually(lambda: client.list_dead_letters(hook.id), timeout=30)
+    [dead] = await client.list_dead_letters(hook.id)
+    await page.goto(url(c, "#/integrations"))
+    await page.wait_for_selector(f"code:text-is('{dead.id}')")
+    row = page.locator("tr", has=page.locator(f"code:text-is('{dead.id}')"))
+    assert "execution.completed" in await row.inner_text()
+    await row.locator("button:text-is('Redeliver')").click()
+    await page.wait_for_selector("#status:has-text('redelivered 1')")
+    # Back in the outbox, it fails again (the port is closed) and is a dead letter again.
+    await eventually(lambda: client.list_dead_letters(hook.id), timeout=30)

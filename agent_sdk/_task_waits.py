@@ -10,7 +10,6 @@ calls.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -94,8 +93,5 @@ class TaskWaitMethods:
                     yield TaskAssignment.from_proto(assignment)
         except grpc.aio.AioRpcError as e:
             raise rpc_error(e) from None
-        except asyncio.CancelledError:
-            call.cancel()
-            raise
-        finally:
+        finally:  # done, left early or cancelled: the coordinator drops the waits
             call.cancel()

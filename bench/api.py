@@ -44,6 +44,7 @@ from dispatch import (  # noqa: E402
     Child,
     CpuMeter,
     _quiet_logs,
+    bulk_round,
     coordinator_settings,
     machine,
     quantile,
@@ -64,7 +65,7 @@ async def _client_main(
     workers: int,
     conn: Connection,
 ) -> None:
-    from agent_sdk import Client, TaskRequest
+    from agent_sdk import Client
 
     counted = failed = 0
     latencies: list[float] = []
@@ -78,15 +79,9 @@ async def _client_main(
             k = 0
             while time.perf_counter() < window_end:
                 began = time.perf_counter()
-                reqs = [
-                    TaskRequest(CAPABILITY, {"i": w * 10_000_000 + k + j}) for j in range(batch)
-                ]
+                streamed = mode == "bulk+as_completed"
+                done = await bulk_round(client, batch, w * 10_000_000 + k, streamed=streamed)
                 k += batch
-                assigned = await client.bulk_assign_tasks(reqs)
-                if mode == "bulk+wait_task":
-                    done = await asyncio.gather(*(client.wait_task(a.id, 60.0) for a in assigned))
-                else:
-                    done = [t async for t in client.as_completed([a.id for a in assigned], 60.0)]
                 now = time.perf_counter()
                 if began >= window_start:
                     counted += len(done)

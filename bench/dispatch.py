@@ -272,6 +272,19 @@ async def _bare_client_main(address: str, n: int, conn: Connection) -> None:
             await ch.close()
 
 
+async def bulk_round(client: Any, batch: int, first: int, *, streamed: bool) -> list[Any]:
+    """One round of the e2e paths: ``batch`` echo tasks (inputs ``first``, ``first+1``
+    ...) in one ``bulk_assign_tasks``, then their completions: one ``wait_task`` call
+    each, or (``streamed``) one ``as_completed`` stream. Returns the finished tasks."""
+    from agent_sdk import TaskRequest
+
+    reqs = [TaskRequest(capability=CAPABILITY, input={"i": first + j}) for j in range(batch)]
+    assigned = await client.bulk_assign_tasks(reqs)
+    if streamed:
+        return [t async for t in client.as_completed([a.id for a in assigned], 60.0)]
+    return list(await asyncio.gather(*(client.wait_task(a.id, 60.0) for a in assigned)))
+
+
 async def _e2e_client_main(
     address: str,
     warmup: float,
@@ -281,7 +294,7 @@ async def _e2e_client_main(
     secure: SecureSetup | None,
     conn: Connection,
 ) -> None:
-    from agent_sdk import Client, TaskRequest
+    from agent_sdk import Client
 
     # With a SecureSetup: TLS to the coordinator and the client token on every call.
     tls = secure.client_tls() if secure is not None else None
@@ -299,13 +312,8 @@ async def _e2e_client_main(
             k = 0
             while time.perf_counter() < window_end:
                 began = time.perf_counter()
-                reqs = [
-                    TaskRequest(capability=CAPABILITY, input={"i": w * 10_000_000 + k + j})
-                    for j in range(batch)
-                ]
+                done = await bulk_round(client, batch, w * 10_000_000 + k, streamed=False)
                 k += batch
-                assigned = await client.bulk_assign_tasks(reqs)
-                done = await asyncio.gather(*(client.wait_task(a.id, 60.0) for a in assigned))
                 now = time.perf_counter()
                 if began >= window_start:
                     counted += len(done)
